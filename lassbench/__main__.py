@@ -1,0 +1,3 @@
+from lassbench.cli import main
+
+main()

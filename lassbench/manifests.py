@@ -1,0 +1,161 @@
+"""The two record formats everything downstream reads: source manifests and benchmark-item manifests.
+
+**Source manifest** (``<corpus_dir>/manifest.csv``): one row per audio clip that exists on disk, whatever the corpus
+(downloaded AudioCaps, a plain folder, the embedded ``synth`` corpus).
+
+=============  ===========================================================================================
+column         meaning
+=============  ===========================================================================================
+source_id      unique id, also the file stem (AudioCaps: the 11-character YouTube id)
+path           audio path, relative to the manifest's folder (absolute allowed)
+captions       JSON list of human captions of the clip (may be empty for unlabelled folders)
+labels         JSON list of class labels (display names; may be empty)
+split          corpus split the clip belongs to (train / val / test / "")
+sample_rate    int
+num_samples    int
+duration       seconds, float
+sha1           hex digest of the file
+=============  ===========================================================================================
+
+Corpora may add columns (AudioCaps: ``youtube_id, audiocap_ids, start_time``; synth: ``attributes``).
+
+**Item manifest** (``<built_dir>/manifest.csv`` written by ``build-dataset``): one row per benchmark item
+(mixture, target, query). Audio lives at ``mixture/<id>.wav``, ``target/<id>.wav`` and
+``interferers/<id>_<k>.wav`` beside the manifest.
+
+==================  ======================================================================================
+column              meaning
+==================  ======================================================================================
+id                  item id, also the file stem of its wavs
+split               train / val / test
+target_id           source_id of the target clip
+interferer_ids      JSON list of source_ids mixed in as interferers
+query               the caption used as the text query
+captions            JSON list of all captions of the target
+labels              JSON list of the target's class labels
+target_lufs         measured/assigned loudness of the target in the mixture (LUFS; NaN when not measured)
+interferer_lufs     JSON list, one per interferer
+snr_db              target-to-interference ratio of the item (protocol's unit: LU or energy dB)
+gain                common gain applied to avoid clipping (1.0 when none)
+sample_rate         int
+num_samples         int
+protocol            lassbench | lassnet | audiosep | dcase2024
+seed                the build seed
+condition           free tag of how the item was drawn (e.g. ``attribute_contrast``, ``different_class``)
+mixture_sha1        checksum of mixture/<id>.wav
+target_sha1         checksum of target/<id>.wav
+==================  ======================================================================================
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+
+import pandas as pd
+
+from lassbench.audio import atomic_path
+from lassbench.errors import LassbenchError
+
+SOURCE_COLUMNS = ["source_id", "path", "captions", "labels", "split", "sample_rate", "num_samples", "duration", "sha1"]
+ITEM_COLUMNS = [
+    "id", "split", "target_id", "interferer_ids", "query", "captions", "labels", "target_lufs", "interferer_lufs",
+    "snr_db", "gain", "sample_rate", "num_samples", "protocol", "seed", "condition", "mixture_sha1", "target_sha1",
+]
+JSON_LIST_COLUMNS = ("captions", "labels", "interferer_ids", "interferer_lufs", "audiocap_ids", "attributes")
+_CSV_INJECTION_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def encode_list(values: Iterable) -> str:
+    return json.dumps(list(values), ensure_ascii=False)
+
+
+def decode_list(value) -> list:
+    """A JSON list cell back to a list; empty/NaN cells are an empty list."""
+    if isinstance(value, list):
+        return value
+    if value is None or (isinstance(value, float) and pd.isna(value)) or value == "":
+        return []
+    try:
+        parsed = json.loads(value)
+    except (TypeError, json.JSONDecodeError) as exc:
+        raise LassbenchError(f"expected a JSON list, got {value!r}") from exc
+    return parsed if isinstance(parsed, list) else [parsed]
+
+
+def read_manifest(path: str | Path, required: Iterable[str]) -> pd.DataFrame:
+    """Read a manifest CSV keeping every cell a string where it is one, checking ``required`` columns."""
+    path = Path(path)
+    if not path.is_file():
+        raise LassbenchError(f"{path}: manifest not found")
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except Exception as exc:
+        raise LassbenchError(f"{path}: cannot parse manifest CSV ({exc})") from exc
+    missing = [c for c in required if c not in frame.columns]
+    if missing:
+        raise LassbenchError(f"{path}: manifest lacks column(s) {', '.join(missing)}")
+    return frame
+
+
+def read_source_manifest(path: str | Path) -> pd.DataFrame:
+    """Source manifest with ``path`` made absolute and list columns decoded."""
+    path = Path(path)
+    frame = read_manifest(path, ["source_id", "path"])
+    for column in ("captions", "labels"):
+        frame[column] = [decode_list(v) for v in frame[column]] if column in frame else [[] for _ in range(len(frame))]
+    if "split" not in frame:
+        frame["split"] = ""
+    frame["path"] = [str(_resolve(path.parent, p)) for p in frame["path"]]
+    duplicated = frame["source_id"][frame["source_id"].duplicated()].tolist()
+    if duplicated:
+        raise LassbenchError(f"{path}: duplicate source_id(s): {', '.join(duplicated[:5])}")
+    return frame
+
+
+def read_item_manifest(path: str | Path) -> pd.DataFrame:
+    """Item manifest with list columns decoded and numeric columns typed."""
+    frame = read_manifest(path, ["id", "query"])
+    for column in ("captions", "labels", "interferer_ids", "interferer_lufs"):
+        if column in frame:
+            frame[column] = [decode_list(v) for v in frame[column]]
+    for column in ("target_lufs", "snr_db", "gain"):
+        if column in frame:
+            frame[column] = pd.to_numeric(frame[column], errors="coerce")
+    for column in ("sample_rate", "num_samples", "seed"):
+        if column in frame:
+            frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("Int64")
+    return frame
+
+
+def write_manifest_csv(frame: pd.DataFrame, path: str | Path) -> Path:
+    """Write atomically; list cells become JSON; text cells that a spreadsheet would run as a formula are quoted
+    with a leading apostrophe (CSV injection)."""
+    out = frame.copy()
+    for column in out.columns:
+        out[column] = [_cell(v) for v in out[column]]
+    with atomic_path(path) as tmp:
+        out.to_csv(tmp, index=False)
+    return Path(path)
+
+
+def _cell(value):
+    if isinstance(value, (list, tuple)):
+        return encode_list(value)
+    if isinstance(value, str) and value.startswith(_CSV_INJECTION_PREFIXES) and not _looks_numeric(value):
+        return "'" + value
+    return value
+
+
+def _looks_numeric(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _resolve(base: Path, value: str) -> Path:
+    p = Path(value)
+    return p if p.is_absolute() else base / p
