@@ -1,0 +1,601 @@
+"""Leaderboards: gather every scored run under ``results/`` into one table per benchmark.
+
+Inputs
+    ``results/<benchmark>/<system_dir>/summary.json`` (from ``lassbench evaluate`` / ``lassbench run``),
+    with ``run.json`` beside it when ``lassbench run`` made the estimates, and ``per_item.csv`` (plots only).
+    ``reported.csv``: hand-curated figures copied from papers / READMEs, one citation per row.
+
+Outputs (``write_leaderboards``)
+    ``<out>/<benchmark>.csv``          main table: variant ``default`` runs, outside systems, reported rows.
+    ``<out>/<benchmark>_queries.csv``  query-robustness table: one row per (model, variant != default).
+    a markdown page with every table, and optionally a PNG per benchmark (matplotlib, the ``plot`` extra).
+
+Rules the tables keep, because the field mixes them silently:
+
+* ``source`` is ``reproduced`` (scored here) or ``reported`` (copied from a paper). The two are ranked
+  separately (``rank`` restarts at 1 for reported rows) and never averaged together.
+* Reference systems (``mixture``, ``oracle-irm``, ``oracle-ibm``, or any run whose ``query_type`` is
+  ``none``) are listed with ``reference=yes`` and an empty ``rank``: they bound the table, not compete in it.
+* Every row names its metric definitions (``sdr_definition``, ``si_sdr_definition``) and its ``aggregation``:
+  AudioSep/DCASE "SDR" is the plain energy ratio, CLAPSep's is BSS-Eval; AudioSep's "SISDR" column is absolute
+  SI-SDR (it sits in ``si_sdr``, not ``si_sdri``); AudioSep's AudioSet figure is a mean of per-class medians.
+* Output is deterministic (sorted rows, 3-decimal floats, ``date`` taken from run.json, never from the
+  clock), so regenerating from committed results reproduces committed CSVs byte for byte.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from lassbench.audio import write_text_atomic
+from lassbench.errors import LassbenchError
+from lassbench.manifests import decode_list, write_manifest_csv
+
+METRICS = ("sdr", "sdri", "si_sdr", "si_sdri")
+REFERENCE_SYSTEMS = frozenset({"mixture", "oracle-irm", "oracle-ibm"})
+SOURCES = ("reproduced", "reported")
+# Order of the query-robustness variants in their table; anything else follows alphabetically.
+VARIANT_ORDER = (
+    "caption", "caption-2", "caption-3", "caption-4", "caption-5", "paraphrase", "tags", "wrong-query",
+)
+
+CI_COLUMNS = [f"{m}_{bound}" for m in METRICS for bound in ("ci95_low", "ci95_high")]
+MAIN_COLUMNS = [
+    "rank", "system", "reference", "query_type", "params", *METRICS, *CI_COLUMNS, "n_items", "protocol",
+    "aggregation", "sdr_definition", "si_sdr_definition", "source", "citation", "notes", "checkpoint_sha256",
+    "lassbench_version", "date",
+]
+QUERY_COLUMNS = [
+    "model", "variant", "query_type", *METRICS, "sdri_delta_vs_caption", *CI_COLUMNS, "n_items", "protocol",
+    "aggregation", "sdr_definition", "si_sdr_definition", "checkpoint_sha256", "lassbench_version", "date",
+]
+REPORTED_REQUIRED = ("benchmark", "system", "citation")
+REPORTED_COLUMNS = [
+    "benchmark", "system", "query_type", "params", *METRICS, "n_items", "protocol", "aggregation",
+    "sdr_definition", "si_sdr_definition", "citation", "notes",
+]
+_BENCHMARK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]*$")
+
+
+@dataclass
+class SystemResult:
+    """One scored system on one benchmark: a result folder, or a row of reported.csv."""
+
+    benchmark: str
+    system: str
+    source: str = "reproduced"
+    model: str = ""
+    variant: str = "default"
+    query_type: str = "unknown"
+    params: int | None = None
+    metrics: dict[str, dict[str, float]] = field(default_factory=dict)  # name -> {mean, ci95_low, ci95_high}
+    n_items: int | None = None
+    protocol: str = ""
+    aggregation: str = ""
+    sdr_definition: str = ""
+    si_sdr_definition: str = ""
+    citation: str = ""
+    notes: str = ""
+    checkpoint_sha256: str = ""
+    lassbench_version: str = ""
+    date: str = ""
+    folder: Path | None = None  # where per_item.csv lives (reproduced rows only)
+
+    @property
+    def is_reference(self) -> bool:
+        named = self.system in REFERENCE_SYSTEMS or self.model in REFERENCE_SYSTEMS
+        return named or self.query_type == "none"
+
+    def value(self, metric: str, stat: str = "mean") -> float:
+        number = self.metrics.get(metric, {}).get(stat)
+        return float(number) if _is_number(number) else math.nan
+
+
+@dataclass
+class Leaderboard:
+    """The tables of one benchmark."""
+
+    benchmark: str
+    main: pd.DataFrame
+    queries: pd.DataFrame
+    systems: list[SystemResult]
+
+
+@dataclass
+class LeaderboardOutputs:
+    tables: list[Path]
+    markdown: Path | None
+    plots: list[Path]
+    notes: list[str]
+
+
+# ------------------------------------------------------------ reading
+
+
+def collect_results(results_dir: str | Path) -> list[SystemResult]:
+    """Every ``summary.json`` under ``results_dir`` (recursively), merged with its ``run.json`` if present."""
+    root = Path(results_dir)
+    if not root.is_dir():
+        raise LassbenchError(f"{root}: results folder not found")
+    summaries = sorted(p for p in root.rglob("summary.json") if not _hidden(p.relative_to(root)))
+    if not summaries:
+        raise LassbenchError(
+            f"{root}: no summary.json found (score a system first: `lassbench evaluate ... --out "
+            f"{root}/<benchmark>/<system>` or `lassbench run MODEL`)"
+        )
+    return [read_result_folder(p.parent) for p in summaries]
+
+
+def read_result_folder(folder: str | Path) -> SystemResult:
+    """One ``<system_dir>`` with ``summary.json`` (required) and ``run.json`` (optional)."""
+    folder = Path(folder)
+    summary = _read_json(folder / "summary.json")
+    run_path = folder / "run.json"
+    run = _read_json(run_path) if run_path.is_file() else {}
+    metrics = summary.get("metrics")
+    if not isinstance(metrics, dict) or not all(isinstance(v, dict) for v in metrics.values()):
+        raise LassbenchError(f"{folder / 'summary.json'}: 'metrics' must map metric names to statistics")
+    definitions = summary.get("definitions") if isinstance(summary.get("definitions"), dict) else {}
+    benchmark = str(run.get("benchmark") or summary.get("benchmark") or folder.parent.name)
+    system = str(run.get("system") or run.get("model") or folder.name)
+    return SystemResult(
+        benchmark=_check_benchmark_name(benchmark, folder / "summary.json"),
+        system=system,
+        model=str(run.get("model") or system),
+        variant=str(run.get("variant") or "default"),
+        query_type=str(run.get("query_type") or "unknown"),
+        params=_as_int(run.get("params"), folder / "run.json"),
+        metrics={name: {k: v for k, v in stats.items() if _is_number(v)} for name, stats in metrics.items()},
+        n_items=_as_int(summary.get("n_items", run.get("n_items")), folder / "summary.json"),
+        protocol=str(run.get("protocol") or summary.get("protocol") or ""),
+        aggregation=str(summary.get("aggregate") or "mean"),
+        sdr_definition=str(definitions.get("sdr", "")),
+        si_sdr_definition=str(definitions.get("si_sdr", "")),
+        checkpoint_sha256=str(run.get("checkpoint_sha256") or ""),
+        lassbench_version=str(run.get("lassbench_version") or summary.get("lassbench_version") or ""),
+        date=str(run.get("date") or summary.get("date") or ""),
+        folder=folder,
+    )
+
+
+def read_reported(path: str | Path) -> list[SystemResult]:
+    """The hand-curated ``reported.csv``: every row needs a benchmark, a system, a citation and one metric."""
+    path = Path(path)
+    if not path.is_file():
+        raise LassbenchError(f"{path}: reported-results table not found")
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except Exception as exc:
+        raise LassbenchError(f"{path}: cannot parse CSV ({exc})") from exc
+    missing = [c for c in REPORTED_REQUIRED if c not in frame.columns]
+    if missing:
+        raise LassbenchError(f"{path}: missing column(s) {', '.join(missing)}")
+    # line numbers as a spreadsheet shows them: the header is line 1
+    return [_reported_row(row, path, line) for line, row in enumerate(frame.to_dict("records"), start=2)]
+
+
+def _reported_row(row: dict[str, str], path: Path, line: int) -> SystemResult:
+    where = f"{path}:{line}"
+    for column in REPORTED_REQUIRED:
+        if not row.get(column, "").strip():
+            raise LassbenchError(f"{where}: empty '{column}' (every reported figure needs one)")
+    metrics = {}
+    for metric in METRICS:
+        text = row.get(metric, "").strip()
+        if text:
+            metrics[metric] = {"mean": _parse_float(text, f"{where}: column '{metric}'")}
+    if not metrics:
+        raise LassbenchError(f"{where}: no metric value (fill at least one of {', '.join(METRICS)})")
+    return SystemResult(
+        benchmark=_check_benchmark_name(row["benchmark"].strip(), where),
+        system=row["system"].strip(),
+        source="reported",
+        model=row["system"].strip(),
+        query_type=row.get("query_type", "").strip() or "unknown",
+        params=_as_int(row.get("params", "").strip() or None, where),
+        metrics=metrics,
+        n_items=_as_int(row.get("n_items", "").strip() or None, where),
+        protocol=row.get("protocol", "").strip(),
+        aggregation=row.get("aggregation", "").strip(),
+        sdr_definition=row.get("sdr_definition", "").strip(),
+        si_sdr_definition=row.get("si_sdr_definition", "").strip(),
+        citation=row["citation"].strip(),
+        notes=row.get("notes", "").strip(),
+    )
+
+
+# ------------------------------------------------------------ tables
+
+
+def build_leaderboards(systems: Iterable[SystemResult]) -> dict[str, Leaderboard]:
+    """Group by benchmark and make the main and query-robustness tables of each, sorted by benchmark name."""
+    by_benchmark: dict[str, list[SystemResult]] = {}
+    for result in systems:
+        by_benchmark.setdefault(result.benchmark, []).append(result)
+    boards = {}
+    for name in sorted(by_benchmark):
+        rows = by_benchmark[name]
+        _check_unique(rows)
+        boards[name] = Leaderboard(name, main_table(rows), queries_table(rows), rows)
+    return boards
+
+
+def main_table(systems: list[SystemResult]) -> pd.DataFrame:
+    """Default-variant runs, outside systems and reported rows of one benchmark, ranked by SDRi per source."""
+    rows = [s for s in systems if s.source == "reported" or s.variant == "default"]
+    rows.sort(key=_main_sort_key)
+    records, rank, previous_source = [], 0, None
+    for result in rows:
+        if result.source != previous_source:
+            rank, previous_source = 0, result.source
+        ranked = not result.is_reference and not math.isnan(result.value("sdri"))
+        rank += ranked
+        records.append(_main_record(result, rank if ranked else None))
+    return pd.DataFrame(records, columns=MAIN_COLUMNS)
+
+
+def queries_table(systems: list[SystemResult]) -> pd.DataFrame:
+    """One row per (model, variant) of the query-robustness study; SDRi also relative to ``caption``."""
+    rows = [s for s in systems if s.source == "reproduced" and s.variant != "default"]
+    rows.sort(key=lambda s: (s.model, _variant_key(s.variant)))
+    caption_sdri = {s.model: s.value("sdri") for s in rows if s.variant == "caption"}
+    records = []
+    for result in rows:
+        delta = result.value("sdri") - caption_sdri.get(result.model, math.nan)
+        record = {"model": result.model, "variant": result.variant, "sdri_delta_vs_caption": _fmt(delta)}
+        records.append({**_common_record(result), **record})
+    return pd.DataFrame(records, columns=QUERY_COLUMNS)
+
+
+def _main_sort_key(result: SystemResult) -> tuple:
+    sdri = result.value("sdri")
+    return (
+        SOURCES.index(result.source) if result.source in SOURCES else len(SOURCES),
+        result.is_reference,
+        math.isnan(sdri),
+        -sdri if not math.isnan(sdri) else 0.0,
+        result.system,
+        result.citation,
+    )
+
+
+def _variant_key(variant: str) -> tuple:
+    known = VARIANT_ORDER.index(variant) if variant in VARIANT_ORDER else len(VARIANT_ORDER)
+    return (known, variant)
+
+
+def _main_record(result: SystemResult, rank: int | None) -> dict:
+    record = _common_record(result)
+    record.update(
+        rank="" if rank is None else str(rank),
+        system=result.system,
+        reference="yes" if result.is_reference else "no",
+        source=result.source,
+        citation=result.citation,
+        notes=result.notes,
+    )
+    return record
+
+
+def _common_record(result: SystemResult) -> dict:
+    record = {
+        "query_type": result.query_type,
+        "params": "" if result.params is None else str(result.params),
+        "n_items": "" if result.n_items is None else str(result.n_items),
+        "protocol": result.protocol,
+        "aggregation": result.aggregation,
+        "sdr_definition": result.sdr_definition,
+        "si_sdr_definition": result.si_sdr_definition,
+        "checkpoint_sha256": result.checkpoint_sha256,
+        "lassbench_version": result.lassbench_version,
+        "date": result.date,
+    }
+    for metric in METRICS:
+        record[metric] = _fmt(result.value(metric))
+        for bound in ("ci95_low", "ci95_high"):
+            record[f"{metric}_{bound}"] = _fmt(result.value(metric, bound))
+    return record
+
+
+def _check_unique(rows: list[SystemResult]) -> None:
+    """Two folders claiming the same row would make the table depend on which one is read last."""
+    seen: dict[tuple, SystemResult] = {}
+    for result in rows:
+        key = (result.source, result.system, result.variant, result.citation)
+        if key in seen:
+            first = seen[key]
+            where = [str(r.folder) if r.folder else f"reported row {r.citation}" for r in (first, result)]
+            raise LassbenchError(
+                f"{where[1]}: benchmark '{result.benchmark}' has system '{result.system}' variant "
+                f"'{result.variant}' twice (also {where[0]}); remove or rename one"
+            )
+        seen[key] = result
+
+
+# ------------------------------------------------------------ writing
+
+
+def write_leaderboards(
+    results_dir: str | Path,
+    out_dir: str | Path,
+    *,
+    reported: str | Path | None = None,
+    markdown: str | Path | None = None,
+    plots: bool = True,
+) -> LeaderboardOutputs:
+    """Write ``<out>/<benchmark>.csv`` (+ ``_queries.csv``), the markdown page and, when asked, PNG plots.
+
+    ``reported``: path of reported.csv (None: reproduced rows only). ``markdown``: where to write the page
+    (None: no page). Plots need matplotlib; without it they are skipped with a note in ``notes``.
+    """
+    out = Path(out_dir)
+    systems = collect_results(results_dir)
+    if reported is not None:
+        systems += read_reported(reported)
+    boards = build_leaderboards(systems)
+    tables = _write_tables(boards, out)
+    notes: list[str] = []
+    plot_paths = _write_plots(boards, out, notes) if plots else {}
+    md_path = None
+    if markdown is not None:
+        md_path = write_text_atomic(markdown, render_markdown(boards, plots=plot_paths, page=Path(markdown)))
+    return LeaderboardOutputs(tables, md_path, sorted(plot_paths.values()), notes)
+
+
+def default_reported_path(out_dir: str | Path) -> Path | None:
+    """``<out>/reported.csv`` when it exists: the curated table lives beside the tables it feeds."""
+    candidate = Path(out_dir) / "reported.csv"
+    return candidate if candidate.is_file() else None
+
+
+def _write_tables(boards: dict[str, Leaderboard], out: Path) -> list[Path]:
+    written = []
+    for name, board in boards.items():
+        written.append(write_manifest_csv(board.main, out / f"{name}.csv"))
+        if len(board.queries):
+            written.append(write_manifest_csv(board.queries, out / f"{name}_queries.csv"))
+    return written
+
+
+def _write_plots(boards: dict[str, Leaderboard], out: Path, notes: list[str]) -> dict[str, Path]:
+    try:
+        import matplotlib  # noqa: F401  (only probing: the plot extra is optional)
+    except ImportError:
+        notes.append("plots skipped: matplotlib is not installed (pip install 'lassbench[plot]')")
+        return {}
+    written = {}
+    for name, board in boards.items():
+        path = plot_leaderboard(board, out / f"{name}.png")
+        if path is not None:
+            written[name] = path
+    return written
+
+
+# ------------------------------------------------------------ markdown
+
+
+def render_markdown(
+    boards: dict[str, Leaderboard], *, plots: dict[str, Path] | None = None, page: Path | None = None
+) -> str:
+    """All tables as one markdown page; plot images are linked relative to ``page``."""
+    lines = [
+        "# Leaderboards",
+        "",
+        "Generated by `lassbench leaderboard`; do not edit by hand, rerun the command.",
+        "`reproduced` rows were scored with lassbench; `reported` rows are figures copied from the cited",
+        "source. The two are ranked separately and never averaged. Reference systems (mixture, oracle masks)",
+        "have no rank. Intervals are bootstrap 95% CIs.",
+    ]
+    for name, board in boards.items():
+        lines += ["", f"## {name}", "", *_markdown_main(board.main)]
+        lines += _markdown_definitions(board.main)
+        if plots and name in plots:
+            lines += ["", f"![{name}]({_relative(plots[name], page)})"]
+        if len(board.queries):
+            lines += ["", f"### {name}: query robustness", "", *_markdown_queries(board.queries)]
+    return "\n".join(lines) + "\n"
+
+
+def _markdown_main(frame: pd.DataFrame) -> list[str]:
+    header = ["rank", "system", "source", "query", "params", "SDRi (95% CI)", "SI-SDRi", "SDR", "SI-SDR", "n",
+              "aggregation", "citation"]
+    rows = []
+    for r in frame.to_dict("records"):
+        rank = r["rank"] or ("ref." if r["reference"] == "yes" else "")
+        rows.append([rank, r["system"], r["source"], r["query_type"], r["params"], _with_ci(r, "sdri"),
+                     r["si_sdri"], r["sdr"], r["si_sdr"], r["n_items"], r["aggregation"], r["citation"]])
+    return _markdown_table(header, rows)
+
+
+def _markdown_queries(frame: pd.DataFrame) -> list[str]:
+    header = ["model", "variant", "query", "SDRi (95% CI)", "ΔSDRi vs caption", "SI-SDRi", "n"]
+    rows = [[r["model"], r["variant"], r["query_type"], _with_ci(r, "sdri"), r["sdri_delta_vs_caption"],
+             r["si_sdri"], r["n_items"]] for r in frame.to_dict("records")]
+    return _markdown_table(header, rows)
+
+
+def _markdown_definitions(frame: pd.DataFrame) -> list[str]:
+    lines = []
+    for column, label in (("sdr_definition", "SDR"), ("si_sdr_definition", "SI-SDR")):
+        for definition in sorted({d for d in frame[column] if d}):
+            systems = ", ".join(sorted(set(frame.loc[frame[column] == definition, "system"])))
+            lines.append(f"- {label} of {systems}: {definition}")
+    notes = [(r["system"], r["notes"]) for r in frame.to_dict("records") if r["notes"]]
+    lines += [f"- Note on {system}: {note}" for system, note in notes]
+    return ["", *lines] if lines else []
+
+
+def _markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
+    def line(cells: list[str]) -> str:
+        return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
+
+    return [line(header), line(["---"] * len(header)), *(line(r) for r in rows)]
+
+
+def _with_ci(record: dict, metric: str) -> str:
+    low, high = record[f"{metric}_ci95_low"], record[f"{metric}_ci95_high"]
+    return f"{record[metric]} [{low}, {high}]" if low and high else record[metric]
+
+
+def _relative(target: Path, page: Path | None) -> str:
+    if page is None:
+        return target.as_posix()
+    return Path(os.path.relpath(target.resolve(), page.resolve().parent)).as_posix()
+
+
+# ------------------------------------------------------------ plots
+
+
+def plot_leaderboard(board: Leaderboard, path: str | Path) -> Path | None:
+    """PNG with the per-system SDRi distribution (box plot) and per-class mean SDRi bars, from per_item.csv of
+    the reproduced main rows. Returns None when no system has per-item SDRi. Needs matplotlib."""
+    from matplotlib.figure import Figure  # a Figure, not pyplot: no global figure state, no GUI backend
+
+    per_system = _per_item_sdri(board)
+    if not per_system:
+        return None
+    classes = _per_class_means(per_system)
+    height = 3.0 + 0.3 * (len(classes.index) if classes is not None else 0)
+    figure = Figure(figsize=(11, max(4.0, height)))
+    box_axes, bar_axes = figure.subplots(1, 2)
+    names = list(per_system)
+    box_axes.boxplot([per_system[n]["sdri"].to_numpy() for n in names], showfliers=False)
+    box_axes.set_xticks(range(1, len(names) + 1), names, rotation=30, ha="right")
+    box_axes.set_ylabel("SDRi per item (dB)")
+    box_axes.set_title(f"{board.benchmark}: SDRi distribution")
+    if classes is not None:
+        _grouped_bars(bar_axes, classes)
+    else:
+        bar_axes.set_axis_off()
+    figure.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=100, metadata={"Software": None})
+    return path
+
+
+def _grouped_bars(axes, classes: pd.DataFrame) -> None:
+    """Horizontal bars, one group per class, one bar per system (drawn here: pandas plotting uses pyplot)."""
+    width = 0.8 / len(classes.columns)
+    for k, system in enumerate(classes.columns):
+        positions = [i + k * width for i in range(len(classes.index))]
+        axes.barh(positions, classes[system].to_numpy(), height=width, label=system)
+    axes.set_yticks([i + 0.4 - width / 2 for i in range(len(classes.index))], list(classes.index))
+    axes.set_xlabel("mean SDRi (dB)")
+    axes.set_title("per-class SDRi (first label)")
+    axes.legend(fontsize="small")
+
+
+def _per_item_sdri(board: Leaderboard) -> dict[str, pd.DataFrame]:
+    """system -> per_item rows with numeric ``sdri`` (and ``labels`` if scored from a manifest)."""
+    found = {}
+    for result in sorted(board.systems, key=_main_sort_key):
+        if result.source != "reproduced" or result.variant != "default" or result.folder is None:
+            continue
+        path = result.folder / "per_item.csv"
+        if not path.is_file():
+            continue
+        try:
+            frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+        except Exception as exc:
+            raise LassbenchError(f"{path}: cannot parse per-item CSV ({exc})") from exc
+        if "sdri" not in frame.columns:
+            continue
+        frame["sdri"] = pd.to_numeric(frame["sdri"], errors="coerce")
+        frame = frame[frame["sdri"].notna()]
+        if len(frame):
+            found[result.system] = frame
+    return found
+
+
+def _per_class_means(per_system: dict[str, pd.DataFrame]) -> pd.DataFrame | None:
+    """classes x systems table of mean SDRi; a class is the first label (as evaluate's class aggregation)."""
+    columns = {}
+    for system, frame in per_system.items():
+        if system in REFERENCE_SYSTEMS or "labels" not in frame.columns:
+            continue
+        first = [(_first_label(v)) for v in frame["labels"]]
+        grouped = frame.assign(_class=first)
+        grouped = grouped[grouped["_class"] != ""]
+        if len(grouped):
+            columns[system] = grouped.groupby("_class")["sdri"].mean()
+    if not columns:
+        return None
+    return pd.DataFrame(columns).sort_index(ascending=False)
+
+
+def _first_label(cell: str) -> str:
+    try:
+        labels = decode_list(cell)
+    except LassbenchError:
+        labels = [cell]
+    return str(labels[0]) if labels else ""
+
+
+# ------------------------------------------------------------ helpers
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise LassbenchError(f"{path}: cannot read JSON ({exc})") from exc
+    if not isinstance(data, dict):
+        raise LassbenchError(f"{path}: expected a JSON object")
+    return data
+
+
+def _check_benchmark_name(name: str, where: object) -> str:
+    # The name becomes a file name in the output folder: a safe alphabet, and none of our own file names.
+    if not _BENCHMARK_NAME.match(name) or name == "reported" or name.endswith("_queries"):
+        raise LassbenchError(
+            f"{where}: benchmark name {name!r} cannot name a leaderboard file "
+            "(letters, digits and . _ @ + - only; not 'reported', not ending in '_queries')"
+        )
+    return name
+
+
+def _as_int(value: object, where: object) -> int | None:
+    if value is None or value == "":
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError) as exc:
+        raise LassbenchError(f"{where}: expected an integer, got {value!r}") from exc
+    if not math.isfinite(number) or number != int(number):
+        raise LassbenchError(f"{where}: expected an integer, got {value!r}")
+    return int(number)
+
+
+def _parse_float(text: str, where: str) -> float:
+    try:
+        number = float(text)
+    except ValueError as exc:
+        raise LassbenchError(f"{where}: expected a number, got {text!r}") from exc
+    if not math.isfinite(number):
+        raise LassbenchError(f"{where}: expected a finite number, got {text!r}")
+    return number
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _fmt(value: float) -> str:
+    # Fixed 3 decimals (the precision the published READMEs print); "-0.000" would make reruns differ by sign.
+    if math.isnan(value):
+        return ""
+    text = f"{value:.3f}"
+    return "0.000" if text == "-0.000" else text
+
+
+def _hidden(relative: Path) -> bool:
+    return any(part.startswith(".") for part in relative.parts)
