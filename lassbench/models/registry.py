@@ -1,0 +1,153 @@
+"""The model zoo: every separator by name, how to build it, and self-describing checkpoints.
+
+A checkpoint is a plain dict (loadable with ``torch.load(..., weights_only=True)``): ``model`` (registry name),
+``config`` (the :class:`SeparatorConfig` as a dict), ``state_dict``, ``text_encoder``, ``data_fingerprint``,
+``step``, ``lassbench_version`` and, for training checkpoints, ``optimizer`` and ``rng``.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from lassbench import __version__
+from lassbench.audio import atomic_path
+from lassbench.errors import LassbenchError
+from lassbench.models.baselines import ClassConditionedSeparator, MixturePassThrough, TagQueriedSeparator
+from lassbench.models.lassnet import SeparatorConfig, TextQueriedSeparator, sized_config
+from lassbench.models.oracle import OracleMask
+from lassbench.models.text_encoders import load_text_encoder
+
+CHECKPOINT_DIR = Path(__file__).resolve().parent.parent / "checkpoints"
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    query_type: str  # caption | tags | class-id | none | oracle
+    description: str
+    trainable: bool
+    build: Callable[[SeparatorConfig], nn.Module]
+
+    def shipped_checkpoint(self, size: str = "tiny") -> Path | None:
+        path = CHECKPOINT_DIR / f"{self.name}-{size}.pt"
+        return path if path.is_file() else None
+
+
+def _text_model(cls: type[TextQueriedSeparator]) -> Callable[[SeparatorConfig], nn.Module]:
+    def build(config: SeparatorConfig) -> nn.Module:
+        from lassbench.models.text_encoders import resolve_text_encoder
+
+        return cls(config, text_dim=_text_dim(resolve_text_encoder(config.text_encoder)[0], config.text_encoder))
+
+    return build
+
+
+MODELS: dict[str, ModelEntry] = {
+    "lassnet": ModelEntry(
+        "lassnet", "caption", "LASS-Net: ResUNet + FiLM conditioned on the text query", True,
+        _text_model(TextQueriedSeparator),
+    ),
+    "tag-queried": ModelEntry(
+        "tag-queried", "tags", "same backbone, queried by the target's class tags", True,
+        _text_model(TagQueriedSeparator),
+    ),
+    "class-conditioned": ModelEntry(
+        "class-conditioned", "class-id", "same backbone, learned one-hot class embedding (no free text)", True,
+        ClassConditionedSeparator,
+    ),
+    "mixture": ModelEntry("mixture", "none", "returns the mixture (SDRi = 0 by definition)", False,
+                          lambda config: MixturePassThrough()),
+    "oracle-irm": ModelEntry("oracle-irm", "oracle", "ideal ratio mask from the reference (upper bound)", False,
+                             lambda config: OracleMask("irm", config.backbone.n_fft, config.backbone.hop)),
+    "oracle-ibm": ModelEntry("oracle-ibm", "oracle", "ideal binary mask from the reference (upper bound)", False,
+                             lambda config: OracleMask("ibm", config.backbone.n_fft, config.backbone.hop)),
+}
+
+
+def get_model_entry(name: str) -> ModelEntry:
+    if name not in MODELS:
+        raise LassbenchError(f"unknown model '{name}': choose one of {', '.join(MODELS)}")
+    return MODELS[name]
+
+
+def build_model(name: str, config: SeparatorConfig | None = None, *, attach_encoder: bool = True,
+                finetune_text: bool = False) -> nn.Module:
+    """A fresh (untrained) model; text-queried models get their text encoder attached."""
+    entry = get_model_entry(name)
+    config = config or sized_config("tiny")
+    model = entry.build(config)
+    if attach_encoder and isinstance(model, TextQueriedSeparator):
+        model.attach_text_encoder(load_text_encoder(config.text_encoder, trainable=finetune_text))
+    return model
+
+
+def count_parameters(model: nn.Module, *, include_text_encoder: bool = False) -> int:
+    return sum(
+        p.numel() for n, p in model.named_parameters() if include_text_encoder or not n.startswith("text_encoder.")
+    )
+
+
+def save_checkpoint(path: str | Path, model: nn.Module, *, name: str, config: SeparatorConfig, step: int = 0,
+                    data_fingerprint: str = "", extra: dict | None = None) -> Path:
+    """Atomic save of a self-describing checkpoint."""
+    payload = {
+        "model": name,
+        "config": config.to_dict(),
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "text_encoder": config.text_encoder,
+        "data_fingerprint": data_fingerprint,
+        "step": step,
+        "lassbench_version": __version__,
+        **(extra or {}),
+    }
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(buffer.getvalue())
+    return Path(path)
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise LassbenchError(f"{path}: checkpoint not found")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise LassbenchError(f"{path}: not a readable lassbench checkpoint (corrupt or foreign file)") from exc
+    if not isinstance(payload, dict) or not {"model", "config", "state_dict"} <= payload.keys():
+        raise LassbenchError(f"{path}: not a lassbench checkpoint (missing model/config/state_dict)")
+    return payload
+
+
+def load_model(path: str | Path, *, expected: str | None = None, device: str = "cpu") -> tuple[nn.Module, dict]:
+    """Rebuild the model a checkpoint describes and load its weights."""
+    payload = read_checkpoint(path)
+    if expected is not None and payload["model"] != expected:
+        raise LassbenchError(f"{path}: checkpoint is for model '{payload['model']}', not '{expected}'")
+    config = SeparatorConfig.from_dict(payload["config"])
+    finetuned = any(k.startswith("text_encoder.") for k in payload["state_dict"])
+    model = build_model(payload["model"], config, finetune_text=finetuned)
+    try:
+        model.load_state_dict(payload["state_dict"])
+    except RuntimeError as exc:
+        raise LassbenchError(f"{path}: weights do not fit model '{payload['model']}' ({str(exc)[:120]})") from exc
+    return model.to(device).eval(), payload
+
+
+def _text_dim(source: str, name: str) -> int:
+    """The hidden size of a text encoder, read from its config without loading weights where possible."""
+    from transformers import AutoConfig
+
+    try:
+        return int(AutoConfig.from_pretrained(source, local_files_only=Path(source).is_dir()).hidden_size)
+    except Exception as exc:
+        raise LassbenchError(
+            f"cannot read the config of text encoder '{name}' (offline?): pass --text-encoder DIR with a local copy"
+        ) from exc
