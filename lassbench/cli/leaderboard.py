@@ -52,11 +52,12 @@ def command(
         reported = None
     elif reported is None:
         reported = default_reported_path(out_dir)
-        if reported is None:
-            click.echo(f"note: no {out_dir / 'reported.csv'}: tables hold reproduced rows only", err=True)
     outputs = write_leaderboards(
         results_dir, out_dir, reported=reported, markdown=None if no_markdown else markdown, plots=plots
     )
+    # notes come after the work, so a failing run still prints exactly one line
+    if reported is None and not no_reported:
+        click.echo(f"note: no {out_dir / 'reported.csv'}: tables hold reproduced rows only", err=True)
     for note in outputs.notes:
         click.echo(f"note: {note}", err=True)
     for path in [*outputs.tables, *outputs.plots]:
