@@ -7,7 +7,7 @@ Inputs
 
 Outputs (``write_leaderboards``)
     ``<out>/<benchmark>.csv``          main table: variant ``default`` runs, outside systems, reported rows.
-    ``<out>/<benchmark>_queries.csv``  query-robustness table: one row per (model, variant != default).
+    ``<out>/<benchmark>_queries.csv``  query-robustness table: one row per (model, variant).
     a markdown page with every table, and optionally a PNG per benchmark (matplotlib, the ``plot`` extra).
 
 Rules the tables keep, because the field mixes them silently:
@@ -44,7 +44,7 @@ REFERENCE_SYSTEMS = frozenset({"mixture", "oracle-irm", "oracle-ibm"})
 SOURCES = ("reproduced", "reported")
 # Order of the query-robustness variants in their table; anything else follows alphabetically.
 VARIANT_ORDER = (
-    "caption", "caption-2", "caption-3", "caption-4", "caption-5", "paraphrase", "tags", "wrong-query",
+    "default", "caption", "caption-2", "caption-3", "caption-4", "caption-5", "paraphrase", "tags", "wrong-query",
 )
 
 CI_COLUMNS = [f"{m}_{bound}" for m in METRICS for bound in ("ci95_low", "ci95_high")]
@@ -243,13 +243,19 @@ def main_table(systems: list[SystemResult]) -> pd.DataFrame:
 
 
 def queries_table(systems: list[SystemResult]) -> pd.DataFrame:
-    """One row per (model, variant) of the query-robustness study; SDRi also relative to ``caption``."""
-    rows = [s for s in systems if s.source == "reproduced" and s.variant != "default"]
-    rows.sort(key=lambda s: (s.model, _variant_key(s.variant)))
-    caption_sdri = {s.model: s.value("sdri") for s in rows if s.variant == "caption"}
+    """One row per (model, variant) of the query-robustness study, the model's main run (variant ``default``,
+    the benchmark's own caption) first; ``sdri_delta_vs_caption`` is SDRi minus that of the ``caption`` variant
+    when there is one, else of the main run."""
+    reproduced = [s for s in systems if s.source == "reproduced"]
+    studied = {s.model for s in reproduced if s.variant != "default"}
+    rows = sorted((s for s in reproduced if s.model in studied), key=lambda s: (s.model, _variant_key(s.variant)))
+    baseline: dict[str, float] = {}
+    for result in rows:  # sorted: "default" comes before "caption", which then overrides it
+        if result.variant in ("default", "caption"):
+            baseline[result.model] = result.value("sdri")
     records = []
     for result in rows:
-        delta = result.value("sdri") - caption_sdri.get(result.model, math.nan)
+        delta = result.value("sdri") - baseline.get(result.model, math.nan)
         record = {"model": result.model, "variant": result.variant, "sdri_delta_vs_caption": _fmt(delta)}
         records.append({**_common_record(result), **record})
     return pd.DataFrame(records, columns=QUERY_COLUMNS)

@@ -58,8 +58,10 @@ def write_result(
 
 
 def run_json(model: str, variant: str = "default", query_type: str = "caption", **extra) -> dict:
+    """run.json as `lassbench run` writes it (system `<model>@<variant>` for the study's runs)."""
     record = {
-        "model": model, "system": model, "variant": variant, "query_type": query_type, "params": 1050000,
+        "model": model, "system": model if variant == "default" else f"{model}@{variant}", "variant": variant,
+        "query_type": query_type, "params": 1050000,
         "checkpoint": "tiny.pt", "checkpoint_sha256": "ab" * 32, "text_encoder": "minilm",
         "benchmark": "synth",
         "protocol": "lassbench", "lassbench_version": "0.1.0", "wall_time_s": 1.5, "date": "2026-11-25",
@@ -80,7 +82,8 @@ def synth_results(root: Path) -> Path:
     write_result(root, "synth", "mixture", 0.0, run=run_json("mixture", query_type="none", params=0))
     write_result(root, "synth", "oracle-irm", 12.0, run=run_json("oracle-irm", query_type="none", params=0))
     write_result(root, "synth", "my-system", 5.0)  # scored with `lassbench evaluate`: no run.json
-    for variant, sdri in [("wrong-query", -3.0), ("caption", 6.0), ("tags", 4.5), ("caption-2", 5.5)]:
+    # `lassbench run lassnet --queries all`: the main run is the caption baseline, no separate "caption" run
+    for variant, sdri in [("wrong-query", -3.0), ("paraphrase", 5.0), ("tags", 4.5), ("caption-2", 5.5)]:
         write_result(root, "synth", f"lassnet@{variant}", sdri, run=run_json("lassnet", variant=variant))
     return root
 
@@ -195,13 +198,24 @@ def test_committed_reported_table_has_a_citation_and_a_metric_definition_per_row
 # ------------------------------------------------------------------------------------------- query robustness
 
 
-def test_query_variants_form_their_own_table_in_study_order_with_delta_to_caption(tmp_path):
+def test_query_variants_form_their_own_table_in_study_order_with_delta_to_the_main_run(tmp_path):
     write_leaderboards(synth_results(tmp_path / "results"), tmp_path / "lb", plots=False)
     table = read_table(tmp_path / "lb" / "synth_queries.csv")
     assert list(table.columns) == QUERY_COLUMNS
-    assert table["variant"].tolist() == ["caption", "caption-2", "tags", "wrong-query"]
+    assert table["variant"].tolist() == ["default", "caption-2", "paraphrase", "tags", "wrong-query"]
     assert set(table["model"]) == {"lassnet"}
-    assert table["sdri_delta_vs_caption"].tolist() == ["0.000", "-0.500", "-1.500", "-9.000"]
+    assert table["sdri_delta_vs_caption"].tolist() == ["0.000", "-0.500", "-1.000", "-1.500", "-9.000"]
+
+
+def test_an_explicit_caption_variant_is_the_baseline_of_the_query_deltas(tmp_path):
+    root = tmp_path / "results"
+    write_result(root, "synth", "lassnet", 6.0, run=run_json("lassnet"))
+    write_result(root, "synth", "lassnet@caption", 7.0, run=run_json("lassnet", variant="caption"))
+    write_result(root, "synth", "lassnet@tags", 4.0, run=run_json("lassnet", variant="tags", query_type="tags"))
+    write_leaderboards(root, tmp_path / "lb", plots=False)
+    table = read_table(tmp_path / "lb" / "synth_queries.csv")
+    assert table[["variant", "query_type", "sdri_delta_vs_caption"]].values.tolist() == [
+        ["default", "caption", "-1.000"], ["caption", "caption", "0.000"], ["tags", "tags", "-3.000"]]
 
 
 def test_no_queries_table_is_written_when_no_study_was_run(tmp_path):
@@ -378,3 +392,22 @@ def test_same_system_twice_in_one_benchmark_is_an_error_naming_both_folders(tmp_
     write_result(tmp_path / "results", "synth", "lassnet-copy", 5.0, run=run_json("lassnet"))
     with pytest.raises(LassbenchError, match="lassnet-copy.*twice.*also .*lassnet"):
         write_leaderboards(tmp_path / "results", tmp_path / "lb", plots=False)
+
+
+def test_summaries_written_by_the_evaluation_harness_make_a_leaderboard_row(tmp_path):
+    evaluate = pytest.importorskip("lassbench.evaluate", reason="the evaluation harness is not in this checkout yet")
+    np = pytest.importorskip("numpy")
+    rng = np.random.default_rng(0)
+    items = []
+    for k in range(4):
+        target, noise = rng.standard_normal(16000), rng.standard_normal(16000)
+        items.append((f"test-{k:06d}", target, target + 0.1 * noise, target + noise))
+    per_item = evaluate.evaluate_arrays(items)
+    summary = evaluate.summarize(per_item, ["sdr", "sdri", "si_sdr", "si_sdri"])
+    summary.update(benchmark="synth", protocol="lassbench")
+    evaluate.write_results(per_item, summary, tmp_path / "results" / "synth" / "my-system")
+    write_leaderboards(tmp_path / "results", tmp_path / "lb", plots=False)
+    row = read_table(tmp_path / "lb" / "synth.csv").iloc[0]
+    assert (row["system"], row["rank"], row["n_items"]) == ("my-system", "1", "4")
+    assert float(row["sdri"]) == pytest.approx(summary["metrics"]["sdri"]["mean"], abs=1e-3)
+    assert row["sdr_definition"] and row["sdri_ci95_low"] and row["aggregation"] == "mean"
