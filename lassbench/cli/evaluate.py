@@ -1,0 +1,56 @@
+"""``lassbench evaluate``: score separated estimates against references (thin wrapper over lassbench.evaluate)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from lassbench.errors import LassbenchError
+
+_EPILOG = """\b
+Examples:
+  lassbench evaluate --manifest data/synth/manifest.csv --estimates out/lassnet --out results/lassnet
+  lassbench evaluate --references ref/ --estimates est/ --mixtures mix/ --out results/x --metrics sdri,bss_sdr
+
+\b
+Metrics (default sdr,sdri,si_sdr,si_sdri; without --mixtures or --manifest: sdr,si_sdr):
+  sdr       energy ratio 10log10(|s|^2/|s-ŝ|^2), as the AudioSep / DCASE 2024 evaluators
+  sdri      sdr(s, ŝ) - sdr(s, mixture)
+  si_sdr    scale-invariant SDR (zero-mean), absolute: AudioSep's "SISDR" column
+  si_sdri   si_sdr(s, ŝ) - si_sdr(s, mixture)
+  bss_sdr   BSS-Eval SDR, 512-tap filter (= mir_eval / torchmetrics; CLAPSep's "SDR")
+  bss_sdri  bss_sdr(s, ŝ) - bss_sdr(s, mixture)
+Writes OUT/per_item.csv and OUT/summary.json and prints the summary table. See docs/metrics.md.
+"""
+
+
+@click.command("evaluate", epilog=_EPILOG)
+@click.option("--manifest", type=click.Path(path_type=Path), help="Item manifest of a built benchmark "
+              "(references target/<id>.wav and mixtures mixture/<id>.wav beside it).")
+@click.option("--references", type=click.Path(path_type=Path), help="Folder of reference WAVs (matched by name).")
+@click.option("--estimates", type=click.Path(path_type=Path), required=True, help="Folder of estimate WAVs.")
+@click.option("--mixtures", type=click.Path(path_type=Path), help="Folder of mixture WAVs (needed for *i metrics).")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Output folder for the results.")
+@click.option("--metrics", "metric_names", help="Comma-separated metric names (see below).")
+@click.option("--align", type=click.Choice(["trim", "pad"]), help="Score items whose lengths differ: cut to the "
+              "shortest (trim) or zero-pad to the longest (pad). Default: a length mismatch is an error.")
+@click.option("--aggregate", type=click.Choice(["mean", "class-median-mean", "class-mean"]), default="mean",
+              show_default=True, help="Headline statistic: plain mean over items, or the mean over classes (first "
+              "label) of per-class medians (AudioSep's AudioSet) or means (AudioSep's MUSIC).")
+def command(manifest, references, estimates, mixtures, out, metric_names, align, aggregate) -> None:
+    """Score separated estimates: SDR, SDRi, SI-SDR(i), BSS-Eval SDR, with bootstrap 95% CIs."""
+    from lassbench.evaluate import evaluate_folders, evaluate_manifest, format_table
+
+    if (manifest is None) == (references is None):
+        raise LassbenchError("pass either --manifest MANIFEST or --references DIR (not both)")
+    if manifest is not None:
+        if mixtures is not None:
+            raise LassbenchError("--mixtures is read from the manifest's folder; drop it when using --manifest")
+        _, summary = evaluate_manifest(manifest, estimates, out=out, metrics=metric_names, align=align,
+                                       aggregate=aggregate, progress=True)
+    else:
+        _, summary = evaluate_folders(references, estimates, mixtures, out=out, metrics=metric_names, align=align,
+                                      aggregate=aggregate, progress=True)
+    click.echo(format_table(summary))
+    click.echo(f"wrote {out / 'per_item.csv'} and {out / 'summary.json'}", err=True)

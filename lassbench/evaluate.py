@@ -1,0 +1,459 @@
+"""The evaluation harness: match estimates to references, score them, aggregate with bootstrap CIs, write results.
+
+Three entry points share one scoring path (:func:`evaluate_arrays`), so a model scored in memory by the runner and
+the same outputs scored from WAV files give identical numbers:
+
+* :func:`evaluate_arrays` — ``(item_id, reference, estimate, mixture_or_None)`` tuples in memory;
+* :func:`evaluate_folders` — WAVs matched by file name across a references, an estimates and a mixtures folder;
+* :func:`evaluate_manifest` — a benchmark built by ``build-dataset`` (``target/<id>.wav`` and ``mixture/<id>.wav``
+  beside its ``manifest.csv``) plus ``<estimates>/<id>.wav``; adds the protocol columns and breakdowns.
+
+Outputs (:func:`write_results`): ``OUT/per_item.csv`` (``item`` + one column per metric [+ ``snr_db, labels,
+condition, query``]) and ``OUT/summary.json``::
+
+    {"n_items", "aggregate", "metrics": {name: {"mean", "median", "std", "ci95_low", "ci95_high", "n", ...}},
+     "definitions": {name: text}, "breakdowns": {"snr_bucket": {}, "label": {}, "condition": {}},
+     "benchmark", "protocol", "lassbench_version"}
+
+``metrics[name]["mean"]`` is the headline number under ``aggregate`` (see :func:`summarize`); ``ci95_*`` is its
+bootstrap interval; ``median``/``std`` are over items.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from lassbench import __version__
+from lassbench.audio import list_audio_files, read_audio, write_text_atomic
+from lassbench.errors import LassbenchError
+from lassbench.manifests import decode_list, read_item_manifest, write_manifest_csv
+from lassbench.metrics import DEFAULT_METRICS, METRICS, compute_metrics, resolve_metrics
+
+AGGREGATES = ("mean", "class-median-mean", "class-mean")
+ALIGNS = ("trim", "pad")
+SNR_BUCKET_DB = 5.0
+PROTOCOL_COLUMNS = ("snr_db", "labels", "condition", "query")
+_BATCH_ITEMS = 32  # equal-length items scored together: amortises bss_sdr's per-call solve
+_MAX_LISTED = 5
+
+Describe = Callable[[str, str], str]  # (item_id, role) -> how to name it in an error message
+
+
+def _default_describe(item: str, role: str) -> str:
+    return f"item {item} ({role})"
+
+
+# --- scoring ---------------------------------------------------------------------------------------------------
+
+
+def score_arrays(reference, estimate, mixture=None, metrics: Iterable[str] | str | None = DEFAULT_METRICS, *,
+                 item: str = "item", align: str | None = None) -> dict[str, float]:
+    """Score one item: ``{metric: value}`` (floats). Validates like :func:`evaluate_arrays`."""
+    frame = evaluate_arrays([(item, reference, estimate, mixture)], metrics, align=align)
+    return {name: float(frame[name].iloc[0]) for name in frame.columns if name != "item"}
+
+
+def evaluate_arrays(items: Iterable[tuple], metrics: Iterable[str] | str | None = DEFAULT_METRICS, *,
+                    align: str | None = None, describe: Describe = _default_describe,
+                    progress: bool = False, total: int | None = None) -> pd.DataFrame:
+    """Score ``(item_id, reference, estimate, mixture_or_None)`` tuples; returns the per-item frame
+    (``item`` + one float column per metric, in input order).
+
+    Each item is checked first (:class:`LassbenchError` naming it): silent reference, NaN/inf samples, lengths
+    that differ (unless ``align`` is ``"trim"`` — cut to the shortest — or ``"pad"`` — zero-pad to the longest), a
+    metric that needs the mixture when the item has none. Items of equal length are scored in batches.
+    """
+    names = _resolve(metrics)
+    if align not in (None, *ALIGNS):
+        raise LassbenchError(f"unknown align mode {align!r}; use one of {', '.join(ALIGNS)}")
+    rows: list[dict] = []
+    pending: list[tuple[str, np.ndarray, np.ndarray, np.ndarray | None]] = []
+    bar = tqdm(items, total=total, desc="scoring", unit="item", file=sys.stderr,
+               disable=not progress or (total is not None and total < 20))
+    for item_id, reference, estimate, mixture in bar:
+        pending.append(_checked(str(item_id), reference, estimate, mixture, names, align, describe))
+        if len(pending) >= _BATCH_ITEMS:
+            rows.extend(_score_batch(pending, names))
+            pending = []
+    rows.extend(_score_batch(pending, names))
+    return pd.DataFrame(rows, columns=["item", *names])
+
+
+def _resolve(metrics) -> tuple[str, ...]:
+    try:
+        return resolve_metrics(metrics)
+    except ValueError as exc:
+        raise LassbenchError(str(exc)) from exc
+
+
+def _checked(item: str, reference, estimate, mixture, names, align, describe: Describe):
+    signals = {"reference": reference, "estimate": estimate, "mixture": mixture}
+    arrays = {}
+    for role, signal in signals.items():
+        if signal is None:
+            continue
+        array = np.asarray(signal.detach().cpu().numpy() if hasattr(signal, "detach") else signal)
+        array = np.squeeze(array)
+        if array.ndim != 1 or array.size == 0:
+            raise LassbenchError(f"{describe(item, role)}: expected a non-empty mono signal, got shape {array.shape}")
+        if not np.isfinite(array).all():
+            raise LassbenchError(f"{describe(item, role)}: contains NaN or inf samples")
+        arrays[role] = array
+    if not np.any(arrays["reference"]):
+        raise LassbenchError(
+            f"{describe(item, 'reference')}: reference is silent (all zeros), so SDR is undefined; drop the item"
+        )
+    if "mixture" not in arrays and any(METRICS[n].needs_mixture for n in names):
+        needing = ", ".join(n for n in names if METRICS[n].needs_mixture)
+        raise LassbenchError(f"{describe(item, 'mixture')}: no mixture, but {needing} need(s) one")
+    arrays = _aligned(item, arrays, align, describe)
+    return item, arrays["reference"], arrays["estimate"], arrays.get("mixture")
+
+
+def _aligned(item: str, arrays: dict[str, np.ndarray], align: str | None, describe: Describe):
+    lengths = {role: a.size for role, a in arrays.items()}
+    if len(set(lengths.values())) == 1:
+        return arrays
+    if align is None:
+        role = next(r for r in lengths if lengths[r] != lengths["reference"])
+        raise LassbenchError(
+            f"{describe(item, role)}: {lengths[role]} samples but {describe(item, 'reference')} has "
+            f"{lengths['reference']}; pass align='trim' or 'pad' (CLI: --align trim|pad) to score anyway"
+        )
+    if align == "trim":
+        size = min(lengths.values())
+        return {role: a[:size] for role, a in arrays.items()}
+    size = max(lengths.values())
+    return {role: np.pad(a, (0, size - a.size)) for role, a in arrays.items()}
+
+
+def _score_batch(batch: list, names: tuple[str, ...]) -> list[dict]:
+    """Score a list of checked items, stacking those of equal length (and equal mixture presence)."""
+    scores: dict[str, dict[str, float]] = {}
+    groups: dict[tuple[int, bool], list] = {}
+    for entry in batch:
+        groups.setdefault((entry[1].size, entry[3] is not None), []).append(entry)
+    for (_, has_mixture), group in groups.items():
+        reference = np.stack([g[1] for g in group])
+        estimate = np.stack([g[2] for g in group])
+        mixture = np.stack([g[3] for g in group]) if has_mixture else None
+        values = compute_metrics(reference, estimate, mixture, names)
+        for row, entry in enumerate(group):
+            scores[entry[0]] = {name: float(values[name][row]) for name in names}
+    return [{"item": entry[0], **scores[entry[0]]} for entry in batch]
+
+
+# --- folders and manifests -----------------------------------------------------------------------------------
+
+
+def evaluate_folders(references: str | Path, estimates: str | Path, mixtures: str | Path | None = None, *,
+                     out: str | Path | None, metrics: Iterable[str] | str | None = None, align: str | None = None,
+                     aggregate: str = "mean", progress: bool = False) -> tuple[pd.DataFrame, dict]:
+    """Score WAVs matched by file name across folders; write ``out`` (unless ``None``); return
+    ``(per_item, summary)``.
+
+    ``metrics=None`` means the defaults, less the improvement metrics when there is no mixtures folder; naming
+    ``sdri``/``si_sdri`` explicitly without ``mixtures`` is an error.
+    """
+    names = _metrics_for(metrics, has_mixtures=mixtures is not None)
+    _check_aggregate(aggregate, has_labels=False)
+    folders = {"references": Path(references), "estimates": Path(estimates)}
+    if mixtures is not None:
+        folders["mixtures"] = Path(mixtures)
+    files = {role: _audio_by_name(folder, role) for role, folder in folders.items()}
+    for role in files:
+        if role != "references":
+            _check_same_names(files["references"], folders["references"], files[role], folders[role])
+    item_names = sorted(files["references"])
+    paths = {name: {role: files[role][name] for role in files} for name in item_names}
+
+    def describe(item: str, role: str) -> str:
+        key = {"reference": "references", "estimate": "estimates", "mixture": "mixtures"}[role]
+        return str(paths[item][key]) if key in paths[item] else f"item {item} ({role})"
+
+    items = _read_items(item_names, lambda name: paths[name]["references"],
+                        lambda name: paths[name]["estimates"], lambda name: paths[name].get("mixtures"))
+    per_item = evaluate_arrays(items, names, align=align, describe=describe, progress=progress,
+                               total=len(item_names))
+    summary = summarize(per_item, names, aggregate=aggregate)
+    if out is not None:
+        write_results(per_item, summary, out)
+    return per_item, summary
+
+
+def evaluate_manifest(manifest: str | Path, estimates: str | Path, *, out: str | Path | None,
+                      metrics: Iterable[str] | str | None = None, align: str | None = None,
+                      aggregate: str = "mean", progress: bool = False) -> tuple[pd.DataFrame, dict]:
+    """Score ``<estimates>/<id>.wav`` against a built benchmark's ``target/<id>.wav`` (mixtures
+    ``mixture/<id>.wav``), adding the protocol columns ``snr_db, labels, condition, query`` and the breakdowns by
+    SNR bucket, label and condition. ``benchmark``/``protocol`` come from ``dataset.json`` beside the manifest."""
+    manifest = Path(manifest)
+    names = _metrics_for(metrics, has_mixtures=True)
+    _check_aggregate(aggregate, has_labels=True)
+    frame = read_item_manifest(manifest)
+    if frame.empty:
+        raise LassbenchError(f"{manifest}: manifest has no items")
+    base, estimates = manifest.parent, Path(estimates)
+    if not estimates.is_dir():
+        raise LassbenchError(f"{estimates}: estimates folder not found")
+    ids = [str(i) for i in frame["id"]]
+    expected = {i: estimates / f"{i}.wav" for i in ids}
+    missing = [f"{i}.wav" for i, p in expected.items() if not p.is_file()]
+    if missing:
+        raise LassbenchError(f"{estimates}: missing {_listing(missing)} listed in {manifest}")
+    for folder in ("target", "mixture"):
+        absent = [f"{folder}/{i}.wav" for i in ids if not (base / folder / f"{i}.wav").is_file()]
+        if absent:
+            raise LassbenchError(f"{manifest}: benchmark audio missing beside the manifest: {_listing(absent)}")
+
+    def describe(item: str, role: str) -> str:
+        return str({"reference": base / "target" / f"{item}.wav", "estimate": expected[item],
+                    "mixture": base / "mixture" / f"{item}.wav"}[role])
+
+    items = _read_items(ids, lambda i: base / "target" / f"{i}.wav", lambda i: expected[i],
+                        lambda i: base / "mixture" / f"{i}.wav")
+    per_item = evaluate_arrays(items, names, align=align, describe=describe, progress=progress, total=len(ids))
+    for column in PROTOCOL_COLUMNS:
+        default = [[] for _ in ids] if column == "labels" else ([math.nan] * len(ids) if column == "snr_db" else "")
+        per_item[column] = frame[column].tolist() if column in frame else default
+    summary = summarize(per_item, names, aggregate=aggregate)
+    summary["breakdowns"] = breakdowns(per_item, names)
+    summary["benchmark"], summary["protocol"] = _dataset_identity(base)
+    if out is not None:
+        write_results(per_item, summary, out)
+    return per_item, summary
+
+
+def _metrics_for(metrics, has_mixtures: bool) -> tuple[str, ...]:
+    if metrics is None:
+        return tuple(n for n in DEFAULT_METRICS if has_mixtures or not METRICS[n].needs_mixture)
+    names = _resolve(metrics)
+    needing = [n for n in names if METRICS[n].needs_mixture]
+    if needing and not has_mixtures:
+        raise LassbenchError(
+            f"metric(s) {', '.join(needing)} need the mixtures: pass --mixtures DIR (or use --manifest)"
+        )
+    return names
+
+
+def _check_aggregate(aggregate: str, has_labels: bool) -> None:
+    if aggregate not in AGGREGATES:
+        raise LassbenchError(f"unknown aggregate {aggregate!r}; use one of {', '.join(AGGREGATES)}")
+    if aggregate != "mean" and not has_labels:
+        raise LassbenchError(f"aggregate {aggregate!r} needs class labels: score a benchmark with --manifest")
+
+
+def _audio_by_name(folder: Path, role: str) -> dict[str, Path]:
+    if not folder.is_dir():
+        raise LassbenchError(f"{folder}: {role} folder not found")
+    files = {p.stem: p for p in list_audio_files(folder)}
+    if not files:
+        raise LassbenchError(f"{folder}: {role} folder has no audio files")
+    return files
+
+
+def _check_same_names(reference_files: dict, reference_dir: Path, other_files: dict, other_dir: Path) -> None:
+    absent = sorted(set(reference_files) - set(other_files))
+    if absent:
+        raise LassbenchError(
+            f"{other_dir}: missing {_listing([reference_files[n].name for n in absent])} present in {reference_dir}"
+        )
+    extra = sorted(set(other_files) - set(reference_files))
+    if extra:
+        raise LassbenchError(
+            f"{other_dir}: {_listing([other_files[n].name for n in extra])} with no reference in {reference_dir}"
+        )
+
+
+def _listing(names: list[str]) -> str:
+    shown = ", ".join(names[:_MAX_LISTED])
+    more = f" and {len(names) - _MAX_LISTED} more" if len(names) > _MAX_LISTED else ""
+    return f"{len(names)} file(s): {shown}{more}"
+
+
+def _read_items(ids: list[str], reference_of, estimate_of, mixture_of) -> Iterator[tuple]:
+    """Read each item's WAVs lazily (one item in memory at a time), checking the sample rates agree."""
+    for item in ids:
+        reference, rate = read_audio(reference_of(item))
+        signals = {"estimate": estimate_of(item), "mixture": mixture_of(item)}
+        loaded = {}
+        for role, path in signals.items():
+            if path is None:
+                loaded[role] = None
+                continue
+            loaded[role], other_rate = read_audio(path)
+            if other_rate != rate:
+                raise LassbenchError(
+                    f"{path}: sample rate {other_rate} Hz but the reference {reference_of(item)} is {rate} Hz; "
+                    "resample the estimates to the reference rate"
+                )
+        yield item, reference, loaded["estimate"], loaded["mixture"]
+
+
+def _dataset_identity(base: Path) -> tuple[str | None, str | None]:
+    path = base / "dataset.json"
+    if not path.is_file():
+        return None, None
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise LassbenchError(f"{path}: cannot parse dataset.json ({exc})") from exc
+    return info.get("name"), info.get("protocol")
+
+
+# --- aggregation -----------------------------------------------------------------------------------------------
+
+
+def summarize(per_item: pd.DataFrame, metrics: Iterable[str], *, aggregate: str = "mean", n_boot: int = 1000,
+              seed: int = 0, group_column: str = "labels") -> dict:
+    """summary.json content (``breakdowns`` empty, ``benchmark``/``protocol`` null; the callers fill them).
+
+    ``aggregate``:
+
+    * ``mean`` — mean over items (AudioSep's AudioCaps, Clotho, VGGSound, ESC-50 figures; DCASE 2024);
+    * ``class-median-mean`` — mean over classes of each class's median (AudioSep's AudioSet figure);
+    * ``class-mean`` — mean over classes of each class's mean (AudioSep's MUSIC figure).
+
+    An item's class is the *first* entry of its ``group_column`` list (JSON text or list; unlabelled items form
+    the class ``""``). CIs: percentile bootstrap (2.5, 97.5) of the headline statistic with ``n_boot`` resamples
+    and a fixed ``seed``; class aggregates resample items within each class (the class set is fixed).
+    """
+    names = list(metrics)
+    if aggregate not in AGGREGATES:
+        raise LassbenchError(f"unknown aggregate {aggregate!r}; use one of {', '.join(AGGREGATES)}")
+    classes = None
+    if aggregate != "mean":
+        if group_column not in per_item:
+            raise LassbenchError(f"aggregate {aggregate!r} needs a {group_column!r} column")
+        classes = np.array([_first_label(v) for v in per_item[group_column]], dtype=object)
+    stats = {}
+    for name in names:
+        values = per_item[name].to_numpy(dtype=np.float64)
+        stats[name] = _metric_summary(values, aggregate, classes, n_boot, seed)
+    return {
+        "n_items": len(per_item),
+        "aggregate": aggregate,
+        "metrics": stats,
+        "definitions": {name: METRICS[name].definition for name in names if name in METRICS},
+        "breakdowns": {"snr_bucket": {}, "label": {}, "condition": {}},
+        "benchmark": None,
+        "protocol": None,
+        "lassbench_version": __version__,
+    }
+
+
+def _metric_summary(values: np.ndarray, aggregate: str, classes, n_boot: int, seed: int) -> dict:
+    rng = np.random.default_rng(seed)
+    if values.size == 0:
+        nan = math.nan
+        return {"mean": nan, "median": nan, "std": nan, "ci95_low": nan, "ci95_high": nan, "n": 0}
+    if aggregate == "mean":
+        headline, boots = float(values.mean()), _bootstrap(values, np.mean, n_boot, rng)
+        extra = {}
+    else:
+        reduce = np.median if aggregate == "class-median-mean" else np.mean
+        groups = [values[classes == c] for c in sorted(set(classes))]
+        headline = float(np.mean([reduce(g) for g in groups]))
+        boots = np.mean([_bootstrap(g, reduce, n_boot, rng) for g in groups], axis=0)
+        extra = {"n_classes": len(groups), "item_mean": float(values.mean())}
+    low, high = np.percentile(boots, [2.5, 97.5])
+    return {"mean": headline, "median": float(np.median(values)), "std": float(values.std(ddof=1))
+            if values.size > 1 else 0.0, "ci95_low": float(low), "ci95_high": float(high), "n": int(values.size),
+            **extra}
+
+
+def _bootstrap(values: np.ndarray, statistic, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+    """``statistic`` of ``n_boot`` resamples, vectorised in chunks of at most ~4M drawn indices."""
+    out = np.empty(n_boot)
+    step = max(1, 4_000_000 // values.size)
+    for start in range(0, n_boot, step):
+        count = min(step, n_boot - start)
+        draws = values[rng.integers(0, values.size, size=(count, values.size))]
+        out[start : start + count] = statistic(draws, axis=1)
+    return out
+
+
+def _first_label(value) -> str:
+    labels = decode_list(value) if not isinstance(value, list) else value
+    return str(labels[0]) if labels else ""
+
+
+def breakdowns(per_item: pd.DataFrame, metrics: Iterable[str]) -> dict:
+    """Mean and count of each metric by SNR bucket (``SNR_BUCKET_DB`` wide, ``"lo..hi"``, lo inclusive), by label
+    (an item counts under every label it has) and by condition."""
+    names = list(metrics)
+    out: dict[str, dict] = {"snr_bucket": {}, "label": {}, "condition": {}}
+    if "snr_db" in per_item:
+        snr = pd.to_numeric(per_item["snr_db"], errors="coerce")
+        low = np.floor(snr / SNR_BUCKET_DB) * SNR_BUCKET_DB
+        keys = [None if math.isnan(v) else f"{v:g}..{v + SNR_BUCKET_DB:g}" for v in low]
+        order = sorted({(v, k) for v, k in zip(low, keys, strict=True) if k is not None})
+        out["snr_bucket"] = {k: _group_stats(per_item, names, [x == k for x in keys]) for _, k in order}
+    if "labels" in per_item:
+        label_lists = [decode_list(v) if not isinstance(v, list) else v for v in per_item["labels"]]
+        for label in sorted({str(x) for labels in label_lists for x in labels}):
+            mask = [label in map(str, labels) for labels in label_lists]
+            out["label"][label] = _group_stats(per_item, names, mask)
+    if "condition" in per_item:
+        conditions = per_item["condition"].fillna("").astype(str)
+        for condition in sorted(set(conditions) - {""}):
+            out["condition"][condition] = _group_stats(per_item, names, list(conditions == condition))
+    return out
+
+
+def _group_stats(per_item: pd.DataFrame, names: list[str], mask) -> dict:
+    subset = per_item.loc[np.asarray(mask, dtype=bool)]
+    return {name: {"mean": float(subset[name].mean()), "n": len(subset)} for name in names}
+
+
+# --- output ----------------------------------------------------------------------------------------------------
+
+
+def write_results(per_item: pd.DataFrame, summary: dict, out: str | Path) -> tuple[Path, Path]:
+    """Atomically write ``OUT/per_item.csv`` (list cells as JSON, formula-like text defused) and
+    ``OUT/summary.json``."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise LassbenchError(f"{out}: output path exists and is not a folder")
+    csv_path = write_manifest_csv(per_item, out / "per_item.csv")
+    json_path = write_text_atomic(out / "summary.json", json.dumps(_jsonable(summary), indent=2) + "\n")
+    return csv_path, json_path
+
+
+def _jsonable(value):
+    """NaN is not JSON: write null instead."""
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
+
+
+def format_table(summary: dict) -> str:
+    """An aligned text table: metric, headline (under the summary's aggregate), 95% CI, median, n."""
+    header = ("metric", summary.get("aggregate", "mean"), "95% CI", "median", "n")
+    rows = [header]
+    for name, stats in summary["metrics"].items():
+        rows.append((
+            name, _fmt(stats.get("mean")), f"[{_fmt(stats.get('ci95_low'))}, {_fmt(stats.get('ci95_high'))}]",
+            _fmt(stats.get("median")), str(stats.get("n", "")),
+        ))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    lines = [
+        "  ".join(cell.ljust(widths[i]) if i == 0 else cell.rjust(widths[i]) for i, cell in enumerate(row))
+        for row in rows
+    ]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _fmt(value) -> str:
+    return "nan" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.3f}"
