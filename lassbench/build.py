@@ -1,0 +1,456 @@
+"""``build-dataset``: sources + protocol -> a built benchmark folder (wavs, manifest, dataset.json).
+
+Layout of ``OUT``::
+
+    mixture/<id>.wav  target/<id>.wav  interferers/<id>_<k>.wav     float32 WAV (``subtype``)
+    manifest.csv  manifest.parquet                                  the item manifest (lassbench.manifests)
+    dataset.json                                                    protocol, parameters, version, counts
+    skipped.csv                                                     clips / items left out, and why
+    leakage.csv                                                     with --train-manifest
+    .lassbench/                                                     resume state: per-item rows, loudness cache
+
+Steps: resolve the sources; the protocol names the clips it needs; each clip is read once to measure its
+loudness and find unusable ones (cached in ``.lassbench/``); the protocol plans its items from the usable clips;
+this shard's items are rendered (``--workers`` processes) — an item is done when its row file exists, so a rerun
+resumes. The manifest is written once every item of the plan exists, by whichever shard finishes last: the union of
+``--shard i/N`` builds is byte for byte the unsharded build.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from collections.abc import Iterable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from lassbench import __version__
+from lassbench.audio import sha1_file, write_audio, write_text_atomic
+from lassbench.corpora import SKIP_REASONS, measure_source, read_source, resolve_sources
+from lassbench.errors import LassbenchError
+from lassbench.leakage import find_leaks, leak_summary, read_id_list
+from lassbench.manifests import ITEM_COLUMNS, write_manifest_csv
+from lassbench.mixing import ItemSpec, render
+from lassbench.paths import cache_dir
+from lassbench.protocols import BuildRequest, Prepared, get_protocol
+
+STATE_DIR = ".lassbench"
+SUBTYPES = ("FLOAT", "PCM_16", "PCM_24")
+
+
+@dataclass
+class BuildConfig:
+    """Everything ``build-dataset`` takes; ``options`` holds protocol parameters (e.g. ``target_lufs``)."""
+
+    out: str | Path | None = None
+    sources: str | Path | None = None
+    protocol: str = "lassbench"
+    index: str | None = None
+    splits: tuple[str, ...] | None = None
+    num_items: int | dict[str, int] | None = None
+    seed: int = 0
+    sample_rate: int | None = None
+    subtype: str = "FLOAT"
+    workers: int = 1
+    shard: tuple[int, int] = (0, 1)
+    exclude_ids: str | Path | None = None
+    train_manifest: str | Path | None = None
+    strict: bool = False
+    allow_missing: bool = False
+    export_hf: str | Path | None = None
+    options: dict = field(default_factory=dict)
+    progress: bool = True
+
+
+@dataclass
+class BuildResult:
+    out: Path
+    manifest: Path | None  # None while items of other shards are missing
+    total: int  # items in the whole plan
+    built: int  # items rendered by this run
+    reused: int  # items of this shard found done
+    skipped: int  # rows in skipped.csv
+    leaks: int = 0
+
+
+def default_out(sources: str | Path | None, protocol: str) -> Path:
+    name = "synth" if sources in (None, "synth") else Path(str(sources)).resolve().name
+    return cache_dir() / "benchmarks" / (name if protocol == "lassbench" else f"{name}-{protocol}")
+
+
+def build_dataset(config: BuildConfig) -> BuildResult:
+    """Build (or resume) a benchmark; see the module docstring."""
+    _check_config(config)
+    resolved = resolve_sources(config.sources)
+    out = Path(config.out) if config.out is not None else default_out(config.sources, config.protocol)
+    excluded = frozenset(read_id_list(config.exclude_ids)) if config.exclude_ids else frozenset()
+    request = BuildRequest(
+        splits=config.splits, num_items=config.num_items, seed=config.seed, index=config.index,
+        sample_rate=config.sample_rate, allow_missing=config.allow_missing, exclude_ids=excluded,
+        options=dict(config.options),
+    )
+    prepared = get_protocol(config.protocol).prepare(resolved.frame, request)
+    fingerprint = _fingerprint(config, resolved.origin, prepared)
+    _claim_folder(out, fingerprint)
+    levels, source_skips = _measure_sources(out, prepared, config)
+    plan = prepared.plan({sid for sid, (_, reason) in levels.items() if reason is None})
+    specs = plan.specs
+    _check_unique(specs)
+    skipped = _skipped_rows(resolved.skipped, excluded & set(resolved.frame["source_id"]), prepared.skipped,
+                            source_skips, plan.skipped)
+    leaks = _leakage(out, specs, resolved.frame, config)
+    index_of, count = config.shard
+    mine = [spec for position, spec in enumerate(specs) if position % count == index_of]
+    todo = [spec for spec in mine if not _row_path(out, spec.item_id).is_file()]
+    context = _ItemContext(
+        out=str(out), sample_rate=prepared.sample_rate, num_samples=prepared.num_samples, subtype=config.subtype,
+        paths=dict(zip(resolved.frame["source_id"], resolved.frame["path"], strict=True)),
+        loudness={sid: level for sid, (level, reason) in levels.items() if reason is None},
+    )
+    _render_all(todo, context, config.workers, config.progress)
+    write_manifest_csv(pd.DataFrame(skipped, columns=["id", "kind", "reason"]), out / "skipped.csv")
+    manifest = _finish(out, specs, prepared, resolved, config)
+    if manifest is not None and config.export_hf:
+        export_hf(out, config.export_hf)
+    return BuildResult(out=out, manifest=manifest, total=len(specs), built=len(todo), reused=len(mine) - len(todo),
+                       skipped=len(skipped), leaks=len(leaks))
+
+
+def default_benchmark(splits: Iterable[str] = ("val", "test"), *, out: str | Path | None = None,
+                      workers: int = 1, progress: bool = False) -> Path:
+    """The built synth benchmark folder (``cache_dir()/benchmarks/synth`` unless ``out``): built when absent or
+    incomplete, reused when its ``dataset.json`` already covers ``splits``."""
+    splits = tuple(splits)
+    out = Path(out) if out is not None else default_out(None, "lassbench")
+    described = out / "dataset.json"
+    if described.is_file() and (out / "manifest.csv").is_file():
+        try:
+            built = json.loads(described.read_text())["parameters"]["splits"]
+        except (ValueError, KeyError, TypeError):
+            built = []
+        if set(splits) <= set(built):
+            return out
+    build_dataset(BuildConfig(out=out, splits=splits, workers=workers, progress=progress))
+    return out
+
+
+# ------------------------------------------------------------------------------------------------------ checks
+
+
+def _check_config(config: BuildConfig) -> None:
+    if config.subtype not in SUBTYPES:
+        raise LassbenchError(f"--subtype {config.subtype!r}: choose one of {', '.join(SUBTYPES)}")
+    index, count = config.shard
+    if not (count >= 1 and 0 <= index < count):
+        raise LassbenchError(f"--shard {index}/{count}: expected i/N with 0 <= i < N")
+    if config.workers < 1:
+        raise LassbenchError(f"--workers {config.workers}: must be at least 1")
+
+
+def _check_unique(specs: list[ItemSpec]) -> None:
+    seen: set[str] = set()
+    for spec in specs:
+        if spec.item_id in seen:
+            raise LassbenchError(f"two items share the id {spec.item_id}")
+        seen.add(spec.item_id)
+
+
+def _fingerprint(config: BuildConfig, origin: str, prepared: Prepared) -> dict:
+    """What makes an item what it is; splits and counts are left out (items are prefix-stable per split), so a
+    folder can grow (``--splits train,val,test`` after ``val,test``) and be resumed, never silently mixed."""
+    parameters = {k: v for k, v in prepared.parameters.items() if k not in ("splits", "items")}
+    return {"protocol": config.protocol, "sources": origin, "subtype": config.subtype,
+            "parameters": _jsonable(parameters)}
+
+
+def _claim_folder(out: Path, fingerprint: dict) -> None:
+    state = out / STATE_DIR / "build.json"
+    if state.is_file():
+        try:
+            previous = json.loads(state.read_text())
+        except ValueError:
+            previous = None
+        if previous != fingerprint:
+            raise LassbenchError(
+                f"{out}: already holds a build with other settings ({state}); use another --out or delete it"
+            )
+        return
+    if out.is_dir() and any(p.name != STATE_DIR for p in out.iterdir()):
+        if not (out / "manifest.csv").is_file() and not (out / "mixture").is_dir():
+            raise LassbenchError(f"{out}: folder exists and is not a lassbench build; choose another --out")
+    write_text_atomic(state, json.dumps(fingerprint, indent=1, sort_keys=True))
+
+
+# ---------------------------------------------------------------------------------------------------- sources
+
+
+def _measure_sources(out: Path, prepared: Prepared, config: BuildConfig
+                     ) -> tuple[dict[str, tuple[float, str | None]], list[tuple[str, str]]]:
+    """Loudness (or the reason it is unusable) of every clip the protocol needs, cached by file size and mtime."""
+    cache_path = out / STATE_DIR / f"sources-{prepared.sample_rate}-{prepared.num_samples or 'native'}.json"
+    cache = _read_json(cache_path) or {}
+    frame = prepared.sources
+    jobs, levels = [], {}
+    for source_id, path in zip(frame["source_id"], frame["path"], strict=True):
+        key = _file_key(path)
+        hit = cache.get(source_id)
+        if hit is not None and hit["key"] == key:
+            levels[source_id] = (hit["loudness"], hit["reason"])
+        else:
+            jobs.append((source_id, path))
+    if jobs:
+        measure = _MeasureJob(prepared.sample_rate, prepared.num_samples)
+        for source_id, level, reason in _map(measure, jobs, config.workers, config.progress, "measuring sources"):
+            levels[source_id] = (level, reason)
+        paths = dict(zip(frame["source_id"], frame["path"], strict=True))
+        cache = {sid: {"key": _file_key(paths[sid]), "loudness": lv if lv is None or math.isfinite(lv) else None,
+                       "reason": reason} for sid, (lv, reason) in levels.items()}
+        write_text_atomic(cache_path, json.dumps(cache, sort_keys=True))
+    skips = [(sid, reason) for sid, (_, reason) in levels.items() if reason is not None]
+    return levels, sorted(skips)
+
+
+def _file_key(path: str) -> list:
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return [path, None, None]
+    return [path, stat.st_size, stat.st_mtime_ns]
+
+
+@dataclass(frozen=True)
+class _MeasureJob:
+    sample_rate: int
+    num_samples: int | None
+
+    def __call__(self, job: tuple[str, str]) -> tuple[str, float, str | None]:
+        source_id, path = job
+        _, loudness, reason = measure_source(path, self.sample_rate, self.num_samples)
+        return source_id, (float(loudness) if reason is None else math.nan), reason
+
+
+def _skipped_rows(indexing, excluded, prepared, measured, planned) -> list[tuple[str, str, str]]:
+    rows = [(name, "source", reason) for name, reason in indexing]
+    rows += [(sid, "source", "excluded") for sid in sorted(excluded)]
+    rows += [(name, "source", reason) for name, reason in prepared]
+    rows += [(sid, "source", reason) for sid, reason in measured]
+    rows += [(name, "item" if reason.startswith("item") else "source", reason) for name, reason in planned]
+    return [(i, kind, _describe(reason)) for i, kind, reason in rows]
+
+
+def _describe(reason: str) -> str:
+    return f"{reason}: {SKIP_REASONS[reason]}" if reason in SKIP_REASONS else reason
+
+
+# ---------------------------------------------------------------------------------------------------- leakage
+
+
+def _leakage(out: Path, specs: list[ItemSpec], frame: pd.DataFrame, config: BuildConfig) -> list:
+    if not config.train_manifest:
+        return []
+    train_ids = read_id_list(config.train_manifest)
+    aliases = {}
+    if "youtube_id" in frame:
+        aliases = {sid: [yid] for sid, yid in zip(frame["source_id"], frame["youtube_id"], strict=True) if yid}
+    leaks = find_leaks(specs, train_ids, aliases)
+    report = pd.DataFrame([asdict(leak) for leak in leaks], columns=["item_id", "role", "source_id", "matched"])
+    write_manifest_csv(report, out / "leakage.csv")
+    message = leak_summary(leaks, len(specs)) + f"; listed in {out / 'leakage.csv'}"
+    if leaks and config.strict:
+        raise LassbenchError(message + " (--strict: nothing built)")
+    if config.progress or leaks:
+        import click
+
+        click.echo(message, err=True)
+    return leaks
+
+
+# -------------------------------------------------------------------------------------------------- rendering
+
+
+@dataclass(frozen=True)
+class _ItemContext:
+    out: str
+    sample_rate: int
+    num_samples: int | None
+    subtype: str
+    paths: dict[str, str]
+    loudness: dict[str, float]
+
+    def __call__(self, spec: ItemSpec) -> str:
+        return build_item(spec, self)
+
+
+def build_item(spec: ItemSpec, context: _ItemContext) -> str:
+    """Render and write one item; its row file, written last, marks it done."""
+    out = Path(context.out)
+    audio = {sid: read_source(context.paths[sid], context.sample_rate, context.num_samples)
+             for sid in dict.fromkeys(spec.source_ids)}
+    item = render(spec, audio, context.loudness)
+    mixture = write_audio(out / "mixture" / f"{spec.item_id}.wav", item.mixture, context.sample_rate,
+                          subtype=context.subtype)
+    target = write_audio(out / "target" / f"{spec.item_id}.wav", item.target, context.sample_rate,
+                         subtype=context.subtype)
+    interferers = [
+        write_audio(out / "interferers" / f"{spec.item_id}_{k}.wav", x, context.sample_rate, subtype=context.subtype)
+        for k, x in enumerate(item.interferers)
+    ]
+    row = {
+        "id": spec.item_id, "split": spec.split, "target_id": spec.target_id,
+        "interferer_ids": list(spec.interferer_ids), "query": spec.query, "captions": list(spec.captions),
+        "labels": list(spec.labels), "target_lufs": item.target_lufs, "interferer_lufs": item.interferer_lufs,
+        "snr_db": item.snr_db, "gain": item.gain, "sample_rate": context.sample_rate,
+        "num_samples": int(item.mixture.shape[0]), "protocol": spec.protocol, "seed": spec.seed,
+        "condition": spec.condition, "mixture_sha1": sha1_file(mixture), "target_sha1": sha1_file(target),
+        "interferer_snr_db": list(spec.snr_db), "interferer_sha1": [sha1_file(p) for p in interferers],
+        "mixture_path": f"mixture/{spec.item_id}.wav", "target_path": f"target/{spec.item_id}.wav",
+        "interferer_paths": [f"interferers/{p.name}" for p in interferers],
+        **dict(spec.extra),
+    }
+    write_text_atomic(_row_path(out, spec.item_id), json.dumps(row, sort_keys=True))
+    return spec.item_id
+
+
+def _row_path(out: Path, item_id: str) -> Path:
+    return out / STATE_DIR / "items" / f"{item_id}.json"
+
+
+def _render_all(specs: list[ItemSpec], context: _ItemContext, workers: int, progress: bool) -> None:
+    for _ in _map(context, specs, workers, progress, "building items"):
+        pass
+
+
+def _map(function, jobs: list, workers: int, progress: bool, label: str):
+    """``map`` over processes when ``workers > 1``, with a tqdm bar when ``progress``."""
+    if not jobs:
+        return
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(jobs), desc=label, unit="it", disable=not progress, leave=False)
+    try:
+        if workers > 1 and len(jobs) > 1:
+            with ProcessPoolExecutor(min(workers, len(jobs))) as pool:
+                for result in pool.map(function, jobs, chunksize=max(1, min(32, len(jobs) // (4 * workers)))):
+                    bar.update()
+                    yield result
+        else:
+            for job in jobs:
+                result = function(job)
+                bar.update()
+                yield result
+    finally:
+        bar.close()
+
+
+# ---------------------------------------------------------------------------------------------------- outputs
+
+
+def _finish(out: Path, specs: list[ItemSpec], prepared: Prepared, resolved, config: BuildConfig) -> Path | None:
+    """Write manifest.csv / .parquet and dataset.json when every planned item exists."""
+    rows = []
+    for spec in specs:
+        row = _read_json(_row_path(out, spec.item_id))
+        if row is None:
+            return None
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    extra = [c for c in frame.columns if c not in ITEM_COLUMNS]
+    frame = frame.reindex(columns=ITEM_COLUMNS + sorted(extra)) if rows else pd.DataFrame(columns=ITEM_COLUMNS)
+    write_manifest_csv(frame, out / "manifest.csv")
+    _write_parquet(frame, out / "manifest.parquet")
+    counts = {split: int(n) for split, n in frame["split"].value_counts(sort=False).items()} if rows else {}
+    description = {
+        "name": resolved.name if config.protocol == "lassbench" else f"{resolved.name}-{config.protocol}",
+        "protocol": config.protocol,
+        "parameters": _jsonable(prepared.parameters),
+        "sources": {"origin": resolved.origin, "clips": int(len(resolved.frame)),
+                    "digest": _frame_digest(resolved.frame)},
+        "lassbench_version": __version__,
+        "subtype": config.subtype,
+        "sample_rate": prepared.sample_rate,
+        "counts": counts,
+        "items": len(rows),
+        "conditions": {k: int(v) for k, v in frame["condition"].value_counts().sort_index().items()} if rows else {},
+    }
+    write_text_atomic(out / "dataset.json", json.dumps(description, indent=2, sort_keys=True) + "\n")
+    return out / "manifest.csv"
+
+
+def _write_parquet(frame: pd.DataFrame, path: Path) -> None:
+    from lassbench.audio import atomic_path
+
+    with atomic_path(path) as tmp:
+        frame.to_parquet(tmp, index=False)
+
+
+def _frame_digest(frame: pd.DataFrame) -> str:
+    """A digest of the source list (ids and checksums), so two builds can tell they used the same clips."""
+    digest = hashlib.sha1()
+    sha = frame["sha1"] if "sha1" in frame else [""] * len(frame)
+    for source_id, checksum in zip(frame["source_id"], sha, strict=True):
+        digest.update(f"{source_id}\t{checksum}\n".encode())
+    return digest.hexdigest()
+
+
+def _read_json(path: Path):
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _jsonable(value):
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+# ----------------------------------------------------------------------------------------------------- export
+
+
+def export_hf(built: str | Path, out: str | Path) -> Path:
+    """Save a built benchmark as a ``datasets.DatasetDict`` (one dataset per split) at ``out``.
+
+    Audio columns use ``Audio(decode=False)`` with the WAV bytes embedded: ``datasets`` 5.x decodes audio only
+    through ``torchcodec``, which does not load beside the CPU torch build; read the bytes with soundfile.
+    """
+    import datasets
+
+    from lassbench.manifests import read_item_manifest
+
+    built, out = Path(built), Path(out)
+    frame = read_item_manifest(built / "manifest.csv")
+    audio = datasets.Audio(decode=False)
+    features = datasets.Features({
+        "id": datasets.Value("string"), "query": datasets.Value("string"),
+        "captions": datasets.Sequence(datasets.Value("string")), "labels": datasets.Sequence(datasets.Value("string")),
+        "target_id": datasets.Value("string"), "interferer_ids": datasets.Sequence(datasets.Value("string")),
+        "snr_db": datasets.Value("float64"), "condition": datasets.Value("string"),
+        "sample_rate": datasets.Value("int32"), "mixture": audio, "target": audio,
+    })
+    splits = {}
+    for split, part in frame.groupby("split", sort=False):
+        records = {name: [] for name in features}
+        for row in part.itertuples(index=False):
+            for name in ("id", "query", "target_id", "condition"):
+                records[name].append(str(getattr(row, name)))
+            records["captions"].append([str(c) for c in row.captions])
+            records["labels"].append([str(c) for c in row.labels])
+            records["interferer_ids"].append([str(c) for c in row.interferer_ids])
+            records["snr_db"].append(float(row.snr_db))
+            records["sample_rate"].append(int(row.sample_rate))
+            for kind in ("mixture", "target"):
+                path = built / kind / f"{row.id}.wav"
+                records[kind].append({"bytes": path.read_bytes(), "path": f"{row.id}.wav"})
+        splits[str(split)] = datasets.Dataset.from_dict(records, features=features)
+    datasets.DatasetDict(splits).save_to_disk(str(out))
+    return out

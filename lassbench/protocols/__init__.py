@@ -1,0 +1,184 @@
+"""Benchmark protocols: how the items of a benchmark are chosen and mixed. One small module per protocol.
+
+==========  ==========================================================================================
+name        what it builds
+==========  ==========================================================================================
+lassbench   lassbench's own loudness-controlled protocol (:mod:`lassbench.protocols.lassbench`)
+lassnet     LASS-Net's evaluation pairs and its released mixing rule (:mod:`.lassnet`)
+audiosep    AudioSep's evaluation lists with its mixer's rule (:mod:`.audiosep`)
+dcase2024   DCASE 2024 Task 9 index lists, mixed as its evaluator does (:mod:`.dcase2024`)
+==========  ==========================================================================================
+
+Every protocol module exposes ``prepare(frame, request) -> Prepared``: which source clips to read, then a
+``plan(usable_ids) -> Plan`` returning :class:`~lassbench.mixing.ItemSpec` s. docs/protocols.md defines each one.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib
+import io
+import urllib.error
+import urllib.request
+import zlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from lassbench.errors import LassbenchError
+from lassbench.mixing import ItemSpec
+
+PROTOCOLS: dict[str, str] = {
+    "lassbench": "lassbench.protocols.lassbench",
+    "lassnet": "lassbench.protocols.lassnet",
+    "audiosep": "lassbench.protocols.audiosep",
+    "dcase2024": "lassbench.protocols.dcase2024",
+}
+_INDEX_TIMEOUT_S = 30
+
+
+@dataclass
+class BuildRequest:
+    """What the user asked for, as the protocols see it."""
+
+    splits: tuple[str, ...] | None = None  # None: the protocol's default
+    num_items: int | None = None  # items per split (lassbench); None: the protocol's default
+    seed: int = 0
+    index: str | None = None  # path or URL of a published index file
+    sample_rate: int | None = None  # None: the protocol's default
+    allow_missing: bool = False  # index rows naming absent clips: skip them (recorded) instead of failing
+    exclude_ids: frozenset[str] = frozenset()
+    options: dict = field(default_factory=dict)  # protocol-specific parameters (e.g. LassbenchParams fields)
+
+
+@dataclass
+class Plan:
+    specs: list[ItemSpec]
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (id, reason)
+
+
+@dataclass
+class Prepared:
+    """A protocol ready to plan: ``sources`` are the clips to read; ``plan`` maps usable source ids to items."""
+
+    sources: pd.DataFrame
+    plan: Callable[[set[str]], Plan]
+    parameters: dict
+    sample_rate: int
+    num_samples: int | None = None  # every clip fitted to this length before measuring (None: keep own length)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+
+def protocol_names() -> list[str]:
+    return list(PROTOCOLS)
+
+
+def get_protocol(name: str):
+    """The module implementing protocol ``name``."""
+    if name not in PROTOCOLS:
+        raise LassbenchError(f"unknown protocol {name!r}; choose one of {', '.join(PROTOCOLS)}")
+    return importlib.import_module(PROTOCOLS[name])
+
+
+def item_rng(seed: int, split: str, index: int) -> np.random.Generator:
+    """The RNG of one item: a function of (seed, split, item index) only, so any shard draws identical items."""
+    return np.random.default_rng(np.random.SeedSequence([int(seed), zlib.crc32(split.encode()), int(index)]))
+
+
+def item_id(split: str, index: int) -> str:
+    return f"{split or 'item'}-{index:06d}"
+
+
+# ------------------------------------------------------------------------------------------- published indexes
+
+
+def read_index_text(location: str) -> str:
+    """The text of an index file given as a local path or an http(s) URL."""
+    if location.startswith(("http://", "https://")):
+        try:
+            with urllib.request.urlopen(location, timeout=_INDEX_TIMEOUT_S) as response:
+                return response.read().decode("utf-8-sig")
+        except (urllib.error.URLError, OSError, UnicodeDecodeError) as exc:
+            raise LassbenchError(
+                f"{location}: cannot download the index ({exc}); download it and pass the path"
+            ) from exc
+    path = Path(location)
+    if not path.is_file():
+        raise LassbenchError(f"{path}: index file not found")
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise LassbenchError(f"{path}: cannot read the index ({exc})") from exc
+
+
+def read_index_rows(location: str, required: Iterable[str]) -> tuple[list[str], list[list[str]]]:
+    """Header (stripped; LASS-Net's has ``"target_wav, noise_wav"``) and rows of a CSV index, checking columns.
+
+    Rows are kept positional because AudioSep's Clotho list repeats a column name (``noise_wav1,noise_wav1``).
+    """
+    text = read_index_text(location)
+    reader = csv.reader(io.StringIO(text))
+    try:
+        header = [h.strip() for h in next(reader)]
+    except StopIteration:
+        raise LassbenchError(f"{location}: index file is empty") from None
+    missing = [c for c in required if c not in header]
+    if missing:
+        raise LassbenchError(f"{location}: index lacks column(s) {', '.join(missing)} (header: {','.join(header)})")
+    rows = [[cell.strip() for cell in row] for row in reader if any(cell.strip() for cell in row)]
+    for number, row in enumerate(rows, start=2):
+        if len(row) < len(header):
+            raise LassbenchError(f"{location}: line {number} has {len(row)} fields, the header {len(header)}")
+    return header, rows
+
+
+class SourceLookup:
+    """Resolve the clip names used by published lists to ``source_id`` s of a manifest.
+
+    A name matches a source by its id, its ``youtube_id`` column (AudioCaps downloads) or its file stem, after
+    removing an audio extension; AudioSep's ``Y<youtube id>.wav`` also matches the YouTube id without the ``Y``.
+    """
+
+    def __init__(self, frame: pd.DataFrame) -> None:
+        self._ids: dict[str, str] = {}
+        columns = [c for c in ("youtube_id",) if c in frame]
+        for row in frame.itertuples(index=False):
+            source_id = row.source_id
+            for key in [Path(row.path).stem] + [getattr(row, c) for c in columns] + [source_id]:
+                if key:
+                    self._ids[str(key)] = source_id
+
+    def find(self, name: str) -> str | None:
+        stem = name.strip()
+        if stem.lower().endswith((".wav", ".flac", ".mp3", ".ogg")):
+            stem = stem.rsplit(".", 1)[0]
+        for key in (stem, stem[1:] if stem.startswith("Y") else None):
+            if key and key in self._ids:
+                return self._ids[key]
+        return None
+
+
+def resolve_rows(location: str, names: list[list[str]], lookup: SourceLookup, allow_missing: bool
+                 ) -> tuple[list[list[str] | None], list[tuple[str, str]]]:
+    """Map each row's clip names to source ids; rows naming an absent clip fail the build (listing them) unless
+    ``allow_missing``, in which case they become ``None`` and are reported as skipped."""
+    resolved, missing = [], []
+    for row in names:
+        ids = [lookup.find(n) for n in row]
+        absent = [n for n, i in zip(row, ids, strict=True) if i is None]
+        if absent:
+            missing.extend(absent)
+            resolved.append(None)
+        else:
+            resolved.append(ids)
+    unique = list(dict.fromkeys(missing))
+    if unique and not allow_missing:
+        shown = ", ".join(unique[:8]) + (f" and {len(unique) - 8} more" if len(unique) > 8 else "")
+        raise LassbenchError(
+            f"{location}: {len(unique)} clip(s) named by the index are not in the sources: {shown} "
+            "(pass --allow-missing to skip those rows; they are listed in skipped.csv)"
+        )
+    return resolved, [(name, "missing") for name in unique]

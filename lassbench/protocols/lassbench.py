@@ -1,0 +1,270 @@
+"""The ``lassbench`` protocol: loudness-controlled mixtures with a well-defined target loudness and SNR.
+
+Item ``i`` of split ``s`` is drawn by an RNG seeded with ``(seed, s, i)`` only (any shard, any order, same item):
+
+1. a target clip, uniformly from the split's usable clips;
+2. its loudness ``T ~ U[target_lufs - lufs_jitter, target_lufs + lufs_jitter]`` LUFS;
+3. ``K ~ U{min_interferers..max_interferers}`` interferers, each at ``T - snr_k`` LUFS, ``snr_k ~ U[snr_min,
+   snr_max]`` LU;
+4. with probability ``contrast_fraction`` (and when one exists) the first interferer is an *attribute-contrast*
+   clip: same labels as the target, another value of one of ``contrast_attributes`` (e.g. the same alarm, but
+   low-pitched instead of high) — condition ``attribute_contrast``; label-disjointness is waived for that one by
+   design: only the query's words can tell target from interferer. All other interferers share no label with the
+   target (when labels exist) — condition ``different_class`` (``unlabelled`` when the target has no labels);
+5. the query: one of the target's captions (its first label, or its id, when it has none).
+
+Mixing (:func:`lassbench.mixing.render`, rule ``loudness``): gains from each clip's integrated loudness, measured
+once per clip; one common gain ``0.99/peak`` when the mixture's peak would exceed 1 (recorded in ``gain``; the
+recorded loudnesses include it). The item's ``snr_db`` is ``-10 log10(sum_k 10^(-snr_k/10))`` (for one interferer:
+``snr_1``).
+
+In-memory use (training with fresh mixtures every epoch, the same code path as the build)::
+
+    from lassbench.corpora import load_sources
+    from lassbench.manifests import read_source_manifest
+    from lassbench.protocols.lassbench import LassbenchParams, SourcePool, draw_spec, render
+
+    frame = read_source_manifest(synth_corpus())
+    frame = frame[frame["split"] == "train"]
+    loaded = load_sources(frame, 16000)                      # audio + loudness, once per clip
+    pool = SourcePool.from_frame(frame[frame.source_id.isin(loaded.loudness)])
+    params = LassbenchParams(contrast_fraction=0.3)
+    spec = draw_spec(epoch * 100_000 + i, pool, params, seed=0, split="train")
+    item = render(spec, loaded.audio, loaded.loudness)       # item.mixture, item.target, item.spec.query
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from dataclasses import asdict, dataclass, fields
+
+import numpy as np
+import pandas as pd
+
+from lassbench.corpora import load_sources
+from lassbench.errors import LassbenchError
+from lassbench.manifests import decode_list
+from lassbench.mixing import ItemSpec, RenderedItem, render
+from lassbench.protocols import BuildRequest, Plan, Prepared, item_id, item_rng
+
+__all__ = [
+    "LassbenchParams", "SourcePool", "draw_spec", "render", "load_sources", "ItemSpec", "RenderedItem", "prepare",
+]
+
+NAME = "lassbench"
+SYNTH_ITEMS = {"train": 2000, "val": 200, "test": 300}
+DEFAULT_SPLITS = ("val", "test")
+
+
+@dataclass
+class LassbenchParams:
+    target_lufs: float = -23.0
+    lufs_jitter: float = 0.0
+    min_interferers: int = 1
+    max_interferers: int = 2
+    snr_min: float = -5.0
+    snr_max: float = 5.0
+    contrast_fraction: float = 0.0
+    contrast_attributes: tuple[str, ...] = ("pitch", "tempo")
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.min_interferers <= self.max_interferers:
+            raise LassbenchError(f"interferers: need 1 <= min ({self.min_interferers}) <= max "
+                                 f"({self.max_interferers})")
+        if self.snr_min > self.snr_max:
+            raise LassbenchError(f"--snr-min {self.snr_min} is above --snr-max {self.snr_max}")
+        if not 0.0 <= self.contrast_fraction <= 1.0:
+            raise LassbenchError(f"--contrast-fraction {self.contrast_fraction} is not in [0, 1]")
+        if self.lufs_jitter < 0:
+            raise LassbenchError(f"--lufs-jitter {self.lufs_jitter} is negative")
+        self.contrast_attributes = tuple(self.contrast_attributes)
+
+
+@dataclass(frozen=True)
+class SourcePool:
+    """The candidate clips of one split, indexed for fast drawing (build once, draw many times)."""
+
+    ids: tuple[str, ...]
+    captions: tuple[tuple[str, ...], ...]
+    labels: tuple[tuple[str, ...], ...]
+    attributes: tuple[dict, ...]
+    label_matrix: np.ndarray  # (clips, vocabulary) bool: clip has label
+    label_set_codes: np.ndarray  # (clips,) int: equal codes = identical label sets
+
+    @classmethod
+    def from_frame(cls, frame: pd.DataFrame) -> SourcePool:
+        if frame.empty:
+            raise LassbenchError("no usable source clips to draw items from")
+        captions = tuple(tuple(decode_list(v)) for v in frame["captions"]) if "captions" in frame else None
+        labels = tuple(tuple(decode_list(v)) for v in frame["labels"]) if "labels" in frame else None
+        attributes = tuple(_attributes(v) for v in frame["attributes"]) if "attributes" in frame else None
+        count = len(frame)
+        captions = captions or ((),) * count
+        labels = labels or ((),) * count
+        vocabulary = {label: k for k, label in enumerate(sorted({lb for ls in labels for lb in ls}))}
+        matrix = np.zeros((count, len(vocabulary)), dtype=bool)
+        for row, ls in enumerate(labels):
+            matrix[row, [vocabulary[lb] for lb in ls]] = True
+        set_codes = {s: k for k, s in enumerate(sorted({tuple(sorted(ls)) for ls in labels}))}
+        return cls(
+            ids=tuple(frame["source_id"]), captions=captions, labels=labels,
+            attributes=attributes or ({},) * count, label_matrix=matrix,
+            label_set_codes=np.array([set_codes[tuple(sorted(ls))] for ls in labels]),
+        )
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def disjoint_from(self, row: int) -> np.ndarray:
+        """Rows sharing no label with ``row`` (every other row when either side has no labels)."""
+        shared = self.label_matrix @ self.label_matrix[row] if self.label_matrix.shape[1] else np.zeros(len(self))
+        mask = ~np.asarray(shared, dtype=bool)
+        mask[row] = False
+        return np.flatnonzero(mask)
+
+    def contrasting(self, row: int, attributes: tuple[str, ...]) -> np.ndarray:
+        """Rows with the same labels as ``row`` and another value of at least one of ``attributes``."""
+        if not self.labels[row]:
+            return np.zeros(0, dtype=int)
+        same = np.flatnonzero(self.label_set_codes == self.label_set_codes[row])
+        mine = self.attributes[row]
+        keys = [k for k in attributes if k in mine]
+        return np.array([
+            r for r in same
+            if r != row and any(k in self.attributes[r] and self.attributes[r][k] != mine[k] for k in keys)
+        ], dtype=int)
+
+
+def _attributes(value) -> dict:
+    if isinstance(value, dict):
+        return value
+    if value is None or value == "" or (isinstance(value, float) and math.isnan(value)):
+        return {}
+    try:
+        parsed = json.loads(value)
+    except (TypeError, json.JSONDecodeError) as exc:
+        raise LassbenchError(f"attributes column: expected a JSON object, got {value!r}") from exc
+    return parsed if isinstance(parsed, dict) else {}
+
+
+def draw_spec(index: int, sources: SourcePool | pd.DataFrame, params: LassbenchParams, seed: int, *,
+              split: str = "test") -> ItemSpec:
+    """Item ``index`` of ``split``: a pure function of its arguments. Pass a :class:`SourcePool` (a DataFrame is
+    converted on every call)."""
+    pool = sources if isinstance(sources, SourcePool) else SourcePool.from_frame(sources)
+    rng = item_rng(seed, split, index)
+    target = int(rng.integers(len(pool)))
+    target_lufs = params.target_lufs + float(rng.uniform(-params.lufs_jitter, params.lufs_jitter))
+    count = int(rng.integers(params.min_interferers, params.max_interferers + 1))
+    chosen: list[int] = []
+    condition = "different_class" if pool.labels[target] else "unlabelled"
+    contrast_attribute = ""
+    if rng.uniform() < params.contrast_fraction:
+        candidates = pool.contrasting(target, params.contrast_attributes)
+        if candidates.size:
+            pick = int(candidates[rng.integers(candidates.size)])
+            chosen.append(pick)
+            condition = "attribute_contrast"
+            mine, theirs = pool.attributes[target], pool.attributes[pick]
+            contrast_attribute = ",".join(k for k in params.contrast_attributes
+                                          if k in mine and theirs.get(k) != mine[k])
+    others = np.setdiff1d(pool.disjoint_from(target), chosen)
+    needed = count - len(chosen)
+    if others.size < needed:
+        raise LassbenchError(
+            f"split {split!r}: only {others.size} clip(s) share no label with {pool.ids[target]}, "
+            f"{needed} interferer(s) needed; lower --max-interferers or add sources"
+        )
+    chosen.extend(int(r) for r in rng.choice(others, size=needed, replace=False))
+    snrs = tuple(float(v) for v in rng.uniform(params.snr_min, params.snr_max, count))
+    captions = pool.captions[target]
+    query = captions[int(rng.integers(len(captions)))] if captions else _fallback_query(pool, target)
+    return ItemSpec(
+        item_id=item_id(split, index), split=split, target_id=pool.ids[target],
+        interferer_ids=tuple(pool.ids[r] for r in chosen), query=query, captions=captions,
+        labels=pool.labels[target], rule="loudness", snr_db=snrs, target_lufs=target_lufs,
+        condition=condition, protocol=NAME, seed=seed, index=index,
+        extra=(("contrast_attribute", contrast_attribute),),
+    )
+
+
+def _fallback_query(pool: SourcePool, row: int) -> str:
+    """A clip without captions is queried by its first label, else by its id read as words."""
+    if pool.labels[row]:
+        return pool.labels[row][0]
+    return pool.ids[row].replace("_", " ").replace("-", " ").strip() or pool.ids[row]
+
+
+# --------------------------------------------------------------------------------------------------------- build
+
+
+def prepare(frame: pd.DataFrame, request: BuildRequest) -> Prepared:
+    """The clips of the requested splits, and a planner drawing ``num_items`` items per split from the usable ones."""
+    frame = frame[~frame["source_id"].isin(request.exclude_ids)]
+    splits, pools = _split_pools(frame, request.splits)
+    options = dict(request.options)
+    if "contrast_fraction" not in options:  # contrast items need attributes (the synth corpus has them)
+        options["contrast_fraction"] = 0.3 if "attributes" in frame else 0.0
+    known = {f.name for f in fields(LassbenchParams)}
+    params = LassbenchParams(**{k: v for k, v in options.items() if k in known})
+    sample_rate = request.sample_rate or _common_rate(frame)
+    duration = options.get("duration")
+    num_samples = int(round(duration * sample_rate)) if duration else None
+    counts = _item_counts(splits, pools, request.num_items, synth="attributes" in frame)
+    selected = pd.concat([pools[s] for s in splits]).drop_duplicates("source_id")
+
+    def plan(usable: set[str]) -> Plan:
+        specs = []
+        for split in splits:
+            usable_pool = pools[split][pools[split]["source_id"].isin(usable)]
+            pool = SourcePool.from_frame(usable_pool)
+            specs.extend(draw_spec(i, pool, params, request.seed, split=split) for i in range(counts[split]))
+        return Plan(specs)
+
+    parameters = {**asdict(params), "splits": list(splits), "items": counts, "seed": request.seed,
+                  "sample_rate": sample_rate, "duration": duration}
+    parameters["contrast_attributes"] = list(params.contrast_attributes)
+    return Prepared(sources=selected, plan=plan, parameters=parameters, sample_rate=sample_rate,
+                    num_samples=num_samples)
+
+
+def _split_pools(frame: pd.DataFrame, requested: tuple[str, ...] | None) -> tuple[tuple[str, ...], dict]:
+    present = [s for s in dict.fromkeys(frame["split"]) if s]
+    if not present:  # an unsplit corpus (a plain folder) is one test split
+        frame = frame.assign(split="test")
+        present = ["test"]
+    if requested is None:
+        requested = tuple(s for s in DEFAULT_SPLITS if s in present) or tuple(present)
+    absent = [s for s in requested if s not in present]
+    if absent:
+        raise LassbenchError(f"the sources have no split {', '.join(absent)} (they have: {', '.join(present)})")
+    return tuple(requested), {s: frame[frame["split"] == s] for s in requested}
+
+
+def _item_counts(splits, pools, num_items, *, synth: bool) -> dict[str, int]:
+    if isinstance(num_items, dict):
+        unknown = set(num_items) - set(splits)
+        if unknown:
+            raise LassbenchError(f"--num-items names split(s) not being built: {', '.join(sorted(unknown))}")
+    counts = {}
+    for split in splits:
+        if isinstance(num_items, dict) and split in num_items:
+            counts[split] = int(num_items[split])
+        elif isinstance(num_items, int):
+            counts[split] = num_items
+        else:  # synth: the documented benchmark sizes; other corpora: one item per clip on average
+            counts[split] = SYNTH_ITEMS.get(split, len(pools[split])) if synth else len(pools[split])
+        if counts[split] < 0:
+            raise LassbenchError(f"--num-items for {split} is negative")
+    return counts
+
+
+def _common_rate(frame: pd.DataFrame) -> int:
+    if "sample_rate" not in frame or frame.empty:
+        raise LassbenchError("the sources do not state a sample rate; pass --sample-rate")
+    rates = Counter(int(float(r)) for r in frame["sample_rate"] if str(r).strip())
+    if not rates:
+        raise LassbenchError("the sources do not state a sample rate; pass --sample-rate")
+    return rates.most_common(1)[0][0]
