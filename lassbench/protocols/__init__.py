@@ -182,3 +182,56 @@ def resolve_rows(location: str, names: list[list[str]], lookup: SourceLookup, al
             "(pass --allow-missing to skip those rows; they are listed in skipped.csv)"
         )
     return resolved, [(name, "missing") for name in unique]
+
+
+def index_split(request: BuildRequest, protocol: str) -> str:
+    """The one split an index-driven protocol builds (``test`` unless ``--splits`` names another)."""
+    if not request.splits:
+        return "test"
+    if len(request.splits) > 1:
+        raise LassbenchError(f"--protocol {protocol}: the index is one split; pass at most one --splits name")
+    return request.splits[0]
+
+
+def require_index(request: BuildRequest, protocol: str, what: str) -> str:
+    if not request.index:
+        raise LassbenchError(f"--protocol {protocol} needs --index PATH_OR_URL ({what})")
+    return request.index
+
+
+def plan_from_index(split: str, rows_ids: list[list[str] | None], usable: set[str], excluded: frozenset[str],
+                    make_spec: Callable[[int, str, list[str]], ItemSpec | str]) -> Plan:
+    """Items of an index, one per row (id ``<split>-<row>``, so ids follow rows even when some are skipped).
+
+    ``make_spec(position, item_id, source_ids)`` returns the spec, or a reason string to skip the row.
+    """
+    specs, skipped = [], []
+    for position, ids in enumerate(rows_ids):
+        identifier = item_id(split, position)
+        if ids is None:
+            skipped.append((identifier, "item: names a clip missing from the sources"))
+            continue
+        reason = next((f"item: uses excluded clip {i}" for i in ids if i in excluded), None)
+        reason = reason or next((f"item: uses unusable clip {i} (see its source row)" for i in ids
+                                 if i not in usable), None)
+        result = make_spec(position, identifier, ids) if reason is None else reason
+        if isinstance(result, str):
+            skipped.append((identifier, result))
+        else:
+            specs.append(result)
+    return Plan(specs, skipped)
+
+
+def sources_named(frame: pd.DataFrame, rows_ids: list[list[str] | None]) -> pd.DataFrame:
+    names = {i for ids in rows_ids if ids for i in ids}
+    return frame[frame["source_id"].isin(names)]
+
+
+def parse_number(location: str, line: int, column: str, value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise LassbenchError(f"{location}: line {line}: {column} {value!r} is not a number") from None
+    if number != number or number in (float("inf"), float("-inf")):
+        raise LassbenchError(f"{location}: line {line}: {column} {value!r} is not a finite number")
+    return number

@@ -1,0 +1,67 @@
+"""``dcase2024``: DCASE 2024 Task 9 (LASS) synthetic evaluation lists, mixed as its evaluator mixes them.
+
+Source: ``dcase_evaluator.py`` of Audio-AGI/dcase2024_task9_baseline. Index CSV ``source,noise,snr,caption``
+(clip names without extension; one row per mixture). For each row, at 16 kHz:
+
+* ``scale = sqrt(mean(s^2) / 10^(snr/10) / mean(n^2))`` and ``mixture = s + scale * n`` — an *energy* SNR;
+* if ``max|mixture| > 1``: ``s`` and ``mixture`` are multiplied by ``0.9 / max|mixture|`` (lassbench also scales the
+  written interferer, so ``mixture = target + interferer`` holds);
+* the query is the row's ``caption``.
+
+The evaluator casts ``snr`` with ``int()``; lassbench accepts any finite number and rejects anything else.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from lassbench.mixing import ItemSpec
+from lassbench.protocols import (
+    BuildRequest,
+    Plan,
+    Prepared,
+    SourceLookup,
+    index_split,
+    parse_number,
+    plan_from_index,
+    read_index_rows,
+    require_index,
+    resolve_rows,
+    sources_named,
+)
+
+NAME = "dcase2024"
+SAMPLE_RATE = 16000
+COLUMNS = ("source", "noise", "snr", "caption")
+
+
+def prepare(frame: pd.DataFrame, request: BuildRequest) -> Prepared:
+    location = require_index(request, NAME, "the DCASE 2024 Task 9 list: source,noise,snr,caption")
+    header, rows = read_index_rows(location, COLUMNS)
+    col = {name: header.index(name) for name in COLUMNS}
+    snrs = [parse_number(location, line, "snr", row[col["snr"]]) for line, row in enumerate(rows, start=2)]
+    lookup = SourceLookup(frame)
+    rows_ids, missing = resolve_rows(location, [[r[col["source"]], r[col["noise"]]] for r in rows], lookup,
+                                     request.allow_missing)
+    split = index_split(request, NAME)
+    by_id = frame.set_index("source_id")
+
+    def make(position: int, identifier: str, ids: list[str]) -> ItemSpec:
+        row = rows[position]
+        return ItemSpec(
+            item_id=identifier, split=split, target_id=ids[0], interferer_ids=(ids[1],),
+            query=row[col["caption"]], captions=tuple(by_id.at[ids[0], "captions"]) or (row[col["caption"]],),
+            labels=tuple(by_id.at[ids[0], "labels"]), rule="energy_snr", snr_db=(snrs[position],),
+            condition="index", protocol=NAME, seed=request.seed, index=position,
+            extra=(("index_row", str(position + 2)),),
+        )
+
+    def plan(usable: set[str]) -> Plan:
+        return plan_from_index(split, rows_ids, usable, request.exclude_ids, make)
+
+    sample_rate = request.sample_rate or SAMPLE_RATE
+    return Prepared(
+        sources=sources_named(frame, rows_ids), plan=plan, sample_rate=sample_rate, skipped=missing,
+        parameters={"index": location, "rows": len(rows), "split": split, "splits": [split],
+                    "sample_rate": sample_rate, "declip_peak": 0.9},
+    )

@@ -1,0 +1,83 @@
+"""``lassnet``: LASS-Net's evaluation pairs and the mixing rule of its released code.
+
+Source: liuxubo717/LASS — ``dataset/evaluation_indexes.csv`` (header ``target_wav, noise_wav``: YouTube ids of
+AudioCaps clips; 1,000 rows = 200 targets x 5 noises) and its ``add_noise_and_scale`` (inherited from voicefixer's
+augmentation code). At 32 kHz, for each pair:
+
+* both clips peak-normalised: ``t / max|t|``, ``n / max|n|``;
+* the noise divided by ``10^(snr/20)`` with ``snr = 0`` dB by default (a *peak* ratio, not an energy SNR);
+* target, noise and mixture all divided by ``max|t + n|`` (the mixture always peaks at exactly 1; ``gain`` records
+  the factor).
+
+The list names no caption: the query of a target's k-th row is its k-th caption (cycling), so the 5 noises of a
+target in the official list use its 5 AudioCaps captions in turn when it has 5. Rows whose target has no caption are
+skipped (reason recorded). Most of these targets are AudioCaps *train* clips: use ``--train-manifest`` to see which.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pandas as pd
+
+from lassbench.mixing import ItemSpec
+from lassbench.protocols import (
+    BuildRequest,
+    Plan,
+    Prepared,
+    SourceLookup,
+    index_split,
+    plan_from_index,
+    read_index_rows,
+    require_index,
+    resolve_rows,
+    sources_named,
+)
+
+NAME = "lassnet"
+SAMPLE_RATE = 32000
+COLUMNS = ("target_wav", "noise_wav")
+
+
+def prepare(frame: pd.DataFrame, request: BuildRequest) -> Prepared:
+    location = require_index(request, NAME, "LASS-Net's evaluation_indexes.csv: target_wav,noise_wav")
+    header, rows = read_index_rows(location, COLUMNS)
+    target_col, noise_col = header.index("target_wav"), header.index("noise_wav")
+    rows_ids, missing = resolve_rows(location, [[r[target_col], r[noise_col]] for r in rows], SourceLookup(frame),
+                                     request.allow_missing)
+    split = index_split(request, NAME)
+    snr = float(request.options.get("snr_db", 0.0))
+    by_id = frame.set_index("source_id")
+    occurrence = _occurrences(rows_ids)
+
+    def make(position: int, identifier: str, ids: list[str]) -> ItemSpec | str:
+        captions = tuple(by_id.at[ids[0], "captions"])
+        if not captions:
+            return f"item: target {ids[0]} has no caption to query with"
+        return ItemSpec(
+            item_id=identifier, split=split, target_id=ids[0], interferer_ids=(ids[1],),
+            query=captions[occurrence[position] % len(captions)], captions=captions,
+            labels=tuple(by_id.at[ids[0], "labels"]), rule="peak_snr", snr_db=(snr,), condition="index",
+            protocol=NAME, seed=request.seed, index=position, extra=(("index_row", str(position + 2)),),
+        )
+
+    def plan(usable: set[str]) -> Plan:
+        return plan_from_index(split, rows_ids, usable, request.exclude_ids, make)
+
+    sample_rate = request.sample_rate or SAMPLE_RATE
+    return Prepared(
+        sources=sources_named(frame, rows_ids), plan=plan, sample_rate=sample_rate, skipped=missing,
+        parameters={"index": location, "rows": len(rows), "split": split, "splits": [split],
+                    "sample_rate": sample_rate, "snr_db": snr},
+    )
+
+
+def _occurrences(rows_ids: list[list[str] | None]) -> list[int]:
+    """For each row, how many earlier rows had the same target (which caption it queries with)."""
+    seen: Counter = Counter()
+    result = []
+    for ids in rows_ids:
+        key = ids[0] if ids else None
+        result.append(seen[key])
+        seen[key] += 1
+    return result
