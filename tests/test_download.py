@@ -199,3 +199,26 @@ def test_killed_run_resumes_without_partial_files_or_downloading_a_clip_twice(tm
     assert len(pd.read_csv(out / "manifest.csv")) == len(names)
     for path in (out / "audio").iterdir():
         assert sf.info(path).frames == 320000
+
+
+def test_ctrl_c_leaves_a_manifest_of_exactly_the_clips_on_disk(tmp_path):
+    names = [f"intClip{i:04d}" for i in range(8)]
+    with MediaServer(delay=0.15) as server:
+        payload = encode_media(synth_signal(11, SERVED_SR, 8), SERVED_SR, "wav", tmp_path)
+        for name in names:
+            server.add(name, payload, "wav")
+        metadata = write_metadata(tmp_path / "meta.csv", [(n, 0, ["a"]) for n in names])
+        out = tmp_path / "out"
+        command = [sys.executable, "-m", "lassbench", "download", "audiocaps", "--split", "test", "--out", str(out),
+                   "--metadata", str(metadata), "--url-template", server.url_template, "--workers", "2"]
+        run = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 60
+        while len(list((out / "audio").glob("*.wav"))) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        run.send_signal(signal.SIGINT)
+        _, err = run.communicate(timeout=60)
+    assert run.returncode == 130 and "Traceback" not in err
+    on_disk = sorted(p.stem for p in (out / "audio").iterdir())
+    assert 2 <= len(on_disk) < len(names)
+    assert sorted(pd.read_csv(out / "manifest.csv")["youtube_id"]) == on_disk
+    assert not (out / ".partial").exists()

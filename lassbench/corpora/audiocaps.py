@@ -379,8 +379,9 @@ def _run(pending: list[AudiocapsClip], source: ClipSource, config: AudiocapsDown
                 bar.set_postfix(ok=counts["ok"], failed=counts["failed"], refresh=False)
                 bar.update()
         finally:
-            # Ctrl-C or an abort: start no new clip; clips in flight finish (or die) without touching audio/.
-            executor.shutdown(wait=False, cancel_futures=True)
+            # Ctrl-C or an abort: start no new clip and let clips in flight end (ffmpeg got the same Ctrl-C), so the
+            # manifest written next sees the final state of audio/.
+            executor.shutdown(wait=True, cancel_futures=True)
 
 
 def _fetch_clip(clip: AudiocapsClip, source: ClipSource, config: AudiocapsDownloadConfig, partial_dir: Path,
