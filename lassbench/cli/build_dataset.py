@@ -38,8 +38,8 @@ def _parse_num_items(value: str | None) -> int | dict[str, int] | None:
                    "CSV, or any folder of audio files (ids = file stems).")
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="Output folder. Default: $LASSBENCH_CACHE/benchmarks/<sources>[-<protocol>].")
-@click.option("--protocol", type=click.Choice(protocol_names()), default="lassbench", show_default=True,
-              help="How items are chosen and mixed (docs/protocols.md).")
+@click.option("--protocol", default="lassbench", show_default=True,
+              help=f"How items are chosen and mixed: {', '.join(protocol_names())} (docs/protocols.md).")
 @click.option("--index", "index", default=None, metavar="PATH_OR_URL",
               help="Published index file (lassnet: evaluation_indexes.csv; audiosep: *_eval.csv; dcase2024: "
                    "source,noise,snr,caption list). Required by those protocols.")
@@ -64,8 +64,8 @@ def _parse_num_items(value: str | None) -> int | dict[str, int] | None:
 @click.option("--contrast-fraction", type=float, default=None,
               help="lassbench: share of items whose first interferer is the same class with another attribute "
                    "[default: 0.3 when the sources have attributes (synth), else 0].")
-@click.option("--subtype", type=click.Choice(["FLOAT", "PCM_16", "PCM_24"]), default="FLOAT", show_default=True,
-              help="WAV sample format (FLOAT keeps the references exact).")
+@click.option("--subtype", default="FLOAT", show_default=True,
+              help="WAV sample format: FLOAT (keeps the references exact), PCM_16 or PCM_24.")
 @click.option("--workers", type=int, default=1, show_default=True, help="Processes rendering items.")
 @click.option("--shard", default="0/1", show_default=True, metavar="i/N",
               help="Build only items whose position % N == i (0-based). Shards may share one --out; the manifest "
@@ -78,8 +78,8 @@ def _parse_num_items(value: str | None) -> int | dict[str, int] | None:
 @click.option("--allow-missing", is_flag=True,
               help="Index rows naming clips absent from the sources are skipped (listed in skipped.csv) "
                    "instead of failing.")
-@click.option("--export", "export", nargs=2, type=(click.Choice(["hf"]), click.Path(path_type=Path)),
-              default=None, metavar="hf OUTDIR", help="Also save a datasets.DatasetDict (one split per split).")
+@click.option("--export", "export", nargs=2, type=(str, click.Path(path_type=Path)), default=None,
+              metavar="hf OUTDIR", help="Also save a datasets.DatasetDict (one dataset per split) in OUTDIR.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def command(sources, out, protocol, index, splits, num_items, seed, sample_rate, shard, workers, subtype,
             exclude_ids, train_manifest, strict, allow_missing, export, quiet, **lassbench_options) -> None:
@@ -90,7 +90,11 @@ def command(sources, out, protocol, index, splits, num_items, seed, sample_rate,
     OUT/skipped.csv.
     """
     from lassbench.build import BuildConfig, build_dataset
+    from lassbench.protocols import get_protocol
 
+    get_protocol(protocol)  # an unknown name is a one-line error before anything is read
+    if export and export[0] != "hf":
+        raise LassbenchError(f"--export {export[0]!r}: the only format is hf")
     options = {k: v for k, v in lassbench_options.items() if v is not None}
     if options and protocol != "lassbench":
         flags = ", ".join("--" + k.replace("_", "-") for k in options)
