@@ -96,6 +96,8 @@ def read_manifest(path: str | Path, required: Iterable[str]) -> pd.DataFrame:
     missing = [c for c in required if c not in frame.columns]
     if missing:
         raise LassbenchError(f"{path}: manifest lacks column(s) {', '.join(missing)}")
+    for column in frame.columns:
+        frame[column] = [_uncell(v) for v in frame[column]]
     return frame
 
 
@@ -145,6 +147,13 @@ def _cell(value):
         return encode_list(value)
     if isinstance(value, str) and value.startswith(_CSV_INJECTION_PREFIXES) and not _looks_numeric(value):
         return "'" + value
+    return value
+
+
+def _uncell(value):
+    """Undo :func:`_cell`'s apostrophe (YouTube ids may start with '-')."""
+    if isinstance(value, str) and len(value) > 1 and value[0] == "'" and value[1] in "=+-@\t\r":
+        return value[1:]
     return value
 
 
