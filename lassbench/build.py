@@ -30,7 +30,7 @@ from pathlib import Path
 import pandas as pd
 
 from lassbench import __version__
-from lassbench.audio import sha1_file, write_audio, write_text_atomic
+from lassbench.audio import atomic_path, sha1_file, write_audio, write_text_atomic
 from lassbench.corpora import SKIP_REASONS, measure_source, read_source, resolve_sources
 from lassbench.errors import LassbenchError
 from lassbench.leakage import find_leaks, leak_summary, read_id_list
@@ -292,12 +292,10 @@ def build_item(spec: ItemSpec, context: _ItemContext) -> str:
     audio = {sid: read_source(context.paths[sid], context.sample_rate, context.num_samples)
              for sid in dict.fromkeys(spec.source_ids)}
     item = render(spec, audio, context.loudness)
-    mixture = write_audio(out / "mixture" / f"{spec.item_id}.wav", item.mixture, context.sample_rate,
-                          subtype=context.subtype)
-    target = write_audio(out / "target" / f"{spec.item_id}.wav", item.target, context.sample_rate,
-                         subtype=context.subtype)
+    mixture = write_wav(out / "mixture" / f"{spec.item_id}.wav", item.mixture, context.sample_rate, context.subtype)
+    target = write_wav(out / "target" / f"{spec.item_id}.wav", item.target, context.sample_rate, context.subtype)
     interferers = [
-        write_audio(out / "interferers" / f"{spec.item_id}_{k}.wav", x, context.sample_rate, subtype=context.subtype)
+        write_wav(out / "interferers" / f"{spec.item_id}_{k}.wav", x, context.sample_rate, context.subtype)
         for k, x in enumerate(item.interferers)
     ]
     row = {
@@ -314,6 +312,25 @@ def build_item(spec: ItemSpec, context: _ItemContext) -> str:
     }
     write_text_atomic(_row_path(out, spec.item_id), json.dumps(row, sort_keys=True))
     return spec.item_id
+
+
+def write_wav(path: Path, data, sample_rate: int, subtype: str) -> Path:
+    """``write_audio``, made byte-reproducible: libsndfile stamps float WAVs with the time of writing (the
+    ``timestamp`` of their PEAK chunk), which would make identical builds differ; it is zeroed before the file
+    appears under its name."""
+    with atomic_path(path) as tmp:
+        write_audio(tmp, data, sample_rate, subtype=subtype)
+        _clear_peak_timestamp(tmp)
+    return path
+
+
+def _clear_peak_timestamp(path: Path) -> None:
+    with open(path, "r+b") as fh:
+        head = fh.read(512)
+        at = head.find(b"PEAK")
+        if at >= 0 and head[at + 8:at + 12] == b"\x01\x00\x00\x00":  # chunk id, size, version 1, timestamp
+            fh.seek(at + 12)
+            fh.write(b"\x00\x00\x00\x00")
 
 
 def _row_path(out: Path, item_id: str) -> Path:
@@ -382,8 +399,6 @@ def _finish(out: Path, specs: list[ItemSpec], prepared: Prepared, resolved, conf
 
 
 def _write_parquet(frame: pd.DataFrame, path: Path) -> None:
-    from lassbench.audio import atomic_path
-
     with atomic_path(path) as tmp:
         frame.to_parquet(tmp, index=False)
 
@@ -420,37 +435,40 @@ def _jsonable(value):
 def export_hf(built: str | Path, out: str | Path) -> Path:
     """Save a built benchmark as a ``datasets.DatasetDict`` (one dataset per split) at ``out``.
 
-    Audio columns use ``Audio(decode=False)`` with the WAV bytes embedded: ``datasets`` 5.x decodes audio only
-    through ``torchcodec``, which does not load beside the CPU torch build; read the bytes with soundfile.
+    Audio columns are ``Audio(decode=False)`` holding the WAV bytes: ``datasets`` 5.x encodes and decodes audio only
+    through ``torchcodec``, which does not load beside the CPU torch build, so the table is assembled in Arrow
+    directly; read ``row["mixture"]["bytes"]`` with soundfile.
     """
     import datasets
+    import pyarrow as pa
 
     from lassbench.manifests import read_item_manifest
 
     built, out = Path(built), Path(out)
     frame = read_item_manifest(built / "manifest.csv")
-    audio = datasets.Audio(decode=False)
+    text, texts = datasets.Value("string"), datasets.List(datasets.Value("string"))
     features = datasets.Features({
-        "id": datasets.Value("string"), "query": datasets.Value("string"),
-        "captions": datasets.Sequence(datasets.Value("string")), "labels": datasets.Sequence(datasets.Value("string")),
-        "target_id": datasets.Value("string"), "interferer_ids": datasets.Sequence(datasets.Value("string")),
-        "snr_db": datasets.Value("float64"), "condition": datasets.Value("string"),
-        "sample_rate": datasets.Value("int32"), "mixture": audio, "target": audio,
+        "id": text, "query": text, "captions": texts, "labels": texts, "target_id": text, "interferer_ids": texts,
+        "snr_db": datasets.Value("float64"), "condition": text, "sample_rate": datasets.Value("int32"),
+        "mixture": datasets.Audio(decode=False), "target": datasets.Audio(decode=False),
     })
+    schema = features.arrow_schema
     splits = {}
     for split, part in frame.groupby("split", sort=False):
-        records = {name: [] for name in features}
-        for row in part.itertuples(index=False):
-            for name in ("id", "query", "target_id", "condition"):
-                records[name].append(str(getattr(row, name)))
-            records["captions"].append([str(c) for c in row.captions])
-            records["labels"].append([str(c) for c in row.labels])
-            records["interferer_ids"].append([str(c) for c in row.interferer_ids])
-            records["snr_db"].append(float(row.snr_db))
-            records["sample_rate"].append(int(row.sample_rate))
-            for kind in ("mixture", "target"):
-                path = built / kind / f"{row.id}.wav"
-                records[kind].append({"bytes": path.read_bytes(), "path": f"{row.id}.wav"})
-        splits[str(split)] = datasets.Dataset.from_dict(records, features=features)
+        columns = {
+            "id": part["id"].astype(str).tolist(), "query": part["query"].astype(str).tolist(),
+            "captions": [[str(c) for c in v] for v in part["captions"]],
+            "labels": [[str(c) for c in v] for v in part["labels"]],
+            "target_id": part["target_id"].astype(str).tolist(),
+            "interferer_ids": [[str(c) for c in v] for v in part["interferer_ids"]],
+            "snr_db": [float(v) for v in part["snr_db"]], "condition": part["condition"].astype(str).tolist(),
+            "sample_rate": [int(v) for v in part["sample_rate"]],
+        }
+        for kind in ("mixture", "target"):
+            columns[kind] = [{"bytes": (built / kind / f"{i}.wav").read_bytes(), "path": f"{i}.wav"}
+                             for i in part["id"]]
+        table = pa.table({name: pa.array(values, type=schema.field(name).type) for name, values in columns.items()},
+                         schema=schema)
+        splits[str(split)] = datasets.Dataset(table, info=datasets.DatasetInfo(features=features))
     datasets.DatasetDict(splits).save_to_disk(str(out))
     return out

@@ -1,0 +1,262 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyloudnorm
+import pytest
+import soundfile as sf
+
+from lassbench.audio import write_audio
+from lassbench.build import BuildConfig, build_dataset, default_benchmark, export_hf
+from lassbench.cli import main
+from lassbench.corpora.folder import index_folder
+from lassbench.corpora.synth import synth_corpus
+from lassbench.errors import LassbenchError
+from lassbench.manifests import ITEM_COLUMNS, read_item_manifest
+
+SR = 16000
+
+
+@pytest.fixture(scope="module")
+def synth_manifest(tmp_path_factory):
+    return synth_corpus(tmp_path_factory.mktemp("synth") / "c", clips={"val": 42, "test": 42})
+
+
+def _config(out, sources, **kwargs) -> BuildConfig:
+    kwargs.setdefault("num_items", 12)
+    return BuildConfig(out=out, sources=str(sources), progress=False, **kwargs)
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file() and ".lassbench" not in p.parts}
+
+
+def _tone(seconds: float, freq: float, level: float = 0.3) -> np.ndarray:
+    t = np.arange(int(seconds * SR)) / SR
+    return (level * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+def test_build_writes_the_documented_layout(tmp_path, synth_manifest):
+    result = build_dataset(_config(tmp_path / "out", synth_manifest))
+    out = result.out
+    manifest = read_item_manifest(out / "manifest.csv")
+    assert list(manifest.columns[: len(ITEM_COLUMNS)]) == ITEM_COLUMNS
+    assert len(manifest) == 24 and manifest["id"].is_unique
+    assert set(manifest["split"]) == {"val", "test"}
+    for row in manifest.itertuples():
+        assert (out / "mixture" / f"{row.id}.wav").is_file() and (out / "target" / f"{row.id}.wav").is_file()
+        for k in range(len(row.interferer_ids)):
+            assert (out / "interferers" / f"{row.id}_{k}.wav").is_file()
+    assert pd.read_parquet(out / "manifest.parquet")["id"].tolist() == manifest["id"].tolist()
+    description = json.loads((out / "dataset.json").read_text())
+    assert description["protocol"] == "lassbench" and description["counts"] == {"val": 12, "test": 12}
+    assert description["parameters"]["target_lufs"] == -23.0 and "lassbench_version" in description
+    assert sf.info(str(out / "mixture" / "val-000000.wav")).subtype == "FLOAT"
+
+
+def test_built_targets_sit_at_the_requested_loudness_and_snr(tmp_path, synth_manifest):
+    result = build_dataset(_config(tmp_path / "out", synth_manifest, options={"max_interferers": 1}))
+    manifest = read_item_manifest(result.manifest)
+    meter = pyloudnorm.Meter(SR)
+    for row in manifest.itertuples():
+        target = sf.read(str(result.out / row.target_path), dtype="float64")[0]
+        noise = sf.read(str(result.out / f"interferers/{row.id}_0.wav"), dtype="float64")[0]
+        target_lufs = meter.integrated_loudness(target)
+        assert target_lufs == pytest.approx(row.target_lufs, abs=0.1)
+        if row.gain == 1.0:
+            assert target_lufs == pytest.approx(-23.0, abs=0.1)
+        assert target_lufs - meter.integrated_loudness(noise) == pytest.approx(row.snr_db, abs=0.1)
+
+
+def test_same_seed_gives_identical_checksums_and_another_seed_does_not(tmp_path, synth_manifest):
+    first = read_item_manifest(build_dataset(_config(tmp_path / "a", synth_manifest)).manifest)
+    second = read_item_manifest(build_dataset(_config(tmp_path / "b", synth_manifest)).manifest)
+    third = read_item_manifest(build_dataset(_config(tmp_path / "c", synth_manifest, seed=1)).manifest)
+    assert first["mixture_sha1"].tolist() == second["mixture_sha1"].tolist()
+    assert first["target_sha1"].tolist() == second["target_sha1"].tolist()
+    assert first["mixture_sha1"].tolist() != third["mixture_sha1"].tolist()
+
+
+def test_union_of_shards_is_the_unsharded_build_byte_for_byte(tmp_path, synth_manifest):
+    build_dataset(_config(tmp_path / "whole", synth_manifest))
+    first = build_dataset(_config(tmp_path / "sharded", synth_manifest, shard=(0, 3)))
+    assert first.manifest is None and first.built == 8
+    build_dataset(_config(tmp_path / "sharded", synth_manifest, shard=(2, 3)))
+    last = build_dataset(_config(tmp_path / "sharded", synth_manifest, shard=(1, 3)))
+    assert last.manifest is not None
+    assert _files(tmp_path / "whole") == _files(tmp_path / "sharded")
+
+
+def test_shards_built_in_separate_folders_merge_by_copying(tmp_path, synth_manifest):
+    import shutil
+
+    build_dataset(_config(tmp_path / "whole", synth_manifest))
+    build_dataset(_config(tmp_path / "s0", synth_manifest, shard=(0, 2)))
+    build_dataset(_config(tmp_path / "s1", synth_manifest, shard=(1, 2)))
+    shutil.copytree(tmp_path / "s0", tmp_path / "s1", dirs_exist_ok=True)
+    result = build_dataset(_config(tmp_path / "s1", synth_manifest))
+    assert result.built == 0 and result.manifest is not None
+    assert _files(tmp_path / "whole") == _files(tmp_path / "s1")
+
+
+def test_workers_build_the_same_bytes(tmp_path, synth_manifest):
+    build_dataset(_config(tmp_path / "one", synth_manifest))
+    build_dataset(_config(tmp_path / "two", synth_manifest, workers=2))
+    assert _files(tmp_path / "one") == _files(tmp_path / "two")
+
+
+def test_rerun_resumes_building_only_what_is_missing(tmp_path, synth_manifest):
+    out = tmp_path / "out"
+    build_dataset(_config(out, synth_manifest))
+    (out / ".lassbench" / "items" / "test-000003.json").unlink()
+    (out / "mixture" / "test-000003.wav").unlink()
+    result = build_dataset(_config(out, synth_manifest))
+    assert (result.built, result.reused) == (1, 23)
+    assert (out / "mixture" / "test-000003.wav").is_file()
+
+
+def test_a_folder_built_with_other_settings_is_not_silently_reused(tmp_path, synth_manifest):
+    build_dataset(_config(tmp_path / "out", synth_manifest))
+    with pytest.raises(LassbenchError, match="other settings"):
+        build_dataset(_config(tmp_path / "out", synth_manifest, seed=5))
+
+
+def test_more_items_or_splits_extend_a_build_without_rebuilding(tmp_path, synth_manifest):
+    build_dataset(_config(tmp_path / "out", synth_manifest, splits=("val",), num_items=5))
+    result = build_dataset(_config(tmp_path / "out", synth_manifest, num_items=8))
+    assert (result.built, result.reused) == (11, 5)
+
+
+def test_pcm16_subtype_is_written_on_request(tmp_path, synth_manifest):
+    result = build_dataset(_config(tmp_path / "out", synth_manifest, num_items=2, subtype="PCM_16"))
+    assert sf.info(str(result.out / "mixture" / "val-000000.wav")).subtype == "PCM_16"
+
+
+def _folder_with_bad_clips(folder: Path) -> Path:
+    names = {"a dog, barking - loud": 220.0, "bird-song": 900.0, "car engine": 110.0, "rain, heavy": 1500.0}
+    labels = ["file_name,labels"]
+    for k, (name, freq) in enumerate(names.items()):
+        write_audio(folder / f"{name}.wav", _tone(2.0, freq), SR)
+        labels.append(f'"{name}.wav",class{k}')
+    write_audio(folder / "quiet.wav", np.zeros(SR, dtype=np.float32), SR)
+    write_audio(folder / "blip.wav", _tone(0.2, 440.0), SR)
+    (folder / "broken.wav").write_bytes(b"RIFF not really a wav")
+    (folder / "labels.csv").write_text("\n".join(labels) + "\n")
+    return folder
+
+
+def test_plain_folder_with_odd_names_builds_and_skipped_clips_have_reasons(tmp_path):
+    folder = _folder_with_bad_clips(tmp_path / "clips")
+    result = build_dataset(_config(tmp_path / "out", folder, num_items=6, options={"max_interferers": 1}))
+    manifest = read_item_manifest(result.manifest)
+    used = set(manifest["target_id"]) | {i for ids in manifest["interferer_ids"] for i in ids}
+    assert used <= {"a dog, barking - loud", "bird-song", "car engine", "rain, heavy"}
+    assert set(manifest["split"]) == {"test"}
+    reasons = pd.read_csv(result.out / "skipped.csv").set_index("id")["reason"].to_dict()
+    assert reasons["quiet"].startswith("silent")
+    assert reasons["blip"].startswith("too_short")
+    assert reasons["broken.wav"].startswith("unreadable")
+    assert all(q for q in manifest["query"])
+
+
+def test_folder_names_escaping_the_folder_are_rejected(tmp_path):
+    folder = tmp_path / "clips"
+    write_audio(tmp_path / "outside.wav", _tone(1.0, 300.0), SR)
+    folder.mkdir()
+    (folder / "link.wav").symlink_to(tmp_path / "outside.wav")
+    with pytest.raises(LassbenchError, match="outside the folder"):
+        index_folder(folder)
+
+
+def test_leaking_clips_are_reported_and_strict_refuses(tmp_path, synth_manifest, capsys):
+    first = read_item_manifest(build_dataset(_config(tmp_path / "probe", synth_manifest)).manifest)
+    train = tmp_path / "training_indexes.csv"
+    train.write_text(first["target_id"].iloc[0] + "\n")
+    result = build_dataset(_config(tmp_path / "out", synth_manifest, train_manifest=train))
+    leaks = pd.read_csv(result.out / "leakage.csv")
+    assert result.leaks >= 1 and first["target_id"].iloc[0] in set(leaks["source_id"])
+    assert "leakage:" in capsys.readouterr().err  # reported even without --strict
+    with pytest.raises(SystemExit) as exit_info:
+        main(["build-dataset", "--sources", str(synth_manifest), "--num-items", "12", "--out",
+              str(tmp_path / "strict"), "--train-manifest", str(train), "--strict", "--quiet"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: leakage:") and len(err.splitlines()) == 1
+    assert not (tmp_path / "strict" / "mixture").exists()
+
+
+def test_excluded_ids_are_never_used(tmp_path, synth_manifest):
+    probe = read_item_manifest(build_dataset(_config(tmp_path / "probe", synth_manifest)).manifest)
+    banned = set(probe["target_id"][:5])
+    exclude = tmp_path / "exclude.txt"
+    exclude.write_text("\n".join(sorted(banned)) + "\n")
+    manifest = read_item_manifest(build_dataset(_config(tmp_path / "out", synth_manifest,
+                                                        exclude_ids=exclude)).manifest)
+    used = set(manifest["target_id"]) | {i for ids in manifest["interferer_ids"] for i in ids}
+    assert not used & banned
+
+
+def test_export_hf_saves_a_dataset_dict_with_audio_bytes(tmp_path, synth_manifest):
+    import datasets
+
+    result = build_dataset(_config(tmp_path / "out", synth_manifest, num_items=3))
+    export_hf(result.out, tmp_path / "hf")
+    loaded = datasets.load_from_disk(str(tmp_path / "hf"))
+    assert set(loaded) == {"val", "test"} and len(loaded["val"]) == 3
+    row = loaded["val"][0]
+    assert row["mixture"]["bytes"] == (result.out / "mixture" / f"{row['id']}.wav").read_bytes()
+    assert row["query"]
+
+
+def test_bad_options_are_one_line_errors(tmp_path, synth_manifest):
+    cases = [
+        (["--shard", "3/2"], "--shard"),
+        (["--subtype", "MP3"], "--subtype"),
+        (["--splits", "dev"], "no split dev"),
+        (["--protocol", "dcase2024", "--target-lufs", "-20"], "--target-lufs: only for --protocol lassbench"),
+        (["--sources", str(tmp_path / "nowhere")], "nowhere"),
+    ]
+    for args, message in cases:
+        completed = subprocess.run(
+            [sys.executable, "-m", "lassbench", "build-dataset", "--sources", str(synth_manifest),
+             "--out", str(tmp_path / "o"), "--quiet", *args], capture_output=True, text=True, timeout=120,
+        )
+        assert completed.returncode == 2, (args, completed.stderr)
+        assert len(completed.stderr.strip().splitlines()) == 1 and message in completed.stderr, completed.stderr
+
+
+def test_help_explains_every_option():
+    completed = subprocess.run([sys.executable, "-m", "lassbench", "build-dataset", "--help"], capture_output=True,
+                               text=True, timeout=60)
+    for option in ("--sources", "--protocol", "--index", "--splits", "--num-items", "--target-lufs",
+                   "--lufs-jitter", "--max-interferers", "--snr-min", "--snr-max", "--contrast-fraction",
+                   "--subtype", "--workers", "--shard", "--exclude-ids", "--train-manifest", "--strict",
+                   "--allow-missing", "--export"):
+        assert option in completed.stdout
+
+
+@pytest.mark.slow
+def test_default_benchmark_builds_the_synth_benchmark_once(tmp_path, monkeypatch):
+    monkeypatch.setenv("LASSBENCH_CACHE", str(tmp_path))
+    out = default_benchmark()
+    manifest = read_item_manifest(out / "manifest.csv")
+    assert out == tmp_path / "benchmarks" / "synth"
+    assert manifest["split"].value_counts().to_dict() == {"test": 300, "val": 200}
+    assert json.loads((out / "dataset.json").read_text())["name"] == "synth"
+    assert set(manifest["condition"]) == {"attribute_contrast", "different_class"}
+    stamp = (out / "manifest.csv").stat().st_mtime_ns
+    assert default_benchmark(("test",)) == out
+    assert (out / "manifest.csv").stat().st_mtime_ns == stamp
+
+
+@pytest.mark.slow
+def test_cli_with_no_arguments_builds_the_synth_benchmark(tmp_path):
+    env = {**__import__("os").environ, "LASSBENCH_CACHE": str(tmp_path)}
+    completed = subprocess.run([sys.executable, "-m", "lassbench", "build-dataset", "--quiet"], env=env,
+                               capture_output=True, text=True, timeout=600)
+    assert completed.returncode == 0, completed.stderr
+    assert (tmp_path / "benchmarks" / "synth" / "manifest.csv").is_file()
