@@ -67,7 +67,7 @@ def run_model(config: RunConfig) -> list[RunOutcome]:
     items = _select_items(data_dir, config.split, config.limit)
     model, checkpoint = _load_system(config.model, config.checkpoint, config.device)
     variants = _variants(entry.query_type, config)
-    sources = _paraphrase_lookup(dataset, data_dir) if "paraphrase" in variants else {}
+    sources = _paraphrase_lookup(dataset) if "paraphrase" in variants else {}
     benchmark = dataset.get("name") or data_dir.name
     outcomes = []
     for variant in variants:
@@ -137,16 +137,18 @@ def _other_caption(items: pd.DataFrame, k: int) -> list[str] | None:
 
 
 def _wrong_query_permutation(target_ids: list[str], seed: int) -> np.ndarray:
-    """A permutation sending every item to an item with a different target clip (where the benchmark allows)."""
+    """A permutation sending every item to an item with a different target clip.
+
+    Items are shuffled, grouped by target, then rotated by the largest group's size: no item lands in its own group
+    as long as no target holds more than half of the items (otherwise as few as possible do).
+    """
     n = len(target_ids)
-    rng = np.random.default_rng(seed)
-    perm = rng.permutation(n)
-    for i in range(n):
-        tries = 0
-        while n > 1 and (perm[i] == i or target_ids[perm[i]] == target_ids[i]) and tries < 50:
-            j = int(rng.integers(n))
-            perm[i], perm[j] = perm[j], perm[i]
-            tries += 1
+    shuffled = np.random.default_rng(seed).permutation(n)
+    order = sorted(shuffled, key=lambda i: target_ids[i])  # stable: random order within a target
+    shift = max(pd.Series(target_ids).value_counts().max(), 1) if n else 0
+    perm = np.empty(n, dtype=int)
+    for position, item in enumerate(order):
+        perm[item] = order[(position + shift) % n]
     return perm
 
 
@@ -251,18 +253,14 @@ def _select_items(data_dir: Path, split: str, limit: int | None) -> pd.DataFrame
     return items.iloc[:limit].reset_index(drop=True) if limit else items.reset_index(drop=True)
 
 
-def _paraphrase_lookup(dataset: dict, data_dir: Path) -> dict[str, list[str]]:
-    """target source_id -> paraphrases, from the source manifest the benchmark was built from (if it has them)."""
-    sources = dataset.get("sources")
-    if not sources:
+def _paraphrase_lookup(dataset: dict) -> dict[str, list[str]]:
+    """target source_id -> paraphrases, from the sources the benchmark was built from (if they have them)."""
+    from lassbench.corpora import resolve_sources
+
+    origin = (dataset.get("sources") or {}).get("origin")
+    if not origin or (origin != "synth" and not Path(origin).exists()):
         return {}
-    path = Path(sources)
-    path = path if path.is_absolute() else data_dir / path
-    if path.is_dir():
-        path = path / "manifest.csv"
-    if not path.is_file():
-        return {}
-    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    frame = resolve_sources(origin).frame
     if "paraphrases" not in frame:
         return {}
     return {sid: decode_list(p) for sid, p in zip(frame["source_id"], frame["paraphrases"], strict=True)}

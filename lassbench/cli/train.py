@@ -1,0 +1,45 @@
+"""``lassbench train``."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.command("train")
+@click.argument("model")
+@click.option("--data", required=True, type=click.Path(), help="Built benchmark folder (from build-dataset).")
+@click.option("--out", required=True, type=click.Path(), help="Run folder: log.csv, last.pt, model.pt.")
+@click.option("--size", default="tiny", show_default=True, type=click.Choice(["tiny", "base"]))
+@click.option("--text-encoder", default=None, help="Registry name (minilm, bert-mini), HF name or local folder.")
+@click.option("--finetune-text", is_flag=True, help="Train the text encoder too (frozen by default).")
+@click.option("--mixing", default="remix", show_default=True, type=click.Choice(["remix", "fixed"]),
+              help="remix: fresh interferers and SNRs every step from the training sources; fixed: built mixtures.")
+@click.option("--steps", default=2000, show_default=True)
+@click.option("--batch-size", default=8, show_default=True, help="Per process.")
+@click.option("--segment-seconds", default=2.0, show_default=True, help="Random crop length of each example.")
+@click.option("--lr", default=1e-3, show_default=True)
+@click.option("--val-every", default=250, show_default=True)
+@click.option("--checkpoint-every", default=250, show_default=True)
+@click.option("--seed", default=0, show_default=True)
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:1 ...")
+@click.option("--threads", default=0, help="torch CPU threads (0: default).")
+@click.option("--resume", is_flag=True, help="Continue from OUT/last.pt (same data and seed give the same run).")
+def command(model: str, data: str, out: str, size: str, text_encoder: str | None, finetune_text: bool, mixing: str,
+            steps: int, batch_size: int, segment_seconds: float, lr: float, val_every: int, checkpoint_every: int,
+            seed: int, device: str, threads: int, resume: bool) -> None:
+    """Train MODEL (lassnet, tag-queried, class-conditioned) on a built benchmark.
+
+    Several processes (GPUs or nodes) train data-parallel under torchrun, e.g.
+    `torchrun --nproc_per_node 4 -m lassbench train lassnet --data D --out R --device cuda`.
+    """
+    import logging
+
+    from lassbench.train import TrainConfig, train
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    config = TrainConfig(model=model, data=data, out=out, size=size, text_encoder=text_encoder,
+                         finetune_text=finetune_text, mixing=mixing, steps=steps, batch_size=batch_size,
+                         segment_seconds=segment_seconds, lr=lr, val_every=val_every,
+                         checkpoint_every=checkpoint_every, seed=seed, device=device, threads=threads)
+    path = train(config, resume=resume)
+    click.echo(f"checkpoint: {path}")
