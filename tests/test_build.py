@@ -172,6 +172,16 @@ def test_folder_names_escaping_the_folder_are_rejected(tmp_path):
         index_folder(folder)
 
 
+def test_names_with_path_separators_or_dot_names_are_rejected(tmp_path):
+    from lassbench.corpora.folder import check_source_name
+
+    assert check_source_name("09-07-14_2338_Foz, fisherman next to the river.wav", tmp_path) == (
+        "09-07-14_2338_Foz, fisherman next to the river")
+    for name in ("sub/clip.wav", "back\\slash.wav", "..", "."):
+        with pytest.raises(LassbenchError, match="not a file name|path separator"):
+            check_source_name(name, tmp_path)
+
+
 def test_leaking_clips_are_reported_and_strict_refuses(tmp_path, synth_manifest, capsys):
     first = read_item_manifest(build_dataset(_config(tmp_path / "probe", synth_manifest)).manifest)
     train = tmp_path / "training_indexes.csv"
