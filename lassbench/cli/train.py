@@ -17,7 +17,7 @@ import click
 @click.option("--steps", default=2000, show_default=True)
 @click.option("--batch-size", default=8, show_default=True, help="Per process.")
 @click.option("--segment-seconds", default=2.0, show_default=True, help="Random crop length of each example.")
-@click.option("--lr", default=1e-3, show_default=True)
+@click.option("--lr", default=2e-3, show_default=True, help="Peak learning rate (warm-up, then cosine to 10%).")
 @click.option("--val-every", default=250, show_default=True)
 @click.option("--checkpoint-every", default=250, show_default=True)
 @click.option("--seed", default=0, show_default=True)

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# The synth benchmark, end to end, on CPU: build -> train -> run -> leaderboard.
+#
+#   bash recipes/synth/run.sh                     # all stages
+#   bash recipes/synth/run.sh --stage 3           # from stage 3 on (e.g. after training)
+#   bash recipes/synth/run.sh --stage 2 --stop-stage 2 --models lassnet
+#
+# Stages: 0 data (synth corpus + benchmark, val/test), 1 (reserved: build is part of 0 for synth),
+# 2 train (tiny models), 3 run (every model + references, query study), 4 leaderboard.
+# STEPS, BATCH, THREADS, SEED and PARALLEL (1: train the models side by side) may be set in the environment. The wall time of each stage is printed; the
+# shipped checkpoints were made with the defaults below (see docs/benchmarks.md for the measured times).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+stage=0; stop_stage=4; models="lassnet tag-queried class-conditioned"
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --stage) stage=$2; shift 2 ;;
+    --stop-stage) stop_stage=$2; shift 2 ;;
+    --models) models=$2; shift 2 ;;
+    *) echo "unknown option $1" >&2; exit 2 ;;
+  esac
+done
+STEPS=${STEPS:-1500}; BATCH=${BATCH:-8}; THREADS=${THREADS:-2}; SEED=${SEED:-0}; PARALLEL=${PARALLEL:-1}
+RUNS=${RUNS:-runs/synth}; RESULTS=${RESULTS:-results}
+mkdir -p "$RUNS"
+timed() { local t0=$SECONDS; "$@"; echo "[$(date -u +%H:%M:%S)] '$*' took $((SECONDS - t0)) s"; }
+
+if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
+  timed lassbench build-dataset --splits val,test
+fi
+DATA=$(python -c "from lassbench.build import default_benchmark; print(default_benchmark())")
+
+train_one() {  # model threads
+  local model=$1 resume=""
+  [ -f "$RUNS/$model/last.pt" ] && resume="--resume"
+  timed lassbench train "$model" --data "$DATA" --out "$RUNS/$model" --steps "$STEPS" --batch-size "$BATCH" \
+    --threads "$2" --seed "$SEED" --val-every 500 --checkpoint-every 250 $resume
+  cp "$RUNS/$model/model.pt" "lassbench/checkpoints/$model-tiny.pt"
+}
+
+if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
+  t0=$SECONDS
+  if [ "$PARALLEL" = 1 ]; then  # one single-threaded process per model: better use of 2 cores than 2 threads each
+    pids=()
+    for model in $models; do train_one "$model" 1 > "$RUNS/$model.log" 2>&1 & pids+=($!); done
+    for pid in "${pids[@]}"; do wait "$pid"; done
+  else
+    for model in $models; do train_one "$model" "$THREADS"; done
+  fi
+  echo "stage 2 (train: $models) took $((SECONDS - t0)) s"
+fi
+
+if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
+  timed lassbench run lassnet --data "$DATA" --out "$RESULTS" --queries all
+  for model in tag-queried class-conditioned mixture oracle-irm oracle-ibm; do
+    timed lassbench run "$model" --data "$DATA" --out "$RESULTS"
+  done
+fi
+
+if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
+  timed lassbench leaderboard --results "$RESULTS" --out leaderboards --markdown docs/leaderboard.md --no-plots
+fi
