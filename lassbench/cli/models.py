@@ -22,5 +22,5 @@ def command(size: str) -> None:
         if entry.name == "class-conditioned":
             config.classes = ["class"] * 12  # parameter count for a 12-class vocabulary
         params = count_parameters(build_model(entry.name, config, attach_encoder=False)) if entry.trainable else 0
-        shipped = "shipped" if entry.shipped_checkpoint() else ("-" if entry.trainable else "n/a")
+        shipped = "shipped" if entry.shipped_checkpoint(size) else ("-" if entry.trainable else "n/a")
         click.echo(f"{entry.name:<18} {entry.query_type:<9} {params:>10,}  {shipped:<10} {entry.description}")

