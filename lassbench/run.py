@@ -276,7 +276,7 @@ def _run_info(config: RunConfig, query_type: str, model, checkpoint: Path | None
         "variant": variant,
         "query_type": "tags" if variant == "tags" else query_type,
         "params": count_parameters(model),
-        "checkpoint": str(checkpoint) if checkpoint else None,
+        "checkpoint": _checkpoint_label(checkpoint),
         "checkpoint_sha256": sha256_file(checkpoint) if checkpoint else None,
         "text_encoder": text_encoder,
         "benchmark": benchmark,
@@ -288,6 +288,17 @@ def _run_info(config: RunConfig, query_type: str, model, checkpoint: Path | None
         "n_items": n_items,
         "device": config.device,
     }
+
+
+def _checkpoint_label(checkpoint: Path | None) -> str | None:
+    """Shipped checkpoints are named by file (the same on every machine); others by the path given."""
+    from lassbench.models.registry import CHECKPOINT_DIR
+
+    if checkpoint is None:
+        return None
+    if Path(checkpoint).resolve().parent == CHECKPOINT_DIR:
+        return f"shipped:{Path(checkpoint).name}"
+    return str(checkpoint)
 
 
 def print_outcomes(outcomes: list[RunOutcome]) -> str:
