@@ -13,13 +13,12 @@ manifest: a source manifest contributes ``source_id`` and ``youtube_id``, an ite
 from __future__ import annotations
 
 import csv
-import io
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from lassbench.errors import LassbenchError
-from lassbench.manifests import decode_list
+from lassbench.manifests import decode_list, read_manifest
 from lassbench.mixing import ItemSpec
 
 _ID_COLUMNS = ("source_id", "youtube_id", "target_id", "interferer_ids")
@@ -55,10 +54,10 @@ def read_id_list(path: str | Path) -> set[str]:
     columns = [c for c in _ID_COLUMNS if c in header]
     if not columns:
         return {normalize_id(line) for line in lines if line.strip() and not line.lstrip().startswith("#")}
+    frame = read_manifest(path, [])  # undoes the CSV-injection quoting of ids starting with '-'
     ids: set[str] = set()
-    for row in csv.DictReader(io.StringIO(text)):
-        for column in columns:
-            value = row.get(column) or ""
+    for column in columns:
+        for value in frame[column]:
             values = decode_list(value) if column == "interferer_ids" else [value]
             ids.update(normalize_id(str(v)) for v in values if str(v).strip())
     return ids

@@ -199,6 +199,17 @@ def test_leaking_clips_are_reported_and_strict_refuses(tmp_path, synth_manifest,
     assert not (tmp_path / "strict" / "mixture").exists()
 
 
+def test_id_lists_read_manifests_and_plain_lists_alike(tmp_path):
+    from lassbench.leakage import read_id_list
+    from lassbench.manifests import write_manifest_csv
+
+    write_manifest_csv(pd.DataFrame({"source_id": ["-aYumc8KoXg", "abc"], "youtube_id": ["-aYumc8KoXg", "xyz"],
+                                     "path": ["a.wav", "b.wav"]}), tmp_path / "manifest.csv")
+    assert read_id_list(tmp_path / "manifest.csv") == {"-aYumc8KoXg", "abc", "xyz"}
+    (tmp_path / "ids.txt").write_text("# LASS-Net training ids\n-aYumc8KoXg\nYq1.wav\n\n")
+    assert read_id_list(tmp_path / "ids.txt") == {"-aYumc8KoXg", "Yq1"}
+
+
 def test_excluded_ids_are_never_used(tmp_path, synth_manifest):
     probe = read_item_manifest(build_dataset(_config(tmp_path / "probe", synth_manifest)).manifest)
     banned = set(probe["target_id"][:5])
