@@ -90,12 +90,26 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 
 
 def write_audio(path: str | Path, data: np.ndarray, sample_rate: int, *, subtype: str = "FLOAT") -> Path:
-    """Write ``data`` (``(n,)`` or ``(channels, n)``) atomically as WAV. ``subtype`` as soundfile names it."""
+    """Write ``data`` (``(n,)`` or ``(channels, n)``) atomically as WAV. ``subtype`` as soundfile names it.
+
+    Byte-reproducible: libsndfile stamps float WAVs with the time of writing (the ``timestamp`` of their PEAK
+    chunk), which would make identical builds differ; it is zeroed before the file appears under its name.
+    """
     data = np.asarray(data)
     frames = data.T if data.ndim == 2 else data
     with atomic_path(path) as tmp:
         sf.write(str(tmp), frames, int(sample_rate), subtype=subtype, format="WAV")
+        _clear_peak_timestamp(tmp)
     return Path(path)
+
+
+def _clear_peak_timestamp(path: Path) -> None:
+    with open(path, "r+b") as fh:
+        head = fh.read(512)
+        at = head.find(b"PEAK")
+        if at >= 0 and head[at + 8:at + 12] == b"\x01\x00\x00\x00":  # chunk id, size, version 1, timestamp
+            fh.seek(at + 12)
+            fh.write(b"\x00\x00\x00\x00")
 
 
 def write_text_atomic(path: str | Path, text: str) -> Path:

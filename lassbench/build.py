@@ -292,10 +292,11 @@ def build_item(spec: ItemSpec, context: _ItemContext) -> str:
     audio = {sid: read_source(context.paths[sid], context.sample_rate, context.num_samples)
              for sid in dict.fromkeys(spec.source_ids)}
     item = render(spec, audio, context.loudness)
-    mixture = write_wav(out / "mixture" / f"{spec.item_id}.wav", item.mixture, context.sample_rate, context.subtype)
-    target = write_wav(out / "target" / f"{spec.item_id}.wav", item.target, context.sample_rate, context.subtype)
+    rate, subtype = context.sample_rate, context.subtype
+    mixture = write_audio(out / "mixture" / f"{spec.item_id}.wav", item.mixture, rate, subtype=subtype)
+    target = write_audio(out / "target" / f"{spec.item_id}.wav", item.target, rate, subtype=subtype)
     interferers = [
-        write_wav(out / "interferers" / f"{spec.item_id}_{k}.wav", x, context.sample_rate, context.subtype)
+        write_audio(out / "interferers" / f"{spec.item_id}_{k}.wav", x, rate, subtype=subtype)
         for k, x in enumerate(item.interferers)
     ]
     row = {
@@ -312,25 +313,6 @@ def build_item(spec: ItemSpec, context: _ItemContext) -> str:
     }
     write_text_atomic(_row_path(out, spec.item_id), json.dumps(row, sort_keys=True))
     return spec.item_id
-
-
-def write_wav(path: Path, data, sample_rate: int, subtype: str) -> Path:
-    """``write_audio``, made byte-reproducible: libsndfile stamps float WAVs with the time of writing (the
-    ``timestamp`` of their PEAK chunk), which would make identical builds differ; it is zeroed before the file
-    appears under its name."""
-    with atomic_path(path) as tmp:
-        write_audio(tmp, data, sample_rate, subtype=subtype)
-        _clear_peak_timestamp(tmp)
-    return path
-
-
-def _clear_peak_timestamp(path: Path) -> None:
-    with open(path, "r+b") as fh:
-        head = fh.read(512)
-        at = head.find(b"PEAK")
-        if at >= 0 and head[at + 8:at + 12] == b"\x01\x00\x00\x00":  # chunk id, size, version 1, timestamp
-            fh.seek(at + 12)
-            fh.write(b"\x00\x00\x00\x00")
 
 
 def _row_path(out: Path, item_id: str) -> Path:
