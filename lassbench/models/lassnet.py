@@ -35,6 +35,10 @@ class SeparatorConfig:
     text_encoder: str = "minilm"
     classes: list[str] = field(default_factory=list)  # class-conditioned only
     size: str = "tiny"
+    # LayerNorm on the text embedding before the projection: sentence embeddings come at an encoder-specific scale
+    # (MiniLM's mean-pooled vectors: std ~0.3 per dim; sentence-transformers L2-normalises them), and a unit scale
+    # lets FiLM learn the query as fast as a class embedding.
+    text_norm: bool = True
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -43,6 +47,7 @@ class SeparatorConfig:
     def from_dict(cls, data: dict) -> SeparatorConfig:
         data = dict(data)
         data["backbone"] = BackboneConfig(**data.get("backbone", {}))
+        data.setdefault("text_norm", False)  # checkpoints saved before the option existed had none
         return cls(**data)
 
 
@@ -75,6 +80,7 @@ class TextQueriedSeparator(nn.Module):
         self.config = config
         cond = config.backbone.cond_dim
         self.backbone = ConditionedResUNet(config.backbone)
+        self.text_norm = nn.LayerNorm(text_dim) if config.text_norm else nn.Identity()
         self.proj = nn.Sequential(nn.Linear(text_dim, cond), nn.ReLU(), nn.Linear(cond, cond))
         self.encoder: TextEncoder | None = None
 
@@ -91,7 +97,7 @@ class TextQueriedSeparator(nn.Module):
         if self.encoder is None:
             raise RuntimeError("attach a text encoder before separating")
         device = self.proj[0].weight.device
-        return self.proj(self.encoder.encode(self.queries_of(batch)).to(device))
+        return self.proj(self.text_norm(self.encoder.encode(self.queries_of(batch)).to(device)))
 
     def forward(self, mixture: torch.Tensor, batch: QueryBatch) -> torch.Tensor:
         return self.backbone(mixture, self.condition(batch))
