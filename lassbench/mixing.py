@@ -15,7 +15,8 @@ Mixing rules (``ItemSpec.rule``), each the rule of one protocol (see docs/protoc
     noise scaled so that ``mean(t^2) / mean(n^2) = 10^(snr/10)``; if the mixture's peak exceeds 1, target and
     mixture (and here the noise, so the three stay consistent) are multiplied by ``0.9/peak``.
 ``peak_snr`` (lassnet)
-    both clips peak-normalised to 1, the noise divided by ``10^(snr/20)``, then all divided by the mixture's peak.
+    both clips peak-normalised to 1, the noise divided by ``10^(snr/20)``, then all divided by the largest peak of
+    mixture, noise and target (voicefixer's ``unify_energy``; almost always the mixture's).
 ``energy_gain`` (audiosep)
     each noise energy-matched to the target (ratio clamped to [0.02, 50]) and given ``snr_db[k]`` dB, their sum
     energy-matched again and given ``mix_db`` dB; de-clipped like ``energy_snr``.
@@ -224,7 +225,9 @@ def _mix_peak_snr(spec, target, noises, loudness) -> RenderedItem:
     target = target / _peak(target, spec)
     noises = [n / _peak(n, spec) / db_to_gain(snr) for n, snr in zip(noises, spec.snr_db, strict=True)]
     mixture = target + sum(noises)
-    gain = 1.0 / _peak(mixture, spec)  # LASS-Net always rescales the mixture to peak 1
+    # voicefixer's unify_energy: one scale from the largest peak of (mixture, noise, target), so when the two clips
+    # cancel at the target's peak the mixture stays below 1 rather than pushing the target above 1
+    gain = 1.0 / max(_peak(mixture, spec), *(_peak(n, spec) for n in noises), 1.0)
     snr = float(spec.snr_db[0]) if len(spec.snr_db) == 1 else math.nan
     return _finish(spec, mixture * gain, target * gain, [n * gain for n in noises], gain, math.nan,
                    [math.nan] * len(noises), snr)

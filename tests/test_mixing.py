@@ -108,6 +108,19 @@ def test_peak_snr_rule_peak_normalises_then_scales_the_mixture_to_peak_one():
     assert np.abs(item.target).max() == pytest.approx(np.abs(item.interferers[0]).max(), rel=1e-6)
 
 
+def test_peak_snr_rule_scales_by_the_largest_peak_when_the_clips_cancel():
+    # voicefixer's unify_energy divides by max(|mixture|, |noise|, |target|): where the two clips cancel at their
+    # peaks the mixture stays below 1 and the target is not pushed above 1
+    target = np.array([1.0, 0.3, -0.2, 0.1] * 2000)
+    noise = np.array([-1.0, 0.3, 0.2, -0.1] * 2000)
+    item = render(_spec("peak_snr", [0.0]), {"t": target, "n0": noise})
+    assert item.gain == pytest.approx(1.0)
+    np.testing.assert_allclose(item.target, target, atol=1e-7)
+    np.testing.assert_allclose(item.interferers[0], noise, atol=1e-7)
+    np.testing.assert_allclose(item.mixture, target + noise, atol=1e-7)
+    assert np.abs(item.mixture).max() == pytest.approx(0.6)
+
+
 def test_energy_gain_rule_realises_minus_the_gain_as_energy_snr():
     target, noise = _tone(300.0, level=0.1), _noise(6, level=0.05)
     item = render(_spec("energy_gain", [7.0], mix_db=-4.0), {"t": target, "n0": noise})

@@ -6,8 +6,9 @@ augmentation code). At 32 kHz, for each pair:
 
 * both clips peak-normalised: ``t / max|t|``, ``n / max|n|``;
 * the noise divided by ``10^(snr/20)`` with ``snr = 0`` dB by default (a *peak* ratio, not an energy SNR);
-* target, noise and mixture all divided by ``max|t + n|`` (the mixture always peaks at exactly 1; ``gain`` records
-  the factor).
+* target, noise and mixture all divided by ``max(max|t + n|, max|n|, max|t|)`` (``unify_energy``: the largest peak
+  of the three, so the mixture peaks at exactly 1 unless the clips cancel at their peaks; ``gain`` records the
+  factor).
 
 The list names no caption: the query of a target's k-th row is its k-th caption (cycling), so the 5 noises of a
 target in the official list use its 5 AudioCaps captions in turn when it has 5. Rows whose target has no caption are
