@@ -59,5 +59,6 @@ if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
 fi
 
 if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
-  timed lassbench leaderboard --results "$RESULTS" --out leaderboards --markdown docs/leaderboard.md --no-plots
+  timed lassbench leaderboard --results "$RESULTS" --out leaderboards --markdown docs/leaderboard.md
+  python recipes/synth/quality_bars.py --results "$RESULTS" > docs/quality-bars.md
 fi
