@@ -95,7 +95,7 @@ def build_dataset(config: BuildConfig) -> BuildResult:
         options=dict(config.options),
     )
     prepared = get_protocol(config.protocol).prepare(resolved.frame, request)
-    fingerprint = _fingerprint(config, resolved.origin, prepared)
+    fingerprint = _fingerprint(config, resolved.origin, prepared, excluded)
     _claim_folder(out, fingerprint)
     levels, source_skips = _measure_sources(out, prepared, config)
     plan = prepared.plan({sid for sid, (_, reason) in levels.items() if reason is None})
@@ -135,6 +135,7 @@ def default_benchmark(splits: Iterable[str] = ("val", "test"), *, out: str | Pat
             built = []
         if set(splits) <= set(built):
             return out
+        splits = tuple(dict.fromkeys([*built, *splits]))  # extend the build: its manifest keeps the splits it had
     build_dataset(BuildConfig(out=out, splits=splits, workers=workers, progress=progress))
     return out
 
@@ -160,12 +161,17 @@ def _check_unique(specs: list[ItemSpec]) -> None:
         seen.add(spec.item_id)
 
 
-def _fingerprint(config: BuildConfig, origin: str, prepared: Prepared) -> dict:
+def _fingerprint(config: BuildConfig, origin: str, prepared: Prepared, excluded: frozenset[str]) -> dict:
     """What makes an item what it is; splits and counts are left out (items are prefix-stable per split), so a
-    folder can grow (``--splits train,val,test`` after ``val,test``) and be resumed, never silently mixed."""
+    folder can grow (``--splits train,val,test`` after ``val,test``) and be resumed, never silently mixed.
+    ``--exclude-ids`` changes the pools items are drawn from, so its list is part of it (only when given, so
+    folders built without one keep their fingerprint)."""
     parameters = {k: v for k, v in prepared.parameters.items() if k not in ("splits", "items")}
-    return {"protocol": config.protocol, "sources": origin, "subtype": config.subtype,
-            "parameters": _jsonable(parameters)}
+    fingerprint = {"protocol": config.protocol, "sources": origin, "subtype": config.subtype,
+                   "parameters": _jsonable(parameters)}
+    if excluded:
+        fingerprint["exclude_ids_sha1"] = hashlib.sha1("\n".join(sorted(excluded)).encode()).hexdigest()
+    return fingerprint
 
 
 def _claim_folder(out: Path, fingerprint: dict) -> None:

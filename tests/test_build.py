@@ -125,6 +125,14 @@ def test_a_folder_built_with_other_settings_is_not_silently_reused(tmp_path, syn
         build_dataset(_config(tmp_path / "out", synth_manifest, seed=5))
 
 
+def test_excluding_ids_in_a_built_folder_is_not_silently_reused(tmp_path, synth_manifest):
+    build_dataset(_config(tmp_path / "out", synth_manifest))
+    exclude = tmp_path / "exclude.txt"
+    exclude.write_text("synth-test-00000\n")
+    with pytest.raises(LassbenchError, match="other settings"):
+        build_dataset(_config(tmp_path / "out", synth_manifest, exclude_ids=exclude))
+
+
 def test_more_items_or_splits_extend_a_build_without_rebuilding(tmp_path, synth_manifest):
     build_dataset(_config(tmp_path / "out", synth_manifest, splits=("val",), num_items=5))
     result = build_dataset(_config(tmp_path / "out", synth_manifest, num_items=8))
