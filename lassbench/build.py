@@ -370,7 +370,9 @@ def _finish(out: Path, specs: list[ItemSpec], prepared: Prepared, resolved, conf
     _write_parquet(frame, out / "manifest.parquet")
     counts = {split: int(n) for split, n in frame["split"].value_counts(sort=False).items()} if rows else {}
     description = {
-        "name": resolved.name if config.protocol == "lassbench" else f"{resolved.name}-{config.protocol}",
+        # the benchmark's name is its folder's (default: <sources>[-<protocol>]), so results and leaderboard rows
+        # are filed under the name the user chose with --out (docs/reproduce.md: audiocaps-lassnet, dcase2024-val)
+        "name": out.resolve().name,
         "protocol": config.protocol,
         "parameters": _jsonable(prepared.parameters),
         "sources": {"origin": resolved.origin, "clips": int(len(resolved.frame)),

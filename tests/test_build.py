@@ -125,6 +125,11 @@ def test_a_folder_built_with_other_settings_is_not_silently_reused(tmp_path, syn
         build_dataset(_config(tmp_path / "out", synth_manifest, seed=5))
 
 
+def test_the_benchmark_is_named_after_its_output_folder(tmp_path, synth_manifest):
+    result = build_dataset(_config(tmp_path / "audiocaps-lassnet", synth_manifest, num_items=1))
+    assert json.loads((result.out / "dataset.json").read_text())["name"] == "audiocaps-lassnet"
+
+
 def test_excluding_ids_in_a_built_folder_is_not_silently_reused(tmp_path, synth_manifest):
     build_dataset(_config(tmp_path / "out", synth_manifest))
     exclude = tmp_path / "exclude.txt"
