@@ -118,20 +118,20 @@ def write_text_atomic(path: str | Path, text: str) -> Path:
     return Path(path)
 
 
-def sha1_file(path: str | Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha1()
+def file_digest(path: str | Path, algorithm: str = "sha1", chunk: int = 1 << 20) -> str:
+    digest = hashlib.new(algorithm)
     with open(path, "rb") as fh:
         while block := fh.read(chunk):
             digest.update(block)
     return digest.hexdigest()
 
 
-def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
+def sha1_file(path: str | Path) -> str:
+    return file_digest(path, "sha1")
+
+
+def sha256_file(path: str | Path) -> str:
+    return file_digest(path, "sha256")
 
 
 def list_audio_files(folder: str | Path) -> list[Path]:

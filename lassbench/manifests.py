@@ -131,6 +131,27 @@ def read_item_manifest(path: str | Path) -> pd.DataFrame:
     return frame
 
 
+def built_benchmark_dir(data: str | Path) -> Path:
+    """The folder of a built benchmark, given it or its manifest.csv; one clear error otherwise."""
+    path = Path(data)
+    if path.is_file():
+        path = path.parent
+    if not (path / "manifest.csv").is_file():
+        raise LassbenchError(f"{path}: not a built benchmark (no manifest.csv); build one with build-dataset")
+    return path
+
+
+def read_dataset_json(data_dir: str | Path) -> dict:
+    """``dataset.json`` of a built benchmark (protocol, parameters, sources); empty when absent."""
+    path = Path(data_dir) / "dataset.json"
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise LassbenchError(f"{path}: not valid JSON ({exc})") from exc
+
+
 def write_manifest_csv(frame: pd.DataFrame, path: str | Path) -> Path:
     """Write atomically; list cells become JSON; text cells that a spreadsheet would run as a formula are quoted
     with a leading apostrophe (CSV injection)."""

@@ -28,7 +28,7 @@ from lassbench import __version__
 from lassbench.audio import read_audio, sha256_file, write_audio, write_text_atomic
 from lassbench.errors import LassbenchError
 from lassbench.evaluate import evaluate_arrays, format_table, summarize, write_results
-from lassbench.manifests import decode_list, read_item_manifest
+from lassbench.manifests import built_benchmark_dir, decode_list, read_dataset_json, read_item_manifest
 from lassbench.models.lassnet import QueryBatch, sized_config
 from lassbench.models.registry import build_model, count_parameters, get_model_entry, load_model
 
@@ -63,7 +63,7 @@ def run_model(config: RunConfig) -> list[RunOutcome]:
     """Separate + score; one outcome per variant (the main run first)."""
     entry = get_model_entry(config.model)
     data_dir = _resolve_data(config.data)
-    dataset = _read_dataset_json(data_dir)
+    dataset = read_dataset_json(data_dir)
     items = _select_items(data_dir, config.split, config.limit)
     model, checkpoint = _load_system(config.model, config.checkpoint, config.device)
     variants = _variants(entry.query_type, config)
@@ -222,22 +222,7 @@ def _resolve_data(data: str | None) -> Path:
         from lassbench.build import default_benchmark
 
         return Path(default_benchmark())
-    path = Path(data)
-    if path.is_file():
-        path = path.parent
-    if not (path / "manifest.csv").is_file():
-        raise LassbenchError(f"{path}: not a built benchmark (no manifest.csv; build one with build-dataset)")
-    return path
-
-
-def _read_dataset_json(data_dir: Path) -> dict:
-    path = data_dir / "dataset.json"
-    if not path.is_file():
-        return {}
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise LassbenchError(f"{path}: not valid JSON ({exc})") from exc
+    return built_benchmark_dir(data)
 
 
 def _select_items(data_dir: Path, split: str, limit: int | None) -> pd.DataFrame:

@@ -25,7 +25,7 @@ import torch
 from lassbench.audio import read_audio
 from lassbench.corpora import resolve_sources
 from lassbench.errors import LassbenchError
-from lassbench.manifests import read_item_manifest
+from lassbench.manifests import built_benchmark_dir, read_dataset_json, read_item_manifest
 from lassbench.models.lassnet import QueryBatch
 
 
@@ -55,7 +55,7 @@ class TrainingData:
         self.data_dir = data_dir
         self.mixing = mixing
         self.seed = seed
-        self.dataset = _dataset_json(data_dir)
+        self.dataset = read_dataset_json(data_dir)
         self.items = read_item_manifest(data_dir / "manifest.csv")
         self.sample_rate = int(self.dataset.get("sample_rate") or self.items["sample_rate"].iloc[0])
         self._audio_cache: dict[Path, np.ndarray] = {}
@@ -139,22 +139,7 @@ class TrainingData:
 
 
 def open_training_data(data: str | Path, *, mixing: str = "remix", seed: int = 0) -> TrainingData:
-    data_dir = Path(data)
-    if data_dir.is_file():
-        data_dir = data_dir.parent
-    if not (data_dir / "manifest.csv").is_file():
-        raise LassbenchError(f"{data_dir}: not a built benchmark (no manifest.csv); build one with build-dataset")
-    return TrainingData(data_dir, mixing=mixing, seed=seed)
-
-
-def _dataset_json(data_dir: Path) -> dict:
-    path = data_dir / "dataset.json"
-    if not path.is_file():
-        return {}
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise LassbenchError(f"{path}: not valid JSON ({exc})") from exc
+    return TrainingData(built_benchmark_dir(data), mixing=mixing, seed=seed)
 
 
 def _sources_origin(data_dir: Path, dataset: dict) -> str:

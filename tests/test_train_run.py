@@ -30,7 +30,7 @@ def tiny_benchmark(tmp_path_factory) -> Path:
 
     root = tmp_path_factory.mktemp("bench")
     sources = synth_corpus(root / "synth", duration=2.0, clips={"train": 28, "val": 14, "test": 14})
-    out = root / "built"
+    out = root / "synth-mini"  # a benchmark is named after its folder
     build_dataset(BuildConfig(sources=str(sources), out=out, splits=("val", "test"), num_items={"val": 8, "test": 8},
                               options={"contrast_fraction": 0.3}, progress=False))
     return out
@@ -130,7 +130,7 @@ def test_run_on_a_tiny_built_set_writes_the_documented_files(tiny_benchmark, tmp
     outcomes = run_model(RunConfig(model="lassnet", data=str(tiny_benchmark), checkpoint=str(ckpt),
                                    out=str(tmp_path / "results"), control="wrong-query"))
     assert [o.variant for o in outcomes] == ["default", "wrong-query"]
-    main = tmp_path / "results" / "synth" / "lassnet"
+    main = tmp_path / "results" / "synth-mini" / "lassnet"
     for name in ("per_item.csv", "summary.json", "run.json"):
         assert (main / name).is_file()
     run_info = json.loads((main / "run.json").read_text())
@@ -138,7 +138,7 @@ def test_run_on_a_tiny_built_set_writes_the_documented_files(tiny_benchmark, tmp
     assert run_info["text_encoder"] == "minilm" and run_info["n_items"] == 8
     per_item = pd.read_csv(main / "per_item.csv")
     assert {"item", "sdr", "sdri", "si_sdr", "si_sdri", "query"} <= set(per_item.columns)
-    assert (tmp_path / "results" / "synth" / "lassnet@wrong-query" / "run.json").is_file()
+    assert (tmp_path / "results" / "synth-mini" / "lassnet@wrong-query" / "run.json").is_file()
 
 
 def test_mixture_reference_scores_exactly_zero_sdri(tiny_benchmark, tmp_path):
