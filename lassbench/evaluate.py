@@ -34,7 +34,7 @@ from tqdm import tqdm
 from lassbench import __version__
 from lassbench.audio import list_audio_files, read_audio, write_text_atomic
 from lassbench.errors import LassbenchError
-from lassbench.manifests import decode_list, read_item_manifest, write_manifest_csv
+from lassbench.manifests import decode_list, read_dataset_json, read_item_manifest, write_manifest_csv
 from lassbench.metrics import DEFAULT_METRICS, METRICS, compute_metrics, resolve_metrics
 
 AGGREGATES = ("mean", "class-median-mean", "class-mean")
@@ -205,6 +205,9 @@ def evaluate_manifest(manifest: str | Path, estimates: str | Path, *, out: str |
     if not estimates.is_dir():
         raise LassbenchError(f"{estimates}: estimates folder not found")
     ids = [str(i) for i in frame["id"]]
+    unsafe = [i for i in ids if not i or i in (".", "..") or "/" in i or "\\" in i]
+    if unsafe:
+        raise LassbenchError(f"{manifest}: item id(s) that are not plain file names: {', '.join(unsafe[:5])}")
     expected = {i: estimates / f"{i}.wav" for i in ids}
     missing = [f"{i}.wav" for i, p in expected.items() if not p.is_file()]
     if missing:
@@ -254,7 +257,11 @@ def _check_aggregate(aggregate: str, has_labels: bool) -> None:
 def _audio_by_name(folder: Path, role: str) -> dict[str, Path]:
     if not folder.is_dir():
         raise LassbenchError(f"{folder}: {role} folder not found")
-    files = {p.stem: p for p in list_audio_files(folder)}
+    paths = list_audio_files(folder)
+    files = {p.stem: p for p in paths}
+    if len(files) < len(paths):
+        clashes = sorted({p.name for p in paths if sum(q.stem == p.stem for q in paths) > 1})
+        raise LassbenchError(f"{folder}: files share a name and differ only by extension: {', '.join(clashes[:6])}")
     if not files:
         raise LassbenchError(f"{folder}: {role} folder has no audio files")
     return files
@@ -299,13 +306,7 @@ def _read_items(ids: list[str], reference_of, estimate_of, mixture_of) -> Iterat
 
 
 def _dataset_identity(base: Path) -> tuple[str | None, str | None]:
-    path = base / "dataset.json"
-    if not path.is_file():
-        return None, None
-    try:
-        info = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise LassbenchError(f"{path}: cannot parse dataset.json ({exc})") from exc
+    info = read_dataset_json(base)
     return info.get("name"), info.get("protocol")
 
 

@@ -27,7 +27,7 @@ from tqdm import tqdm
 from lassbench import __version__
 from lassbench.audio import read_audio, sha256_file, write_audio, write_text_atomic
 from lassbench.errors import LassbenchError
-from lassbench.evaluate import evaluate_arrays, format_table, summarize, write_results
+from lassbench.evaluate import breakdowns, evaluate_arrays, format_table, summarize, write_results
 from lassbench.manifests import built_benchmark_dir, decode_list, read_dataset_json, read_item_manifest
 from lassbench.models.lassnet import QueryBatch, sized_config
 from lassbench.models.registry import build_model, count_parameters, get_model_entry, load_model
@@ -78,7 +78,9 @@ def run_model(config: RunConfig) -> list[RunOutcome]:
         system = config.model if variant == "default" else f"{config.model}@{variant}"
         out_dir = Path(config.out) / benchmark / system
         per_item = _separate_and_score(model, items, queries, data_dir, config, out_dir)
-        summary = summarize(per_item, [m for m in MAIN_METRICS if m in per_item.columns])
+        scored = [m for m in MAIN_METRICS if m in per_item.columns]
+        summary = summarize(per_item, scored)
+        summary["breakdowns"] = breakdowns(per_item, scored)
         summary.update(benchmark=benchmark, protocol=dataset.get("protocol"), lassbench_version=__version__)
         info = _run_info(config, entry.query_type, model, checkpoint, dataset, benchmark, variant,
                          time.time() - started, len(per_item))

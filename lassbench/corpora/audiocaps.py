@@ -320,16 +320,11 @@ def _previous_failures(out_dir: Path, known_ids: set[str]) -> dict[str, ClipOutc
         return {}  # an unreadable old report only costs retries
     result = {}
     for row in frame.itertuples(index=False):
-        youtube_id = _unquote(row.youtube_id)
+        youtube_id = row.youtube_id
         if youtube_id in known_ids:
             attempts = int(row.attempts) if str(row.attempts).isdigit() else 0
-            result[youtube_id] = ClipOutcome(youtube_id, row.reason_class, _unquote(row.message), attempts)
+            result[youtube_id] = ClipOutcome(youtube_id, row.reason_class, row.message, attempts)
     return result
-
-
-def _unquote(cell: str) -> str:
-    """Undo the apostrophe write_manifest_csv puts before cells a spreadsheet would run (ids may start with '-')."""
-    return cell[1:] if cell.startswith("'") and cell[1:2] in ("=", "+", "-", "@", "\t", "\r") else cell
 
 
 def _plan(selected: list[AudiocapsClip], out_dir: Path, config: AudiocapsDownloadConfig,
