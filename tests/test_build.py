@@ -253,6 +253,7 @@ def test_bad_options_are_one_line_errors(tmp_path, synth_manifest):
         (["--splits", "dev"], "no split dev"),
         (["--protocol", "dcase2024", "--target-lufs", "-20"], "--target-lufs: only for --protocol lassbench"),
         (["--sources", str(tmp_path / "nowhere")], "nowhere"),
+        (["--num-items", "0"], "nothing to build"),
     ]
     for args, message in cases:
         completed = subprocess.run(

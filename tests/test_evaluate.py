@@ -313,3 +313,19 @@ def test_format_table_aligns_one_row_per_metric():
     assert lines[0].split() == ["metric", "mean", "95%", "CI", "median", "n"]
     assert lines[2].startswith("sdri") and lines[2].rstrip().endswith("6")
     assert len({len(line) for line in lines}) == 1
+
+
+def test_cli_manifest_rejects_item_ids_that_are_paths(tmp_path, capsys):
+    manifest, estimates = write_benchmark(tmp_path)
+    frame = pd.read_csv(manifest, dtype=str, keep_default_na=False)
+    frame.loc[0, "id"] = "../../outside"
+    frame.to_csv(manifest, index=False)
+    code, _, err = run_cli(["--manifest", manifest, "--estimates", estimates, "--out", tmp_path / "r"], capsys)
+    assert_one_line_error(code, err, "not plain file names", "../../outside")
+
+
+def test_cli_rejects_two_files_differing_only_by_extension(tmp_path, capsys):
+    f = write_folders(tmp_path)
+    write_audio(f["est"] / "clip0.flac", tone_item(0)[1], RATE)
+    code, _, err = run_cli(["--references", f["ref"], "--estimates", f["est"], "--out", tmp_path / "r"], capsys)
+    assert_one_line_error(code, err, "clip0.flac", "clip0.wav")

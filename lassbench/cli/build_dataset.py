@@ -111,8 +111,8 @@ def command(sources, out, protocol, index, splits, num_items, seed, sample_rate,
     )
     result = build_dataset(config)
     if result.total == 0:
-        raise LassbenchError(f"no item could be planned: every source or index row was skipped "
-                             f"(reasons in {result.out / 'skipped.csv'})")
+        raise LassbenchError(f"nothing to build: no item could be planned (skipped sources and index rows, with "
+                             f"reasons: {result.out / 'skipped.csv'})")
     done = f"{result.built} item(s) built, {result.reused} reused"
     if result.manifest is None:
         click.echo(f"{done}; shard {shard} finished in {result.out}. The manifest is written when every shard's "
