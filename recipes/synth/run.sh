@@ -37,6 +37,7 @@ train_one() {  # model threads
   timed lassbench train "$model" --data "$DATA" --out "$RUNS/$model" --steps "$STEPS" --batch-size "$BATCH" \
     --threads "$2" --seed "$SEED" --val-every 500 --checkpoint-every 250 $resume
   cp "$RUNS/$model/model.pt" "lassbench/checkpoints/$model-tiny.pt"
+  mkdir -p recipes/synth/logs && cp "$RUNS/$model/log.csv" "recipes/synth/logs/$model.csv"
 }
 
 if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
