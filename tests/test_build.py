@@ -82,31 +82,31 @@ def test_same_seed_gives_identical_checksums_and_another_seed_does_not(tmp_path,
 
 
 def test_union_of_shards_is_the_unsharded_build_byte_for_byte(tmp_path, synth_manifest):
-    build_dataset(_config(tmp_path / "whole", synth_manifest))
-    first = build_dataset(_config(tmp_path / "sharded", synth_manifest, shard=(0, 3)))
+    build_dataset(_config(tmp_path / "whole" / "bench", synth_manifest))
+    first = build_dataset(_config(tmp_path / "sharded" / "bench", synth_manifest, shard=(0, 3)))
     assert first.manifest is None and first.built == 8
-    build_dataset(_config(tmp_path / "sharded", synth_manifest, shard=(2, 3)))
-    last = build_dataset(_config(tmp_path / "sharded", synth_manifest, shard=(1, 3)))
+    build_dataset(_config(tmp_path / "sharded" / "bench", synth_manifest, shard=(2, 3)))
+    last = build_dataset(_config(tmp_path / "sharded" / "bench", synth_manifest, shard=(1, 3)))
     assert last.manifest is not None
-    assert _files(tmp_path / "whole") == _files(tmp_path / "sharded")
+    assert _files(tmp_path / "whole" / "bench") == _files(tmp_path / "sharded" / "bench")
 
 
 def test_shards_built_in_separate_folders_merge_by_copying(tmp_path, synth_manifest):
     import shutil
 
-    build_dataset(_config(tmp_path / "whole", synth_manifest))
-    build_dataset(_config(tmp_path / "s0", synth_manifest, shard=(0, 2)))
-    build_dataset(_config(tmp_path / "s1", synth_manifest, shard=(1, 2)))
-    shutil.copytree(tmp_path / "s0", tmp_path / "s1", dirs_exist_ok=True)
-    result = build_dataset(_config(tmp_path / "s1", synth_manifest))
+    build_dataset(_config(tmp_path / "whole" / "bench", synth_manifest))
+    build_dataset(_config(tmp_path / "s0" / "bench", synth_manifest, shard=(0, 2)))
+    build_dataset(_config(tmp_path / "s1" / "bench", synth_manifest, shard=(1, 2)))
+    shutil.copytree(tmp_path / "s0" / "bench", tmp_path / "s1" / "bench", dirs_exist_ok=True)
+    result = build_dataset(_config(tmp_path / "s1" / "bench", synth_manifest))
     assert result.built == 0 and result.manifest is not None
-    assert _files(tmp_path / "whole") == _files(tmp_path / "s1")
+    assert _files(tmp_path / "whole" / "bench") == _files(tmp_path / "s1" / "bench")
 
 
 def test_workers_build_the_same_bytes(tmp_path, synth_manifest):
-    build_dataset(_config(tmp_path / "one", synth_manifest))
-    build_dataset(_config(tmp_path / "two", synth_manifest, workers=2))
-    assert _files(tmp_path / "one") == _files(tmp_path / "two")
+    build_dataset(_config(tmp_path / "one" / "bench", synth_manifest))
+    build_dataset(_config(tmp_path / "two" / "bench", synth_manifest, workers=2))
+    assert _files(tmp_path / "one" / "bench") == _files(tmp_path / "two" / "bench")
 
 
 def test_rerun_resumes_building_only_what_is_missing(tmp_path, synth_manifest):
