@@ -235,9 +235,9 @@ def test_regenerating_from_the_same_results_gives_byte_identical_csvs(tmp_path):
 
 
 def test_committed_leaderboards_regenerate(tmp_path):
-    results, committed = REPO / "results", REPO / "leaderboards"
+    results, committed = REPO / "leaderboards" / "results", REPO / "leaderboards"
     if not (results.is_dir() and (committed / "synth.csv").is_file()):
-        pytest.skip("no committed results/ and leaderboards/synth.csv yet (recipes/synth/run.sh makes them)")
+        pytest.skip("no committed leaderboards/results/ and synth.csv yet (recipes/synth/run.sh makes them)")
     reported = committed / "reported.csv"
     outputs = write_leaderboards(
         results, tmp_path, reported=reported if reported.is_file() else None, markdown=None, plots=False

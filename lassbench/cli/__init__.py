@@ -54,7 +54,7 @@ def cli() -> None:
       lassbench build-dataset                                          # build the synth benchmark
       lassbench run lassnet                                            # separate + score
       lassbench evaluate --manifest M --estimates DIR --out RES        # score any system
-      lassbench leaderboard --results results --out leaderboards
+      lassbench leaderboard --results leaderboards/results --out leaderboards
 
     Run `lassbench VERB --help` for each verb.
     """

@@ -8,7 +8,7 @@ import click
 
 
 @click.command("leaderboard")
-@click.option("--results", "results_dir", type=click.Path(path_type=Path), default=Path("results"),
+@click.option("--results", "results_dir", type=click.Path(path_type=Path), default=Path("leaderboards/results"),
               show_default=True,
               help="Folder of scored runs: <benchmark>/<system>/summary.json (+ run.json, per_item.csv).")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("leaderboards"),
@@ -43,8 +43,9 @@ def command(
 
     \b
     Example (score your own system, then rank it):
-      lassbench evaluate --manifest BENCH/manifest.csv --estimates my_estimates --out results/synth/my-system
-      lassbench leaderboard --results results --out leaderboards
+      lassbench evaluate --manifest BENCH/manifest.csv --estimates my_estimates \
+        --out leaderboards/results/synth/my-system
+      lassbench leaderboard --results leaderboards/results --out leaderboards
     """
     from lassbench.leaderboard import default_reported_path, write_leaderboards
 

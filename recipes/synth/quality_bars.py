@@ -1,6 +1,6 @@
 """Check the model-zoo quality bars on the synth test set from the results `lassbench run` wrote.
 
-    python recipes/synth/quality_bars.py [--results results] [--benchmark synth] > docs/quality-bars.md
+    python recipes/synth/quality_bars.py [--results leaderboards/results] [--benchmark synth] > docs/quality-bars.md
 
 Reads ``<results>/<benchmark>/<system>/summary.json`` (and per_item.csv for the attribute-contrast subset) and
 prints a markdown page: each bar, the measured numbers and whether the bar is met. Nothing here is tuned on the test
@@ -64,7 +64,7 @@ def bars(root: Path) -> list[tuple[str, str, bool | None]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--results", default="results")
+    parser.add_argument("--results", default="leaderboards/results")
     parser.add_argument("--benchmark", default="synth")
     args = parser.parse_args()
     root = Path(args.results) / args.benchmark
