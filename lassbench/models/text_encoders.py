@@ -113,7 +113,9 @@ def resolve_text_encoder(name_or_path: str) -> tuple[str, str]:
 def load_text_encoder(name_or_path: str = "minilm", *, trainable: bool = False) -> TextEncoder:
     """Load a text encoder by registry name, local folder, or hub name; one clear error if it cannot be had."""
     from transformers import AutoModel, AutoTokenizer
+    from transformers.utils import logging as transformers_logging
 
+    transformers_logging.disable_progress_bar()  # a weights bar per load drowns the CLI's own progress bars
     source, pooling = resolve_text_encoder(name_or_path)
     local = Path(source).is_dir()
     offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
