@@ -222,6 +222,23 @@ def plan_from_index(split: str, rows_ids: list[list[str] | None], usable: set[st
     return Plan(specs, skipped)
 
 
+def prepare_from_index(frame: pd.DataFrame, request: BuildRequest, *, split: str,
+                       rows_ids: list[list[str] | None], make_spec: Callable[[int, str, list[str]], ItemSpec | str],
+                       skipped, location: str, rows: int, default_rate: int, parameters: dict) -> Prepared:
+    """What an index protocol (lassnet, audiosep, dcase2024) prepares: one item per usable index row.
+    ``parameters`` are recorded beside the common ones (index, rows, split, sample rate)."""
+
+    def plan(usable: set[str]) -> Plan:
+        return plan_from_index(split, rows_ids, usable, request.exclude_ids, make_spec)
+
+    sample_rate = request.sample_rate or default_rate
+    return Prepared(
+        sources=sources_named(frame, rows_ids), plan=plan, sample_rate=sample_rate, skipped=skipped,
+        parameters={"index": location, "rows": rows, "split": split, "splits": [split], "sample_rate": sample_rate,
+                    **parameters},
+    )
+
+
 def sources_named(frame: pd.DataFrame, rows_ids: list[list[str] | None]) -> pd.DataFrame:
     names = {i for ids in rows_ids if ids for i in ids}
     return frame[frame["source_id"].isin(names)]

@@ -18,16 +18,14 @@ import pandas as pd
 from lassbench.mixing import ItemSpec
 from lassbench.protocols import (
     BuildRequest,
-    Plan,
     Prepared,
     SourceLookup,
     index_split,
     parse_number,
-    plan_from_index,
+    prepare_from_index,
     read_index_rows,
     require_index,
     resolve_rows,
-    sources_named,
 )
 
 NAME = "dcase2024"
@@ -56,12 +54,6 @@ def prepare(frame: pd.DataFrame, request: BuildRequest) -> Prepared:
             extra=(("index_row", str(position + 2)),),
         )
 
-    def plan(usable: set[str]) -> Plan:
-        return plan_from_index(split, rows_ids, usable, request.exclude_ids, make)
-
-    sample_rate = request.sample_rate or SAMPLE_RATE
-    return Prepared(
-        sources=sources_named(frame, rows_ids), plan=plan, sample_rate=sample_rate, skipped=missing,
-        parameters={"index": location, "rows": len(rows), "split": split, "splits": [split],
-                    "sample_rate": sample_rate, "declip_peak": 0.9},
-    )
+    return prepare_from_index(frame, request, split=split, rows_ids=rows_ids, make_spec=make, skipped=missing,
+                              location=location, rows=len(rows), default_rate=SAMPLE_RATE,
+                              parameters={"declip_peak": 0.9})

@@ -24,15 +24,13 @@ import pandas as pd
 from lassbench.mixing import ItemSpec
 from lassbench.protocols import (
     BuildRequest,
-    Plan,
     Prepared,
     SourceLookup,
     index_split,
-    plan_from_index,
+    prepare_from_index,
     read_index_rows,
     require_index,
     resolve_rows,
-    sources_named,
 )
 
 NAME = "lassnet"
@@ -62,15 +60,9 @@ def prepare(frame: pd.DataFrame, request: BuildRequest) -> Prepared:
             protocol=NAME, seed=request.seed, index=position, extra=(("index_row", str(position + 2)),),
         )
 
-    def plan(usable: set[str]) -> Plan:
-        return plan_from_index(split, rows_ids, usable, request.exclude_ids, make)
-
-    sample_rate = request.sample_rate or SAMPLE_RATE
-    return Prepared(
-        sources=sources_named(frame, rows_ids), plan=plan, sample_rate=sample_rate, skipped=missing,
-        parameters={"index": location, "rows": len(rows), "split": split, "splits": [split],
-                    "sample_rate": sample_rate, "snr_db": snr},
-    )
+    return prepare_from_index(frame, request, split=split, rows_ids=rows_ids, make_spec=make, skipped=missing,
+                              location=location, rows=len(rows), default_rate=SAMPLE_RATE,
+                              parameters={"snr_db": snr})
 
 
 def _occurrences(rows_ids: list[list[str] | None]) -> list[int]:
