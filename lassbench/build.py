@@ -33,7 +33,7 @@ from lassbench import __version__
 from lassbench.audio import atomic_path, sha1_file, write_audio, write_text_atomic
 from lassbench.corpora import SKIP_REASONS, measure_source, read_source, resolve_sources
 from lassbench.errors import LassbenchError
-from lassbench.leakage import find_leaks, leak_summary, read_id_list
+from lassbench.leakage import find_leaks, leak_summary, listed_sources, read_id_list, source_aliases
 from lassbench.manifests import ITEM_COLUMNS, write_manifest_csv
 from lassbench.mixing import ItemSpec, render
 from lassbench.paths import cache_dir
@@ -88,7 +88,8 @@ def build_dataset(config: BuildConfig) -> BuildResult:
     _check_config(config)
     resolved = resolve_sources(config.sources)
     out = Path(config.out) if config.out is not None else default_out(config.sources, config.protocol)
-    excluded = frozenset(read_id_list(config.exclude_ids)) if config.exclude_ids else frozenset()
+    excluded = listed_sources(resolved.frame, read_id_list(config.exclude_ids)) if config.exclude_ids \
+        else frozenset()
     request = BuildRequest(
         splits=config.splits, num_items=config.num_items, seed=config.seed, index=config.index,
         sample_rate=config.sample_rate, allow_missing=config.allow_missing, exclude_ids=excluded,
@@ -101,7 +102,7 @@ def build_dataset(config: BuildConfig) -> BuildResult:
     plan = prepared.plan({sid for sid, (_, reason) in levels.items() if reason is None})
     specs = plan.specs
     _check_unique(specs)
-    skipped = _skipped_rows(resolved.skipped, excluded & set(resolved.frame["source_id"]), prepared.skipped,
+    skipped = _skipped_rows(resolved.skipped, excluded, prepared.skipped,
                             source_skips, plan.skipped)
     leaks = _leakage(out, specs, resolved.frame, config)
     index_of, count = config.shard
@@ -164,8 +165,8 @@ def _check_unique(specs: list[ItemSpec]) -> None:
 def _fingerprint(config: BuildConfig, origin: str, prepared: Prepared, excluded: frozenset[str]) -> dict:
     """What makes an item what it is; splits and counts are left out (items are prefix-stable per split), so a
     folder can grow (``--splits train,val,test`` after ``val,test``) and be resumed, never silently mixed.
-    ``--exclude-ids`` changes the pools items are drawn from, so its list is part of it (only when given, so
-    folders built without one keep their fingerprint)."""
+    ``--exclude-ids`` changes the pools items are drawn from, so the clips it removes are part of it (only when
+    it removes any, so folders built without one keep their fingerprint)."""
     parameters = {k: v for k, v in prepared.parameters.items() if k not in ("splits", "items")}
     fingerprint = {"protocol": config.protocol, "sources": origin, "subtype": config.subtype,
                    "parameters": _jsonable(parameters)}
@@ -260,10 +261,7 @@ def _leakage(out: Path, specs: list[ItemSpec], frame: pd.DataFrame, config: Buil
     if not config.train_manifest:
         return []
     train_ids = read_id_list(config.train_manifest)
-    aliases = {}
-    if "youtube_id" in frame:
-        aliases = {sid: [yid] for sid, yid in zip(frame["source_id"], frame["youtube_id"], strict=True) if yid}
-    leaks = find_leaks(specs, train_ids, aliases)
+    leaks = find_leaks(specs, train_ids, source_aliases(frame))
     report = pd.DataFrame([asdict(leak) for leak in leaks], columns=["item_id", "role", "source_id", "matched"])
     write_manifest_csv(report, out / "leakage.csv")
     message = leak_summary(leaks, len(specs)) + f"; listed in {out / 'leakage.csv'}"

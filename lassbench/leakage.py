@@ -3,7 +3,8 @@
 Most LASS-Net test targets are AudioCaps *train* clips (195 of its 200 targets; docs/protocols.md), so a model
 trained on AudioCaps train has seen them. :func:`find_leaks` reports every target or interferer of a build whose
 id appears in a training list; ``build-dataset --train-manifest M`` writes them to ``leakage.csv`` and, with
-``--strict``, refuses to build. ``--exclude-ids`` removes such clips up front.
+``--strict``, refuses to build. ``--exclude-ids`` removes such clips up front, matching names the same way
+(source id, YouTube id, with or without AudioSet's ``Y`` prefix and an audio extension).
 
 An id list is read from a plain text file (one id per line; LASS-Net's ``training_indexes.csv`` is one) or a CSV
 manifest: a source manifest contributes ``source_id`` and ``youtube_id``, an item manifest ``target_id`` and
@@ -70,12 +71,34 @@ def find_leaks(specs: Iterable[ItemSpec], train_ids: set[str], aliases: Mapping[
     leaks = []
     for spec in specs:
         for role, source_id in [("target", spec.target_id)] + [("interferer", i) for i in spec.interferer_ids]:
-            for name in (source_id, *aliases.get(source_id, ())):
-                key = normalize_id(str(name))
-                if key in train_ids or (key.startswith("Y") and key[1:] in train_ids):
-                    leaks.append(Leak(spec.item_id, role, source_id, key))
-                    break
+            matched = listed_as(source_id, aliases.get(source_id, ()), train_ids)
+            if matched is not None:
+                leaks.append(Leak(spec.item_id, role, source_id, matched))
     return leaks
+
+
+def listed_as(source_id: str, aliases: Iterable[str], ids: set[str]) -> str | None:
+    """The name under which a clip appears in ``ids`` (its id, an alias, or either without AudioSet's ``Y``)."""
+    for name in (source_id, *aliases):
+        key = normalize_id(str(name))
+        # YouTube ids are 11 characters, so adding or dropping the Y cannot make two real ids collide
+        if key in ids or (key.startswith("Y") and key[1:] in ids) or f"Y{key}" in ids:
+            return key
+    return None
+
+
+def source_aliases(frame) -> dict[str, list[str]]:
+    """Other names of each clip of a source manifest (its YouTube id) that id lists may use."""
+    if "youtube_id" not in frame:
+        return {}
+    return {sid: [yid] for sid, yid in zip(frame["source_id"], frame["youtube_id"], strict=True) if yid}
+
+
+def listed_sources(frame, ids: set[str]) -> frozenset[str]:
+    """The ``source_id`` of every clip of a source manifest that ``ids`` names, under any of its names: what
+    ``--exclude-ids`` removes, matched exactly as :func:`find_leaks` matches."""
+    aliases = source_aliases(frame)
+    return frozenset(sid for sid in frame["source_id"] if listed_as(sid, aliases.get(sid, ()), ids) is not None)
 
 
 def leak_summary(leaks: list[Leak], total_items: int) -> str:

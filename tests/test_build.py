@@ -223,6 +223,21 @@ def test_id_lists_read_manifests_and_plain_lists_alike(tmp_path):
     assert read_id_list(tmp_path / "ids.txt") == {"-aYumc8KoXg", "Yq1"}
 
 
+def test_exclusion_and_leakage_match_clip_names_the_same_way():
+    from lassbench.leakage import find_leaks, listed_sources, source_aliases
+    from lassbench.mixing import ItemSpec
+
+    frame = pd.DataFrame({"source_id": ["ac-1", "ac-2", "Yq2345678901", "ac-4"],
+                          "youtube_id": ["abc45678901", "xyz45678901", "", ""]})
+    listed = {"Yabc45678901", "q2345678901", "ac-4"}  # AudioSep name, bare YouTube id, plain source id
+    assert listed_sources(frame, listed) == {"ac-1", "Yq2345678901", "ac-4"}
+    specs = [ItemSpec(item_id=f"i{n}", split="test", target_id=sid, interferer_ids=(), query="q", captions=(),
+                      labels=(), rule="loudness", snr_db=())
+             for n, sid in enumerate(frame["source_id"])]
+    leaked = {leak.source_id for leak in find_leaks(specs, listed, source_aliases(frame))}
+    assert leaked == listed_sources(frame, listed)
+
+
 def test_excluded_ids_are_never_used(tmp_path, synth_manifest):
     probe = read_item_manifest(build_dataset(_config(tmp_path / "probe", synth_manifest)).manifest)
     banned = set(probe["target_id"][:5])
