@@ -15,6 +15,7 @@ from lassbench.models.registry import (
     MODELS,
     build_model,
     count_parameters,
+    half_precision_copy,
     load_model,
     read_checkpoint,
     save_checkpoint,
@@ -146,6 +147,22 @@ def test_checkpoint_round_trip_rebuilds_the_same_model(tmp_path):
     batch = QueryBatch(["a bell rings"])
     assert torch.allclose(model.eval()(mixture, batch), loaded(mixture, batch), atol=1e-6)
     assert not any(k.startswith("text_encoder.") for k in payload["state_dict"])  # frozen encoder not saved
+
+
+def test_half_precision_copy_halves_the_file_and_barely_moves_the_estimate(tmp_path):
+    config = sized_config("tiny")
+    torch.manual_seed(0)
+    model = build_model("lassnet", config)
+    full = save_checkpoint(tmp_path / "full.pt", model, name="lassnet", config=config, step=3)
+    half = half_precision_copy(full, tmp_path / "half.pt")
+    assert half.stat().st_size < 0.6 * full.stat().st_size
+    assert {v.dtype for v in read_checkpoint(half)["state_dict"].values() if v.is_floating_point()} == {torch.float16}
+    loaded, payload = load_model(half, expected="lassnet")
+    assert payload["step"] == 3 and next(loaded.parameters()).dtype == torch.float32
+    mixture, batch = torch.randn(1, SR), QueryBatch(["a dog barks twice"])
+    reference = model.eval()(mixture, batch)
+    error = 10 * torch.log10(reference.pow(2).sum() / (reference - loaded(mixture, batch)).pow(2).sum())
+    assert error > 60  # the rounding error sits 60 dB below the estimate (87 dB here; 61 dB on a trained model)
 
 
 def test_checkpoint_of_another_model_is_refused(tmp_path):

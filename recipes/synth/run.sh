@@ -31,12 +31,16 @@ if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
 fi
 DATA=$(python -c "from lassbench.build import default_benchmark; print(default_benchmark())")
 
+ship_checkpoint() {  # float16 weights: half the bytes, and the figures below are measured with exactly these
+  python -c "import sys; from lassbench.models.registry import half_precision_copy as h; h(sys.argv[1], sys.argv[2])" "$1" "$2"
+}
+
 train_one() {  # model threads
   local model=$1 resume=""
   [ -f "$RUNS/$model/last.pt" ] && resume="--resume"
   timed lassbench train "$model" --data "$DATA" --out "$RUNS/$model" --steps "$STEPS" --batch-size "$BATCH" \
     --threads "$2" --seed "$SEED" --val-every 500 --checkpoint-every 250 $resume
-  cp "$RUNS/$model/model.pt" "lassbench/checkpoints/$model-tiny.pt"
+  ship_checkpoint "$RUNS/$model/model.pt" "lassbench/checkpoints/$model-tiny.pt"
   mkdir -p recipes/synth/logs && cp "$RUNS/$model/log.csv" "recipes/synth/logs/$model.csv"
 }
 
