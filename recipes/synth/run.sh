@@ -21,7 +21,7 @@ while [ $# -gt 0 ]; do
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
-STEPS=${STEPS:-3000}; BATCH=${BATCH:-8}; THREADS=${THREADS:-2}; SEED=${SEED:-0}; PARALLEL=${PARALLEL:-1}
+STEPS=${STEPS:-6000}; BATCH=${BATCH:-8}; THREADS=${THREADS:-2}; SEED=${SEED:-0}; PARALLEL=${PARALLEL:-1}
 RUNS=${RUNS:-runs/synth}; RESULTS=${RESULTS:-leaderboards/results}
 mkdir -p "$RUNS"
 timed() { local t0=$SECONDS; "$@"; echo "[$(date -u +%H:%M:%S)] '$*' took $((SECONDS - t0)) s"; }
