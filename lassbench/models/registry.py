@@ -104,11 +104,7 @@ def save_checkpoint(path: str | Path, model: nn.Module, *, name: str, config: Se
         "lassbench_version": __version__,
         **(extra or {}),
     }
-    buffer = io.BytesIO()
-    torch.save(payload, buffer)
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(buffer.getvalue())
-    return Path(path)
+    return _write_checkpoint(path, payload)
 
 
 def half_precision_copy(source: str | Path, target: str | Path) -> Path:
@@ -118,11 +114,15 @@ def half_precision_copy(source: str | Path, target: str | Path) -> Path:
     payload = read_checkpoint(source)
     payload["state_dict"] = {k: v.half() if v.is_floating_point() else v for k, v in payload["state_dict"].items()}
     payload.pop("optimizer", None)
+    return _write_checkpoint(target, payload)
+
+
+def _write_checkpoint(path: str | Path, payload: dict) -> Path:
     buffer = io.BytesIO()
     torch.save(payload, buffer)
-    with atomic_path(target) as tmp:
+    with atomic_path(path) as tmp:
         tmp.write_bytes(buffer.getvalue())
-    return Path(target)
+    return Path(path)
 
 
 def read_checkpoint(path: str | Path) -> dict:

@@ -65,5 +65,6 @@ fi
 
 if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
   timed lassbench leaderboard --results "$RESULTS" --out leaderboards --markdown docs/leaderboard.md
-  python recipes/synth/quality_bars.py --results "$RESULTS" > docs/quality-bars.md
+  python recipes/synth/quality_bars.py --results "$RESULTS" > docs/quality-bars.md.tmp  # a failure keeps the old page
+  mv docs/quality-bars.md.tmp docs/quality-bars.md
 fi
