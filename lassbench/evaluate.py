@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
@@ -260,7 +261,8 @@ def _audio_by_name(folder: Path, role: str) -> dict[str, Path]:
     paths = list_audio_files(folder)
     files = {p.stem: p for p in paths}
     if len(files) < len(paths):
-        clashes = sorted({p.name for p in paths if sum(q.stem == p.stem for q in paths) > 1})
+        stems = Counter(p.stem for p in paths)
+        clashes = sorted(p.name for p in paths if stems[p.stem] > 1)
         raise LassbenchError(f"{folder}: files share a name and differ only by extension: {', '.join(clashes[:6])}")
     if not files:
         raise LassbenchError(f"{folder}: {role} folder has no audio files")

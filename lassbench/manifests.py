@@ -147,9 +147,9 @@ def read_dataset_json(data_dir: str | Path) -> dict:
     if not path.is_file():
         return {}
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise LassbenchError(f"{path}: not valid JSON ({exc})") from exc
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:  # ValueError: bad JSON or bad UTF-8
+        raise LassbenchError(f"{path}: cannot read dataset.json ({exc})") from exc
 
 
 def write_manifest_csv(frame: pd.DataFrame, path: str | Path) -> Path:

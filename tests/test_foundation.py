@@ -12,7 +12,7 @@ import pytest
 
 from lassbench.audio import atomic_path, read_audio, write_audio
 from lassbench.errors import LassbenchError
-from lassbench.manifests import read_manifest, write_manifest_csv
+from lassbench.manifests import read_dataset_json, read_manifest, write_manifest_csv
 
 
 def test_write_then_read_round_trips_float32_exactly(tmp_path):
@@ -62,3 +62,11 @@ def test_cli_version_and_help_work():
     assert out.returncode == 0 and "lassbench" in out.stdout
     out = subprocess.run([sys.executable, "-m", "lassbench", "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "evaluate" in out.stdout and "run" in out.stdout
+
+
+@pytest.mark.parametrize("content", [b"{not json", b"\xff\xfe\x00garbage"])
+def test_unreadable_dataset_json_is_one_clear_error(tmp_path, content):
+    assert read_dataset_json(tmp_path) == {}  # absent: nothing described
+    (tmp_path / "dataset.json").write_bytes(content)
+    with pytest.raises(LassbenchError, match="cannot read dataset.json"):
+        read_dataset_json(tmp_path)
