@@ -1,7 +1,9 @@
 """Reading, writing and resampling audio: the only module that touches soundfile.
 
 Every write is atomic (temporary file in the same folder, then ``os.replace``), so a killed process never leaves a
-half-written WAV under its final name.
+half-written WAV under its final name. Temporary names follow one recognisable pattern that embeds the writer's host
+and PID (``.<name>.<host>-<pid>-<rand>.lbtmp<suffix>``), so :func:`sweep_stale_temps` can remove what a process
+killed with SIGKILL left behind without touching the temp files of a writer that is still running.
 """
 
 from __future__ import annotations
@@ -9,7 +11,12 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
+import shutil
+import socket
+import struct
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,6 +70,22 @@ def read_audio(
     return np.ascontiguousarray(data, dtype=np.float32), int(sr)
 
 
+def read_audio_range(path: str | Path, start: int, frames: int, *, sample_rate: int | None = None) -> np.ndarray:
+    """Mono float32 samples ``[start, start + frames)`` of ``path`` (at ``sample_rate`` when given), decoding only
+    that range; shorter when the file ends first. A file at another rate is decoded whole and resampled (a ranged
+    resample would differ from :func:`read_audio`'s at the edges)."""
+    try:
+        with sf.SoundFile(str(path)) as fh:
+            if sample_rate is None or int(fh.samplerate) == sample_rate:
+                fh.seek(min(max(start, 0), fh.frames))
+                data = fh.read(frames=max(frames, 0), dtype="float32", always_2d=True)
+                return np.ascontiguousarray(data.mean(axis=1), dtype=np.float32)
+    except Exception as exc:
+        raise LassbenchError(f"{path}: cannot read audio ({_short(exc)})") from exc
+    whole, _ = read_audio(path, sample_rate=sample_rate)
+    return whole[max(start, 0):max(start, 0) + max(frames, 0)]
+
+
 def resample(x: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
     """Resample the last axis from ``sr_in`` to ``sr_out`` with soxr."""
     if sr_in == sr_out:
@@ -72,12 +95,35 @@ def resample(x: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
     return np.stack([soxr.resample(ch, sr_in, sr_out) for ch in x]).astype(np.float32)
 
 
+TEMP_MARK = ".lbtmp"
+# .<name>.<host>-<pid>-<rand>.lbtmp<suffix>; mkstemp's random part is [a-z0-9_]
+_TEMP_NAME = re.compile(r"^\.(?P<name>.+)\.(?P<host>[A-Za-z0-9]*)-(?P<pid>\d+)-[A-Za-z0-9_]+\.lbtmp(\.[^.]*)?$")
+# what versions before the pattern above left: .<name>.<rand>.tmp<suffix> (no PID: removed once an hour old)
+_LEGACY_TEMP_NAME = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp(\.[^.]*)?$")
+FOREIGN_TEMP_AGE = 24 * 3600.0  # temp files of another host (shared disk) are removed only when this old
+LEGACY_TEMP_AGE = 3600.0
+
+
+def _host_tag() -> str:
+    return re.sub(r"[^A-Za-z0-9]", "", socket.gethostname())[:16]
+
+
+def temp_prefix(path: Path) -> str:
+    """The start of every temporary name for ``path`` this process creates (see :func:`sweep_stale_temps`)."""
+    return f".{path.name}.{_host_tag()}-{os.getpid()}-"
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success it is renamed onto ``path``, on error removed."""
+    """Yield a temporary path beside ``path``; on success it is renamed onto ``path``, on error removed.
+
+    The temporary keeps ``path``'s suffix (so tools that sniff the extension still work) and is removed on any
+    exception, including KeyboardInterrupt and the CLI's SIGTERM (see :mod:`lassbench.cli`); only SIGKILL can
+    leave it behind, and :func:`sweep_stale_temps` removes that debris on the next run.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path), suffix=TEMP_MARK + path.suffix, dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -87,6 +133,82 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def sweep_stale_temps(folder: str | Path, *, recursive: bool = False) -> list[Path]:
+    """Remove temporary files (and folders) lassbench writers left in ``folder`` when they were killed.
+
+    A temp is stale when its embedded PID is not a running process on this host, when it belongs to another host
+    and is older than a day, or when it has the older unmarked pattern and is older than an hour. Temps of running
+    writers (e.g. a parallel build shard writing into the same folder) are left alone. Returns what was removed.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    removed = []
+    entries = folder.rglob(".*") if recursive else folder.glob(".*")
+    for entry in list(entries):
+        if _is_stale_temp(entry.name, entry):
+            try:
+                shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+            except FileNotFoundError:  # its writer finished or another sweeper was faster
+                continue
+            removed.append(entry)
+    return removed
+
+
+def _is_stale_temp(name: str, entry: Path) -> bool:
+    match = _TEMP_NAME.match(name)
+    try:
+        age = time.time() - entry.lstat().st_mtime
+    except FileNotFoundError:
+        return False
+    if match is None:
+        return bool(_LEGACY_TEMP_NAME.match(name)) and age > LEGACY_TEMP_AGE
+    if match["host"] != _host_tag():
+        return age > FOREIGN_TEMP_AGE
+    return not _pid_alive(int(match["pid"]))
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def wav_shortfall(path: str | Path) -> tuple[int, int] | None:
+    """For a RIFF/WAVE file whose ``data`` chunk is shorter on disk than its header says: (declared, present) bytes.
+
+    libsndfile silently reads only what is there, so a truncated download or copy would otherwise pass as a
+    shorter, complete file. ``None`` for complete files, other formats, and streamed WAVs whose header carries a
+    placeholder size (0 or 0xFFFFFFFF).
+    """
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as fh:
+            head = fh.read(12)
+            if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+                return None
+            position = 12
+            while position + 8 <= size:
+                fh.seek(position)
+                chunk_id, chunk_size = struct.unpack("<4sI", fh.read(8))
+                if chunk_id == b"data":
+                    present = size - position - 8
+                    if chunk_size in (0, 0xFFFFFFFF) or present >= chunk_size:
+                        return None
+                    return chunk_size, present
+                position += 8 + chunk_size + (chunk_size & 1)
+    except OSError:
+        return None
+    return None
 
 
 def write_audio(path: str | Path, data: np.ndarray, sample_rate: int, *, subtype: str = "FLOAT") -> Path:

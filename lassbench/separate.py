@@ -1,27 +1,56 @@
-"""``lassbench separate``: one file, one query, any length, any sample rate.
+"""``lassbench separate``: one file (or array), one query, any length, any sample rate, any level.
 
 The file is streamed: read in blocks, resampled to the model's rate with a streaming resampler, separated in chunks
 of ``chunk_seconds`` that overlap by ``overlap_seconds`` and are cross-faded (overlap-add with complementary linear
 ramps), resampled back and written block by block — memory stays flat however long the file is.
+
+Level: the models were trained on mixtures around :data:`TRAINING_RMS_DB`, and a mask network fed a mixture far
+louder (or quieter) than that separates badly. So the input is scaled by one gain to that RMS on the way in and the
+estimate divided by the same gain on the way out: ``separate(g * x) == g * separate(x)`` up to float rounding.
+
+Everything that can be checked is checked before the model is loaded (see :func:`check_output`,
+:func:`check_input`, :func:`scan_input`): the output's format, folder and that it is not the input; that the input
+exists, is not empty or truncated, and holds no NaN/Inf. The cheap checks import no torch, so a typo fails at once.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import math
+import os
+import sys
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 import soxr
-import torch
 
-from lassbench.audio import atomic_path
+from lassbench.audio import atomic_path, wav_shortfall
 from lassbench.errors import LassbenchError
-from lassbench.models.lassnet import QueryBatch
-from lassbench.models.registry import get_model_entry, load_model
 
 READ_BLOCK = 65536
+# Median RMS of the mixtures the shipped models were trained and benchmarked on (lassbench loudness rule, targets at
+# -23 LUFS): -20.2 dBFS over 40 synth test mixtures (docs/guarantees.md names the command).
+TRAINING_RMS_DB = -20.0
+SILENCE_RMS = 1e-9  # below this the input is treated as silence and not scaled
+LONG_FILE_SECONDS = 30.0  # longer inputs get a progress bar
+
+# extension -> (soundfile format, subtype). FLOAT keeps samples beyond full scale; integer and lossy formats cannot,
+# so their samples are clipped explicitly (libsndfile would wrap them around) and the clipping is reported.
+_FORMATS = {
+    ".wav": ("WAV", "FLOAT"),
+    ".flac": ("FLAC", "PCM_24"),
+    ".ogg": ("OGG", "VORBIS"),
+    ".aiff": ("AIFF", "FLOAT"),
+    ".aif": ("AIFF", "FLOAT"),
+    ".mp3": ("MP3", "MPEG_LAYER_III"),
+}
+OUTPUT_FORMATS = {ext: spec for ext, spec in _FORMATS.items() if spec[0] in sf.available_formats()}
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
 
 
 @dataclass
@@ -34,62 +63,310 @@ class SeparateConfig:
     device: str = "cpu"
     chunk_seconds: float = 10.0
     overlap_seconds: float = 1.0
+    progress: bool = True
 
 
-def separate_file(config: SeparateConfig) -> Path:
-    entry = get_model_entry(config.model)
-    if entry.query_type not in ("caption", "tags"):
-        raise LassbenchError(f"model '{config.model}' cannot take a text query (query type: {entry.query_type})")
-    if not config.query.strip():
-        raise LassbenchError("empty query: describe the sound to separate, e.g. --query 'a dog barks'")
-    path = Path(config.checkpoint) if config.checkpoint else entry.shipped_checkpoint()
-    if path is None:
-        raise LassbenchError(f"no checkpoint ships for '{config.model}': pass --checkpoint")
-    model, _ = load_model(path, expected=config.model, device=config.device)
-    batch = QueryBatch([config.query], labels=[[config.query]])
-    model_sr = model.config.backbone.sample_rate
+@dataclass(frozen=True)
+class InputScan:
+    """What one full read of the input found (its header may claim more than the file holds)."""
 
-    min_length = 2 * model.config.backbone.n_fft  # the STFT's reflect padding needs a few frames
-
-    def apply(chunk: np.ndarray) -> np.ndarray:
-        padded = np.pad(chunk, (0, max(0, min_length - len(chunk))))
-        with torch.no_grad():
-            mixture = torch.from_numpy(padded)[None].to(config.device)
-            return model(mixture, batch).cpu().numpy()[0, : len(chunk)]
-
-    return stream_separate(config.input, config.output, apply, model_sr,
-                           chunk_seconds=config.chunk_seconds, overlap_seconds=config.overlap_seconds)
+    sample_rate: int
+    frames: int
+    channels: int
+    rms: float  # of the mono downmix that is separated
 
 
-def stream_separate(input_path: str | Path, output_path: str | Path, apply, model_sr: int, *,
-                    chunk_seconds: float = 10.0, overlap_seconds: float = 1.0) -> Path:
-    """Run ``apply`` (mono float32 chunk at ``model_sr`` -> same-length estimate) over a file of any length."""
+# ---------------------------------------------------------------------------------------------------- checks
+
+
+def check_output(input_path: str | Path, output_path: str | Path) -> tuple[str, str]:
+    """The (format, subtype) ``output_path``'s extension asks for, after refusing outputs that would lose data."""
+    output = Path(output_path)
+    spec = OUTPUT_FORMATS.get(output.suffix.lower())
+    if spec is None:
+        raise LassbenchError(f"{output}: cannot write '{output.suffix or '(no extension)'}' audio: "
+                             f"use one of {', '.join(OUTPUT_FORMATS)}")
+    if _same_file(Path(input_path), output):
+        raise LassbenchError(f"{output}: the output is the input file; choose another --output so the mixture is kept")
+    if output.is_dir():
+        raise LassbenchError(f"{output}: is a folder; --output must be a file name")
+    folder = _nearest_existing(output.parent)
+    if not folder.is_dir():
+        raise LassbenchError(f"{output}: cannot create it: {folder} is not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise LassbenchError(f"{output}: cannot write there: {folder} is not writable")
+    return spec
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    if a.resolve() == b.resolve():  # also catches symlinks and other spellings of one path
+        return True
     try:
-        source = sf.SoundFile(str(input_path))
-    except Exception as exc:
-        raise LassbenchError(f"{input_path}: cannot read audio ({exc})") from exc
-    chunk = int(round(chunk_seconds * model_sr))
-    overlap = int(round(overlap_seconds * model_sr))
-    if not 0 <= overlap < chunk:
-        raise LassbenchError("--overlap must be shorter than --chunk")
-    with source, atomic_path(output_path) as tmp:
-        in_sr = source.samplerate
-        with sf.SoundFile(str(tmp), "w", samplerate=in_sr, channels=1, subtype="FLOAT", format="WAV") as sink:
-            to_model = soxr.ResampleStream(in_sr, model_sr, 1, dtype="float32")
-            to_output = soxr.ResampleStream(model_sr, in_sr, 1, dtype="float32")
-            blocks = _resampled_blocks(source, to_model)
-            for piece, last in overlap_add(blocks, apply, chunk, overlap):
-                sink.write(to_output.resample_chunk(piece, last=last))
+        return os.path.samefile(a, b)  # hard links
+    except OSError:
+        return False
+
+
+def _nearest_existing(folder: Path) -> Path:
+    folder = folder.absolute()
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    return folder
+
+
+def check_input(path: str | Path):
+    """Header checks that take no time: the file exists, is audio, is not empty and not truncated; its sf.info."""
+    path = Path(path)
+    if not path.exists():
+        raise LassbenchError(f"{path}: no such file")
+    if not path.is_file():
+        raise LassbenchError(f"{path}: not a file")
+    try:
+        info = sf.info(str(path))
+    except Exception as exc:  # soundfile raises several types for one cause: unreadable
+        raise LassbenchError(f"{path}: cannot read audio ({_short(exc)})") from exc
+    if info.frames == 0:
+        raise LassbenchError(f"{path}: holds no samples (0 frames)")
+    shortfall = wav_shortfall(path)
+    if shortfall is not None:
+        declared, present = shortfall
+        raise LassbenchError(f"{path}: truncated: its header declares {declared} bytes of samples but the file holds "
+                             f"{present}; re-copy or re-download it")
+    return info
+
+
+def scan_input(path: str | Path, *, progress: bool = False) -> InputScan:
+    """Read the whole input once (block by block): every sample finite, how many frames really decode, the RMS."""
+    path = Path(path)
+    info = check_input(path)
+    frames, energy = 0, 0.0
+    with _open(path) as source, _bar(info.frames / info.samplerate, "checking", progress) as bar:
+        for block in _blocks(source, path):
+            mono = block.mean(axis=1, dtype=np.float64)
+            if not np.isfinite(mono).all():
+                bad = frames + int(np.argmin(np.isfinite(mono)))
+                raise LassbenchError(f"{path}: holds NaN or infinite samples (first at {bad / info.samplerate:.3f} s);"
+                                     " repair the file before separating it")
+            energy += float(np.dot(mono, mono))
+            frames += len(block)
+            bar.update(len(block) / info.samplerate)
+    if frames == 0:
+        raise LassbenchError(f"{path}: holds no samples (0 frames decode)")
+    if frames < info.frames and info.format != "MP3":  # an MP3 header's frame count may be an estimate
+        raise LassbenchError(f"{path}: truncated: its header declares {info.frames} frames but only {frames} decode")
+    return InputScan(int(info.samplerate), frames, int(info.channels), math.sqrt(energy / frames))
+
+
+def level_gain(rms: float) -> float:
+    """The gain that brings a signal of this RMS to :data:`TRAINING_RMS_DB` (1 for silence)."""
+    if rms < SILENCE_RMS:
+        return 1.0
+    return 10.0 ** (TRAINING_RMS_DB / 20.0) / rms
+
+
+def _check_chunking(chunk_seconds: float, overlap_seconds: float) -> None:
+    if not (math.isfinite(chunk_seconds) and chunk_seconds > 0):
+        raise LassbenchError(f"--chunk must be a positive number of seconds, not {chunk_seconds}")
+    if not (math.isfinite(overlap_seconds) and 0 <= overlap_seconds < chunk_seconds):
+        raise LassbenchError("--overlap must be at least 0 and shorter than --chunk")
+
+
+def _check_query(query: str) -> None:
+    if not query.strip():
+        raise LassbenchError("empty query: describe the sound to separate, e.g. --query 'a dog barks'")
+
+
+def check_device(device: str) -> None:
+    """Refuse a device torch does not know or this machine does not have, before anything is loaded."""
+    import torch
+
+    try:
+        kind = torch.device(device).type
+    except (RuntimeError, ValueError) as exc:
+        raise LassbenchError(f"unknown --device '{device}': use cpu, cuda, cuda:N or mps") from exc
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise LassbenchError(f"--device {device}: torch sees no CUDA GPU on this machine; use --device cpu")
+    if kind == "mps" and not torch.backends.mps.is_available():
+        raise LassbenchError(f"--device {device}: MPS is not available on this machine; use --device cpu")
+
+
+# ---------------------------------------------------------------------------------------------------- the model
+
+
+class Separator:
+    """A loaded text-queried model that separates arrays of any length, rate and level."""
+
+    def __init__(self, model, name: str, query_type: str, device: str = "cpu") -> None:
+        self.model = model
+        self.name = name
+        self.query_type = query_type
+        self.device = device
+        self.sample_rate = int(model.config.backbone.sample_rate)
+        self._min_length = 2 * model.config.backbone.n_fft  # the STFT's reflect padding needs a few frames
+
+    def chunk_function(self, query: str) -> Callable[[np.ndarray], np.ndarray]:
+        """Mono float32 chunk at :attr:`sample_rate` -> same-length estimate, for :func:`overlap_add`."""
+        import torch
+
+        from lassbench.models.lassnet import QueryBatch
+
+        _check_query(query)
+        batch = QueryBatch([query], labels=[[query]])
+
+        def apply(chunk: np.ndarray) -> np.ndarray:
+            padded = np.pad(chunk, (0, max(0, self._min_length - len(chunk))))
+            with torch.no_grad():
+                mixture = torch.from_numpy(np.ascontiguousarray(padded, dtype=np.float32))[None].to(self.device)
+                return self.model(mixture, batch).cpu().numpy()[0, : len(chunk)]
+
+        return apply
+
+    def separate(self, audio: np.ndarray, sample_rate: int, query: str, *, chunk_seconds: float = 10.0,
+                 overlap_seconds: float = 1.0) -> np.ndarray:
+        """The estimate of ``query`` in ``audio`` (``(n,)``, or ``(channels, n)`` which is averaged to mono), at
+        ``sample_rate`` and the same length and level as the input."""
+        _check_chunking(chunk_seconds, overlap_seconds)
+        audio = np.asarray(audio, dtype=np.float32)
+        if audio.ndim == 2:
+            audio = audio.mean(axis=0)
+        if audio.ndim != 1 or audio.size == 0:
+            raise LassbenchError(f"audio must be a non-empty (n,) or (channels, n) array, not shape {audio.shape}")
+        if not np.isfinite(audio).all():
+            raise LassbenchError("audio holds NaN or infinite samples")
+        if not (isinstance(sample_rate, (int, np.integer)) and sample_rate > 0):
+            raise LassbenchError(f"sample_rate must be a positive integer, not {sample_rate!r}")
+        gain = level_gain(float(np.sqrt(np.mean(audio.astype(np.float64) ** 2))))
+        at_model = soxr.resample(audio * np.float32(gain), sample_rate, self.sample_rate).astype(np.float32)
+        chunk, overlap = _chunk_sizes(chunk_seconds, overlap_seconds, self.sample_rate)
+        pieces = [p for p, _ in overlap_add([at_model], self.chunk_function(query), chunk, overlap)]
+        estimate = soxr.resample(np.concatenate(pieces), self.sample_rate, sample_rate).astype(np.float32)
+        estimate = np.pad(estimate[: len(audio)], (0, max(0, len(audio) - len(estimate))))
+        return estimate / np.float32(gain)
+
+
+def load_separator(model: str = "lassnet", checkpoint: str | Path | None = None, *, device: str = "cpu") -> Separator:
+    """A text-queried model ready to separate: ``checkpoint`` or the one shipped for ``model``."""
+    entry = _text_model_entry(model)
+    check_device(device)
+    from lassbench.models.registry import load_model
+
+    path = Path(checkpoint) if checkpoint else entry.shipped_checkpoint()
+    if path is None:
+        raise LassbenchError(f"no checkpoint ships for '{model}': pass --checkpoint")
+    loaded, _ = load_model(path, expected=model, device=device)
+    return Separator(loaded, model, entry.query_type, device)
+
+
+def _text_model_entry(model: str):
+    from lassbench.models.registry import get_model_entry
+
+    entry = get_model_entry(model)
+    if entry.query_type not in ("caption", "tags"):
+        raise LassbenchError(f"model '{model}' cannot take a text query (query type: {entry.query_type})")
+    return entry
+
+
+# ---------------------------------------------------------------------------------------------------- files
+
+
+def separate_file(config: SeparateConfig, *, log: Callable[[str], None] = _stderr) -> Path:
+    """Separate ``config.input`` into ``config.output``; every check runs before the model is loaded."""
+    output_format = check_output(config.input, config.output)
+    check_input(config.input)
+    _check_chunking(config.chunk_seconds, config.overlap_seconds)
+    _check_query(config.query)
+    if config.checkpoint is not None and not Path(config.checkpoint).is_file():
+        raise LassbenchError(f"{config.checkpoint}: checkpoint not found")
+    _text_model_entry(config.model)
+    check_device(config.device)
+    scan = scan_input(config.input, progress=config.progress)
+    if scan.channels > 1:
+        log(f"note: {config.input} has {scan.channels} channels; separating their average (mono output)")
+    return stream_separate(config.input, config.output, scan, output_format,
+                           lambda: load_separator(config.model, config.checkpoint, device=config.device),
+                           config, log=log)
+
+
+def stream_separate(input_path: str | Path, output_path: str | Path, scan: InputScan, output_format: tuple[str, str],
+                    load: Callable[[], Separator], config: SeparateConfig, *,
+                    log: Callable[[str], None] = _stderr) -> Path:
+    """Stream ``input_path`` through the separator ``load()`` returns into ``output_path`` (atomic)."""
+    fmt, subtype = output_format
+    gain = level_gain(scan.rms)
+    clipped = 0
+    with _open(Path(input_path)) as source, atomic_path(output_path) as tmp:
+        try:
+            sink = sf.SoundFile(str(tmp), "w", samplerate=scan.sample_rate, channels=1, format=fmt, subtype=subtype)
+        except Exception as exc:
+            raise LassbenchError(f"{output_path}: cannot write {fmt} at {scan.sample_rate} Hz ({_short(exc)}); "
+                                 "use .wav") from exc
+        with sink, _bar(scan.frames / scan.sample_rate, "separating", config.progress) as bar:
+            separator = load()
+            model_sr = separator.sample_rate
+            chunk, overlap = _chunk_sizes(config.chunk_seconds, config.overlap_seconds, model_sr)
+            to_model = soxr.ResampleStream(scan.sample_rate, model_sr, 1, dtype="float32")
+            to_output = soxr.ResampleStream(model_sr, scan.sample_rate, 1, dtype="float32")
+            blocks = _resampled_blocks(source, Path(input_path), to_model, gain, bar)
+            for piece, last in overlap_add(blocks, separator.chunk_function(config.query), chunk, overlap):
+                out = to_output.resample_chunk(piece, last=last) / np.float32(gain)
+                if subtype != "FLOAT":
+                    clipped += int(np.count_nonzero(np.abs(out) > 1.0))
+                    out = np.clip(out, -1.0, 1.0)
+                sink.write(out)
+    if clipped:
+        log(f"note: {clipped} samples of {output_path} exceeded full scale and were clipped; "
+            "write a .wav (32-bit float) to keep them")
     return Path(output_path)
 
 
-def _resampled_blocks(source: sf.SoundFile, stream: soxr.ResampleStream) -> Iterator[np.ndarray]:
+def _chunk_sizes(chunk_seconds: float, overlap_seconds: float, rate: int) -> tuple[int, int]:
+    chunk = max(1, int(round(chunk_seconds * rate)))
+    overlap = int(round(overlap_seconds * rate))
+    if not 0 <= overlap < chunk:
+        raise LassbenchError("--overlap must be shorter than --chunk")
+    return chunk, overlap
+
+
+def _open(path: Path) -> sf.SoundFile:
+    try:
+        return sf.SoundFile(str(path))
+    except Exception as exc:
+        raise LassbenchError(f"{path}: cannot read audio ({_short(exc)})") from exc
+
+
+def _blocks(source: sf.SoundFile, path: Path) -> Iterator[np.ndarray]:
     while True:
-        block = source.read(READ_BLOCK, dtype="float32", always_2d=True)
-        last = len(block) < READ_BLOCK
-        yield stream.resample_chunk(block.mean(axis=1), last=last)
-        if last:
+        try:
+            block = source.read(READ_BLOCK, dtype="float32", always_2d=True)
+        except Exception as exc:  # e.g. a FLAC cut short: "decoder lost sync"
+            raise LassbenchError(f"{path}: cannot decode past {source.tell()} frames ({_short(exc)}); "
+                                 "the file is damaged or truncated") from exc
+        if len(block):
+            yield block
+        if len(block) < READ_BLOCK:
             return
+
+
+def _resampled_blocks(source: sf.SoundFile, path: Path, stream: soxr.ResampleStream, gain: float,
+                      bar) -> Iterator[np.ndarray]:
+    blocks = _blocks(source, path)
+    block = next(blocks, None)
+    while block is not None:
+        following = next(blocks, None)
+        mono = block.mean(axis=1) * np.float32(gain)
+        if not np.isfinite(mono).all():  # changed since it was scanned
+            raise LassbenchError(f"{path}: holds NaN or infinite samples")
+        yield stream.resample_chunk(mono, last=following is None)
+        bar.update(len(block) / source.samplerate)
+        block = following
+
+
+def _bar(seconds: float, label: str, progress: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=round(seconds, 1), desc=label, unit="s", file=sys.stderr, leave=False, mininterval=1.0,
+                bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s of audio [{elapsed}<{remaining}]",
+                disable=not progress or seconds < LONG_FILE_SECONDS)
 
 
 def overlap_add(blocks, apply, chunk: int, overlap: int) -> Iterator[tuple[np.ndarray, bool]]:
@@ -119,3 +396,7 @@ def _crossfade(tail: np.ndarray, estimate: np.ndarray, fade_in: np.ndarray) -> n
     out = estimate.copy()
     out[:n] = tail[:n] * (1.0 - fade_in[:n]) + estimate[:n] * fade_in[:n]
     return out
+
+
+def _short(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

@@ -2,12 +2,17 @@
 
 Verbs live one per module in this package and are imported only when used, so ``lassbench --help`` does not pay for
 importing torch. Every :class:`~lassbench.errors.LassbenchError` becomes one line on stderr and exit status 2.
+
+SIGTERM (what ``timeout``, ``kill`` and job schedulers send) is turned into the same unwinding as Ctrl-C, so every
+``finally`` runs and atomic writers remove their temp files; the exit status is 128 + the signal number and the one
+line printed says what that verb keeps and whether a rerun resumes (see docs/guarantees.md).
 """
 
 from __future__ import annotations
 
 import importlib
 import os
+import signal
 import sys
 
 import click
@@ -26,6 +31,37 @@ VERBS: dict[str, str] = {
     "separate": "separate",
     "leaderboard": "leaderboard",
 }
+
+
+# what an interrupted verb leaves and what rerunning it does; each line must stay true (tests/test_signals.py)
+ON_INTERRUPT: dict[str, str] = {
+    "download": "finished clips are kept; rerun the same command to resume",
+    "build-dataset": "finished items are kept; rerun the same command to resume",
+    "train": "checkpoints already written are kept; rerun with --resume to continue from the last one",
+    "run": "finished files are kept; rerun the same command to start the run again",
+    "evaluate": "no results were written; rerun the same command to score again",
+    "separate": "the output was not written; rerun the same command to start again (separate does not resume)",
+    "leaderboard": "tables already replaced are complete; rerun the same command to write them all",
+    "models": "nothing was written",
+}
+DEFAULT_ON_INTERRUPT = "finished files are kept"
+
+
+class Terminated(KeyboardInterrupt):
+    """Raised in the main thread by the SIGTERM handler: unwinds like Ctrl-C, so cleanup code runs."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+_received: list[int] = []  # the signal being handled (click turns our exception into Abort, losing its type)
+
+
+def _raise_terminated(signum: int, frame) -> None:
+    _received.append(signum)
+    signal.signal(signum, signal.SIG_DFL)  # a second SIGTERM kills at once, as users expect
+    raise Terminated(signum)
 
 
 class LazyGroup(click.Group):
@@ -62,16 +98,23 @@ def cli() -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: click without its standalone error handling, so our errors stay one line."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    if hasattr(signal, "SIGTERM"):
+        signal.signal(signal.SIGTERM, _raise_terminated)
     try:
-        cli.main(args=argv, prog_name="lassbench", standalone_mode=False)
+        cli.main(args=args, prog_name="lassbench", standalone_mode=False)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
     except (click.exceptions.Abort, KeyboardInterrupt):  # click turns Ctrl-C into Abort
-        click.echo("interrupted: finished files are kept; rerun the same command to resume", err=True)
-        sys.exit(130)
+        signum = _received[-1] if _received else signal.SIGINT
+        verb = _verb_of(args)
+        what = ON_INTERRUPT.get(verb, DEFAULT_ON_INTERRUPT) if verb else DEFAULT_ON_INTERRUPT
+        name = "terminated (SIGTERM)" if signum == signal.SIGTERM else "interrupted"
+        click.echo(f"{name}: {what}", err=True)
+        sys.exit(128 + int(signum))
     except LassbenchError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
@@ -82,3 +125,8 @@ def main(argv: list[str] | None = None) -> None:
             f"internal error: {type(exc).__name__}: {exc} (set LASSBENCH_DEBUG=1 for the traceback)", err=True
         )
         sys.exit(1)
+
+
+def _verb_of(args: list[str]) -> str | None:
+    """The verb of a command line: the group itself takes only flags (--help, --version)."""
+    return next((arg for arg in args if not arg.startswith("-")), None)
