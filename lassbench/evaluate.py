@@ -37,6 +37,7 @@ from lassbench.audio import list_audio_files, read_audio, write_text_atomic
 from lassbench.errors import LassbenchError
 from lassbench.manifests import decode_list, read_dataset_json, read_item_manifest, write_manifest_csv
 from lassbench.metrics import DEFAULT_METRICS, METRICS, compute_metrics, resolve_metrics
+from lassbench.paths import check_output_folder
 
 AGGREGATES = ("mean", "class-median-mean", "class-mean")
 ALIGNS = ("trim", "pad")
@@ -166,6 +167,8 @@ def evaluate_folders(references: str | Path, estimates: str | Path, mixtures: st
     """
     names = _metrics_for(metrics, has_mixtures=mixtures is not None)
     _check_aggregate(aggregate, has_labels=False)
+    if out is not None:
+        check_output_folder(out, "--out")  # before the scoring, not after it
     folders = {"references": Path(references), "estimates": Path(estimates)}
     if mixtures is not None:
         folders["mixtures"] = Path(mixtures)
@@ -192,16 +195,28 @@ def evaluate_folders(references: str | Path, estimates: str | Path, mixtures: st
 
 def evaluate_manifest(manifest: str | Path, estimates: str | Path, *, out: str | Path | None,
                       metrics: Iterable[str] | str | None = None, align: str | None = None,
-                      aggregate: str = "mean", progress: bool = False) -> tuple[pd.DataFrame, dict]:
+                      aggregate: str = "mean", progress: bool = False, clap=None, split: str | None = None
+                      ) -> tuple[pd.DataFrame, dict]:
     """Score ``<estimates>/<id>.wav`` against a built benchmark's ``target/<id>.wav`` (mixtures
     ``mixture/<id>.wav``), adding the protocol columns ``snr_db, labels, condition, query`` and the breakdowns by
-    SNR bucket, label and condition. ``benchmark``/``protocol`` come from ``dataset.json`` beside the manifest."""
+    SNR bucket, label and condition. ``benchmark``/``protocol`` come from ``dataset.json`` beside the manifest.
+
+    Items without a target (empty ``target_id``: real mixtures) get no reference-based metrics (NaN, listed under
+    ``summary["not_scored"]``). ``clap`` (a CLAP checkpoint folder or hub name, or a
+    :class:`~lassbench.clapscore.ClapScorer`) adds the reference-free ``clap_score@<digest>`` and
+    ``clap_score_i@<digest>`` for every item, and ``summary["clap"]`` (checkpoint, SHA-256, preprocessing).
+
+    ``split`` scores only the manifest's items of that split (estimates are needed for those only), so a system
+    run on the test split is scored on the same items as ``lassbench run`` scores; duplicate ids are refused."""
     manifest = Path(manifest)
     names = _metrics_for(metrics, has_mixtures=True)
     _check_aggregate(aggregate, has_labels=True)
-    frame = read_item_manifest(manifest)
+    if out is not None:
+        check_output_folder(out, "--out")  # before the scoring, not after it
+    frame = _select_split(read_item_manifest(manifest), split, manifest)
     if frame.empty:
         raise LassbenchError(f"{manifest}: manifest has no items")
+    _check_unique_ids(frame["id"], manifest)
     base, estimates = manifest.parent, Path(estimates)
     if not estimates.is_dir():
         raise LassbenchError(f"{estimates}: estimates folder not found")
@@ -209,12 +224,17 @@ def evaluate_manifest(manifest: str | Path, estimates: str | Path, *, out: str |
     unsafe = [i for i in ids if not i or i in (".", "..") or "/" in i or "\\" in i]
     if unsafe:
         raise LassbenchError(f"{manifest}: item id(s) that are not plain file names: {', '.join(unsafe[:5])}")
+    targeted = _ids_with_target(frame, ids, base)
+    if not targeted and clap is None:
+        raise LassbenchError(f"{manifest}: no item has a target (empty target_id), so only reference-free scores "
+                             "apply: pass --clap CHECKPOINT (a CLAP folder or hub name)")
+    scorer = _clap_scorer(clap)  # loaded before the long work: a bad checkpoint fails first
     expected = {i: estimates / f"{i}.wav" for i in ids}
     missing = [f"{i}.wav" for i, p in expected.items() if not p.is_file()]
     if missing:
         raise LassbenchError(f"{estimates}: missing {_listing(missing)} listed in {manifest}")
-    for folder in ("target", "mixture"):
-        absent = [f"{folder}/{i}.wav" for i in ids if not (base / folder / f"{i}.wav").is_file()]
+    for folder, wanted in (("target", targeted), ("mixture", ids)):
+        absent = [f"{folder}/{i}.wav" for i in wanted if not (base / folder / f"{i}.wav").is_file()]
         if absent:
             raise LassbenchError(f"{manifest}: benchmark audio missing beside the manifest: {_listing(absent)}")
 
@@ -222,18 +242,89 @@ def evaluate_manifest(manifest: str | Path, estimates: str | Path, *, out: str |
         return str({"reference": base / "target" / f"{item}.wav", "estimate": expected[item],
                     "mixture": base / "mixture" / f"{item}.wav"}[role])
 
-    items = _read_items(ids, lambda i: base / "target" / f"{i}.wav", lambda i: expected[i],
+    items = _read_items(targeted, lambda i: base / "target" / f"{i}.wav", lambda i: expected[i],
                         lambda i: base / "mixture" / f"{i}.wav")
-    per_item = evaluate_arrays(items, names, align=align, describe=describe, progress=progress, total=len(ids))
+    per_item = evaluate_arrays(items, names, align=align, describe=describe, progress=progress,
+                               total=len(targeted))
+    per_item = per_item.set_index("item").reindex(ids).rename_axis("item").reset_index()  # target-less: NaN
+    clap_names: list[str] = []
+    if scorer is not None:
+        queries = dict(zip(ids, frame["query"], strict=True))
+        clap_items = ((i, queries[i], *_estimate_and_mixture(expected[i], base / "mixture" / f"{i}.wav"))
+                      for i in ids)
+        per_item = per_item.merge(scorer.score_items(clap_items), on="item", how="left", validate="one_to_one")
+        clap_names = [scorer.score_name, scorer.improvement_name]
     for column in PROTOCOL_COLUMNS:
         default = [[] for _ in ids] if column == "labels" else ([math.nan] * len(ids) if column == "snr_db" else "")
         per_item[column] = frame[column].tolist() if column in frame else default
-    summary = summarize(per_item, names, aggregate=aggregate)
-    summary["breakdowns"] = breakdowns(per_item, names)
+    summary = summarize(per_item[per_item["item"].isin(set(targeted))], names, aggregate=aggregate)
+    summary["n_items"] = len(per_item)
+    if scorer is not None:
+        summary["metrics"].update(summarize(per_item, clap_names, aggregate=aggregate)["metrics"])
+        summary["definitions"].update(scorer.info["definitions"])
+        summary["clap"] = scorer.info
+    summary["not_scored"] = _not_scored(ids, targeted, names)
+    summary["breakdowns"] = breakdowns(per_item, [*names, *clap_names])
     summary["benchmark"], summary["protocol"] = _dataset_identity(base)
     if out is not None:
         write_results(per_item, summary, out)
     return per_item, summary
+
+
+def _select_split(frame: pd.DataFrame, split: str | None, manifest: Path) -> pd.DataFrame:
+    if split is None:
+        return frame
+    present = sorted({str(v) for v in frame["split"]}) if "split" in frame else []
+    if split not in present:
+        have = ", ".join(present) if present else "none: the manifest has no split column"
+        raise LassbenchError(f"--split {split}: {manifest} has no item of that split (splits: {have})")
+    return frame[frame["split"] == split].reset_index(drop=True)
+
+
+def _check_unique_ids(ids: Iterable, manifest: Path) -> None:
+    """Two rows with one id would score one estimate file twice and weigh it double in every mean."""
+    counts = Counter(str(i) for i in ids)
+    repeated = sorted(i for i, n in counts.items() if n > 1)
+    if repeated:
+        shown = ", ".join(repeated[:_MAX_LISTED]) + (f" and {len(repeated) - _MAX_LISTED} more"
+                                                      if len(repeated) > _MAX_LISTED else "")
+        raise LassbenchError(f"{manifest}: duplicate item id(s): {shown}; every id must appear once")
+
+
+def _ids_with_target(frame: pd.DataFrame, ids: list[str], base: Path) -> list[str]:
+    """Items with a reference: a non-empty ``target_id``; in a hand-written manifest without that column (``id,
+    query`` over a folder of mixtures), the items whose ``target/<id>.wav`` exists."""
+    if "target_id" not in frame:
+        return [i for i in ids if (base / "target" / f"{i}.wav").is_file()]
+    return [i for i, target in zip(ids, frame["target_id"], strict=True) if str(target).strip()]
+
+
+def _clap_scorer(clap):
+    if clap is None or hasattr(clap, "score_items"):
+        return clap
+    from lassbench.clapscore import ClapScorer
+
+    return ClapScorer(clap)
+
+
+def _estimate_and_mixture(estimate_path: Path, mixture_path: Path) -> tuple:
+    """(estimate, mixture, rate) for CLAPScore; the two rates must agree (CLAP resamples both the same way)."""
+    estimate, rate = read_audio(estimate_path)
+    mixture, mixture_rate = read_audio(mixture_path)
+    if mixture_rate != rate:
+        raise LassbenchError(f"{estimate_path}: sample rate {rate} Hz but the mixture {mixture_path} is "
+                             f"{mixture_rate} Hz; resample the estimates to the mixture rate")
+    return estimate, mixture, rate
+
+
+def _not_scored(ids: list[str], targeted: list[str], names) -> dict:
+    """metric -> how many items it could not score and why (items without a target have no SDR)."""
+    has_target = set(targeted)
+    skipped = [i for i in ids if i not in has_target]
+    if not skipped:
+        return {}
+    entry = {"n": len(skipped), "reason": "no target (empty target_id)", "items": skipped[:_MAX_LISTED]}
+    return {name: dict(entry) for name in names}
 
 
 def _metrics_for(metrics, has_mixtures: bool) -> tuple[str, ...]:

@@ -28,7 +28,8 @@ column              meaning
 ==================  ======================================================================================
 id                  item id, also the file stem of its wavs
 split               train / val / test
-target_id           source_id of the target clip
+target_id           source_id of the target clip; empty for an item without a reference (a real mixture):
+                    ``evaluate`` scores it reference-free only (``--clap``)
 interferer_ids      JSON list of source_ids mixed in as interferers
 query               the caption used as the text query
 captions            JSON list of all captions of the target

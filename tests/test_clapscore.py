@@ -138,3 +138,101 @@ def test_a_folder_without_weights_is_one_clear_error(tmp_path):
 
 def write_tone(path: Path, seconds: float = 1.0, rate: int = 16000, seed: int = 0) -> None:
     write_audio(path, noise(seed, seconds, rate), rate)
+
+
+# --- evaluate: manifests with items without a target --------------------------------------------------------------
+
+
+def write_bench(root: Path, with_target: dict[str, bool], columns=None) -> Path:
+    """A built-benchmark-like folder: mixture/<id>.wav for every item, target/<id>.wav where it has one, and
+    estimates/<id>.wav; returns the manifest path."""
+    import pandas as pd
+
+    from lassbench.manifests import ITEM_COLUMNS, write_manifest_csv
+
+    rows = []
+    for k, (item, has_target) in enumerate(with_target.items()):
+        target, mixture = noise(k, 1.0), noise(k, 1.0) + noise(50 + k, 1.0)
+        write_audio(root / "bench" / "mixture" / f"{item}.wav", mixture, 16000)
+        write_audio(root / "est" / f"{item}.wav", target + 0.3 * noise(90 + k, 1.0), 16000)
+        if has_target:
+            write_audio(root / "bench" / "target" / f"{item}.wav", target, 16000)
+        row = dict.fromkeys(ITEM_COLUMNS, "")
+        row.update(id=item, split="test", target_id=f"src_{item}" if has_target else "", query="a dog barks",
+                   labels=["Dog"], sample_rate=16000)
+        rows.append(row)
+    frame = pd.DataFrame(rows, columns=ITEM_COLUMNS)
+    return write_manifest_csv(frame[columns] if columns else frame, root / "bench" / "manifest.csv")
+
+
+def run_evaluate(args: list, capsys) -> tuple[int, str, str]:
+    from lassbench.cli import main
+
+    code = 0
+    try:
+        main(["evaluate", *map(str, args)])
+    except SystemExit as exc:
+        code = exc.code
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_evaluate_scores_sdr_where_there_is_a_target_and_clap_everywhere(tmp_path, tiny_clap, scorer, capsys):
+    import pandas as pd
+
+    manifest = write_bench(tmp_path, {"a": True, "b": False, "c": True})
+    code, out, err = run_evaluate(["--manifest", manifest, "--estimates", tmp_path / "est", "--out",
+                                   tmp_path / "res", "--clap", tiny_clap], capsys)
+    assert code in (0, None), err
+    per_item = pd.read_csv(tmp_path / "res" / "per_item.csv")
+    assert list(per_item["item"]) == ["a", "b", "c"]
+    assert per_item["sdri"].isna().tolist() == [False, True, False]
+    assert per_item[scorer.score_name].notna().all() and per_item[scorer.improvement_name].notna().all()
+    summary = json.loads((tmp_path / "res" / "summary.json").read_text())
+    assert summary["n_items"] == 3
+    assert summary["metrics"]["sdri"]["n"] == 2
+    assert summary["metrics"][scorer.score_name]["n"] == 3
+    assert summary["metrics"][scorer.score_name]["mean"] == pytest.approx(per_item[scorer.score_name].mean())
+    assert summary["clap"]["sha256"] == scorer.sha256 and summary["clap"]["window_s"] == 1.0
+    assert summary["not_scored"]["sdr"] == {"n": 1, "reason": "no target (empty target_id)", "items": ["b"]}
+    assert "not scored: sdri for 1 item(s)" in err
+    assert scorer.score_name in out
+
+
+def test_evaluate_clap_matches_the_scorer_on_the_same_files(tmp_path, tiny_clap, scorer):
+    from lassbench.audio import read_audio
+    from lassbench.evaluate import evaluate_manifest
+
+    manifest = write_bench(tmp_path, {"a": True, "b": False})
+    per_item, _ = evaluate_manifest(manifest, tmp_path / "est", out=None, clap=scorer)
+    est, rate = read_audio(tmp_path / "est" / "b.wav")
+    mix, _ = read_audio(tmp_path / "bench" / "mixture" / "b.wav")
+    expected = scorer.score(["a dog barks"], [est], rate, [mix])
+    row = per_item.set_index("item").loc["b"]
+    assert row[scorer.score_name] == pytest.approx(expected[scorer.score_name][0], abs=1e-6)
+    assert row[scorer.improvement_name] == pytest.approx(expected[scorer.improvement_name][0], abs=1e-6)
+
+
+def test_a_manifest_of_only_real_mixtures_needs_clap(tmp_path, capsys):
+    manifest = write_bench(tmp_path, {"a": False, "b": False})
+    code, _, err = run_evaluate(["--manifest", manifest, "--estimates", tmp_path / "est", "--out", tmp_path / "r"],
+                                capsys)
+    assert code == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert "--clap CHECKPOINT" in err
+
+
+def test_a_hand_written_id_query_manifest_over_mixtures_is_scored_reference_free(tmp_path, scorer):
+    from lassbench.evaluate import evaluate_manifest
+
+    manifest = write_bench(tmp_path, {"a": False, "b": False}, columns=["id", "query"])
+    per_item, summary = evaluate_manifest(manifest, tmp_path / "est", out=tmp_path / "r", clap=scorer)
+    assert per_item[scorer.score_name].notna().all()
+    assert summary["not_scored"]["sdri"]["n"] == 2
+
+
+def test_clap_on_folders_is_one_clear_error(tmp_path, tiny_clap, capsys):
+    for role in ("ref", "est"):
+        write_tone(tmp_path / role / "x.wav")
+    code, _, err = run_evaluate(["--references", tmp_path / "ref", "--estimates", tmp_path / "est", "--out",
+                                 tmp_path / "r", "--clap", tiny_clap], capsys)
+    assert code == 2 and "--clap needs the queries" in err

@@ -38,7 +38,10 @@ Writes OUT/per_item.csv and OUT/summary.json and prints the summary table. See d
 @click.option("--aggregate", type=click.Choice(["mean", "class-median-mean", "class-mean"]), default="mean",
               show_default=True, help="Headline statistic: plain mean over items, or the mean over classes (first "
               "label) of per-class medians (AudioSep's AudioSet) or means (AudioSep's MUSIC).")
-def command(manifest, references, estimates, mixtures, out, metric_names, align, aggregate) -> None:
+@click.option("--clap", help="Also score reference-free with CLAPScore (cos(CLAP(estimate), CLAP(query)) and its "
+              "gain over the mixture): a CLAP checkpoint folder or hub name (e.g. laion/clap-htsat-unfused). "
+              "Needs --manifest; items with an empty target_id get only these. See docs/evaluation.md.")
+def command(manifest, references, estimates, mixtures, out, metric_names, align, aggregate, clap) -> None:
     """Score separated estimates: SDR, SDRi, SI-SDR(i), BSS-Eval SDR, with bootstrap 95% CIs."""
     from lassbench.evaluate import evaluate_folders, evaluate_manifest, format_table
 
@@ -48,7 +51,11 @@ def command(manifest, references, estimates, mixtures, out, metric_names, align,
         if mixtures is not None:
             raise LassbenchError("--mixtures is read from the manifest's folder; drop it when using --manifest")
         _, summary = evaluate_manifest(manifest, estimates, out=out, metrics=metric_names, align=align,
-                                       aggregate=aggregate, progress=True)
+                                       aggregate=aggregate, progress=True, clap=clap)
+        for name, skipped in summary.get("not_scored", {}).items():
+            click.echo(f"not scored: {name} for {skipped['n']} item(s): {skipped['reason']}", err=True)
+    elif clap is not None:
+        raise LassbenchError("--clap needs the queries: score a benchmark with --manifest (a CSV with id,query)")
     else:
         _, summary = evaluate_folders(references, estimates, mixtures, out=out, metrics=metric_names, align=align,
                                       aggregate=aggregate, progress=True)
