@@ -8,13 +8,22 @@ for the main run and ``<model>@<variant>`` for the controls and the query-robust
 * ``--queries all`` (text-queried models): ``caption`` (the benchmark's query), ``caption-2``.. (each other human
   caption of the same clip), ``tags`` (class labels only), ``paraphrase`` (wordings never used in training, where the
   corpus has them) and ``wrong-query``.
+* ``absent``, ``interferer``, ``negative``: the query controls of :mod:`lassbench.controls`.
+
+Separation streams (:mod:`lassbench.run_stream`): batches are read ahead by DataLoader workers, scored as they finish
+and appended to a partial file, so memory does not grow with the number of items, an interrupted run resumes, and
+under torchrun every rank takes its share of the batches while rank 0 merges one result.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
+import os
+import sys
+import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -25,12 +34,26 @@ import torch
 from tqdm import tqdm
 
 from lassbench import __version__
-from lassbench.audio import read_audio, sha256_file, write_audio, write_text_atomic
+from lassbench.audio import sha256_file, write_text_atomic
+from lassbench.controls import (
+    FALSE_SEPARATION_DEFINITIONS,
+    FALSE_SEPARATION_METRICS,
+    QUIET_THRESHOLD_DB,
+    SkipVariant,
+    VariantPlan,
+    absent_plan,
+    clip_lookup,
+    interferer_plan,
+    negative_plan,
+    parse_controls,
+    target_plan,
+)
 from lassbench.errors import LassbenchError
-from lassbench.evaluate import breakdowns, evaluate_arrays, format_table, summarize, write_results
+from lassbench.evaluate import breakdowns, format_table, summarize, write_results
 from lassbench.manifests import built_benchmark_dir, decode_list, read_dataset_json, read_item_manifest
-from lassbench.models.lassnet import QueryBatch, sized_config
+from lassbench.models.lassnet import sized_config
 from lassbench.models.registry import build_model, count_parameters, get_model_entry, load_model
+from lassbench.run_stream import PARTIAL_DIR, BatchReader, Shard, merge_partials, remove_partials, run_shard
 
 MAIN_METRICS = ("sdr", "sdri", "si_sdr", "si_sdri")
 
@@ -44,11 +67,12 @@ class RunConfig:
     out: str = "results"
     device: str = "cpu"
     batch_size: int = 8
-    control: str | None = None  # "wrong-query"
+    control: str | list[str] | None = None  # controls.CONTROLS, several allowed ("absent,interferer" or a list)
     queries: str = "caption"  # "caption" | "all"
     save_audio: bool = False
     limit: int | None = None
     seed: int = 0
+    workers: int | None = None  # DataLoader reader processes; None: default_workers()
 
 
 @dataclass
@@ -59,35 +83,247 @@ class RunOutcome:
     run_info: dict = field(default_factory=dict)
 
 
-def run_model(config: RunConfig) -> list[RunOutcome]:
-    """Separate + score; one outcome per variant (the main run first)."""
+def default_workers() -> int:
+    """Reader processes: enough to keep one separator busy on a small machine, none on a single core."""
+    return min(2, max(0, (os.cpu_count() or 1) - 1))
+
+
+def run_model(config: RunConfig, *, log=None) -> list[RunOutcome]:
+    """Separate + score; one outcome per variant (the main run first). Under torchrun (``WORLD_SIZE`` > 1) every
+    rank separates its share of the batches and rank 0 merges; ranks other than 0 return ``[]``.
+    ``log`` gets one line per note (skipped variant, reused result); default: stderr."""
+    log = log or _stderr
     entry = get_model_entry(config.model)
-    data_dir = _resolve_data(config.data)
+    controls = check_config(config)
+    variants = _variants(entry.query_type, config, controls)
+    check_out(config.out)
+    data_dir = _resolve_data(config.data, log)
     dataset = read_dataset_json(data_dir)
-    items = _select_items(data_dir, config.split, config.limit)
-    model, checkpoint = _load_system(config.model, config.checkpoint, config.device)
-    variants = _variants(entry.query_type, config)
-    sources = _paraphrase_lookup(dataset) if "paraphrase" in variants else {}
+    manifest = read_item_manifest(data_dir / "manifest.csv")
+    items = _select_items(data_dir, config.split, config.limit, manifest)
+    dist = init_distributed(config.device)
+    device = process_device(config.device, dist)
+    model, checkpoint = _load_system(config.model, config.checkpoint, device)
     benchmark = dataset.get("name") or data_dir.name
+    plans = _plans(items, manifest, variants, dataset, data_dir, config.seed, log)
+    base = _base_fingerprint(config, checkpoint, data_dir, device)
     outcomes = []
-    for variant in variants:
-        queries = variant_queries(items, variant, paraphrases=sources, seed=config.seed)
-        if queries is None:
-            continue
-        started = time.time()
-        system = config.model if variant == "default" else f"{config.model}@{variant}"
-        out_dir = Path(config.out) / benchmark / system
-        per_item = _separate_and_score(model, items, queries, data_dir, config, out_dir)
-        scored = [m for m in MAIN_METRICS if m in per_item.columns]
-        summary = summarize(per_item, scored)
-        summary["breakdowns"] = breakdowns(per_item, scored)
-        summary.update(benchmark=benchmark, protocol=dataset.get("protocol"), lassbench_version=__version__)
-        info = _run_info(config, entry.query_type, model, checkpoint, dataset, benchmark, variant,
-                         time.time() - started, len(per_item))
-        write_results(per_item, summary, out_dir)
-        write_text_atomic(out_dir / "run.json", json.dumps(info, indent=2) + "\n")
-        outcomes.append(RunOutcome(variant, out_dir, summary, info))
+    for plan in plans:
+        outcome = _run_variant(model, plan, items, config, entry.query_type, checkpoint, dataset, benchmark,
+                               data_dir, base, dist, device, log)
+        if outcome is not None:
+            outcomes.append(outcome)
     return outcomes
+
+
+def _run_variant(model, plan: VariantPlan, items: pd.DataFrame, config: RunConfig, query_type: str,
+                 checkpoint: Path | None, dataset: dict, benchmark: str, data_dir: Path, base: dict,
+                 dist: Distributed, device: str, log) -> RunOutcome | None:
+    started = time.time()
+    system = config.model if plan.variant == "default" else f"{config.model}@{plan.variant}"
+    out_dir = Path(config.out) / benchmark / system
+    fingerprint = _fingerprint(base, plan)
+    finished = _finished(out_dir, fingerprint)
+    if finished is not None:
+        if dist.rank == 0:
+            log(f"{out_dir}: kept the results of an identical finished run (delete the folder to run it again)")
+        return finished if dist.rank == 0 else None
+    partial = out_dir / PARTIAL_DIR
+    reader = BatchReader(data_dir, list(items["id"]), plan, config.batch_size)
+    workers = default_workers() if config.workers is None else config.workers
+    failure = None
+    try:
+        run_shard(model, reader, partial, fingerprint, shard=Shard(dist.rank, dist.world), metrics=MAIN_METRICS,
+                  workers=workers, device=device, desc=f"separate {system}",
+                  estimates_dir=out_dir / "estimates" if config.save_audio else None)
+    except (LassbenchError, OSError) as exc:
+        failure = exc
+    if not all_ranks_ok(failure is None, dist, device):
+        if failure is not None:
+            raise failure
+        raise LassbenchError(f"another process failed while separating {system}; see its message above")
+    if dist.rank != 0:
+        barrier(dist)
+        return None
+    rows = merge_partials(partial, fingerprint, len(reader))
+    per_item = _per_item(rows, items, plan)
+    names = [c for c in (*MAIN_METRICS, *FALSE_SEPARATION_METRICS) if c in per_item.columns]
+    summary = summarize(per_item, names)
+    summary["definitions"].update({k: v for k, v in FALSE_SEPARATION_DEFINITIONS.items() if k in names})
+    summary["breakdowns"] = breakdowns(per_item, names)
+    summary.update(benchmark=benchmark, protocol=dataset.get("protocol"), lassbench_version=__version__)
+    info = _run_info(config, query_type, model, checkpoint, dataset, benchmark, plan.variant,
+                     time.time() - started, len(per_item))
+    info.update(scored_against=plan.reference, world_size=dist.world, fingerprint=fingerprint)
+    write_results(per_item, summary, out_dir)
+    write_text_atomic(out_dir / "run.json", json.dumps(info, indent=2) + "\n")  # last: marks the variant finished
+    remove_partials(partial)
+    barrier(dist)
+    return RunOutcome(plan.variant, out_dir, summary, info)
+
+
+def _per_item(rows: list[dict], items: pd.DataFrame, plan: VariantPlan) -> pd.DataFrame:
+    per_item = pd.DataFrame(rows)
+    extra = items.set_index("id").loc[per_item["item"]]
+    for column in ("snr_db", "condition", "labels"):
+        if column in extra:
+            per_item[column] = list(extra[column])
+    per_item["query"] = queries_by_id(items, plan.queries, per_item["item"])
+    return per_item
+
+
+def _finished(out_dir: Path, fingerprint: str) -> RunOutcome | None:
+    """The outcome of a finished run with the same fingerprint in ``out_dir`` (run.json is written last)."""
+    try:
+        info = json.loads((out_dir / "run.json").read_text(encoding="utf-8"))
+        if info.get("fingerprint") != fingerprint or not (out_dir / "per_item.csv").is_file():
+            return None
+        summary = json.loads((out_dir / "summary.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError, AttributeError):
+        return None
+    return RunOutcome(info.get("variant", "default"), out_dir, summary, info)
+
+
+def _base_fingerprint(config: RunConfig, checkpoint: Path | None, data_dir: Path, device: str) -> dict:
+    """Everything besides the variant that changes a score: the same options give the same rows."""
+    return {
+        "model": config.model, "checkpoint_sha256": sha256_file(checkpoint) if checkpoint else None,
+        "manifest_sha256": sha256_file(data_dir / "manifest.csv"), "split": config.split, "limit": config.limit,
+        "batch_size": config.batch_size, "device_type": torch.device(device).type, "seed": config.seed,
+        "lassbench_version": __version__, "torch_version": torch.__version__,
+    }
+
+
+def _fingerprint(base: dict, plan: VariantPlan) -> str:
+    content = {**base, "variant": plan.variant, "reference": plan.reference, "queries": plan.queries,
+               "labels": plan.labels, "references": plan.references}
+    return hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode("utf-8")).hexdigest()
+
+
+def _stderr(line: str) -> None:
+    tqdm.write(line, file=sys.stderr)
+
+
+# --- checks (before any work) ---------------------------------------------------------------------------------
+
+
+def check_config(config: RunConfig) -> list[str]:
+    """Refuse bad options before anything is read or built; returns the parsed controls."""
+    if config.limit is not None and (isinstance(config.limit, bool) or config.limit < 1):
+        raise LassbenchError(f"--limit {config.limit}: give a positive number of items (leave it out for all)")
+    if config.batch_size < 1:
+        raise LassbenchError(f"--batch-size {config.batch_size}: must be at least 1")
+    if config.workers is not None and config.workers < 0:
+        raise LassbenchError(f"--workers {config.workers}: must be 0 (read in this process) or more")
+    check_device(config.device)
+    return parse_controls(config.control)
+
+
+def check_device(device: str) -> None:
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, ValueError, TypeError):
+        raise LassbenchError(f"--device {device!r}: not a device (use cpu, cuda, cuda:N or mps)") from None
+    if parsed.type == "cuda":
+        if not torch.cuda.is_available():
+            raise LassbenchError(f"--device {device}: CUDA is not available on this machine; use --device cpu")
+        if parsed.index is not None and parsed.index >= torch.cuda.device_count():
+            raise LassbenchError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    elif parsed.type == "mps" and not torch.backends.mps.is_available():
+        raise LassbenchError(f"--device {device}: MPS is not available on this machine; use --device cpu")
+    elif parsed.type not in ("cpu", "cuda", "mps"):
+        raise LassbenchError(f"--device {device!r}: unsupported device type (use cpu, cuda, cuda:N or mps)")
+
+
+def check_out(out: str | Path) -> None:
+    """The results folder can be created and written to (checked now, not after all the separating)."""
+    path = Path(out)
+    if path.exists() and not path.is_dir():
+        raise LassbenchError(f"{path}: --out exists and is not a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".write-check-"):
+            pass
+    except OSError as exc:
+        raise LassbenchError(f"{path}: cannot write results there ({exc.strerror or exc})") from None
+
+
+# --- torchrun -------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Distributed:
+    rank: int = 0
+    world: int = 1
+
+
+def init_distributed(device: str) -> Distributed:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return Distributed()
+    import torch.distributed as torch_dist
+
+    if not torch_dist.is_initialized():
+        torch_dist.init_process_group(backend="nccl" if device.startswith("cuda") else "gloo")
+    return Distributed(rank=torch_dist.get_rank(), world=torch_dist.get_world_size())
+
+
+def process_device(device: str, dist: Distributed) -> str:
+    """Under torchrun each process owns one GPU: ``cuda`` becomes ``cuda:$LOCAL_RANK``."""
+    if dist.world > 1 and device == "cuda":
+        device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
+        torch.cuda.set_device(device)
+    return device
+
+
+def all_ranks_ok(ok: bool, dist: Distributed, device: str) -> bool:
+    if dist.world <= 1:
+        return ok
+    import torch.distributed as torch_dist
+
+    failed = torch.tensor([0 if ok else 1], device=device if device.startswith("cuda") else "cpu")
+    torch_dist.all_reduce(failed)
+    return int(failed.item()) == 0
+
+
+def barrier(dist: Distributed) -> None:
+    if dist.world > 1:
+        import torch.distributed as torch_dist
+
+        torch_dist.barrier()
+
+
+# --- variants -------------------------------------------------------------------------------------------------
+
+
+def _plans(items: pd.DataFrame, manifest: pd.DataFrame, variants: list[str], dataset: dict, data_dir: Path,
+           seed: int, log) -> list[VariantPlan]:
+    """The plan of every variant the benchmark can provide; the others are skipped with a note."""
+    needs_sources = {"paraphrase", "absent", "interferer", "negative"} & set(variants)
+    sources = read_sources_of(dataset) if needs_sources else None
+    clips = clip_lookup(_with_list_columns(manifest), sources) if needs_sources else {}
+    paraphrases = _paraphrases(sources) if "paraphrase" in variants else {}
+    plans = []
+    for variant in variants:
+        try:
+            plans.append(_plan(items, variant, clips, paraphrases, data_dir, seed))
+        except SkipVariant as exc:
+            log(f"skipped variant {exc}")
+    return plans
+
+
+def _plan(items: pd.DataFrame, variant: str, clips: dict, paraphrases: dict, data_dir: Path,
+          seed: int) -> VariantPlan:
+    if variant == "absent":
+        return absent_plan(items, clips, seed)
+    if variant == "interferer":
+        return interferer_plan(items, clips, data_dir)
+    if variant == "negative":
+        return negative_plan(items, clips, data_dir)
+    queries = variant_queries(items, variant, paraphrases=paraphrases, seed=seed)
+    if queries is None:
+        raise SkipVariant(f"{variant}: the benchmark cannot provide it (no such captions, tags or paraphrases)")
+    return target_plan(items, variant, queries)
 
 
 def variant_queries(items: pd.DataFrame, variant: str, *, paraphrases: dict | None = None,
@@ -110,21 +346,19 @@ def variant_queries(items: pd.DataFrame, variant: str, *, paraphrases: dict | No
     raise LassbenchError(f"unknown query variant '{variant}'")
 
 
-def _variants(query_type: str, config: RunConfig) -> list[str]:
-    if config.queries == "all":
-        if query_type != "caption":
-            raise LassbenchError("--queries all needs a text-queried model (e.g. lassnet)")
-        return ["default", *[f"caption-{k}" for k in range(2, 6)], "tags", "paraphrase", "wrong-query"]
-    if config.queries != "caption":
+def _variants(query_type: str, config: RunConfig, controls: list[str]) -> list[str]:
+    if config.queries not in ("caption", "all"):
         raise LassbenchError(f"--queries must be 'caption' or 'all', not '{config.queries}'")
+    if config.queries == "all" and query_type != "caption":
+        raise LassbenchError("--queries all needs a text-queried model (e.g. lassnet)")
+    if "wrong-query" in controls and query_type != "caption":
+        raise LassbenchError("--control wrong-query needs a text-queried model (e.g. lassnet)")
+    if query_type == "class" and set(controls) & {"absent", "interferer", "negative"}:
+        raise LassbenchError("query controls need a model that takes a query (text or tags), not class-conditioned")
     variants = ["default"]
-    if config.control == "wrong-query":
-        if query_type != "caption":
-            raise LassbenchError("--control wrong-query needs a text-queried model (e.g. lassnet)")
-        variants.append("wrong-query")
-    elif config.control:
-        raise LassbenchError(f"unknown control '{config.control}' (known: wrong-query)")
-    return variants
+    if config.queries == "all":
+        variants += [*[f"caption-{k}" for k in range(2, 6)], "tags", "paraphrase", "wrong-query"]
+    return variants + [c for c in controls if c not in variants]
 
 
 def _other_caption(items: pd.DataFrame, k: int) -> list[str] | None:
@@ -158,51 +392,9 @@ def _all_labelled(items: pd.DataFrame) -> bool:
     return "labels" in items and all(bool(labels) for labels in items["labels"])
 
 
-def _separate_and_score(model, items: pd.DataFrame, queries: list[str], data_dir: Path, config: RunConfig,
-                        out_dir: Path) -> pd.DataFrame:
-    scored = []
-    bar = tqdm(total=len(items), desc=f"separate {config.model}", unit="item", dynamic_ncols=True)
-    for batch_items, mixture, target, query_batch in _batches(items, queries, data_dir, config.batch_size):
-        with torch.no_grad():
-            estimate = model(mixture.to(config.device), query_batch.to_device(config.device)).cpu().numpy()
-        for row, mix, ref, est in zip(batch_items.itertuples(), mixture.numpy(), target.numpy(), estimate,
-                                      strict=True):
-            scored.append((row.id, ref, est, mix))
-            if config.save_audio:
-                write_audio(out_dir / "estimates" / f"{row.id}.wav", est, int(row.sample_rate))
-        bar.update(len(batch_items))
-    bar.close()
-    per_item = evaluate_arrays(scored, metrics=list(MAIN_METRICS))
-    extra = items.set_index("id").loc[per_item["item"]]
-    for column in ("snr_db", "condition", "labels"):
-        if column in extra:
-            per_item[column] = list(extra[column])
-    per_item["query"] = queries_by_id(items, queries, per_item["item"])
-    return per_item
-
-
 def queries_by_id(items: pd.DataFrame, queries: list[str], ids) -> list[str]:
     lookup = dict(zip(items["id"], queries, strict=True))
     return [lookup[i] for i in ids]
-
-
-def _batches(items: pd.DataFrame, queries: list[str], data_dir: Path,
-             batch_size: int) -> Iterator[tuple[pd.DataFrame, torch.Tensor, torch.Tensor, QueryBatch]]:
-    for start in range(0, len(items), batch_size):
-        chunk = items.iloc[start:start + batch_size]
-        mixtures = [read_audio(data_dir / "mixture" / f"{i}.wav")[0] for i in chunk["id"]]
-        targets = [read_audio(data_dir / "target" / f"{i}.wav")[0] for i in chunk["id"]]
-        length = max(len(m) for m in mixtures)
-        batch = QueryBatch(
-            queries=queries[start:start + batch_size],
-            labels=[list(labels) for labels in chunk["labels"]],
-            targets=_stack(targets, length),
-        )
-        yield chunk, _stack(mixtures, length), batch.targets, batch
-
-
-def _stack(arrays: list[np.ndarray], length: int) -> torch.Tensor:
-    return torch.from_numpy(np.stack([np.pad(a, (0, length - len(a))) for a in arrays]))
 
 
 def _load_system(name: str, checkpoint: str | None, device: str):
@@ -219,38 +411,51 @@ def _load_system(name: str, checkpoint: str | None, device: str):
     return model, path
 
 
-def _resolve_data(data: str | None) -> Path:
+def _resolve_data(data: str | None, log) -> Path:
     if data is None:
-        from lassbench.build import default_benchmark
+        from lassbench.build import default_benchmark, default_out
 
-        return Path(default_benchmark())
+        if not (default_out(None, "lassbench") / "dataset.json").is_file():
+            log("building the embedded synth benchmark (first use; later runs reuse it)...")
+        return Path(default_benchmark(progress=True))
     return built_benchmark_dir(data)
 
 
-def _select_items(data_dir: Path, split: str, limit: int | None) -> pd.DataFrame:
-    items = read_item_manifest(data_dir / "manifest.csv")
+def _select_items(data_dir: Path, split: str, limit: int | None, manifest: pd.DataFrame | None = None
+                  ) -> pd.DataFrame:
+    items = read_item_manifest(data_dir / "manifest.csv") if manifest is None else manifest
     if "split" in items and split:
         items = items[items["split"] == split]
     if items.empty:
         raise LassbenchError(f"{data_dir}: no items of split '{split}'")
+    items = _with_list_columns(items.iloc[:limit] if limit else items)
+    return items.reset_index(drop=True)
+
+
+def _with_list_columns(items: pd.DataFrame) -> pd.DataFrame:
+    items = items.copy()
     if "labels" not in items:
         items["labels"] = [[] for _ in range(len(items))]
     if "captions" not in items:
         items["captions"] = [[q] for q in items["query"]]
-    return items.iloc[:limit].reset_index(drop=True) if limit else items.reset_index(drop=True)
+    return items
 
 
-def _paraphrase_lookup(dataset: dict) -> dict[str, list[str]]:
-    """target source_id -> paraphrases, from the sources the benchmark was built from (if they have them)."""
+def read_sources_of(dataset: dict) -> pd.DataFrame | None:
+    """The source manifest a benchmark was built from, when dataset.json's sources origin still leads to it."""
     from lassbench.corpora import resolve_sources
 
     origin = (dataset.get("sources") or {}).get("origin")
     if not origin or (origin != "synth" and not Path(origin).exists()):
+        return None
+    return resolve_sources(origin).frame
+
+
+def _paraphrases(sources: pd.DataFrame | None) -> dict[str, list[str]]:
+    """target source_id -> paraphrases, from the sources the benchmark was built from (if they have them)."""
+    if sources is None or "paraphrases" not in sources:
         return {}
-    frame = resolve_sources(origin).frame
-    if "paraphrases" not in frame:
-        return {}
-    return {sid: decode_list(p) for sid, p in zip(frame["source_id"], frame["paraphrases"], strict=True)}
+    return {sid: decode_list(p) for sid, p in zip(sources["source_id"], sources["paraphrases"], strict=True)}
 
 
 def _run_info(config: RunConfig, query_type: str, model, checkpoint: Path | None, dataset: dict, benchmark: str,
@@ -289,16 +494,25 @@ def _checkpoint_label(checkpoint: Path | None) -> str | None:
 
 
 def print_outcomes(outcomes: list[RunOutcome]) -> str:
-    """Main table per variant, then the SDRi drop of each variant against the main run."""
+    """Main table per variant, then each variant against the main run: the SDRi drop, the SDRi of the
+    interferer-scored controls, the false-separation level of ``absent``."""
     lines = []
     for outcome in outcomes:
         lines.append(f"== {outcome.run_info['system']} on {outcome.run_info['benchmark']} "
                      f"({outcome.run_info['n_items']} items) -> {outcome.out_dir}")
         lines.append(format_table(outcome.summary))
     if len(outcomes) > 1:
-        base = outcomes[0].summary["metrics"]["sdri"]["mean"]
-        lines.append("SDRi by query variant (drop vs. the benchmark's query):")
+        base = outcomes[0].summary["metrics"].get("sdri", {}).get("mean", math.nan)
+        lines.append("By query variant (SDRi drop vs. the benchmark's query):")
         for outcome in outcomes:
-            value = outcome.summary["metrics"]["sdri"]["mean"]
-            lines.append(f"  {outcome.variant:<12} {value:7.2f} dB   ({value - base:+.2f})")
+            metrics = outcome.summary["metrics"]
+            if "false_separation_db" in metrics:
+                level, share = metrics["false_separation_db"]["mean"], metrics["below_-20db"]["mean"]
+                lines.append(f"  {outcome.variant:<12} false-separation level {level:7.2f} dB, "
+                             f"{100 * share:.0f}% of items below {QUIET_THRESHOLD_DB:g} dB")
+                continue
+            value = metrics["sdri"]["mean"]
+            against = outcome.run_info.get("scored_against", "target")
+            note = "   (scored against the interferer)" if against == "interferer" else f"   ({value - base:+.2f})"
+            lines.append(f"  {outcome.variant:<12} {value:7.2f} dB{note}")
     return "\n".join(lines)

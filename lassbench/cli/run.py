@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import click
 
 
@@ -13,24 +16,38 @@ import click
 @click.option("--checkpoint", default=None, type=click.Path(), help="Default: the checkpoint shipped for MODEL.")
 @click.option("--out", default="results", show_default=True, type=click.Path(),
               help="Results go to OUT/<benchmark>/<system>/.")
-@click.option("--device", default="cpu", show_default=True)
-@click.option("--batch-size", default=8, show_default=True)
-@click.option("--control", type=click.Choice(["wrong-query"]), default=None,
-              help="Also run with each query swapped for another item's caption and report the SDRi drop.")
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:N or mps.")
+@click.option("--batch-size", default=8, show_default=True, type=int)
+@click.option("--workers", default=None, type=int,
+              help="Processes reading items ahead of the model (0: read in this process). "
+                   "Default: min(2, CPU cores - 1).")
+@click.option("--control", "controls", multiple=True,
+              help="Query controls, each a variant row (repeat or comma-separate): wrong-query (another item's "
+                   "caption), absent (a sound not in the mixture: false-separation level), interferer (the first "
+                   "interferer's caption, scored against it), negative (the benchmark's negative_query).")
 @click.option("--queries", type=click.Choice(["caption", "all"]), default="caption", show_default=True,
               help="all: query-robustness study (other captions, tags, paraphrases, wrong query).")
 @click.option("--save-audio", is_flag=True, help="Keep the estimates under OUT/.../estimates/.")
 @click.option("--limit", type=int, default=None, help="Only the first N items (quick look).")
 def command(model: str, data: str | None, split: str, checkpoint: str | None, out: str, device: str,
-            batch_size: int, control: str | None, queries: str, save_audio: bool, limit: int | None) -> None:
+            batch_size: int, workers: int | None, controls: tuple[str, ...], queries: str, save_audio: bool,
+            limit: int | None) -> None:
     """Separate a benchmark with MODEL, score it (SDR, SDRi, SI-SDR, SI-SDRi with 95% CIs), write results.
 
     MODEL is one of `lassbench models`: lassnet, tag-queried, class-conditioned, or the references mixture,
-    oracle-irm, oracle-ibm.
+    oracle-irm, oracle-ibm. Scores are appended batch by batch: an interrupted run resumes where it stopped when
+    the same command is run again. Under `torchrun --nproc_per_node N -m lassbench run ...` the processes share
+    the items and the first one writes the one result.
     """
     from lassbench.run import RunConfig, print_outcomes, run_model
 
-    outcomes = run_model(RunConfig(model=model, data=data, split=split, checkpoint=checkpoint, out=out,
-                                   device=device, batch_size=batch_size, control=control, queries=queries,
-                                   save_audio=save_audio, limit=limit))
-    click.echo(print_outcomes(outcomes))
+    try:
+        outcomes = run_model(RunConfig(model=model, data=data, split=split, checkpoint=checkpoint, out=out,
+                                       device=device, batch_size=batch_size, control=list(controls),
+                                       queries=queries, save_audio=save_audio, limit=limit, workers=workers))
+    except KeyboardInterrupt:
+        click.echo(f"interrupted: the batches already scored are kept under {Path(out)}/<benchmark>/<system>/"
+                   ".partial; rerun the same command to resume", err=True)
+        sys.exit(130)  # not click's Exit: the entry point runs click with standalone_mode=False, which eats it
+    if outcomes:  # under torchrun only the first process reports
+        click.echo(print_outcomes(outcomes))

@@ -1,0 +1,198 @@
+"""Query variants and controls of ``lassbench run``: for every item, what the model is asked for and what its output
+is scored against.
+
+* the benchmark's query (``default``) and the query-robustness variants (``caption-k``, ``tags``, ``paraphrase``):
+  another wording of the same request, scored against the target;
+* ``wrong-query``: another item's caption (a different target clip), scored against the target;
+* ``absent``: a caption of a clip of another class from the same split, so nothing in the mixture matches; scored by
+  the *false-separation level* (output energy relative to the mixture, dB, lower is better), not against a reference;
+* ``interferer``: the first interferer's own caption, scored against that interferer;
+* ``negative``: the benchmark's ``negative_query`` column (CLAPSep's protocol), scored against the first interferer.
+
+A :class:`VariantPlan` is plain lists, one entry per item, so a DataLoader's workers get it cheaply.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from lassbench.errors import LassbenchError
+from lassbench.manifests import decode_list
+
+CONTROLS = ("wrong-query", "absent", "interferer", "negative")
+QUERY_VARIANTS = ("default", "caption-2", "caption-3", "caption-4", "caption-5", "tags", "paraphrase")
+# Which variants score against which reference; "absent" has none.
+TARGET, INTERFERER, NONE = "target", "interferer", "none"
+FALSE_SEPARATION_FLOOR_DB = -120.0  # a silent output; keeps the mean finite
+QUIET_THRESHOLD_DB = -20.0
+FALSE_SEPARATION_METRICS = ("false_separation_db", "below_-20db")
+FALSE_SEPARATION_DEFINITIONS = {
+    "false_separation_db": "10*log10(energy(output) / energy(mixture)) when the query names a sound absent from the "
+                           f"mixture; lower is better; floored at {FALSE_SEPARATION_FLOOR_DB:g} dB (silent output)",
+    "below_-20db": f"1 when the false-separation level is below {QUIET_THRESHOLD_DB:g} dB, else 0; its mean is the "
+                   "share of items where the model stays (nearly) silent",
+}
+_MAX_DRAWS = 200  # rejection sampling for `absent` before falling back to a full scan
+
+
+@dataclass
+class VariantPlan:
+    """One variant: the query text and labels sent to the model, and the reference file (relative to the
+    benchmark folder; ``None`` for ``absent``) of every item, in the items' order."""
+
+    variant: str
+    queries: list[str]
+    labels: list[list[str]]
+    references: list[str | None]
+    reference: str = TARGET  # TARGET | INTERFERER | NONE
+
+    @property
+    def scores_false_separation(self) -> bool:
+        return self.reference == NONE
+
+
+def parse_controls(values) -> list[str]:
+    """``--control`` given several times and/or comma-separated -> known control names, in order, once each."""
+    names: list[str] = []
+    for value in [values] if isinstance(values, str) else (values or []):
+        for name in (part.strip() for part in str(value).split(",")):
+            if not name:
+                continue
+            if name not in CONTROLS:
+                raise LassbenchError(f"unknown control '{name}' (known: {', '.join(CONTROLS)})")
+            if name not in names:
+                names.append(name)
+    return names
+
+
+def target_plan(items: pd.DataFrame, variant: str, queries: list[str]) -> VariantPlan:
+    """The item's own target, asked for with ``queries`` (the item's labels go to tag / class models)."""
+    return VariantPlan(variant, list(queries), [list(labels) for labels in items["labels"]],
+                       [f"target/{i}.wav" for i in items["id"]], TARGET)
+
+
+@dataclass
+class Clip:
+    captions: list[str]
+    labels: list[str]
+    split: str
+
+
+def clip_lookup(items: pd.DataFrame, sources: pd.DataFrame | None) -> dict[str, Clip]:
+    """source_id -> captions, labels, split: from the benchmark's source manifest when it can be read, else from
+    the benchmark's own targets (``items`` should then be the whole manifest, every split)."""
+    if sources is not None:
+        splits = sources["split"] if "split" in sources else [""] * len(sources)
+        return {str(sid): Clip(list(c), [str(x) for x in labels], str(s)) for sid, c, labels, s in
+                zip(sources["source_id"], sources["captions"], sources["labels"], splits, strict=True)}
+    lookup: dict[str, Clip] = {}
+    if "target_id" not in items:
+        return lookup
+    splits = items["split"] if "split" in items else [""] * len(items)
+    for sid, captions, labels, split in zip(items["target_id"], items["captions"], items["labels"], splits,
+                                            strict=True):
+        lookup.setdefault(str(sid), Clip(list(captions), [str(x) for x in labels], str(split)))
+    return lookup
+
+
+def interferer_plan(items: pd.DataFrame, clips: dict[str, Clip], data_dir: Path) -> VariantPlan:
+    """Ask for the first interferer by its own (first) caption; score against ``interferers/<id>_0.wav``."""
+    first = _first_interferers(items, data_dir, "interferer")
+    queries, labels = [], []
+    for item_id, sid in zip(items["id"], first, strict=True):
+        clip = clips.get(sid)
+        if clip is None or not clip.captions:
+            raise SkipVariant(f"interferer: no caption for interferer clip '{sid}' of item {item_id} (the "
+                              "benchmark's source manifest is not reachable from dataset.json's sources origin)")
+        queries.append(clip.captions[0])
+        labels.append(clip.labels)
+    return VariantPlan("interferer", queries, labels, [f"interferers/{i}_0.wav" for i in items["id"]], INTERFERER)
+
+
+def negative_plan(items: pd.DataFrame, clips: dict[str, Clip], data_dir: Path) -> VariantPlan:
+    """The benchmark's ``negative_query`` as the query; score against the first interferer."""
+    if "negative_query" not in items:
+        raise SkipVariant("negative: the benchmark stores no `negative_query` column (CLAPSep's protocol does)")
+    negatives = [("" if _missing(q) else str(q)).strip() for q in items["negative_query"]]
+    empty = [i for i, q in zip(items["id"], negatives, strict=True) if not q]
+    if empty:
+        raise SkipVariant(f"negative: {len(empty)} item(s) have no negative_query (first: {empty[0]})")
+    first = _first_interferers(items, data_dir, "negative")
+    labels = [clips[sid].labels if sid in clips else [] for sid in first]
+    return VariantPlan("negative", negatives, labels, [f"interferers/{i}_0.wav" for i in items["id"]], INTERFERER)
+
+
+def absent_plan(items: pd.DataFrame, clips: dict[str, Clip], seed: int) -> VariantPlan:
+    """Ask each item for a clip of the same split whose labels share nothing with the target's or any interferer's
+    (seeded draw; the clip's first caption). Needs class labels."""
+    if not all(bool(labels) for labels in items["labels"]):
+        raise SkipVariant("absent: needs class labels for every item (manifest `labels`) to pick a sound that is "
+                          "not in the mixture")
+    by_split: dict[str, list[str]] = {}
+    for sid, clip in clips.items():
+        if clip.captions and clip.labels:
+            by_split.setdefault(clip.split, []).append(sid)
+    rng = np.random.default_rng(seed)
+    queries, labels = [], []
+    splits = items["split"] if "split" in items else [""] * len(items)
+    interferers = items["interferer_ids"] if "interferer_ids" in items else [[] for _ in range(len(items))]
+    for item_id, split, own, others in zip(items["id"], splits, items["labels"], interferers, strict=True):
+        present = {str(x) for x in own}
+        for sid in others:
+            present |= set(clips[str(sid)].labels) if str(sid) in clips else set()
+        pool = by_split.get(str(split)) or [s for group in by_split.values() for s in group]
+        chosen = _draw_absent(pool, clips, present, rng)
+        if chosen is None:
+            raise SkipVariant(f"absent: no clip of split '{split}' has a class other than {sorted(present)} "
+                              f"(item {item_id})")
+        queries.append(clips[chosen].captions[0])
+        labels.append(clips[chosen].labels)
+    return VariantPlan("absent", queries, labels, [None] * len(items), NONE)
+
+
+def _draw_absent(pool: list[str], clips: dict[str, Clip], present: set[str], rng: np.random.Generator) -> str | None:
+    if not pool:
+        return None
+    for _ in range(_MAX_DRAWS):
+        sid = pool[int(rng.integers(len(pool)))]
+        if present.isdisjoint(clips[sid].labels):
+            return sid
+    allowed = [s for s in pool if present.isdisjoint(clips[s].labels)]
+    return allowed[int(rng.integers(len(allowed)))] if allowed else None
+
+
+def _first_interferers(items: pd.DataFrame, data_dir: Path, variant: str) -> list[str]:
+    if "interferer_ids" not in items:
+        raise SkipVariant(f"{variant}: the manifest has no interferer_ids column")
+    first = []
+    for item_id, ids in zip(items["id"], items["interferer_ids"], strict=True):
+        ids = decode_list(ids)
+        if not ids:
+            raise SkipVariant(f"{variant}: item {item_id} has no interferer")
+        if not (data_dir / "interferers" / f"{item_id}_0.wav").is_file():
+            raise SkipVariant(f"{variant}: interferers/{item_id}_0.wav is missing (the benchmark stores no "
+                              "interferer audio)")
+        first.append(str(ids[0]))
+    return first
+
+
+def _missing(value) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+class SkipVariant(Exception):  # noqa: N818 - a signal, not an error: the variant is skipped with this message
+    """The benchmark cannot provide this variant; the message says why."""
+
+
+def false_separation(estimate: np.ndarray, mixture: np.ndarray) -> float:
+    """Output energy relative to the mixture, in dB, floored at :data:`FALSE_SEPARATION_FLOOR_DB`."""
+    mixture_energy = float(np.sum(np.square(mixture, dtype=np.float64)))
+    if mixture_energy == 0.0:
+        return math.nan
+    ratio = float(np.sum(np.square(estimate, dtype=np.float64))) / mixture_energy
+    return max(10.0 * math.log10(ratio), FALSE_SEPARATION_FLOOR_DB) if ratio > 0 else FALSE_SEPARATION_FLOOR_DB

@@ -1,0 +1,222 @@
+"""Streaming separation + scoring for ``lassbench run``: bounded memory, resumable, split across torchrun ranks.
+
+Items are cut into fixed batches of ``batch_size`` in manifest order (batch ``b`` = items ``b*bs .. b*bs+bs-1``), so a
+batch holds the same items however many processes run or how often the run was interrupted: results do not depend on
+either. Rank ``r`` of ``world`` owns batches ``r, r+world, ...``. A DataLoader's workers read the batches ahead; each
+estimate is cut to its item's true length, scored, and the batch's score rows are appended as ONE JSON line to
+``OUT/.partial/rank<r>.jsonl`` (flushed), so a kill loses at most the batch in flight and a torn last line is dropped on
+resume. Each partial file starts with the run's fingerprint: rows made with other options are never reused. Only the
+score rows stay in memory; :func:`merge_partials` orders them back into manifest order.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+from lassbench.audio import read_audio, write_audio
+from lassbench.controls import QUIET_THRESHOLD_DB, VariantPlan, false_separation
+from lassbench.errors import LassbenchError
+from lassbench.evaluate import evaluate_arrays
+from lassbench.models.lassnet import QueryBatch
+
+PARTIAL_DIR = ".partial"
+Separator = Callable[[torch.Tensor, QueryBatch], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class Shard:
+    rank: int = 0
+    world: int = 1
+
+    def batches(self, n_batches: int) -> list[int]:
+        return list(range(self.rank, n_batches, self.world))
+
+
+def n_batches(n_items: int, batch_size: int) -> int:
+    return math.ceil(n_items / batch_size)
+
+
+class BatchReader(Dataset):
+    """Batch ``b`` of a plan: mixtures and references read from disk and zero-padded to the batch's longest item.
+    Read errors come back as ``{"error": text}`` so a worker's failure stays one line in the main process."""
+
+    def __init__(self, data_dir: Path, ids: list[str], plan: VariantPlan, batch_size: int):
+        self.data_dir, self.ids, self.plan, self.batch_size = Path(data_dir), list(ids), plan, batch_size
+
+    def __len__(self) -> int:
+        return n_batches(len(self.ids), self.batch_size)
+
+    def __getitem__(self, b: int) -> dict:
+        span = range(b * self.batch_size, min((b + 1) * self.batch_size, len(self.ids)))
+        try:
+            read = [read_audio(self.data_dir / "mixture" / f"{self.ids[i]}.wav") for i in span]
+            mixtures, rates = [audio for audio, _ in read], [rate for _, rate in read]
+            references = [self._reference(i, len(m)) for i, m in zip(span, mixtures, strict=True)]
+        except LassbenchError as exc:
+            return {"error": str(exc)}
+        length = max(len(m) for m in mixtures)
+        return {
+            "batch": b, "index": list(span), "ids": [self.ids[i] for i in span], "rates": rates,
+            "lengths": [len(m) for m in mixtures],
+            "mixture": _stack(mixtures, length), "reference": _stack(references, length),
+            "queries": [self.plan.queries[i] for i in span], "labels": [self.plan.labels[i] for i in span],
+        }
+
+    def _reference(self, i: int, length: int) -> np.ndarray:
+        relative = self.plan.references[i]
+        if relative is None:  # absent: nothing to find; oracles get silence
+            return np.zeros(length, dtype=np.float32)
+        return read_audio(self.data_dir / relative)[0]
+
+
+def _stack(arrays: list[np.ndarray], length: int) -> torch.Tensor:
+    return torch.from_numpy(np.stack([np.pad(a, (0, length - len(a))) for a in arrays]))
+
+
+# ------------------------------------------------------------------------------------------------ one shard
+
+
+def run_shard(separate: Separator, reader: BatchReader, partial_dir: Path, fingerprint: str, *, shard: Shard,
+              metrics: tuple[str, ...], workers: int, device: str, estimates_dir: Path | None = None,
+              desc: str = "separate") -> None:
+    """Separate and score this rank's batches not yet in a partial file; append each batch's rows as it finishes."""
+    mine = shard.batches(len(reader))
+    done = done_batches(partial_dir, fingerprint)
+    todo = [b for b in mine if b not in done]
+    own = _open_partial(partial_dir / f"rank{shard.rank}.jsonl", fingerprint)
+    loader = DataLoader(reader, batch_size=None, sampler=todo, num_workers=workers,
+                        prefetch_factor=2 if workers else None)
+    bar = tqdm(total=sum(_batch_size(reader, b) for b in mine), initial=sum(_batch_size(reader, b) for b in mine
+               if b in done), desc=desc, unit="item", dynamic_ncols=True, disable=shard.rank != 0)
+    try:
+        for batch in loader:
+            if "error" in batch:
+                raise LassbenchError(batch["error"])
+            estimates = _separate(separate, batch, device)
+            if estimates_dir is not None:
+                for item_id, estimate, rate in zip(batch["ids"], estimates, batch["rates"], strict=True):
+                    write_audio(estimates_dir / f"{item_id}.wav", estimate, rate)
+            rows = score_batch(batch, estimates, metrics, reader.plan.scores_false_separation)
+            own.write(json.dumps({"batch": batch["batch"], "rows": rows}) + "\n")
+            own.flush()
+            bar.update(len(rows))
+    finally:
+        own.close()
+        bar.close()
+
+
+def _batch_size(reader: BatchReader, b: int) -> int:
+    return min(reader.batch_size, len(reader.ids) - b * reader.batch_size)
+
+
+def _separate(separate: Separator, batch: dict, device: str) -> list[np.ndarray]:
+    query = QueryBatch(queries=batch["queries"], labels=batch["labels"], targets=batch["reference"])
+    with torch.no_grad():
+        output = separate(batch["mixture"].to(device), query.to_device(device)).cpu().numpy()
+    # the batch was padded to its longest item: score (and save) each estimate at its item's true length only
+    return [output[k, :n] for k, n in enumerate(batch["lengths"])]
+
+
+def score_batch(batch: dict, estimates: list[np.ndarray], metrics: tuple[str, ...],
+                false_separation_only: bool) -> list[dict]:
+    mixtures = [batch["mixture"][k, :n].numpy() for k, n in enumerate(batch["lengths"])]
+    if false_separation_only:
+        levels = [false_separation(e, m) for e, m in zip(estimates, mixtures, strict=True)]
+        return [{"item": i, "false_separation_db": v, "below_-20db": float(v < QUIET_THRESHOLD_DB)}
+                for i, v in zip(batch["ids"], levels, strict=True)]
+    references = [batch["reference"][k, :n].numpy() for k, n in enumerate(batch["lengths"])]
+    frame = evaluate_arrays(zip(batch["ids"], references, estimates, mixtures, strict=True), metrics=list(metrics))
+    return frame.to_dict("records")
+
+
+# ------------------------------------------------------------------------------------------------ partial files
+
+
+def done_batches(partial_dir: Path, fingerprint: str) -> set[int]:
+    """Batches written completely, by any rank, with this fingerprint."""
+    return {b for b, _ in _read_partials(partial_dir, fingerprint)}
+
+
+def _read_partials(partial_dir: Path, fingerprint: str):
+    if not partial_dir.is_dir():
+        return
+    for path in sorted(partial_dir.glob("rank*.jsonl")):
+        lines, _ = _complete_lines(path)
+        if not lines or _header(lines[0]) != fingerprint:
+            continue
+        for line in lines[1:]:
+            record = _parse(line)
+            if record is not None:
+                yield int(record["batch"]), record["rows"]
+
+
+def _complete_lines(path: Path) -> tuple[list[str], bool]:
+    """The file's complete lines, and whether a torn (unterminated) last line follows them."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return [], False
+    *lines, tail = text.split("\n")  # tail: "" after a complete last line, else a line cut off mid-write
+    return lines, tail != ""
+
+
+def _parse(line: str) -> dict | None:
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) and "batch" in record and "rows" in record else None
+
+
+def _header(line: str) -> str | None:
+    try:
+        return json.loads(line).get("fingerprint")
+    except (ValueError, AttributeError):
+        return None
+
+
+def _open_partial(path: Path, fingerprint: str):
+    """Append handle to this rank's partial file: kept when its fingerprint matches (a torn last line cut off),
+    started afresh otherwise."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines, torn = _complete_lines(path) if path.is_file() else ([], False)
+    if lines and _header(lines[0]) == fingerprint:
+        keep = [lines[0], *(line for line in lines[1:] if _parse(line) is not None)]
+        if torn or len(keep) != len(lines):
+            _rewrite(path, keep)
+    else:
+        _rewrite(path, [json.dumps({"fingerprint": fingerprint})])
+    return path.open("a", encoding="utf-8")
+
+
+def _rewrite(path: Path, lines: list[str]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def merge_partials(partial_dir: Path, fingerprint: str, total_batches: int) -> list[dict]:
+    """Every batch's rows in batch order (= manifest order); one error when a batch is missing."""
+    by_batch: dict[int, list[dict]] = {}
+    for b, rows in _read_partials(partial_dir, fingerprint):
+        by_batch.setdefault(b, rows)
+    missing = [b for b in range(total_batches) if b not in by_batch]
+    if missing:
+        raise LassbenchError(f"{partial_dir}: {len(missing)} batch(es) of scores missing (first: {missing[0]}); "
+                             "rerun the same command to finish them")
+    return [row for b in range(total_batches) for row in by_batch[b]]
+
+
+def remove_partials(partial_dir: Path) -> None:
+    shutil.rmtree(partial_dir, ignore_errors=True)

@@ -1,0 +1,221 @@
+"""`lassbench run` streams: true-length scoring, resume after an interruption, rank split + merge, bad options."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from tiny_benchmark import build_tiny_benchmark
+
+import lassbench.run_stream as run_stream
+from lassbench.audio import write_audio
+from lassbench.controls import VariantPlan
+from lassbench.errors import LassbenchError
+from lassbench.evaluate import score_arrays
+from lassbench.run import RunConfig, run_model
+from lassbench.run_stream import BatchReader, Shard, merge_partials, run_shard
+
+METRICS = ("sdr", "sdri", "si_sdr", "si_sdri")
+_SEPARATE = run_stream._separate
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory) -> Path:
+    return build_tiny_benchmark(tmp_path_factory.mktemp("bench"))
+
+
+def _results(out: Path, system: str = "oracle-irm") -> tuple[str, str]:
+    folder = out / "synth-mini" / system
+    return (folder / "per_item.csv").read_text(), (folder / "summary.json").read_text()
+
+
+def _counting(monkeypatch, fail_after: int | None = None) -> list[int]:
+    """Count separated batches; raise KeyboardInterrupt (a Ctrl-C) once ``fail_after`` batches are done."""
+    calls: list[int] = []
+    real = _SEPARATE
+
+    def separate(*args, **kwargs):
+        if fail_after is not None and len(calls) >= fail_after:
+            raise KeyboardInterrupt
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(run_stream, "_separate", separate)
+    return calls
+
+
+def test_each_estimate_is_scored_and_saved_at_its_items_true_length(tmp_path):
+    rng = np.random.default_rng(0)
+    lengths = {"a": 800, "b": 1200, "c": 500}
+    for item, n in lengths.items():
+        target, other = rng.standard_normal(n).astype(np.float32), rng.standard_normal(n).astype(np.float32)
+        write_audio(tmp_path / "target" / f"{item}.wav", target, 8000)
+        write_audio(tmp_path / "mixture" / f"{item}.wav", target + other, 8000)
+    ids = list(lengths)
+    plan = VariantPlan("default", ["q"] * 3, [[]] * 3, [f"target/{i}.wav" for i in ids])
+    reader = BatchReader(tmp_path, ids, plan, batch_size=3)
+
+    def offset(mixture, query):  # nonzero where the batch was padded: padding must not reach the scores
+        return 0.5 * mixture + 0.01
+
+    run_shard(offset, reader, tmp_path / ".partial", "fp", shard=Shard(), metrics=METRICS, workers=0,
+              device="cpu", estimates_dir=tmp_path / "est")
+    rows = merge_partials(tmp_path / ".partial", "fp", 1)
+    assert [r["item"] for r in rows] == ids
+    for row in rows:
+        from lassbench.audio import read_audio
+
+        mixture, target = (read_audio(tmp_path / k / f"{row['item']}.wav")[0] for k in ("mixture", "target"))
+        estimate = read_audio(tmp_path / "est" / f"{row['item']}.wav")[0]
+        assert estimate.size == lengths[row["item"]]
+        expected = score_arrays(target, 0.5 * mixture + 0.01, mixture, METRICS)
+        for name in METRICS:
+            assert row[name] == pytest.approx(expected[name], abs=1e-4)
+
+
+def test_an_interrupted_run_resumes_to_the_results_of_an_uninterrupted_run(bench, tmp_path, monkeypatch):
+    whole = tmp_path / "whole"
+    run_model(RunConfig(model="oracle-irm", data=str(bench), out=str(whole), batch_size=2, workers=0))
+    calls = _counting(monkeypatch, fail_after=2)
+    cut = tmp_path / "cut"
+    with pytest.raises(KeyboardInterrupt):
+        run_model(RunConfig(model="oracle-irm", data=str(bench), out=str(cut), batch_size=2, workers=0))
+    partial = cut / "synth-mini" / "oracle-irm" / ".partial" / "rank0.jsonl"
+    assert len(partial.read_text().splitlines()) == 3  # header + 2 batches
+    with partial.open("a") as handle:  # a kill in the middle of a write leaves a torn line
+        handle.write('{"batch": 2, "rows": [{"item": "x", "sd')
+    calls = _counting(monkeypatch)
+    run_model(RunConfig(model="oracle-irm", data=str(bench), out=str(cut), batch_size=2, workers=0))
+    assert len(calls) == 2  # only the 2 batches not written before
+    assert _results(cut) == _results(whole)
+    assert not partial.parent.exists()
+
+
+def test_rows_made_with_other_options_are_not_reused(bench, tmp_path, monkeypatch):
+    _counting(monkeypatch, fail_after=2)
+    with pytest.raises(KeyboardInterrupt):
+        run_model(RunConfig(model="oracle-irm", data=str(bench), out=str(tmp_path), batch_size=2, workers=0))
+    calls = _counting(monkeypatch)
+    run_model(RunConfig(model="oracle-irm", data=str(bench), out=str(tmp_path), batch_size=2, workers=0, limit=6))
+    assert len(calls) == 3  # every batch of the new run, none of the partial one
+
+
+def test_a_finished_run_is_kept_and_not_separated_again(bench, tmp_path, monkeypatch):
+    first = run_model(RunConfig(model="mixture", data=str(bench), out=str(tmp_path), workers=0))[0]
+    calls = _counting(monkeypatch)
+    notes: list[str] = []
+    again = run_model(RunConfig(model="mixture", data=str(bench), out=str(tmp_path), workers=0), log=notes.append)[0]
+    assert not calls and again.summary == first.summary and "kept" in notes[0]
+
+
+def test_reader_workers_give_the_same_results_as_reading_in_process(bench, tmp_path):
+    run_model(RunConfig(model="oracle-irm", data=str(bench), out=str(tmp_path / "w0"), batch_size=3, workers=0))
+    run_model(RunConfig(model="oracle-irm", data=str(bench), out=str(tmp_path / "w2"), batch_size=3, workers=2))
+    assert _results(tmp_path / "w0") == _results(tmp_path / "w2")
+
+
+def test_rank_shards_merge_into_the_one_process_rows(bench, tmp_path):
+    from lassbench.run import _load_system, _select_items
+    from lassbench.run_stream import done_batches
+
+    items = _select_items(bench, "test", None)
+    plan = VariantPlan("default", list(items["query"]), [list(x) for x in items["labels"]],
+                       [f"target/{i}.wav" for i in items["id"]])
+    model, _ = _load_system("oracle-irm", None, "cpu")
+    reader = BatchReader(bench, list(items["id"]), plan, batch_size=3)
+    assert Shard(1, 2).batches(len(reader)) == [1]
+    run_shard(model, reader, tmp_path / "one", "fp", shard=Shard(), metrics=METRICS, workers=0, device="cpu")
+    for rank in (1, 0):  # the order ranks finish in does not matter
+        run_shard(model, reader, tmp_path / "two", "fp", shard=Shard(rank, 2), metrics=METRICS, workers=0,
+                  device="cpu")
+        assert done_batches(tmp_path / "two", "fp") == ({1} if rank == 1 else {0, 1, 2})
+    assert merge_partials(tmp_path / "two", "fp", 3) == merge_partials(tmp_path / "one", "fp", 3)
+    (tmp_path / "two" / "rank1.jsonl").unlink()
+    with pytest.raises(LassbenchError, match="1 batch"):
+        merge_partials(tmp_path / "two", "fp", 3)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_torchrun_with_two_cpu_processes_writes_the_one_process_result(bench, tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    common = ["oracle-irm", "--data", str(bench), "--batch-size", "3", "--workers", "0"]
+    subprocess.run([sys.executable, "-m", "lassbench", "run", *common, "--out", str(tmp_path / "one")], env=env,
+                   check=True, timeout=300)
+    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
+                    str(_free_port()), "-m", "lassbench", "run", *common, "--out", str(tmp_path / "two")],
+                   env=env, check=True, timeout=300)
+    assert _results(tmp_path / "two") == _results(tmp_path / "one")
+    info = json.loads((tmp_path / "two" / "synth-mini" / "oracle-irm" / "run.json").read_text())
+    assert info["world_size"] == 2
+
+
+# --- bad input: one `error:` line, exit 2, before any work -----------------------------------------------------
+
+
+def _cli(argv: list[str], capsys) -> tuple[int, str]:
+    from lassbench.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    return exit_info.value.code, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("options, message", [
+    (["--limit", "0"], "--limit 0"),
+    (["--limit", "-3"], "--limit -3"),
+    (["--batch-size", "0"], "--batch-size 0"),
+    (["--workers", "-1"], "--workers -1"),
+    (["--device", "banana"], "not a device"),
+    (["--control", "absent,nonsense"], "unknown control 'nonsense'"),
+])
+def test_bad_run_options_are_one_error_line_before_any_work(bench, tmp_path, capsys, monkeypatch, options, message):
+    monkeypatch.setattr(run_stream, "run_shard", lambda *a, **k: pytest.fail("separated despite a bad option"))
+    code, err = _cli(["run", "mixture", "--data", str(bench), "--out", str(tmp_path), *options], capsys)
+    assert code == 2 and err.startswith("error: ") and message in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_device_cuda_without_cuda_is_refused(bench, tmp_path, capsys):
+    code, err = _cli(["run", "mixture", "--data", str(bench), "--out", str(tmp_path), "--device", "cuda"], capsys)
+    assert code == 2 and "CUDA is not available" in err
+
+
+def test_an_unusable_out_is_refused_before_separating(bench, tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    for out in (blocker, blocker / "sub"):
+        code, err = _cli(["run", "mixture", "--data", str(bench), "--out", str(out)], capsys)
+        assert code == 2 and err.startswith("error: ") and len(err.strip().splitlines()) == 1
+    assert blocker.read_text() == "x"
+
+
+def test_a_non_utf8_query_in_the_manifest_is_one_error_line(bench, tmp_path, capsys):
+    copy = tmp_path / "bad"
+    shutil.copytree(bench, copy)
+    manifest = copy / "manifest.csv"
+    frame = pd.read_csv(manifest, dtype=str, keep_default_na=False)
+    frame.loc[0, "query"] = "QUERY"
+    manifest.write_bytes(frame.to_csv(index=False).encode().replace(b"QUERY", b"caf\xe9 music"))
+    code, err = _cli(["run", "mixture", "--data", str(copy), "--out", str(tmp_path / "r")], capsys)
+    assert code == 2 and err.startswith("error: ") and len(err.strip().splitlines()) == 1
+
+
+def test_interrupting_run_says_it_resumes(bench, tmp_path, capsys, monkeypatch):
+    _counting(monkeypatch, fail_after=0)
+    code, err = _cli(["run", "mixture", "--data", str(bench), "--out", str(tmp_path), "--workers", "0"], capsys)
+    assert code == 130 and "resume" in err and "scored" in err
