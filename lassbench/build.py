@@ -4,6 +4,7 @@ Layout of ``OUT``::
 
     mixture/<id>.wav  target/<id>.wav  interferers/<id>_<k>.wav     float32 WAV (``subtype``)
     manifest.csv  manifest.parquet                                  the item manifest (lassbench.manifests)
+    sources.csv                                                     measured clips: path, split, frames, loudness
     dataset.json                                                    protocol, parameters, version, counts
     skipped.csv                                                     clips / items left out, and why
     leakage.csv                                                     with --train-manifest
@@ -22,24 +23,27 @@ import hashlib
 import json
 import math
 import os
+import shutil
 from collections.abc import Iterable
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from lassbench import __version__
-from lassbench.audio import atomic_path, sha1_file, write_audio, write_text_atomic
+from lassbench.audio import atomic_path, sha1_file, sweep_stale_temps, write_audio, write_text_atomic
 from lassbench.corpora import SKIP_REASONS, measure_source, read_source, resolve_sources
 from lassbench.errors import LassbenchError
 from lassbench.leakage import find_leaks, leak_summary, listed_sources, read_id_list, source_aliases
 from lassbench.manifests import ITEM_COLUMNS, write_manifest_csv
-from lassbench.mixing import ItemSpec, render
-from lassbench.paths import cache_dir
+from lassbench.mixing import ItemSpec, RenderedItem, fit_length, integrated_loudness, render
+from lassbench.paths import cache_dir, check_output_folder
+from lassbench.pools import process_pool
 from lassbench.protocols import BuildRequest, Prepared, get_protocol
 
 STATE_DIR = ".lassbench"
+SOURCES_TABLE = "sources.csv"  # every measured clip: path, split, length, loudness (what training remixes from)
 SUBTYPES = ("FLOAT", "PCM_16", "PCM_24")
 
 
@@ -86,7 +90,10 @@ def default_out(sources: str | Path | None, protocol: str) -> Path:
 def build_dataset(config: BuildConfig) -> BuildResult:
     """Build (or resume) a benchmark; see the module docstring."""
     _check_config(config)
-    resolved = resolve_sources(config.sources)
+    protocol = get_protocol(config.protocol)
+    # a protocol whose index names the very files to read (AudioSep's rendered data) resolves them itself
+    custom = getattr(protocol, "resolve_sources", None)
+    resolved = (custom(config.sources, config.index) if custom else None) or resolve_sources(config.sources)
     out = Path(config.out) if config.out is not None else default_out(config.sources, config.protocol)
     excluded = listed_sources(resolved.frame, read_id_list(config.exclude_ids)) if config.exclude_ids \
         else frozenset()
@@ -95,11 +102,17 @@ def build_dataset(config: BuildConfig) -> BuildResult:
         sample_rate=config.sample_rate, allow_missing=config.allow_missing, exclude_ids=excluded,
         options=dict(config.options),
     )
-    prepared = get_protocol(config.protocol).prepare(resolved.frame, request)
+    prepared = protocol.prepare(resolved.frame, request)
     fingerprint = _fingerprint(config, resolved.origin, prepared, excluded)
     _claim_folder(out, fingerprint)
-    levels, source_skips = _measure_sources(out, prepared, config)
-    plan = prepared.plan({sid for sid, (_, reason) in levels.items() if reason is None})
+    _sweep_build_temps(out)
+    levels, source_skips = _measure_sources(out, prepared, config, _training_sources(resolved.frame, prepared))
+    if not prepared.loudness_gate:  # published evaluators score quiet and short clips too: only unreadable ones go
+        kept = ("missing", "unreadable")
+        source_skips = [(sid, reason) for sid, reason in source_skips if reason in kept]
+        levels = {sid: (level, frames, reason if reason in kept else None)
+                  for sid, (level, frames, reason) in levels.items()}
+    plan = prepared.plan({sid for sid, (_, _, reason) in levels.items() if reason is None})
     specs = plan.specs
     _check_unique(specs)
     skipped = _skipped_rows(resolved.skipped, excluded, prepared.skipped,
@@ -110,12 +123,13 @@ def build_dataset(config: BuildConfig) -> BuildResult:
     todo = [spec for spec in mine if not _row_path(out, spec.item_id).is_file()]
     context = _ItemContext(
         out=str(out), sample_rate=prepared.sample_rate, num_samples=prepared.num_samples, subtype=config.subtype,
+        pad_to=prepared.pad_to,
         paths=dict(zip(resolved.frame["source_id"], resolved.frame["path"], strict=True)),
-        loudness={sid: level for sid, (level, reason) in levels.items() if reason is None},
+        loudness={sid: level for sid, (level, _, reason) in levels.items() if reason is None},
     )
     _render_all(todo, context, config.workers, config.progress)
     write_manifest_csv(pd.DataFrame(skipped, columns=["id", "kind", "reason"]), out / "skipped.csv")
-    manifest = _finish(out, specs, prepared, resolved, config)
+    manifest = _finish(out, specs, prepared, resolved, config, levels)
     if manifest is not None and config.export_hf:
         export_hf(out, config.export_hf)
     return BuildResult(out=out, manifest=manifest, total=len(specs), built=len(todo), reused=len(mine) - len(todo),
@@ -125,9 +139,13 @@ def build_dataset(config: BuildConfig) -> BuildResult:
 def default_benchmark(splits: Iterable[str] = ("val", "test"), *, out: str | Path | None = None,
                       workers: int = 1, progress: bool = False) -> Path:
     """The built synth benchmark folder (``cache_dir()/benchmarks/synth`` unless ``out``): built when absent or
-    incomplete, reused when its ``dataset.json`` already covers ``splits``."""
+    incomplete, reused when its ``dataset.json`` already covers ``splits``. At the default location, a build made
+    from another synth corpus (older generator code) is removed and rebuilt, so results follow the code."""
     splits = tuple(splits)
-    out = Path(out) if out is not None else default_out(None, "lassbench")
+    if out is None:
+        out = default_out(None, "lassbench")
+        _drop_stale_synth_build(out)
+    out = Path(out)
     described = out / "dataset.json"
     if described.is_file() and (out / "manifest.csv").is_file():
         try:
@@ -141,6 +159,21 @@ def default_benchmark(splits: Iterable[str] = ("val", "test"), *, out: str | Pat
     return out
 
 
+def _drop_stale_synth_build(out: Path) -> None:
+    """Remove the cached default benchmark when its recorded sources are not today's synth corpus."""
+    from lassbench.corpora.synth import corpus_key
+
+    state = _read_json(out / STATE_DIR / "build.json")
+    if not isinstance(state, dict) or "sources" not in state:
+        return
+    current = str(cache_dir() / "synth" / corpus_key() / "manifest.csv")
+    if state["sources"] != current:
+        import click
+
+        click.echo(f"note: {out} was built from another synth corpus ({state['sources']}); rebuilding", err=True)
+        shutil.rmtree(out)
+
+
 # ------------------------------------------------------------------------------------------------------ checks
 
 
@@ -152,6 +185,21 @@ def _check_config(config: BuildConfig) -> None:
         raise LassbenchError(f"--shard {index}/{count}: expected i/N with 0 <= i < N")
     if config.workers < 1:
         raise LassbenchError(f"--workers {config.workers}: must be at least 1")
+    if config.seed < 0:  # numpy seeds are non-negative: found only when the first item is drawn
+        raise LassbenchError(f"--seed {config.seed}: must be 0 or more")
+    if config.sample_rate is not None and config.sample_rate <= 0:
+        raise LassbenchError(f"--sample-rate {config.sample_rate}: must be a positive number of Hz")
+    for name, value in config.options.items():
+        flag = "--" + name.replace("_", "-")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise LassbenchError(f"{flag} {value}: must be a finite number")
+        if name == "duration" and value <= 0:
+            raise LassbenchError(f"{flag} {value}: must be positive")
+    check_output_folder(config.out if config.out is not None else default_out(config.sources, config.protocol),
+                        "--out")
+    if config.export_hf is not None:
+        check_output_folder(config.export_hf, "--export hf")
+
 
 
 def _check_unique(specs: list[ItemSpec]) -> None:
@@ -193,32 +241,50 @@ def _claim_folder(out: Path, fingerprint: dict) -> None:
     write_text_atomic(state, json.dumps(fingerprint, indent=1, sort_keys=True))
 
 
+def _sweep_build_temps(out: Path) -> None:
+    """Remove temp files a killed build left in the folders builds write (live shards' temps are kept)."""
+    for folder in (out, out / "mixture", out / "target", out / "interferers", out / STATE_DIR,
+                   out / STATE_DIR / "items"):
+        sweep_stale_temps(folder)
+
+
 # ---------------------------------------------------------------------------------------------------- sources
 
 
-def _measure_sources(out: Path, prepared: Prepared, config: BuildConfig
-                     ) -> tuple[dict[str, tuple[float, str | None]], list[tuple[str, str]]]:
-    """Loudness (or the reason it is unusable) of every clip the protocol needs, cached by file size and mtime."""
+def _training_sources(frame: pd.DataFrame, prepared: Prepared) -> pd.DataFrame:
+    """The corpus's ``train`` clips the protocol did not ask for: measured too, so ``lassbench train`` remixes from
+    the loudness stored in ``sources.csv`` instead of rereading the corpus at start-up."""
+    if "split" not in frame:
+        return frame.iloc[:0]
+    return frame[(frame["split"] == "train") & ~frame["source_id"].isin(prepared.sources["source_id"])]
+
+
+def _measure_sources(out: Path, prepared: Prepared, config: BuildConfig, extra: pd.DataFrame
+                     ) -> tuple[dict[str, tuple[float, int, str | None]], list[tuple[str, str]]]:
+    """Loudness, length at the build's rate (or the reason it is unusable) of every clip the protocol needs and of
+    ``extra`` clips, cached by file size and mtime. Only the protocol's clips are reported as skipped."""
     cache_path = out / STATE_DIR / f"sources-{prepared.sample_rate}-{prepared.num_samples or 'native'}.json"
     cache = _read_json(cache_path) or {}
-    frame = prepared.sources
+    frame = pd.concat([prepared.sources[["source_id", "path"]], extra[["source_id", "path"]]])
     jobs, levels = [], {}
     for source_id, path in zip(frame["source_id"], frame["path"], strict=True):
         key = _file_key(path)
         hit = cache.get(source_id)
-        if hit is not None and hit["key"] == key:
-            levels[source_id] = (hit["loudness"], hit["reason"])
+        if hit is not None and hit["key"] == key and "frames" in hit:
+            levels[source_id] = (hit["loudness"], hit["frames"], hit["reason"])
         else:
             jobs.append((source_id, path))
     if jobs:
         measure = _MeasureJob(prepared.sample_rate, prepared.num_samples)
-        for source_id, level, reason in _map(measure, jobs, config.workers, config.progress, "measuring sources"):
-            levels[source_id] = (level, reason)
+        for source_id, level, frames, reason in _map(measure, jobs, config.workers, config.progress,
+                                                     "measuring sources"):
+            levels[source_id] = (level, frames, reason)
         paths = dict(zip(frame["source_id"], frame["path"], strict=True))
         cache = {sid: {"key": _file_key(paths[sid]), "loudness": lv if lv is None or math.isfinite(lv) else None,
-                       "reason": reason} for sid, (lv, reason) in levels.items()}
+                       "frames": frames, "reason": reason} for sid, (lv, frames, reason) in levels.items()}
         write_text_atomic(cache_path, json.dumps(cache, sort_keys=True))
-    skips = [(sid, reason) for sid, (_, reason) in levels.items() if reason is not None]
+    mine = set(prepared.sources["source_id"])
+    skips = [(sid, reason) for sid, (_, _, reason) in levels.items() if reason is not None and sid in mine]
     return levels, sorted(skips)
 
 
@@ -235,10 +301,11 @@ class _MeasureJob:
     sample_rate: int
     num_samples: int | None
 
-    def __call__(self, job: tuple[str, str]) -> tuple[str, float, str | None]:
+    def __call__(self, job: tuple[str, str]) -> tuple[str, float, int, str | None]:
         source_id, path = job
-        _, loudness, reason = measure_source(path, self.sample_rate, self.num_samples)
-        return source_id, (float(loudness) if reason is None else math.nan), reason
+        audio, loudness, reason = measure_source(path, self.sample_rate, self.num_samples)
+        frames = int(audio.shape[0]) if audio is not None else 0
+        return source_id, (float(loudness) if reason is None else math.nan), frames, reason
 
 
 def _skipped_rows(indexing, excluded, prepared, measured, planned) -> list[tuple[str, str, str]]:
@@ -285,6 +352,7 @@ class _ItemContext:
     subtype: str
     paths: dict[str, str]
     loudness: dict[str, float]
+    pad_to: int | None = None
 
     def __call__(self, spec: ItemSpec) -> str:
         return build_item(spec, self)
@@ -295,8 +363,11 @@ def build_item(spec: ItemSpec, context: _ItemContext) -> str:
     out = Path(context.out)
     audio = {sid: read_source(context.paths[sid], context.sample_rate, context.num_samples)
              for sid in dict.fromkeys(spec.source_ids)}
+    if context.pad_to:  # zero-pad short clips, keep longer ones whole (LASS-Net's load_wav)
+        audio = {sid: fit_length(x, max(context.pad_to, x.shape[-1])) for sid, x in audio.items()}
     item = render(spec, audio, context.loudness)
     rate, subtype = context.sample_rate, context.subtype
+    snr_db = _realised_snr(item, rate)
     mixture = write_audio(out / "mixture" / f"{spec.item_id}.wav", item.mixture, rate, subtype=subtype)
     target = write_audio(out / "target" / f"{spec.item_id}.wav", item.target, rate, subtype=subtype)
     interferers = [
@@ -307,7 +378,7 @@ def build_item(spec: ItemSpec, context: _ItemContext) -> str:
         "id": spec.item_id, "split": spec.split, "target_id": spec.target_id,
         "interferer_ids": list(spec.interferer_ids), "query": spec.query, "captions": list(spec.captions),
         "labels": list(spec.labels), "target_lufs": item.target_lufs, "interferer_lufs": item.interferer_lufs,
-        "snr_db": item.snr_db, "gain": item.gain, "sample_rate": context.sample_rate,
+        "snr_db": snr_db, "planned_snr_db": item.snr_db, "gain": item.gain, "sample_rate": context.sample_rate,
         "num_samples": int(item.mixture.shape[0]), "protocol": spec.protocol, "seed": spec.seed,
         "condition": spec.condition, "mixture_sha1": sha1_file(mixture), "target_sha1": sha1_file(target),
         "interferer_snr_db": list(spec.snr_db), "interferer_sha1": [sha1_file(p) for p in interferers],
@@ -317,6 +388,17 @@ def build_item(spec: ItemSpec, context: _ItemContext) -> str:
     }
     write_text_atomic(_row_path(out, spec.item_id), json.dumps(row, sort_keys=True))
     return spec.item_id
+
+
+def _realised_snr(item: RenderedItem, sample_rate: int) -> float:
+    """The loudness rule's SNR as the written item has it: ``L(target) - L(sum of interferers)``. With two or more
+    interferers the planned value assumes their K-weighted energies add, which gating breaks (up to ~3 LU), so the
+    sum is measured; other rules already report the realised value."""
+    if item.spec.rule != "loudness" or not item.interferers:
+        return item.snr_db
+    interference = np.sum(item.interferers, axis=0, dtype=np.float32)
+    target, rest = integrated_loudness(item.target, sample_rate), integrated_loudness(interference, sample_rate)
+    return float(target - rest) if math.isfinite(target) else item.snr_db
 
 
 def _row_path(out: Path, item_id: str) -> Path:
@@ -337,7 +419,7 @@ def _map(function, jobs: list, workers: int, progress: bool, label: str):
     bar = tqdm(total=len(jobs), desc=label, unit="it", disable=not progress, leave=False)
     try:
         if workers > 1 and len(jobs) > 1:
-            with ProcessPoolExecutor(min(workers, len(jobs))) as pool:
+            with process_pool(min(workers, len(jobs))) as pool:  # workers die with this process
                 for result in pool.map(function, jobs, chunksize=max(1, min(32, len(jobs) // (4 * workers)))):
                     bar.update()
                     yield result
@@ -353,8 +435,9 @@ def _map(function, jobs: list, workers: int, progress: bool, label: str):
 # ---------------------------------------------------------------------------------------------------- outputs
 
 
-def _finish(out: Path, specs: list[ItemSpec], prepared: Prepared, resolved, config: BuildConfig) -> Path | None:
-    """Write manifest.csv / .parquet and dataset.json when every planned item exists."""
+def _finish(out: Path, specs: list[ItemSpec], prepared: Prepared, resolved, config: BuildConfig,
+            levels: dict[str, tuple[float, int, str | None]]) -> Path | None:
+    """Write manifest.csv / .parquet, sources.csv and dataset.json when every planned item exists."""
     rows = []
     for spec in specs:
         row = _read_json(_row_path(out, spec.item_id))
@@ -366,15 +449,17 @@ def _finish(out: Path, specs: list[ItemSpec], prepared: Prepared, resolved, conf
     frame = frame.reindex(columns=ITEM_COLUMNS + sorted(extra)) if rows else pd.DataFrame(columns=ITEM_COLUMNS)
     write_manifest_csv(frame, out / "manifest.csv")
     _write_parquet(frame, out / "manifest.parquet")
+    _write_sources_table(out / SOURCES_TABLE, resolved.frame, levels, prepared.sample_rate)
     counts = {split: int(n) for split, n in frame["split"].value_counts(sort=False).items()} if rows else {}
     description = {
         # the benchmark's name is its folder's (default: <sources>[-<protocol>]), so results and leaderboard rows
         # are filed under the name the user chose with --out (docs/reproduce.md: audiocaps-lassnet, dcase2024-val)
         "name": out.resolve().name,
         "protocol": config.protocol,
+        "exact": prepared.exact,
         "parameters": _jsonable(prepared.parameters),
-        "sources": {"origin": resolved.origin, "clips": int(len(resolved.frame)),
-                    "digest": _frame_digest(resolved.frame)},
+        "sources": {"origin": _absolute_origin(resolved.origin), "clips": int(len(resolved.frame)),
+                    "digest": _frame_digest(resolved.frame), "table": SOURCES_TABLE},
         "lassbench_version": __version__,
         "subtype": config.subtype,
         "sample_rate": prepared.sample_rate,
@@ -384,6 +469,27 @@ def _finish(out: Path, specs: list[ItemSpec], prepared: Prepared, resolved, conf
     }
     write_text_atomic(out / "dataset.json", json.dumps(description, indent=2, sort_keys=True) + "\n")
     return out / "manifest.csv"
+
+
+def _write_sources_table(path: Path, frame: pd.DataFrame, levels: dict, sample_rate: int) -> None:
+    """``sources.csv``: every clip the build measured — what it is (id, absolute path, split, labels, captions,
+    attributes, sha1), its length at the benchmark's rate (``frames``, ``duration`` in s), its integrated loudness
+    (LUFS, empty when unusable) and the reason it is unusable (empty when usable). Training remixes from it."""
+    measured = frame[frame["source_id"].isin(levels)]
+    columns = [c for c in ("source_id", "path", "split", "captions", "labels", "attributes", "sha1") if c in measured]
+    table = measured[columns].copy()
+    table["path"] = [str(Path(p).resolve()) for p in table["path"]]
+    table["sample_rate"] = sample_rate
+    table["frames"] = [int(levels[sid][1]) for sid in table["source_id"]]
+    table["duration"] = table["frames"] / sample_rate
+    table["loudness"] = [levels[sid][0] if levels[sid][2] is None else math.nan for sid in table["source_id"]]
+    table["reason"] = [levels[sid][2] or "" for sid in table["source_id"]]
+    write_manifest_csv(table.reset_index(drop=True), path)
+
+
+def _absolute_origin(origin: str) -> str:
+    """Where the sources are, independent of the folder build-dataset ran in (``synth`` stays ``synth``)."""
+    return origin if origin == "synth" else str(Path(origin).resolve())
 
 
 def _write_parquet(frame: pd.DataFrame, path: Path) -> None:

@@ -16,6 +16,7 @@ import logging
 import math
 import os
 import random
+import tempfile
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -23,6 +24,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from lassbench.audio import atomic_path
 from lassbench.errors import LassbenchError
 from lassbench.models.lassnet import SeparatorConfig, sized_config
 from lassbench.models.registry import (
@@ -57,6 +59,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "cpu"
     threads: int = 0  # 0: torch's default
+    workers: int = 0  # DataLoader processes rendering examples ahead (0: in the training process)
     channels: list[int] | None = None  # override the size's U-Net widths (quick experiments, tests)
     cond_dim: int | None = None
 
@@ -76,11 +79,14 @@ def train(config: TrainConfig, *, resume: bool = False) -> Path:
     entry = get_model_entry(config.model)
     if not entry.trainable:
         raise LassbenchError(f"model '{config.model}' has nothing to train")
+    check_config(config)
+    out = Path(config.out)
+    if int(os.environ.get("RANK", "0")) == 0:
+        check_out(out, resume=resume)
     if config.threads:
         torch.set_num_threads(config.threads)
     dist = _init_distributed(config.device)
     config.device = _process_device(config.device, dist)
-    out = Path(config.out)
     data = open_training_data(config.data, mixing=config.mixing, seed=config.seed)
     model_config = _model_config(config, data.classes)
     _seed_everything(config.seed)
@@ -92,14 +98,16 @@ def train(config: TrainConfig, *, resume: bool = False) -> Path:
     wrapped = _wrap_ddp(model, config.device, dist)
     if dist.is_main:
         out.mkdir(parents=True, exist_ok=True)
+        _truncate_log(out / "log.csv", start)  # steps after the last checkpoint are trained (and logged) again
         log.info("training %s (%d parameters) from step %d", config.model, count_parameters(model), start)
     segment = int(round(config.segment_seconds * data.sample_rate))
-    bar = tqdm(range(start, config.steps), initial=start, total=config.steps, disable=not dist.is_main,
-               desc=f"train {config.model}", unit="step", dynamic_ncols=True)
-    for step in bar:
-        batch = data.batch(step, config.batch_size, segment, rank=dist.rank, world=dist.world)
+    batches = data.batches(start, config.steps, config.batch_size, segment, rank=dist.rank, world=dist.world,
+                           workers=config.workers)
+    bar = tqdm(zip(range(start, config.steps), batches, strict=True), initial=start, total=config.steps,
+               disable=not dist.is_main, desc=f"train {config.model}", unit="step", dynamic_ncols=True)
+    for step, batch in bar:
         _set_learning_rate(optimizer, learning_rate(step, config))
-        loss = train_step(wrapped, optimizer, batch, config.device)
+        loss = _mean_over_ranks(train_step(wrapped, optimizer, batch, config.device), dist, config.device)
         bar.set_postfix(loss=f"{loss:.4f}")
         done = step + 1
         record = {"step": done, "loss": loss}
@@ -115,6 +123,66 @@ def train(config: TrainConfig, *, resume: bool = False) -> Path:
                                 data_fingerprint=data.fingerprint, extra={"train_config": _plain(asdict(config))})
     _barrier(dist)
     return out / "model.pt"
+
+
+def check_config(config: TrainConfig) -> None:
+    """Refuse settings that would fail (or train nothing) before any data is read."""
+    positive = {"--steps": config.steps, "--batch-size": config.batch_size, "--val-every": config.val_every,
+                "--checkpoint-every": config.checkpoint_every}
+    for flag, value in positive.items():
+        if value < 1:
+            raise LassbenchError(f"{flag} {value}: must be at least 1")
+    for flag, value in {"--lr": config.lr, "--segment-seconds": config.segment_seconds}.items():
+        if not (math.isfinite(value) and value > 0):
+            raise LassbenchError(f"{flag} {value}: must be a positive number")
+    for flag, value in {"--seed": config.seed, "--workers": config.workers, "--threads": config.threads,
+                        "val_items": config.val_items}.items():
+        if value < 0:
+            raise LassbenchError(f"{flag} {value}: must not be negative")
+    if not (math.isfinite(config.weight_decay) and config.weight_decay >= 0):
+        raise LassbenchError(f"weight decay {config.weight_decay}: must be a non-negative number")
+    check_device(config.device)
+
+
+def check_device(device: str) -> None:
+    """``cpu``, ``cuda``, ``cuda:N`` or ``mps``, and present on this machine."""
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise LassbenchError(f"--device {device!r}: not a device (cpu, cuda, cuda:N, mps)") from None
+    if parsed.type == "cuda":
+        if not torch.cuda.is_available():
+            build = "a CPU-only build" if torch.version.cuda is None else f"CUDA {torch.version.cuda}"
+            raise LassbenchError(f"--device {device}: no CUDA device here (torch {torch.__version__}, {build})")
+        if parsed.index is not None and parsed.index >= torch.cuda.device_count():
+            raise LassbenchError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    elif parsed.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise LassbenchError(f"--device {device}: MPS is not available here")
+    elif parsed.type != "cpu":
+        raise LassbenchError(f"--device {device}: not supported (cpu, cuda, cuda:N, mps)")
+
+
+def check_out(out: Path, *, resume: bool) -> None:
+    """``--out`` must be (or be creatable as) a writable folder, and must not hold a run unless resuming it."""
+    if out.exists() and not out.is_dir():
+        raise LassbenchError(f"--out {out}: exists and is not a folder")
+    existing = out
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise LassbenchError(f"--out {out}: {existing} is a file, not a folder")
+    try:  # os.access says yes to root on a read-only mount: try a real file
+        fd, probe = tempfile.mkstemp(prefix=".lassbench-probe.", dir=existing)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise LassbenchError(f"--out {out}: cannot write in {existing} ({exc.strerror})") from None
+    if not resume:
+        held = [name for name in ("last.pt", "model.pt") if (out / name).exists()]
+        if held:
+            raise LassbenchError(f"--out {out} already holds a training run ({held[0]}): pass --resume to continue "
+                                 "it, or choose another --out")
 
 
 def learning_rate(step: int, config: TrainConfig) -> float:
@@ -185,6 +253,29 @@ def _save_training_state(path: Path, model, optimizer, config: TrainConfig, mode
                          step: int, fingerprint: str) -> None:
     save_checkpoint(path, model, name=config.model, config=model_config, step=step, data_fingerprint=fingerprint,
                     extra={"optimizer": optimizer.state_dict(), "train_config": _plain(asdict(config))})
+
+
+def _mean_over_ranks(loss: float, dist: Distributed, device: str) -> float:
+    """The loss of the global batch: every rank's batch has the same size, so the mean of the ranks' means."""
+    if dist.world <= 1:
+        return loss
+    import torch.distributed as torch_dist
+
+    total = torch.tensor([loss], dtype=torch.float64, device=device if device.startswith("cuda") else "cpu")
+    torch_dist.all_reduce(total)
+    return float(total) / dist.world
+
+
+def _truncate_log(path: Path, step: int) -> None:
+    """Keep the rows of steps up to ``step`` (a resumed run logs the steps after its checkpoint again)."""
+    if not path.is_file():
+        return
+    with open(path, newline="") as fh:
+        rows = [row for row in csv.DictReader(fh) if row.get("step", "").isdigit() and int(row["step"]) <= step]
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=["step", "loss", "val_sdri"])
+        writer.writeheader()
+        writer.writerows(rows)
 
 
 def _append_log(path: Path, record: dict) -> None:

@@ -1,20 +1,31 @@
-"""Training examples for ``lassbench train``, drawn with the build protocol's own code.
+"""Training examples for ``lassbench train``, drawn with the build protocol's own code, fed by a torch DataLoader.
 
 ``remix`` (default): every step draws fresh items from the benchmark's *training sources* with
-:func:`lassbench.protocols.lassbench.draw_spec` and renders them in memory with :func:`lassbench.mixing.render` —
-the very code that built the benchmark — so training and test mixtures follow one definition. Item ``j`` of step ``k``
-has global index ``k * global_batch + j``; a process of rank ``r`` takes the ``r``-th slice, so the union of all
-processes' batches is the one-process batch, and a resumed run sees the batches it would have seen.
+:func:`lassbench.protocols.lassbench.draw_spec` and mixes them with :func:`lassbench.mixing.render` — the very code
+that built the benchmark — so training and test mixtures follow one definition. The sources come from the build's
+``sources.csv`` (path, length and loudness of every clip, measured once by ``build-dataset``), so start-up reads no
+audio; an example reads only the frames of its crop from each of its clips.
 
-``fixed``: the built ``train`` split's mixtures, in a per-epoch permutation.
+``fixed``: the built ``train`` split's mixtures, in a per-epoch permutation (again only the crop is read).
+
+Example ``j`` of step ``k`` has global index ``k * global_batch + j``; a process of rank ``r`` takes the ``r``-th
+slice, so the union of all processes' batches is the one-process batch, and a resumed run sees the batches it would
+have seen. Each example is a pure function of (seed, index): DataLoader workers (``workers``) render them in other
+processes, and the batches do not depend on how many there are.
 
 Validation always uses the built ``val`` split (fixed mixtures, full length).
+
+Relative to rendering the whole item and cropping it (lassbench < 0.2): the loudness gains are the same (whole-clip
+loudness from ``sources.csv``); the anti-clipping gain is computed on the crop, so an example whose whole mixture
+would clip outside its crop is no longer turned down for it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -22,11 +33,20 @@ import numpy as np
 import pandas as pd
 import torch
 
-from lassbench.audio import read_audio
-from lassbench.corpora import resolve_sources
+from lassbench.audio import read_audio, read_audio_range
 from lassbench.errors import LassbenchError
-from lassbench.manifests import built_benchmark_dir, read_dataset_json, read_item_manifest
+from lassbench.manifests import (
+    built_benchmark_dir,
+    decode_list,
+    read_dataset_json,
+    read_item_manifest,
+    read_manifest,
+)
 from lassbench.models.lassnet import QueryBatch
+
+log = logging.getLogger(__name__)
+
+SOURCES_TABLE = "sources.csv"  # written by build-dataset (lassbench.build.SOURCES_TABLE)
 
 
 @dataclass
@@ -48,6 +68,86 @@ class _Example:
     labels: list[str]
 
 
+class _RemixSource:
+    """Examples remixed from the training clips: the build protocol's draw, crops read lazily."""
+
+    def __init__(self, table: pd.DataFrame, params, seed: int, sample_rate: int) -> None:
+        from lassbench.protocols.lassbench import SourcePool
+
+        self.pool = SourcePool.from_frame(table)
+        self.params, self.seed, self.sample_rate = params, seed, sample_rate
+        self.paths = dict(zip(table["source_id"], table["path"], strict=True))
+        self.frames = dict(zip(table["source_id"], (int(v) for v in table["frames"]), strict=True))
+        self.loudness = dict(zip(table["source_id"], (float(v) for v in table["loudness"]), strict=True))
+
+    def example(self, index: int, segment: int) -> _Example:
+        from lassbench.protocols.lassbench import draw_spec, render
+
+        spec = draw_spec(index, self.pool, self.params, self.seed, split="train")
+        length = self.frames[spec.target_id]  # interferers are cut / zero-padded to the target's length
+        offset = _crop_offset(length, segment, np.random.default_rng([self.seed, index, 7]))
+        size = min(segment, length - offset)
+        crops = {sid: _fit(read_audio_range(self.paths[sid], offset, size, sample_rate=self.sample_rate), 0, size)
+                 for sid in dict.fromkeys(spec.source_ids)}
+        item = render(spec, crops, self.loudness)
+        return _Example(_fit(item.mixture, 0, segment), _fit(item.target, 0, segment), spec.query, list(spec.labels))
+
+
+class _FixedSource:
+    """Examples cropped from the built train split's mixtures, in a per-epoch permutation."""
+
+    def __init__(self, data_dir: Path, items: pd.DataFrame, seed: int, sample_rate: int) -> None:
+        self.data_dir, self.items, self.seed, self.sample_rate = data_dir, items, seed, sample_rate
+        self._order: tuple[int, np.ndarray] | None = None  # one epoch's permutation, the only state kept
+
+    def example(self, index: int, segment: int) -> _Example:
+        epoch, position = divmod(index, len(self.items))
+        if self._order is None or self._order[0] != epoch:
+            self._order = (epoch, np.random.default_rng([self.seed, epoch]).permutation(len(self.items)))
+        row = self.items.iloc[int(self._order[1][position])]
+        length = int(row["num_samples"])
+        offset = _crop_offset(length, segment, np.random.default_rng([self.seed, index, 7]))
+        mixture, target = (read_audio_range(self.data_dir / kind / f"{row['id']}.wav", offset, segment,
+                                            sample_rate=self.sample_rate) for kind in ("mixture", "target"))
+        return _Example(_fit(mixture, 0, segment), _fit(target, 0, segment), row["query"], list(row["labels"]))
+
+
+class ExampleDataset(torch.utils.data.Dataset):
+    """Map-style dataset over global example indices (see the module docstring)."""
+
+    def __init__(self, source: _RemixSource | _FixedSource, segment: int) -> None:
+        self.source, self.segment = source, segment
+
+    def __getitem__(self, index: int) -> _Example:
+        return self.source.example(int(index), self.segment)
+
+
+class StepBatches(torch.utils.data.Sampler):
+    """The example indices of steps ``start .. stop - 1`` for one rank: ``step * global_batch + rank * batch_size
+    + j``."""
+
+    def __init__(self, start: int, stop: int, batch_size: int, *, rank: int = 0, global_batch: int) -> None:
+        self.start, self.stop, self.batch_size, self.rank, self.global_batch = start, stop, batch_size, rank, \
+            global_batch
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for step in range(self.start, self.stop):
+            first = step * self.global_batch + self.rank * self.batch_size
+            yield list(range(first, first + self.batch_size))
+
+    def __len__(self) -> int:
+        return max(0, self.stop - self.start)
+
+
+def collate(examples: list[_Example]) -> TrainBatch:
+    return TrainBatch(
+        mixture=torch.from_numpy(np.stack([e.mixture for e in examples])),
+        target=torch.from_numpy(np.stack([e.target for e in examples])),
+        queries=[e.query for e in examples],
+        labels=[e.labels for e in examples],
+    )
+
+
 class TrainingData:
     """Deterministic batches of a built benchmark: ``batch(step, ...)`` is a pure function of (seed, step)."""
 
@@ -58,64 +158,47 @@ class TrainingData:
         self.dataset = read_dataset_json(data_dir)
         self.items = read_item_manifest(data_dir / "manifest.csv")
         self.sample_rate = int(self.dataset.get("sample_rate") or self.items["sample_rate"].iloc[0])
-        self._audio_cache: dict[Path, np.ndarray] = {}
         if mixing == "remix":
             self._init_remix()
         elif mixing == "fixed":
-            self._fixed = self.items[self.items["split"] == "train"].reset_index(drop=True)
-            if self._fixed.empty:
+            fixed = self.items[self.items["split"] == "train"].reset_index(drop=True)
+            if fixed.empty:
                 raise LassbenchError(f"{data_dir}: --mixing fixed needs a built train split (--splits train,...)")
-            self.classes = sorted({labels[0] for labels in self._fixed["labels"] if labels})
-            self.fingerprint = _digest(sorted(self._fixed["mixture_sha1"]))
+            self.classes = sorted({labels[0] for labels in fixed["labels"] if labels})
+            self.fingerprint = _digest(sorted(fixed["mixture_sha1"]))
+            self.source = _FixedSource(data_dir, fixed, self.seed, self.sample_rate)
         else:
             raise LassbenchError(f"unknown mixing '{mixing}' (remix or fixed)")
 
     def _init_remix(self) -> None:
-        from lassbench.protocols.lassbench import LassbenchParams, SourcePool, load_sources
+        from lassbench.protocols.lassbench import LassbenchParams
 
-        origin = _sources_origin(self.data_dir, self.dataset)
-        frame = resolve_sources(origin).frame
-        frame = frame[frame["split"] == "train"].reset_index(drop=True)
-        if frame.empty:
-            raise LassbenchError(f"{origin}: no sources of split 'train' to remix training items from")
-        loaded = load_sources(frame, self.sample_rate)
-        frame = frame[frame["source_id"].isin(loaded.loudness)].reset_index(drop=True)
-        self._audio, self._loudness = loaded.audio, loaded.loudness
-        self._pool = SourcePool.from_frame(frame)
+        table = training_sources(self.data_dir, self.dataset, self.sample_rate)
         known = {f.name for f in fields(LassbenchParams)}
         params = {k: v for k, v in (self.dataset.get("parameters") or {}).items() if k in known}
-        self._params = LassbenchParams(**params)
-        self.classes = sorted({labels[0] for labels in frame["labels"] if labels})
-        self.fingerprint = _digest([*sorted(zip(frame["source_id"], frame["sha1"], strict=True)),
+        self.classes = sorted({labels[0] for labels in table["labels"] if labels})
+        sha1 = table["sha1"] if "sha1" in table else [""] * len(table)
+        self.fingerprint = _digest([*sorted(zip(table["source_id"], sha1, strict=True)),
                                     json.dumps(params, sort_keys=True, default=str)])
+        self.source = _RemixSource(table, LassbenchParams(**params), self.seed, self.sample_rate)
 
     def batch(self, step: int, batch_size: int, segment: int, *, rank: int = 0, world: int = 1,
               global_batch: int | None = None) -> TrainBatch:
-        global_batch = global_batch or batch_size * world
-        first = step * global_batch + rank * batch_size
-        examples = [self._example(first + j, segment) for j in range(batch_size)]
-        return TrainBatch(
-            mixture=torch.from_numpy(np.stack([e.mixture for e in examples])),
-            target=torch.from_numpy(np.stack([e.target for e in examples])),
-            queries=[e.query for e in examples],
-            labels=[e.labels for e in examples],
+        """The batch of ``step`` for ``rank``, rendered in this process."""
+        sampler = StepBatches(step, step + 1, batch_size, rank=rank, global_batch=global_batch or batch_size * world)
+        dataset = ExampleDataset(self.source, segment)
+        return collate([dataset[i] for i in next(iter(sampler))])
+
+    def batches(self, start: int, stop: int, batch_size: int, segment: int, *, rank: int = 0, world: int = 1,
+                workers: int = 0) -> Iterator[TrainBatch]:
+        """The batches of steps ``start .. stop - 1`` for ``rank``, rendered ahead by ``workers`` processes (0: in
+        this process); identical whatever ``workers`` is."""
+        sampler = StepBatches(start, stop, batch_size, rank=rank, global_batch=batch_size * world)
+        loader = torch.utils.data.DataLoader(
+            ExampleDataset(self.source, segment), batch_sampler=sampler, num_workers=workers, collate_fn=collate,
+            prefetch_factor=2 if workers else None,
         )
-
-    def _example(self, index: int, segment: int) -> _Example:
-        if self.mixing == "remix":
-            from lassbench.protocols.lassbench import draw_spec, render
-
-            spec = draw_spec(index, self._pool, self._params, self.seed, split="train")
-            item = render(spec, self._audio, self._loudness)
-            mixture, target, query, labels = item.mixture, item.target, spec.query, list(spec.labels)
-        else:
-            epoch, position = divmod(index, len(self._fixed))
-            order = np.random.default_rng([self.seed, epoch]).permutation(len(self._fixed))
-            row = self._fixed.iloc[int(order[position])]
-            mixture, target = self._read(row, "mixture"), self._read(row, "target")
-            query, labels = row["query"], list(row["labels"])
-        offset = _crop_offset(len(mixture), segment, np.random.default_rng([self.seed, index, 7]))
-        return _Example(_fit(mixture, offset, segment), _fit(target, offset, segment), query, labels)
+        return iter(loader)
 
     def validation_batches(self, count: int, batch_size: int):
         val = self.items[self.items["split"] == "val"].iloc[:count]
@@ -132,24 +215,78 @@ class TrainingData:
             )
 
     def _read(self, row: pd.Series, kind: str) -> np.ndarray:
-        path = self.data_dir / kind / f"{row['id']}.wav"
-        if path not in self._audio_cache:
-            self._audio_cache[path] = read_audio(path, sample_rate=self.sample_rate)[0]
-        return self._audio_cache[path]
+        # read at every validation (no cache): 64 items of 10 s at 32 kHz would hold ~160 MB for the whole run
+        return read_audio(self.data_dir / kind / f"{row['id']}.wav", sample_rate=self.sample_rate)[0]
 
 
 def open_training_data(data: str | Path, *, mixing: str = "remix", seed: int = 0) -> TrainingData:
     return TrainingData(built_benchmark_dir(data), mixing=mixing, seed=seed)
 
 
-def _sources_origin(data_dir: Path, dataset: dict) -> str:
-    """The sources the benchmark was built from, as build-dataset recorded them in dataset.json."""
+def training_sources(data_dir: Path, dataset: dict, sample_rate: int) -> pd.DataFrame:
+    """The usable ``train`` clips (source_id, path, labels, captions, attributes, sha1, frames, loudness) from the
+    build's ``sources.csv``; a benchmark built before it existed is measured here, once per start."""
+    table_path = data_dir / ((dataset.get("sources") or {}).get("table") or SOURCES_TABLE)
+    if table_path.is_file():
+        table = read_manifest(table_path, ["source_id", "path", "split", "frames", "loudness"])
+        for column in ("captions", "labels"):
+            if column in table:
+                table[column] = [decode_list(v) for v in table[column]]
+        table["loudness"] = pd.to_numeric(table["loudness"], errors="coerce")
+        table["frames"] = pd.to_numeric(table["frames"], errors="coerce")
+        table = table[(table["split"] == "train") & table["loudness"].notna()].reset_index(drop=True)
+        origin = str(table_path)
+    else:
+        origin = sources_origin(data_dir, dataset)
+        table = _measure_now(origin, sample_rate, dataset)
+    if table.empty:
+        raise LassbenchError(f"{origin}: no usable sources of split 'train' to remix training items from")
+    _check_folders(table["path"], data_dir)
+    return table
+
+
+def _measure_now(origin: str, sample_rate: int, dataset: dict) -> pd.DataFrame:
+    """Measure the train clips of ``origin`` (what build-dataset stores in sources.csv since lassbench 0.2)."""
+    from lassbench.corpora import measure_source, resolve_sources
+
+    frame = resolve_sources(origin).frame
+    frame = frame[frame["split"] == "train"].reset_index(drop=True)
+    duration = (dataset.get("parameters") or {}).get("duration")
+    num_samples = int(round(duration * sample_rate)) if duration else None
+    log.warning("%s: no %s (built by an older lassbench): measuring %d training clips now; rerun build-dataset "
+                "with the same arguments to store them", origin, SOURCES_TABLE, len(frame))
+    frames, loudness = [], []
+    for path in frame["path"]:
+        audio, level, reason = measure_source(path, sample_rate, num_samples)
+        frames.append(0 if audio is None else int(audio.shape[0]))
+        loudness.append(level if reason is None else np.nan)
+    frame = frame.assign(frames=frames, loudness=loudness)
+    return frame[frame["loudness"].notna()].reset_index(drop=True)
+
+
+def sources_origin(data_dir: Path, dataset: dict) -> str:
+    """The sources the benchmark was built from, as dataset.json records them: an absolute path (lassbench >= 0.2),
+    or a path relative to the folder build-dataset ran in (older), tried from here and from the benchmark's
+    folder and its parent."""
     origin = (dataset.get("sources") or {}).get("origin")
     if not origin:
         raise LassbenchError(f"{data_dir}/dataset.json names no sources: use --mixing fixed")
-    if origin != "synth" and not Path(origin).exists():
-        raise LassbenchError(f"training sources {origin} not found (moved?): rebuild, or use --mixing fixed")
-    return origin
+    if origin == "synth":
+        return origin
+    candidates = [Path(origin)] if Path(origin).is_absolute() else \
+        [Path(origin), data_dir / origin, data_dir.resolve().parent / origin]
+    for candidate in candidates:
+        if candidate.exists():
+            return str(candidate)
+    raise LassbenchError(f"training sources {origin} not found (moved?): rebuild, or use --mixing fixed")
+
+
+def _check_folders(paths, data_dir: Path) -> None:
+    """One stat per folder (not per clip): a moved corpus is refused before training starts."""
+    missing = sorted(folder for folder in {str(Path(p).parent) for p in paths} if not Path(folder).is_dir())
+    if missing:
+        raise LassbenchError(f"{data_dir}: training sources under {missing[0]} not found (moved?): rebuild the "
+                             "benchmark, or use --mixing fixed")
 
 
 def _crop_offset(length: int, segment: int, rng: np.random.Generator) -> int:

@@ -23,10 +23,13 @@ import click
 @click.option("--seed", default=0, show_default=True)
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:1 ...")
 @click.option("--threads", default=0, help="torch CPU threads (0: default).")
+@click.option("--workers", default=0, show_default=True,
+              help="DataLoader processes rendering examples ahead of the model (0: in the training process). The "
+                   "batches are the same for any value.")
 @click.option("--resume", is_flag=True, help="Continue from OUT/last.pt (same data and seed give the same run).")
 def command(model: str, data: str, out: str, size: str, text_encoder: str | None, finetune_text: bool, mixing: str,
             steps: int, batch_size: int, segment_seconds: float, lr: float, val_every: int, checkpoint_every: int,
-            seed: int, device: str, threads: int, resume: bool) -> None:
+            seed: int, device: str, threads: int, workers: int, resume: bool) -> None:
     """Train MODEL (lassnet, tag-queried, class-conditioned) on a built benchmark.
 
     Several processes (GPUs or nodes) train data-parallel under torchrun, e.g.
@@ -40,6 +43,7 @@ def command(model: str, data: str, out: str, size: str, text_encoder: str | None
     config = TrainConfig(model=model, data=data, out=out, size=size, text_encoder=text_encoder,
                          finetune_text=finetune_text, mixing=mixing, steps=steps, batch_size=batch_size,
                          segment_seconds=segment_seconds, lr=lr, val_every=val_every,
-                         checkpoint_every=checkpoint_every, seed=seed, device=device, threads=threads)
+                         checkpoint_every=checkpoint_every, seed=seed, device=device, threads=threads,
+                         workers=workers)
     path = train(config, resume=resume)
     click.echo(f"checkpoint: {path}")
