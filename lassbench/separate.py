@@ -26,7 +26,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from lassbench.audio import atomic_path, wav_shortfall
+from lassbench.audio import atomic_path, sweep_stale_temps, wav_shortfall
 from lassbench.errors import LassbenchError
 
 READ_BLOCK = 65536
@@ -294,6 +294,7 @@ def stream_separate(input_path: str | Path, output_path: str | Path, scan: Input
     fmt, subtype = output_format
     gain = level_gain(scan.rms)
     clipped = 0
+    sweep_stale_temps(Path(output_path).parent)  # what an earlier run killed with SIGKILL left
     with _open(Path(input_path)) as source, atomic_path(output_path) as tmp:
         try:
             sink = sf.SoundFile(str(tmp), "w", samplerate=scan.sample_rate, channels=1, format=fmt, subtype=subtype)

@@ -1,0 +1,155 @@
+"""Signals and temp files: SIGTERM cleans up like Ctrl-C, messages say what a rerun does, kill -9 debris is swept."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lassbench.audio import TEMP_MARK, atomic_path, sweep_stale_temps, temp_prefix, write_audio
+from lassbench.cli import ON_INTERRUPT, VERBS
+
+RATE = 16000
+
+# `lassbench separate` through the real CLI entry point, with the network replaced by a slow identity so the test
+# controls when the process is mid-write (the real model is exercised by the slow test below).
+SLOW_SEPARATE = textwrap.dedent("""
+    import sys, time
+    import numpy as np
+    import lassbench.separate as s
+
+    class Slow(s.Separator):
+        def __init__(self):
+            self.sample_rate = 16000
+        def chunk_function(self, query):
+            def apply(chunk):
+                time.sleep(0.02)
+                return chunk.copy()
+            return apply
+
+    class Entry:
+        query_type = "caption"
+
+    s.load_separator = lambda *a, **k: Slow()
+    s._text_model_entry = lambda model: Entry()
+    s.check_device = lambda device: None
+    from lassbench.cli import main
+    main(sys.argv[1:])
+""")
+
+
+def _start_separate(folder: Path, script: str | None, seconds: float = 60.0, chunk: str = "0.1") -> subprocess.Popen:
+    write_audio(folder / "mix.wav", np.random.default_rng(0).standard_normal(int(RATE * seconds)) * 0.1, RATE)
+    args = ["separate", "--input", str(folder / "mix.wav"), "--query", "a dog barks", "--output",
+            str(folder / "out" / "est.wav"), "--chunk", chunk, "--overlap", "0.01", "--no-progress"]
+    command = [sys.executable, "-c", script, *args] if script else [sys.executable, "-m", "lassbench", *args]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for_growing_temp(folder: Path, process: subprocess.Popen, timeout: float = 60.0) -> Path:
+    """Block until a temp file in ``folder`` holds samples (past the WAV header): the process is mid-write."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.communicate()
+        temps = [p for p in folder.glob(f".*{TEMP_MARK}*")] if folder.is_dir() else []
+        if temps and temps[0].stat().st_size > 16384:
+            return temps[0]
+        time.sleep(0.02)
+    process.kill()
+    raise AssertionError("the writer never got going")
+
+
+@pytest.mark.parametrize("signum, code, first_word", [(signal.SIGTERM, 143, "terminated (SIGTERM)"),
+                                                      (signal.SIGINT, 130, "interrupted")])
+def test_signal_mid_write_removes_the_temp_file_and_says_separate_restarts(tmp_path, signum, code, first_word):
+    process = _start_separate(tmp_path, SLOW_SEPARATE)
+    _wait_for_growing_temp(tmp_path / "out", process)
+    process.send_signal(signum)
+    _, stderr = process.communicate(timeout=30)
+    assert process.returncode == code
+    assert stderr.strip().splitlines()[-1] == f"{first_word}: {ON_INTERRUPT['separate']}"
+    assert "Traceback" not in stderr
+    assert list((tmp_path / "out").iterdir()) == []  # neither a partial output nor its temp file
+
+
+@pytest.mark.slow
+def test_sigterm_during_a_real_separate_with_the_shipped_model_leaves_nothing(tmp_path):
+    process = _start_separate(tmp_path, None, seconds=240.0, chunk="1")
+    _wait_for_growing_temp(tmp_path / "out", process, timeout=120)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 143, stderr
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_every_verb_says_what_an_interruption_leaves():
+    assert set(VERBS) <= set(ON_INTERRUPT)
+    assert "does not resume" in ON_INTERRUPT["separate"]
+
+
+# ---------------------------------------------------------------------------------------------------- temp files
+
+KILLED_WRITER = textwrap.dedent("""
+    import sys, time
+    from lassbench.audio import atomic_path
+    with atomic_path(sys.argv[1]) as tmp:
+        tmp.write_bytes(b"half a file")
+        print(tmp, flush=True)
+        time.sleep(60)
+""")
+
+
+def _debris_of_a_killed_writer(target: Path) -> Path:
+    process = subprocess.Popen([sys.executable, "-c", KILLED_WRITER, str(target)], stdout=subprocess.PIPE, text=True)
+    temp = Path(process.stdout.readline().strip())
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=10)
+    process.stdout.close()
+    assert temp.exists()  # SIGKILL runs no cleanup: this is the debris
+    return temp
+
+
+def test_sweep_removes_what_a_writer_killed_with_sigkill_left_and_keeps_live_writers_temps(tmp_path):
+    debris = _debris_of_a_killed_writer(tmp_path / "a.wav")
+    assert debris.name.startswith(".a.wav.") and debris.name.endswith(f"{TEMP_MARK}.wav")
+    legacy_old = tmp_path / ".b.wav.k3j4h5g6.tmp.wav"  # what versions before the PID pattern left
+    legacy_new = tmp_path / ".c.wav.z9y8x7w6.tmp.wav"
+    for path in (legacy_old, legacy_new):
+        path.write_bytes(b"x")
+    os.utime(legacy_old, (time.time() - 7200, time.time() - 7200))
+    with atomic_path(tmp_path / "d.wav") as live:  # this process is writing it right now
+        live.write_bytes(b"in progress")
+        removed = sweep_stale_temps(tmp_path)
+        assert live.exists()
+    assert sorted(removed) == sorted([debris, legacy_old])
+    assert legacy_new.exists() and not debris.exists()
+    assert (tmp_path / "d.wav").read_bytes() == b"in progress"
+
+
+def test_sweep_leaves_user_files_alone_even_when_they_look_hidden(tmp_path):
+    keep = [tmp_path / ".hidden.wav", tmp_path / ".a.wav.notes.tmp", tmp_path / "x.wav"]
+    for path in keep:
+        path.write_bytes(b"user data")
+        os.utime(path, (0, 0))
+    assert sweep_stale_temps(tmp_path) == []
+    assert all(path.exists() for path in keep)
+
+
+def test_temp_names_carry_this_process_id(tmp_path):
+    assert f"-{os.getpid()}-" in temp_prefix(tmp_path / "x.wav")
+
+
+def test_rerun_of_separate_removes_the_debris_a_killed_run_left(tmp_path):
+    (tmp_path / "out").mkdir()
+    debris = _debris_of_a_killed_writer(tmp_path / "out" / "est.wav")
+    process = _start_separate(tmp_path, SLOW_SEPARATE, seconds=0.5)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0, stderr
+    assert not debris.exists() and [p.name for p in (tmp_path / "out").iterdir()] == ["est.wav"]
