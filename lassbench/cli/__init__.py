@@ -38,7 +38,7 @@ ON_INTERRUPT: dict[str, str] = {
     "download": "finished clips are kept; rerun the same command to resume",
     "build-dataset": "finished items are kept; rerun the same command to resume",
     "train": "checkpoints already written are kept; rerun with --resume to continue from the last one",
-    "run": "finished files are kept; rerun the same command to start the run again",
+    "run": "scored batches are kept; rerun the same command to resume",
     "evaluate": "no results were written; rerun the same command to score again",
     "separate": "the output was not written; rerun the same command to start again (separate does not resume)",
     "leaderboard": "tables already replaced are complete; rerun the same command to write them all",
