@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from lassbench.errors import LassbenchError
+
 
 def cache_dir() -> Path:
     """``$LASSBENCH_CACHE`` if set, else ``~/.cache/lassbench``."""
@@ -15,3 +17,26 @@ def cache_dir() -> Path:
 def package_data_dir() -> Path:
     """Files shipped inside the package (checkpoints, small tables)."""
     return Path(__file__).resolve().parent / "data"
+
+
+def check_output_folder(path: str | Path, flag: str) -> None:
+    """Refuse an output folder that could not be created or written, before any work: one that is a file, sits
+    under a file, or whose nearest existing parent is not writable."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise LassbenchError(f"{flag} {path}: exists and is not a folder")
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise LassbenchError(f"{flag} {path}: {existing} is a file, so the folder cannot be created")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise LassbenchError(f"{flag} {path}: {existing} is not writable")
+
+
+def check_output_file(path: str | Path, flag: str) -> None:
+    """Refuse an output file path that is a folder or whose folder could not be created or written."""
+    path = Path(path)
+    if path.is_dir():
+        raise LassbenchError(f"{flag} {path}: is a folder; give a file name")
+    check_output_folder(path.parent, flag)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import math
 import os
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +27,7 @@ from lassbench.audio import read_audio
 from lassbench.errors import LassbenchError
 from lassbench.manifests import read_source_manifest
 from lassbench.mixing import LOUDNESS_BLOCK_SECONDS, fit_length, integrated_loudness
+from lassbench.pools import process_pool
 
 SKIP_REASONS = {
     "missing": "file not found",
@@ -119,7 +119,7 @@ def load_sources(
     jobs = list(zip(frame["source_id"], frame["path"], strict=True))
     work = _Measure(sample_rate, num_samples, keep_audio)
     if workers > 1 and len(jobs) > 1:
-        with ProcessPoolExecutor(min(workers, os.cpu_count() or 1)) as pool:
+        with process_pool(min(workers, os.cpu_count() or 1)) as pool:  # workers die with this process
             results = list(pool.map(work, jobs, chunksize=max(1, len(jobs) // (8 * workers))))
     else:
         results = [work(job) for job in jobs]

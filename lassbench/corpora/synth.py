@@ -27,27 +27,34 @@ Captions always name the pitch and the tempo ("a high-pitched alarm beeps rapidl
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
+import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from functools import partial
+from functools import lru_cache, partial
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import scipy
 from scipy import signal
 
-from lassbench.audio import sha1_file, write_audio
+from lassbench.audio import TEMP_MARK, sha1_file, sweep_stale_temps, temp_prefix, write_audio
 from lassbench.errors import LassbenchError
 from lassbench.manifests import write_manifest_csv
 from lassbench.paths import cache_dir
+from lassbench.pools import process_pool
 
-# Bump when the generated audio or captions change: the cache key includes it, so old caches are not reused.
-SYNTH_VERSION = "v1"
+# Caches made before the key was the generator's digest (v1-...): their code is unknown, so they are never reused.
+SYNTH_VERSION = "v2"
+# temp folders of those versions: .<root name>.<8 random>; removed once this old (no PID to check)
+_LEGACY_TEMP = re.compile(r"^\.v1-.+\.[a-z0-9_]{8}$")
+_LEGACY_TEMP_AGE = 3600.0
 SPLIT_SEED_CODES = {"train": 1, "val": 2, "test": 3}
 DEFAULT_CLIPS = {"train": 1200, "val": 150, "test": 200}
 _COMBOS = (("low", "slow"), ("high", "fast"), ("low", "fast"), ("high", "slow"))
@@ -524,23 +531,25 @@ def synth_corpus(
 ) -> Path:
     """Path to the source manifest of the synth corpus, generating it first when absent.
 
-    ``root`` defaults to ``cache_dir()/synth/<version and parameters>``. Generation writes into a temporary folder
-    renamed onto ``root`` at the end, so a killed run leaves nothing that looks finished and is simply redone.
-    ``clips`` maps split -> number of clips (default 1200 / 150 / 200).
+    ``root`` defaults to ``cache_dir()/synth/<key>``, the key naming the generator's digest
+    (:func:`generator_digest`: this module's code and the numpy / scipy versions) and the parameters, so a cache
+    made by other code is never reused. Generation writes into a temporary folder named after this process, renamed
+    onto ``root`` at the end: a killed run leaves nothing that looks finished, and the next run removes the folder
+    of a process that no longer exists. ``clips`` maps split -> number of clips (default 1200 / 150 / 200).
     """
     clips = dict(DEFAULT_CLIPS if clips is None else clips)
     unknown = sorted(set(clips) - set(SPLIT_SEED_CODES))
     if unknown:
         raise LassbenchError(f"synth corpus: unknown split(s) {', '.join(unknown)}; use train, val, test")
     if root is None:
-        counts = "-".join(str(clips.get(s, 0)) for s in SPLIT_SEED_CODES)
-        root = cache_dir() / "synth" / f"{SYNTH_VERSION}-sr{sample_rate}-d{duration:g}-seed{seed}-n{counts}"
+        root = cache_dir() / "synth" / corpus_key(sample_rate=sample_rate, duration=duration, seed=seed, clips=clips)
     root = Path(root)
     manifest = root / "manifest.csv"
     if manifest.is_file():
         return manifest
     root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.", dir=root.parent))
+    _sweep_debris(root.parent)
+    tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(root), suffix=TEMP_MARK, dir=root.parent))
     try:
         _generate_into(tmp, sample_rate=sample_rate, duration=duration, seed=seed, clips=clips)
         try:
@@ -553,13 +562,44 @@ def synth_corpus(
     return manifest
 
 
+def corpus_key(*, sample_rate: int = 16000, duration: float = 4.0, seed: int = 0,
+               clips: dict[str, int] | None = None) -> str:
+    """The cache folder name of a corpus: generator digest and parameters."""
+    clips = dict(DEFAULT_CLIPS if clips is None else clips)
+    counts = "-".join(str(clips.get(s, 0)) for s in SPLIT_SEED_CODES)
+    return f"{SYNTH_VERSION}-{generator_digest()}-sr{sample_rate}-d{duration:g}-seed{seed}-n{counts}"
+
+
+@lru_cache(maxsize=1)
+def generator_digest() -> str:
+    """12 hex digits of SHA-1 over what decides the clips: this module's source and the numpy / scipy versions
+    (their random streams and filters). Any edit of this file, even a comment, makes a new cache: a stale one
+    cannot be reused by mistake, which is how committed results once came from audio the code no longer made."""
+    digest = hashlib.sha1(Path(__file__).read_bytes())
+    digest.update(f"\nnumpy {np.__version__}\nscipy {scipy.__version__}\n".encode())
+    return digest.hexdigest()[:12]
+
+
+def _sweep_debris(folder: Path) -> None:
+    """Remove temp folders of killed generations: those of dead processes, and unmarked ones of old versions."""
+    sweep_stale_temps(folder)
+    now = time.time()
+    for entry in folder.glob(".v1-*"):
+        try:
+            old = now - entry.lstat().st_mtime > _LEGACY_TEMP_AGE
+        except FileNotFoundError:
+            continue
+        if old and entry.is_dir() and _LEGACY_TEMP.match(entry.name):
+            shutil.rmtree(entry, ignore_errors=True)
+
+
 def _generate_into(folder: Path, *, sample_rate: int, duration: float, seed: int, clips: dict[str, int]) -> None:
     jobs = [(split, start, min(start + _CHUNK, count)) for split, count in clips.items()
             for start in range(0, count, _CHUNK)]
     work = partial(_generate_chunk, folder, sample_rate=sample_rate, duration=duration, seed=seed)
     workers = min(len(jobs), os.cpu_count() or 1)
     if workers > 1:  # ~7 ms per clip: worth both cores for the default 1,550 clips
-        with ProcessPoolExecutor(workers) as pool:
+        with process_pool(workers) as pool:  # workers die with this process: a killed run leaves no orphans
             chunks = list(pool.map(work, jobs))
     else:
         chunks = [work(job) for job in jobs]
