@@ -17,9 +17,12 @@ Mixing rules (``ItemSpec.rule``), each the rule of one protocol (see docs/protoc
 ``peak_snr`` (lassnet)
     both clips peak-normalised to 1, the noise divided by ``10^(snr/20)``, then all divided by the largest peak of
     mixture, noise and target (voicefixer's ``unify_energy``; almost always the mixture's).
-``energy_gain`` (audiosep)
+``energy_gain`` (audiosep re-mixed from raw clips)
     each noise energy-matched to the target (ratio clamped to [0.02, 50]) and given ``snr_db[k]`` dB, their sum
     energy-matched again and given ``mix_db`` dB; de-clipped like ``energy_snr``.
+``rendered`` (audiosep on its published evaluation files)
+    nothing is mixed: the mixture is the clip ``mixture_id`` as it is, the target the clip ``target_id``, and the
+    one written interferer is their difference, so ``mixture = target + interferer`` still holds.
 
 Interferers are cropped or zero-padded to the target's length (zeros are below the loudness gate, so padding does
 not change a clip's loudness).
@@ -41,7 +44,7 @@ from lassbench.errors import LassbenchError
 LOUDNESS_BLOCK_SECONDS = 0.4  # BS.1770 gating block: shorter clips have no integrated loudness
 LASSBENCH_PEAK = 0.99  # where the lassbench rule puts the peak of a mixture that would clip
 DECLIP_PEAK = 0.9  # AudioSep's and DCASE 2024's de-clipping target
-RULES = ("loudness", "energy_snr", "peak_snr", "energy_gain")
+RULES = ("loudness", "energy_snr", "peak_snr", "energy_gain", "rendered")
 
 
 @dataclass(frozen=True)
@@ -50,7 +53,8 @@ class ItemSpec:
 
     ``snr_db`` holds one value per interferer in the rule's unit (LU for ``loudness``, energy dB for
     ``energy_snr``, peak dB for ``peak_snr``, gain dB for ``energy_gain``). ``target_lufs`` is the requested target
-    loudness (``loudness`` rule only). ``extra`` carries protocol-specific manifest columns.
+    loudness (``loudness`` rule only). ``mixture_id`` is the source holding the mixture itself (``rendered`` rule
+    only: published mixtures read as they are). ``extra`` carries protocol-specific manifest columns.
     """
 
     item_id: str
@@ -69,17 +73,20 @@ class ItemSpec:
     seed: int = 0
     index: int = 0
     extra: tuple[tuple[str, str], ...] = field(default=())
+    mixture_id: str = ""
 
     def __post_init__(self) -> None:
         if self.rule not in RULES:
             raise LassbenchError(f"unknown mixing rule {self.rule!r}; expected one of {', '.join(RULES)}")
+        if (self.rule == "rendered") != bool(self.mixture_id):
+            raise LassbenchError(f"item {self.item_id}: a mixture_id goes with the rendered rule, and only with it")
         if len(self.snr_db) != len(self.interferer_ids):
             raise LassbenchError(f"item {self.item_id}: {len(self.snr_db)} SNRs for "
                                  f"{len(self.interferer_ids)} interferers")
 
     @property
     def source_ids(self) -> tuple[str, ...]:
-        return (self.target_id, *self.interferer_ids)
+        return (self.target_id, *self.interferer_ids, *((self.mixture_id,) if self.mixture_id else ()))
 
 
 @dataclass
@@ -187,9 +194,23 @@ def render(spec: ItemSpec, audio: Mapping[str, np.ndarray], loudness: Mapping[st
     dtype = np.float32 if spec.rule == "loudness" else np.float64
     target = np.asarray(audio[spec.target_id], dtype=dtype)
     noises = [fit_length(np.asarray(audio[sid], dtype=dtype), target.shape[0]) for sid in spec.interferer_ids]
+    if spec.rule == "rendered":
+        return _rendered(spec, target, np.asarray(audio[spec.mixture_id], dtype=dtype))
     mixer = {"loudness": _mix_loudness, "energy_snr": _mix_energy_snr, "peak_snr": _mix_peak_snr,
              "energy_gain": _mix_energy_gain}[spec.rule]
     return mixer(spec, target, noises, loudness)
+
+
+def _rendered(spec, target, mixture) -> RenderedItem:
+    """A published (mixture, target) pair as it is; the residual is written as the interferer."""
+    if mixture.shape != target.shape:
+        raise LassbenchError(f"item {spec.item_id}: mixture {spec.mixture_id} has {mixture.shape[0]} samples, "
+                             f"target {spec.target_id} {target.shape[0]}: not a rendered pair")
+    residual = mixture - target
+    noise_energy, target_energy = energy(residual), energy(target)
+    snr = math.inf if noise_energy == 0 else (10.0 * math.log10(target_energy / noise_energy) if target_energy > 0
+                                              else -math.inf)
+    return _finish(spec, mixture, target, [residual], 1.0, math.nan, [math.nan], snr)
 
 
 def _mix_loudness(spec, target, noises, loudness) -> RenderedItem:

@@ -227,16 +227,16 @@ def test_lassnet_pairs_use_the_target_captions_in_turn_and_peak_at_one(tmp_path,
     for row in manifest.itertuples():
         target, noise = _read(clips / f"{row.target_id}.wav"), _read(clips / f"{row.interferer_ids[0]}.wav")
         mixture = target / np.abs(target).max() + noise / np.abs(noise).max()
-        expected = mixture / np.abs(mixture).max()
+        expected = np.pad(mixture / np.abs(mixture).max(), (0, 10 * SR - mixture.shape[0]))  # load_wav pads to 10 s
         np.testing.assert_allclose(_read(result.out / "mixture" / f"{row.id}.wav"), expected, atol=1e-6)
     assert result.out.joinpath("dataset.json").read_text().count('"lassnet"') >= 1
 
 
-def test_lassnet_defaults_to_32_khz(tmp_path, clips):
+def test_lassnet_defaults_to_32_khz_and_pads_every_clip_to_10_s(tmp_path, clips):
     index = _write(tmp_path / "e.csv", "target_wav, noise_wav\naaa-1,bbb_2\n")
     manifest = read_item_manifest(_build(tmp_path, clips, "lassnet", index).manifest)
     assert manifest["sample_rate"].tolist() == [32000]
-    assert manifest["num_samples"].tolist() == [48000]
+    assert manifest["num_samples"].tolist() == [320000]
 
 
 # -------------------------------------------------------------------------------------------------- audiosep

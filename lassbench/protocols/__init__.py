@@ -7,10 +7,17 @@ lassbench   lassbench's own loudness-controlled protocol (:mod:`lassbench.protoc
 lassnet     LASS-Net's evaluation pairs and its released mixing rule (:mod:`.lassnet`)
 audiosep    AudioSep's evaluation lists with its mixer's rule (:mod:`.audiosep`)
 dcase2024   DCASE 2024 Task 9 index lists, mixed as its evaluator does (:mod:`.dcase2024`)
+clapsep     CLAPSep's AudioCaps list (positive and negative captions), mixed as its evaluator does (:mod:`.clapsep`)
 ==========  ==========================================================================================
 
 Every protocol module exposes ``prepare(frame, request) -> Prepared``: which source clips to read, then a
-``plan(usable_ids) -> Plan`` returning :class:`~lassbench.mixing.ItemSpec` s. docs/protocols.md defines each one.
+``plan(usable_ids) -> Plan`` returning :class:`~lassbench.mixing.ItemSpec` s. A module may also expose
+``resolve_sources(sources, index) -> ResolvedSources | None`` when the index itself names the files to read (AudioSep's
+rendered evaluation data); ``None`` falls back to :func:`lassbench.corpora.resolve_sources`. docs/protocols.md
+defines each one.
+
+Only the ``lassbench`` protocol gates clips by loudness (-70 LUFS, 0.4 s): a published evaluator scores every row it
+lists, so under the published protocols a quiet or short clip is built as it is (``Prepared.loudness_gate``).
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ PROTOCOLS: dict[str, str] = {
     "lassnet": "lassbench.protocols.lassnet",
     "audiosep": "lassbench.protocols.audiosep",
     "dcase2024": "lassbench.protocols.dcase2024",
+    "clapsep": "lassbench.protocols.clapsep",
 }
 _INDEX_TIMEOUT_S = 30
 
@@ -70,6 +78,11 @@ class Prepared:
     sample_rate: int
     num_samples: int | None = None  # every clip fitted to this length before measuring (None: keep own length)
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    pad_to: int | None = None  # clips shorter than this are zero-padded to it, longer ones kept whole (LASS-Net)
+    loudness_gate: bool = True  # skip clips that are silent / shorter than 0.4 s (the lassbench protocol only)
+    # dataset.json "exact": the items are those of the protocol's definition (the published evaluator's own files or
+    # its mixing code on its list); False for approximations such as AudioSep's lists re-mixed from raw clips
+    exact: bool = True
 
 
 def protocol_names() -> list[str]:
@@ -224,9 +237,11 @@ def plan_from_index(split: str, rows_ids: list[list[str] | None], usable: set[st
 
 def prepare_from_index(frame: pd.DataFrame, request: BuildRequest, *, split: str,
                        rows_ids: list[list[str] | None], make_spec: Callable[[int, str, list[str]], ItemSpec | str],
-                       skipped, location: str, rows: int, default_rate: int, parameters: dict) -> Prepared:
-    """What an index protocol (lassnet, audiosep, dcase2024) prepares: one item per usable index row.
-    ``parameters`` are recorded beside the common ones (index, rows, split, sample rate)."""
+                       skipped, location: str, rows: int, default_rate: int, parameters: dict,
+                       **fields) -> Prepared:
+    """What an index protocol (lassnet, audiosep, dcase2024, clapsep) prepares: one item per usable index row, no
+    loudness gate (the evaluators score every row). ``parameters`` are recorded beside the common ones (index, rows,
+    split, sample rate); ``fields`` set other :class:`Prepared` fields (``num_samples``, ``pad_to``, ``exact``)."""
 
     def plan(usable: set[str]) -> Plan:
         return plan_from_index(split, rows_ids, usable, request.exclude_ids, make_spec)
@@ -236,6 +251,7 @@ def prepare_from_index(frame: pd.DataFrame, request: BuildRequest, *, split: str
         sources=sources_named(frame, rows_ids), plan=plan, sample_rate=sample_rate, skipped=skipped,
         parameters={"index": location, "rows": rows, "split": split, "splits": [split], "sample_rate": sample_rate,
                     **parameters},
+        loudness_gate=False, **fields,
     )
 
 

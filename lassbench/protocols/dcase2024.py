@@ -8,7 +8,8 @@ Source: ``dcase_evaluator.py`` of Audio-AGI/dcase2024_task9_baseline. Index CSV 
   written interferer, so ``mixture = target + interferer`` holds);
 * the query is the row's ``caption``.
 
-The evaluator casts ``snr`` with ``int()``; lassbench accepts any finite number and rejects anything else.
+The evaluator casts ``snr`` with ``int()``; lassbench accepts any finite number and rejects anything else. Every row
+is built and scored, quiet or short clips included (no loudness gate, as the evaluator).
 """
 
 from __future__ import annotations
@@ -56,4 +57,7 @@ def prepare(frame: pd.DataFrame, request: BuildRequest) -> Prepared:
 
     return prepare_from_index(frame, request, split=split, rows_ids=rows_ids, make_spec=make, skipped=missing,
                               location=location, rows=len(rows), default_rate=SAMPLE_RATE,
-                              parameters={"declip_peak": 0.9})
+                              parameters={"declip_peak": 0.9},
+                              # the evaluator's int(snr) refuses "2.5": such a list is lassbench's extension
+                              exact=(request.sample_rate or SAMPLE_RATE) == SAMPLE_RATE
+                              and all(s.is_integer() for s in snrs))

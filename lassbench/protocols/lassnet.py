@@ -2,7 +2,9 @@
 
 Source: liuxubo717/LASS — ``dataset/evaluation_indexes.csv`` (header ``target_wav, noise_wav``: YouTube ids of
 AudioCaps clips; 1,000 rows = 200 targets x 5 noises) and its ``add_noise_and_scale`` (inherited from voicefixer's
-augmentation code). At 32 kHz, for each pair:
+augmentation code). Every clip is loaded as the release's ``utils/wav_io.load_wav`` loads it: at 32 kHz, zero-padded
+to 10 s (its crop line assigns to an unused variable, so a clip longer than 10 s is kept whole; the noise is then
+cropped or padded to the target's length, where the release would fail on two lengths). Then, for each pair:
 
 * both clips peak-normalised: ``t / max|t|``, ``n / max|n|``;
 * the noise divided by ``10^(snr/20)`` with ``snr = 0`` dB by default (a *peak* ratio, not an energy SNR);
@@ -35,6 +37,7 @@ from lassbench.protocols import (
 
 NAME = "lassnet"
 SAMPLE_RATE = 32000
+PAD_SECONDS = 10  # load_wav's max_length = 32000 * 10
 COLUMNS = ("target_wav", "noise_wav")
 
 
@@ -60,9 +63,11 @@ def prepare(frame: pd.DataFrame, request: BuildRequest) -> Prepared:
             protocol=NAME, seed=request.seed, index=position, extra=(("index_row", str(position + 2)),),
         )
 
+    rate = request.sample_rate or SAMPLE_RATE
     return prepare_from_index(frame, request, split=split, rows_ids=rows_ids, make_spec=make, skipped=missing,
                               location=location, rows=len(rows), default_rate=SAMPLE_RATE,
-                              parameters={"snr_db": snr})
+                              parameters={"snr_db": snr, "pad_seconds": PAD_SECONDS}, pad_to=PAD_SECONDS * rate,
+                              exact=rate == SAMPLE_RATE and snr == 0.0)
 
 
 def _occurrences(rows_ids: list[list[str] | None]) -> list[int]:
