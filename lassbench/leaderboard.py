@@ -37,7 +37,8 @@ import pandas as pd
 
 from lassbench.audio import write_text_atomic
 from lassbench.errors import LassbenchError
-from lassbench.manifests import decode_list, write_manifest_csv
+from lassbench.manifests import decode_list, read_manifest, write_manifest_csv
+from lassbench.paths import check_output_file, check_output_folder
 
 METRICS = ("sdr", "sdri", "si_sdr", "si_sdri")
 REFERENCE_SYSTEMS = frozenset({"mixture", "oracle-irm", "oracle-ibm"})
@@ -45,17 +46,21 @@ SOURCES = ("reproduced", "reported")
 # Order of the query-robustness variants in their table; anything else follows alphabetically.
 VARIANT_ORDER = (
     "default", "caption", "caption-2", "caption-3", "caption-4", "caption-5", "paraphrase", "tags", "wrong-query",
+    "absent", "interferer", "negative",
 )
+# Query controls of `run --control` (lassbench.controls): absent has no reference, only a false-separation level.
+CONTROL_COLUMNS = ["scored_against", "false_separation_db", "false_separation_db_ci95_low",
+                   "false_separation_db_ci95_high", "below_-20db_share"]
 
 CI_COLUMNS = [f"{m}_{bound}" for m in METRICS for bound in ("ci95_low", "ci95_high")]
 MAIN_COLUMNS = [
-    "rank", "system", "reference", "query_type", "params", *METRICS, *CI_COLUMNS, "n_items", "protocol",
+    "rank", "system", "reference", "query_type", "params", *METRICS, *CI_COLUMNS, "n_items", "protocol", "exact",
     "aggregation", "sdr_definition", "si_sdr_definition", "source", "citation", "notes", "checkpoint_sha256",
     "lassbench_version", "date",
 ]
 QUERY_COLUMNS = [
-    "model", "variant", "query_type", *METRICS, "sdri_delta_vs_caption", *CI_COLUMNS, "n_items", "protocol",
-    "aggregation", "sdr_definition", "si_sdr_definition", "checkpoint_sha256", "lassbench_version", "date",
+    "model", "variant", "query_type", *METRICS, "sdri_delta_vs_caption", *CONTROL_COLUMNS, *CI_COLUMNS, "n_items",
+    "protocol", "aggregation", "sdr_definition", "si_sdr_definition", "checkpoint_sha256", "lassbench_version", "date",
 ]
 REPORTED_REQUIRED = ("benchmark", "system", "citation")
 REPORTED_COLUMNS = [
@@ -88,6 +93,11 @@ class SystemResult:
     lassbench_version: str = ""
     date: str = ""
     folder: Path | None = None  # where per_item.csv lives (reproduced rows only)
+    scored_against: str = "target"  # run.json: "interferer" (interferer/negative controls), "none" (absent)
+    item_set: str = ""  # SHA-1 of the scored item ids (evaluate.item_set_digest); "" when unknown
+    # dataset.json "exact" via summary.json: "no" when the benchmark only approximates its published protocol (AudioSep
+    # lists re-mixed from raw clips); "" when unknown (reported rows, results from before the flag)
+    exact: str = ""
 
     @property
     def is_reference(self) -> bool:
@@ -151,6 +161,7 @@ def read_result_folder(folder: str | Path) -> SystemResult:
         system=system,
         model=str(run.get("model") or system),
         variant=str(run.get("variant") or "default"),
+        scored_against=str(run.get("scored_against") or "target"),
         query_type=str(run.get("query_type") or "unknown"),
         params=_as_int(run.get("params"), folder / "run.json"),
         metrics={name: {k: v for k, v in stats.items() if _is_number(v)} for name, stats in metrics.items()},
@@ -161,9 +172,21 @@ def read_result_folder(folder: str | Path) -> SystemResult:
         si_sdr_definition=str(definitions.get("si_sdr", "")),
         checkpoint_sha256=str(run.get("checkpoint_sha256") or ""),
         lassbench_version=str(run.get("lassbench_version") or summary.get("lassbench_version") or ""),
+        exact={True: "yes", False: "no"}.get(summary.get("exact"), ""),
         date=str(run.get("date") or summary.get("date") or ""),
         folder=folder,
+        item_set=str(summary.get("item_set_sha1") or _item_set_from_per_item(folder)),
     )
+
+
+def _item_set_from_per_item(folder: Path) -> str:
+    """The item-set digest of a summary written before summaries recorded it, from its per_item.csv."""
+    from lassbench.evaluate import item_set_digest
+
+    path = folder / "per_item.csv"
+    if not path.is_file():
+        return ""
+    return item_set_digest(read_manifest(path, ["item"])["item"])
 
 
 def read_reported(path: str | Path) -> list[SystemResult]:
@@ -232,20 +255,47 @@ def main_table(systems: list[SystemResult]) -> pd.DataFrame:
     """Default-variant runs, outside systems and reported rows of one benchmark, ranked by SDRi per source."""
     rows = [s for s in systems if s.source == "reported" or s.variant == "default"]
     rows.sort(key=_main_sort_key)
+    apart = incomparable(rows)
     records, rank, previous_source = [], 0, None
     for result in rows:
         if result.source != previous_source:
             rank, previous_source = 0, result.source
-        ranked = not result.is_reference and not math.isnan(result.value("sdri"))
+        ranked = not result.is_reference and not math.isnan(result.value("sdri")) and id(result) not in apart
         rank += ranked
-        records.append(_main_record(result, rank if ranked else None))
+        record = _main_record(result, rank if ranked else None)
+        if id(result) in apart:
+            record["notes"] = "; ".join(n for n in (record["notes"], apart[id(result)]) if n)
+        records.append(record)
     return pd.DataFrame(records, columns=MAIN_COLUMNS)
+
+
+def incomparable(systems: list[SystemResult]) -> dict[int, str]:
+    """``id(result) -> note`` for reproduced rows that scored another item set than the table's usual one (the
+    set most rows scored; ties go to the set the reference systems scored): means over other items are not
+    comparable, so such rows are listed but not ranked. Rows whose item set is unknown are left alone."""
+    known = [s for s in systems if s.source == "reproduced" and s.item_set]
+    if not known:
+        return {}
+    counts: dict[str, list[int]] = {}
+    for result in known:
+        entry = counts.setdefault(result.item_set, [0, 0])
+        entry[0] += 1
+        entry[1] += result.is_reference
+    usual = max(counts, key=lambda digest: (*counts[digest], digest))
+    size = next((s.n_items for s in known if s.item_set == usual and s.n_items is not None), None)
+    usual_text = f"{size} items" if size is not None else "items"
+    return {
+        id(s): f"not comparable: scored {s.n_items if s.n_items is not None else 'other'} items, another item set "
+               f"than the other rows ({usual_text}, item set {usual[:8]}); not ranked"
+        for s in known if s.item_set != usual
+    }
 
 
 def queries_table(systems: list[SystemResult]) -> pd.DataFrame:
     """One row per (model, variant) of the query-robustness study, the model's main run (variant ``default``,
     the benchmark's own caption) first; ``sdri_delta_vs_caption`` is SDRi minus that of the ``caption`` variant
-    when there is one, else of the main run."""
+    when there is one, else of the main run (left empty for the controls scored against the interferer or nothing:
+    their SDRi measures another source)."""
     reproduced = [s for s in systems if s.source == "reproduced"]
     studied = {s.model for s in reproduced if s.variant != "default"}
     rows = sorted((s for s in reproduced if s.model in studied), key=lambda s: (s.model, _variant_key(s.variant)))
@@ -256,7 +306,12 @@ def queries_table(systems: list[SystemResult]) -> pd.DataFrame:
     records = []
     for result in rows:
         delta = result.value("sdri") - baseline.get(result.model, math.nan)
-        record = {"model": result.model, "variant": result.variant, "sdri_delta_vs_caption": _fmt(delta)}
+        if result.scored_against != "target":
+            delta = math.nan
+        record = {"model": result.model, "variant": result.variant, "sdri_delta_vs_caption": _fmt(delta),
+                  "scored_against": result.scored_against, "below_-20db_share": _fmt(result.value("below_-20db"))}
+        for stat, column in (("mean", ""), ("ci95_low", "_ci95_low"), ("ci95_high", "_ci95_high")):
+            record[f"false_separation_db{column}"] = _fmt(result.value("false_separation_db", stat))
         records.append({**_common_record(result), **record})
     return pd.DataFrame(records, columns=QUERY_COLUMNS)
 
@@ -297,6 +352,7 @@ def _common_record(result: SystemResult) -> dict:
         "params": "" if result.params is None else str(result.params),
         "n_items": "" if result.n_items is None else str(result.n_items),
         "protocol": result.protocol,
+        "exact": result.exact,
         "aggregation": result.aggregation,
         "sdr_definition": result.sdr_definition,
         "si_sdr_definition": result.si_sdr_definition,
@@ -340,15 +396,23 @@ def write_leaderboards(
     """Write ``<out>/<benchmark>.csv`` (+ ``_queries.csv``), the markdown page and, when asked, PNG plots.
 
     ``reported``: path of reported.csv (None: reproduced rows only). ``markdown``: where to write the page
-    (None: no page). Plots need matplotlib; without it they are skipped with a note in ``notes``.
+    (None: no page; the CLI's default is ``<out>/leaderboard.md``, so nothing lands outside ``out``). Plots need
+    matplotlib; without it they are skipped with a note in ``notes``.
     """
     out = Path(out_dir)
+    check_output_folder(out, "--out")  # refused before anything is read or written
+    if markdown is not None:
+        check_output_file(markdown, "--markdown")
     systems = collect_results(results_dir)
     if reported is not None:
         systems += read_reported(reported)
     boards = build_leaderboards(systems)
     tables = _write_tables(boards, out)
     notes: list[str] = []
+    for name, board in boards.items():
+        rows = [s for s in board.systems if s.source == "reported" or s.variant == "default"]
+        apart = incomparable(rows)
+        notes += [f"{name}: {s.system}: {apart[id(s)]}" for s in rows if id(s) in apart]
     plot_paths = _write_plots(boards, out, notes) if plots else {}
     md_path = None
     if markdown is not None:
@@ -422,9 +486,11 @@ def _markdown_main(frame: pd.DataFrame) -> list[str]:
 
 
 def _markdown_queries(frame: pd.DataFrame) -> list[str]:
-    header = ["model", "variant", "query", "SDRi (95% CI)", "ΔSDRi vs caption", "SI-SDRi", "n"]
-    rows = [[r["model"], r["variant"], r["query_type"], _with_ci(r, "sdri"), r["sdri_delta_vs_caption"],
-             r["si_sdri"], r["n_items"]] for r in frame.to_dict("records")]
+    header = ["model", "variant", "query", "scored against", "SDRi (95% CI)", "ΔSDRi vs caption", "SI-SDRi",
+              "False-sep. dB (95% CI)", "share < −20 dB", "n"]
+    rows = [[r["model"], r["variant"], r["query_type"], r["scored_against"], _with_ci(r, "sdri"),
+             r["sdri_delta_vs_caption"], r["si_sdri"], _with_ci(r, "false_separation_db"), r["below_-20db_share"],
+             r["n_items"]] for r in frame.to_dict("records")]
     return _markdown_table(header, rows)
 
 

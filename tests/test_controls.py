@@ -1,0 +1,133 @@
+"""Query controls of `lassbench run`: absent, interferer, negative (and wrong-query), through to the leaderboard."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from tiny_benchmark import build_tiny_benchmark
+
+from lassbench.audio import read_audio
+from lassbench.controls import FALSE_SEPARATION_FLOOR_DB, false_separation, parse_controls
+from lassbench.corpora import resolve_sources
+from lassbench.errors import LassbenchError
+from lassbench.evaluate import score_arrays
+from lassbench.manifests import read_item_manifest
+from lassbench.run import RunConfig, run_model
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory) -> Path:
+    return build_tiny_benchmark(tmp_path_factory.mktemp("bench"))
+
+
+def _sources(bench: Path) -> pd.DataFrame:
+    origin = json.loads((bench / "dataset.json").read_text())["sources"]["origin"]
+    return resolve_sources(origin).frame
+
+
+def _run(bench: Path, out: Path, model: str, controls, **kw):
+    return {o.variant: o for o in run_model(RunConfig(model=model, data=str(bench), out=str(out), control=controls,
+                                                      workers=0, **kw))}
+
+
+def test_controls_are_given_repeated_or_comma_separated():
+    assert parse_controls(["absent,interferer", "wrong-query", "absent"]) == ["absent", "interferer", "wrong-query"]
+    assert parse_controls(None) == [] and parse_controls("negative") == ["negative"]
+    with pytest.raises(LassbenchError, match="unknown control 'loud'"):
+        parse_controls(["absent", "loud"])
+
+
+def test_false_separation_level_is_output_energy_over_mixture_energy():
+    mixture = np.ones(100)
+    assert false_separation(mixture, mixture) == 0.0
+    assert false_separation(0.1 * mixture, mixture) == pytest.approx(-20.0)
+    assert false_separation(np.zeros(100), mixture) == FALSE_SEPARATION_FLOOR_DB
+
+
+def test_absent_query_names_a_class_of_the_same_split_that_is_not_in_the_mixture(bench, tmp_path):
+    outcome = _run(bench, tmp_path, "mixture", "absent")["absent"]
+    per_item = pd.read_csv(outcome.out_dir / "per_item.csv")
+    items = read_item_manifest(bench / "manifest.csv").set_index("id")
+    sources = _sources(bench)
+    by_caption = {c: (labels, split) for c, labels, split in zip(
+        (c[0] for c in sources["captions"]), sources["labels"], sources["split"], strict=True)}
+    label_of = dict(zip(sources["source_id"], sources["labels"], strict=True))
+    for item_id, query in zip(per_item["item"], per_item["query"], strict=True):
+        labels, split = by_caption[query]
+        item = items.loc[item_id]
+        present = set(item["labels"]).union(*(label_of[s] for s in item["interferer_ids"]))
+        assert split == item["split"] and present.isdisjoint(labels)
+
+
+def test_mixture_passthrough_has_a_false_separation_level_of_zero_and_no_sdri(bench, tmp_path):
+    outcome = _run(bench, tmp_path, "mixture", ["absent"])["absent"]
+    per_item = pd.read_csv(outcome.out_dir / "per_item.csv")
+    assert np.all(per_item["false_separation_db"] == 0.0) and np.all(per_item["below_-20db"] == 0.0)
+    assert "sdri" not in per_item and set(outcome.summary["metrics"]) == {"false_separation_db", "below_-20db"}
+    assert outcome.run_info["scored_against"] == "none"
+
+
+def test_an_oracle_asked_for_an_absent_sound_returns_silence(bench, tmp_path):
+    outcome = _run(bench, tmp_path, "oracle-irm", "absent")["absent"]
+    metrics = outcome.summary["metrics"]
+    assert metrics["false_separation_db"]["mean"] == FALSE_SEPARATION_FLOOR_DB
+    assert metrics["below_-20db"]["mean"] == 1.0
+
+
+def test_interferer_control_asks_for_the_first_interferer_and_scores_against_it(bench, tmp_path):
+    outcomes = _run(bench, tmp_path, "mixture", "interferer")
+    per_item = pd.read_csv(outcomes["interferer"].out_dir / "per_item.csv")
+    items = read_item_manifest(bench / "manifest.csv").set_index("id")
+    first_caption = {s: c[0] for s, c in zip(_sources(bench)["source_id"], _sources(bench)["captions"], strict=True)}
+    for row in per_item.itertuples():
+        assert row.query == first_caption[items.loc[row.item, "interferer_ids"][0]]
+        interferer = read_audio(bench / "interferers" / f"{row.item}_0.wav")[0]
+        mixture = read_audio(bench / "mixture" / f"{row.item}.wav")[0]
+        assert row.sdr == pytest.approx(score_arrays(interferer, mixture, mixture)["sdr"], abs=1e-6)
+    assert np.all(per_item["sdri"] == 0)  # the mixture is its own baseline, whichever source is asked for
+    assert outcomes["interferer"].run_info["scored_against"] == "interferer"
+
+
+def test_an_oracle_separates_the_interferer_when_asked_for_it(bench, tmp_path):
+    outcome = _run(bench, tmp_path, "oracle-irm", "interferer")["interferer"]
+    assert outcome.summary["metrics"]["sdri"]["mean"] > 5
+
+
+def test_negative_control_needs_a_negative_query_column(bench, tmp_path):
+    notes: list[str] = []
+    outcomes = run_model(RunConfig(model="mixture", data=str(bench), out=str(tmp_path / "a"), control="negative",
+                                   workers=0), log=notes.append)
+    assert list(o.variant for o in outcomes) == ["default"]
+    assert any("negative_query" in n for n in notes)
+    copy = tmp_path / "synth-mini"
+    shutil.copytree(bench, copy)
+    frame = pd.read_csv(copy / "manifest.csv", dtype=str, keep_default_na=False)
+    frame["negative_query"] = [f"no {q}" for q in frame["query"]]
+    frame.to_csv(copy / "manifest.csv", index=False)
+    outcome = _run(copy, tmp_path / "b", "oracle-irm", "negative")["negative"]
+    per_item = pd.read_csv(outcome.out_dir / "per_item.csv")
+    assert all(q.startswith("no ") for q in per_item["query"])
+    assert outcome.run_info["scored_against"] == "interferer" and outcome.summary["metrics"]["sdri"]["mean"] > 5
+
+
+def test_query_controls_reach_the_leaderboards_query_table(bench, tmp_path):
+    from lassbench.cli import main
+
+    results = tmp_path / "results"
+    main(["run", "mixture", "--data", str(bench), "--out", str(results), "--workers", "0",
+          "--control", "absent", "--control", "interferer"])  # returns on success; errors exit
+    main(["leaderboard", "--results", str(results), "--out", str(tmp_path / "board"), "--no-plots",
+          "--no-reported", "--markdown", str(tmp_path / "board" / "page.md")])
+    table = pd.read_csv(tmp_path / "board" / "synth-mini_queries.csv", dtype=str, keep_default_na=False)
+    rows = table.set_index("variant")
+    assert {"default", "absent", "interferer"} <= set(rows.index)
+    assert float(rows.loc["absent", "false_separation_db"]) == 0.0
+    assert float(rows.loc["absent", "below_-20db_share"]) == 0.0
+    assert rows.loc["interferer", "scored_against"] == "interferer" and float(rows.loc["interferer", "sdri"]) == 0
+    page = (tmp_path / "board" / "page.md").read_text()
+    assert "| mixture | absent |" in page and "False-sep." in page
