@@ -21,6 +21,7 @@ bootstrap interval; ``median``/``std`` are over items.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import sys
@@ -266,6 +267,9 @@ def evaluate_manifest(manifest: str | Path, estimates: str | Path, *, out: str |
     summary["not_scored"] = _not_scored(ids, targeted, names)
     summary["breakdowns"] = breakdowns(per_item, [*names, *clap_names])
     summary["benchmark"], summary["protocol"] = _dataset_identity(base)
+    summary["exact"] = read_dataset_json(base).get("exact")  # false: the benchmark approximates its protocol
+    if split is not None:
+        summary["split"] = split
     if out is not None:
         write_results(per_item, summary, out)
     return per_item, summary
@@ -434,6 +438,7 @@ def summarize(per_item: pd.DataFrame, metrics: Iterable[str], *, aggregate: str 
         stats[name] = _metric_summary(values, aggregate, classes, n_boot, seed)
     return {
         "n_items": len(per_item),
+        "item_set_sha1": item_set_digest(per_item["item"]) if "item" in per_item else None,
         "aggregate": aggregate,
         "metrics": stats,
         "definitions": {name: METRICS[name].definition for name in names if name in METRICS},
@@ -442,6 +447,12 @@ def summarize(per_item: pd.DataFrame, metrics: Iterable[str], *, aggregate: str 
         "protocol": None,
         "lassbench_version": __version__,
     }
+
+
+def item_set_digest(ids: Iterable) -> str:
+    """SHA-1 of the sorted item ids: two results are comparable only when they scored the same items (the
+    leaderboard flags rows whose digest differs from their table's)."""
+    return hashlib.sha1("".join(f"{i}\n" for i in sorted({str(i) for i in ids})).encode()).hexdigest()
 
 
 def _metric_summary(values: np.ndarray, aggregate: str, classes, n_boot: int, seed: int) -> dict:
@@ -517,6 +528,8 @@ def write_results(per_item: pd.DataFrame, summary: dict, out: str | Path) -> tup
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise LassbenchError(f"{out}: output path exists and is not a folder")
+    if "item" in per_item and not summary.get("item_set_sha1"):  # summaries made by hand or by older code
+        summary = {**summary, "item_set_sha1": item_set_digest(per_item["item"])}
     csv_path = write_manifest_csv(per_item, out / "per_item.csv")
     json_path = write_text_atomic(out / "summary.json", json.dumps(_jsonable(summary), indent=2) + "\n")
     return csv_path, json_path

@@ -575,10 +575,7 @@ def _per_item_sdri(board: Leaderboard) -> dict[str, pd.DataFrame]:
         path = result.folder / "per_item.csv"
         if not path.is_file():
             continue
-        try:
-            frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-        except Exception as exc:
-            raise LassbenchError(f"{path}: cannot parse per-item CSV ({exc})") from exc
+        frame = read_manifest(path, [])  # restores defused cells, as every reader of our CSVs must
         if "sdri" not in frame.columns:
             continue
         frame["sdri"] = pd.to_numeric(frame["sdri"], errors="coerce")

@@ -30,7 +30,8 @@ id                  item id, also the file stem of its wavs
 split               train / val / test
 target_id           source_id of the target clip; empty for an item without a reference (a real mixture):
                     ``evaluate`` scores it reference-free only (``--clap``)
-interferer_ids      JSON list of source_ids mixed in as interferers
+interferer_ids      JSON list of source_ids mixed in as interferers (empty for AudioSep's rendered items: the
+                    mixture is a published file, ``mixture_source`` names it; the interferer written is the residual)
 query               the caption used as the text query
 captions            JSON list of all captions of the target
 labels              JSON list of the target's class labels
@@ -40,17 +41,22 @@ snr_db              target-to-interference ratio of the item (protocol's unit: L
 gain                common gain applied to avoid clipping (1.0 when none)
 sample_rate         int
 num_samples         int
-protocol            lassbench | lassnet | audiosep | dcase2024
+protocol            lassbench | lassnet | audiosep | dcase2024 | clapsep
 seed                the build seed
 condition           free tag of how the item was drawn (e.g. ``attribute_contrast``, ``different_class``)
 mixture_sha1        checksum of mixture/<id>.wav
 target_sha1         checksum of target/<id>.wav
 ==================  ======================================================================================
+
+Protocol columns (present when the protocol writes them): ``index_row`` (the index file's line),
+``negative_query`` (clapsep: the list's negative caption, what *not* to separate), ``mixture_source`` (audiosep
+rendered: the published mixture file), ``contrast_attribute`` (lassbench).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -66,6 +72,9 @@ ITEM_COLUMNS = [
 ]
 JSON_LIST_COLUMNS = ("captions", "labels", "interferer_ids", "interferer_lufs", "audiocap_ids", "attributes")
 _CSV_INJECTION_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+# "+"/"-" then only id characters (YouTube ids such as -abc_123XYZ): a spreadsheet can run nothing from that, so such
+# cells are written verbatim and every CSV reader (pandas too) gets the id back unchanged
+_PLAIN_SIGNED = re.compile(r"^[+-][A-Za-z0-9_.-]*$")
 
 
 def encode_list(values: Iterable) -> str:
@@ -154,8 +163,11 @@ def read_dataset_json(data_dir: str | Path) -> dict:
 
 
 def write_manifest_csv(frame: pd.DataFrame, path: str | Path) -> Path:
-    """Write atomically; list cells become JSON; text cells that a spreadsheet would run as a formula are quoted
-    with a leading apostrophe (CSV injection)."""
+    """Write atomically; list cells become JSON; text cells that a spreadsheet could run as a formula get a leading
+    apostrophe (CSV injection): those starting with ``= @`` tab or CR, or with ``+``/``-`` followed by more than
+    letters, digits and ``_ . -``. Ids such as YouTube's ``-abc_123XYZ`` and numbers are written as they are.
+    :func:`read_manifest` removes the apostrophe again (every lassbench reader of these CSVs goes through it); a
+    cell that really starts with an apostrophe before such a character gets a second one, so reads are exact."""
     out = frame.copy()
     for column in out.columns:
         out[column] = [_cell(v) for v in out[column]]
@@ -167,15 +179,21 @@ def write_manifest_csv(frame: pd.DataFrame, path: str | Path) -> Path:
 def _cell(value):
     if isinstance(value, (list, tuple)):
         return encode_list(value)
-    if isinstance(value, str) and value.startswith(_CSV_INJECTION_PREFIXES) and not _looks_numeric(value):
+    if isinstance(value, str) and (_formula_like(value) or _uncell(value) != value):
         return "'" + value
     return value
 
 
+def _formula_like(text: str) -> bool:
+    return text.startswith(_CSV_INJECTION_PREFIXES) and not _looks_numeric(text) and not _PLAIN_SIGNED.match(text)
+
+
 def _uncell(value):
-    """Undo :func:`_cell`'s apostrophe (YouTube ids may start with '-')."""
-    if isinstance(value, str) and len(value) > 1 and value[0] == "'" and value[1] in "=+-@\t\r":
-        return value[1:]
+    """Undo :func:`_cell`'s apostrophe: one is removed before (more apostrophes and) a formula character."""
+    if isinstance(value, str) and value[:1] == "'":
+        rest = value[1:].lstrip("'")
+        if rest[:1] and rest[0] in "=+-@\t\r":
+            return value[1:]
     return value
 
 

@@ -300,3 +300,19 @@ def test_audiosep_audioset_list_without_its_rendered_folder_is_one_clear_error(t
                      'index=000,source.wav","x"\n')
     with pytest.raises(LassbenchError, match="none of the 1 rendered pairs"):
         _build(tmp_path / "out", clips, "audiosep", str(index))
+
+
+def test_leaderboard_rows_of_a_remixed_audiosep_benchmark_say_not_exact(tmp_path, clips):
+    from lassbench.leaderboard import read_result_folder
+
+    index = _index(tmp_path / "esc50_eval.csv", "idx,caption,src_wav,noise_wav", [(0, "dog", "Yt7.wav", "Yn10.wav")])
+    result = _build(tmp_path / "esc50-remix", clips, "audiosep", index)
+    rows = {}
+    for name, folder in (("remix", result.out), ("rendered", None)):
+        if folder is None:
+            source, index2, _ = _idx_set(tmp_path, "esc50", *IDX_SETS["esc50"][:2])
+            folder = _build(tmp_path / "esc50-rendered", source, "audiosep", index2).out
+        out = tmp_path / "results" / name / "mixture"
+        evaluate_manifest(folder / "manifest.csv", folder / "mixture", out=out)
+        rows[name] = read_result_folder(out)
+    assert rows["remix"].exact == "no" and rows["rendered"].exact == "yes"

@@ -195,7 +195,7 @@ def _prepare_rendered(frame: pd.DataFrame, request: BuildRequest, location: str)
         return ItemSpec(
             item_id=identifier, split=split, target_id=ids[0], interferer_ids=(), query=query, captions=(query,),
             labels=labels, rule="rendered", snr_db=(), condition="index", protocol=NAME, seed=request.seed,
-            index=position, mixture_id=ids[1], extra=(("index_row", str(position + 2)),),
+            index=position, mixture_id=ids[1], extra=(("index_row", str(position + 2)), ("mixture_source", ids[1])),
         )
 
     prepared = prepare_from_index(frame, request, split=split, rows_ids=rows_ids, make_spec=make, skipped=missing,
