@@ -30,6 +30,7 @@ VERBS: dict[str, str] = {
     "run": "run",
     "separate": "separate",
     "leaderboard": "leaderboard",
+    "listen": "listen",
 }
 
 

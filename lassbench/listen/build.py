@@ -1,0 +1,190 @@
+"""``lassbench listen build``: a self-contained MUSHRA-style test page from runs saved with ``--save-audio``.
+
+Inputs: result folders ``OUT/<benchmark>/<system>`` of ``lassbench run ... --save-audio`` (estimates under
+``estimates/<id>.wav``, ``run.json``, ``per_item.csv``) and the built benchmark they separated (mixtures and targets).
+Output folder::
+
+    index.html          the test: HTML + JS, the test description embedded (opens from file://, no server)
+    test.json           what was built: items, queries, condition order per trial, loudness gains, per-item metrics
+    audio/<trial>/      ref.wav (the open reference) and 1.wav .. n.wav (the conditions in their shuffled order)
+
+Trials (items) and the order of conditions within each are drawn with ``seed``; the same inputs give the same
+``test_id``, so ratings collected on an earlier build of the same test stay valid.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from lassbench import __version__
+from lassbench.audio import read_audio, write_audio, write_text_atomic
+from lassbench.errors import LassbenchError
+from lassbench.listen.page import render_page
+from lassbench.listen.stimuli import FIXED_CONDITIONS, REFERENCE, trial_stimuli
+from lassbench.manifests import built_benchmark_dir, read_dataset_json, read_item_manifest
+from lassbench.paths import check_output_folder
+
+CORRELATED_METRICS = ("sdri", "si_sdri")  # + every clap_score*@digest column a run has
+
+
+@dataclass
+class ListenConfig:
+    runs: list[str]
+    out: str
+    data: str | None = None  # the built benchmark the runs separated; default: run.json's, or synth's
+    trials: int = 10
+    seed: int = 0
+    items: list[str] | None = None  # explicit item ids instead of a seeded draw
+    loudness_lufs: float = -23.0
+    max_seconds: float | None = 10.0
+    title: str = "Listening test: language-queried source separation"
+
+
+@dataclass
+class RunFolder:
+    system: str
+    folder: Path
+    benchmark: str | None
+    metrics: pd.DataFrame | None  # per_item.csv indexed by item, when present
+
+
+def build_test(config: ListenConfig) -> Path:
+    """Write the test folder; returns the path of index.html."""
+    if config.trials < 1:
+        raise LassbenchError("--trials must be at least 1")
+    runs = [_read_run(Path(r)) for r in config.runs]
+    _check_systems(runs)
+    data_dir = _benchmark_folder(config.data, runs)
+    manifest = read_item_manifest(data_dir / "manifest.csv")
+    ids = _pick_items(manifest, data_dir, runs, config)
+    out = Path(config.out)
+    check_output_folder(out, "--out")
+    rng = np.random.default_rng(config.seed)
+    queries = dict(zip(manifest["id"].astype(str), manifest["query"], strict=True))
+    trials = [_build_trial(f"t{n:02d}", item, queries[item], data_dir, runs, config, rng, out)
+              for n, item in enumerate(ids, start=1)]
+    test = {
+        "title": config.title,
+        "benchmark": runs[0].benchmark or data_dir.name,
+        "data": str(data_dir),
+        "systems": [r.system for r in runs],
+        "fixed_conditions": list(FIXED_CONDITIONS),
+        "seed": config.seed,
+        "loudness_lufs": config.loudness_lufs,
+        "max_seconds": config.max_seconds,
+        "trials": trials,
+        "lassbench_version": __version__,
+    }
+    identity = {k: test[k] for k in ("benchmark", "systems", "seed", "loudness_lufs", "max_seconds")}
+    identity["trials"] = [{k: t[k] for k in ("trial_id", "item", "query", "stimuli")} for t in trials]
+    test["test_id"] = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:12]
+    write_text_atomic(out / "test.json", json.dumps(test, indent=2) + "\n")
+    return write_text_atomic(out / "index.html", render_page(test))
+
+
+def _read_run(folder: Path) -> RunFolder:
+    if not (folder / "estimates").is_dir():
+        raise LassbenchError(f"{folder}: no estimates/ folder; rerun with `lassbench run MODEL --save-audio`")
+    info = {}
+    if (folder / "run.json").is_file():
+        try:
+            info = json.loads((folder / "run.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise LassbenchError(f"{folder / 'run.json'}: cannot read ({exc})") from exc
+    metrics = None
+    if (folder / "per_item.csv").is_file():
+        metrics = pd.read_csv(folder / "per_item.csv", dtype={"item": str}).set_index("item")
+    return RunFolder(system=str(info.get("system") or folder.name), folder=folder,
+                     benchmark=info.get("benchmark") or folder.parent.name, metrics=metrics)
+
+
+def _check_systems(runs: list[RunFolder]) -> None:
+    if not runs:
+        raise LassbenchError("name at least one run folder (OUT/<benchmark>/<system> made with --save-audio)")
+    names = [r.system for r in runs]
+    clash = sorted({n for n in names if names.count(n) > 1} | (set(names) & {REFERENCE, *FIXED_CONDITIONS}))
+    if clash:
+        raise LassbenchError(f"run folders with the same or a reserved system name: {', '.join(clash)}")
+    benchmarks = sorted({r.benchmark for r in runs if r.benchmark})
+    if len(benchmarks) > 1:
+        raise LassbenchError(f"the runs come from different benchmarks ({', '.join(benchmarks)}); one test compares "
+                             "systems on the same items")
+
+
+def _benchmark_folder(data: str | None, runs: list[RunFolder]) -> Path:
+    if data is not None:
+        folder = built_benchmark_dir(data)
+    elif runs[0].benchmark == "synth":
+        from lassbench.build import default_benchmark
+
+        folder = Path(default_benchmark())
+    else:
+        raise LassbenchError(f"pass --data BENCH: the built benchmark '{runs[0].benchmark}' the runs separated "
+                             "(its mixtures and targets are the test's mixture and reference)")
+    name = read_dataset_json(folder).get("name") or folder.name
+    if runs[0].benchmark and name != runs[0].benchmark:
+        raise LassbenchError(f"{folder}: benchmark '{name}', but the runs separated '{runs[0].benchmark}'")
+    return folder
+
+
+def _pick_items(manifest: pd.DataFrame, data_dir: Path, runs: list[RunFolder], config: ListenConfig) -> list[str]:
+    ids = [str(i) for i in manifest["id"]]
+    with_target = {i for i in ids if (data_dir / "target" / f"{i}.wav").is_file()}
+    estimated = set.intersection(*({p.stem for p in (r.folder / "estimates").glob("*.wav")} for r in runs))
+    usable = [i for i in ids if i in with_target and i in estimated]
+    if config.items:
+        unusable = [i for i in config.items if i not in set(usable)]
+        if unusable:
+            raise LassbenchError(f"item(s) without a target or without an estimate in every run: "
+                                 f"{', '.join(unusable[:5])}")
+        return list(config.items)
+    if len(usable) < config.trials:
+        raise LassbenchError(f"{len(usable)} item(s) have a target and an estimate from every run, fewer than "
+                             f"--trials {config.trials}")
+    rng = np.random.default_rng(config.seed)
+    return [usable[k] for k in rng.choice(len(usable), size=config.trials, replace=False)]
+
+
+def _build_trial(trial_id: str, item: str, query: str, data_dir: Path, runs: list[RunFolder],
+                 config: ListenConfig, rng: np.random.Generator, out: Path) -> dict:
+    target, rate = read_audio(data_dir / "target" / f"{item}.wav")
+    mixture = _read_at(data_dir / "mixture" / f"{item}.wav", rate)
+    estimates = {r.system: _read_at(r.folder / "estimates" / f"{item}.wav", rate) for r in runs}
+    stimuli, levels = trial_stimuli(target, mixture, estimates, rate, loudness_lufs=config.loudness_lufs,
+                                    max_seconds=config.max_seconds, where=f"item {item}")
+    conditions = [c for c in stimuli if c != REFERENCE]
+    order = [conditions[k] for k in rng.permutation(len(conditions))]
+    files = {REFERENCE: f"audio/{trial_id}/ref.wav"}
+    files.update({c: f"audio/{trial_id}/{k}.wav" for k, c in enumerate(order, start=1)})
+    for condition, relative in files.items():
+        write_audio(out / relative, stimuli[condition], rate, subtype="PCM_16")
+    return {
+        "trial_id": trial_id,
+        "item": item,
+        "query": query,
+        "reference": files[REFERENCE],
+        "stimuli": [{"id": c, "file": files[c]} for c in order],
+        "levels": levels,
+        "metrics": {r.system: _item_metrics(r, item) for r in runs},
+    }
+
+
+def _read_at(path: Path, rate: int) -> np.ndarray:
+    audio, other = read_audio(path)
+    if other != rate:
+        raise LassbenchError(f"{path}: {other} Hz, but the benchmark's target is {rate} Hz")
+    return audio
+
+
+def _item_metrics(run: RunFolder, item: str) -> dict:
+    if run.metrics is None or item not in run.metrics.index:
+        return {}
+    row = run.metrics.loc[item]
+    names = [c for c in run.metrics.columns if c in CORRELATED_METRICS or c.startswith("clap_score")]
+    return {name: float(row[name]) for name in names if pd.notna(row[name])}
