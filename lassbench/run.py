@@ -424,6 +424,15 @@ def _resolve_data(data: str | None, log) -> Path:
 def _select_items(data_dir: Path, split: str, limit: int | None, manifest: pd.DataFrame | None = None
                   ) -> pd.DataFrame:
     items = read_item_manifest(data_dir / "manifest.csv") if manifest is None else manifest
+    ids = items["id"].astype(str)
+    unsafe = [i for i in ids if not i or i in (".", "..") or "/" in i or "\\" in i]
+    if unsafe:  # ids are file stems: mixture/<id>.wav, estimates/<id>.wav
+        raise LassbenchError(f"{data_dir / 'manifest.csv'}: item id(s) that are not plain file names: "
+                             f"{', '.join(unsafe[:5])}")
+    duplicated = sorted(set(ids[ids.duplicated()]))
+    if duplicated:
+        raise LassbenchError(f"{data_dir / 'manifest.csv'}: duplicate item id(s) {', '.join(duplicated[:5])} "
+                             "(each id names one mixture file)")
     if "split" in items and split:
         items = items[items["split"] == split]
     if items.empty:

@@ -219,3 +219,23 @@ def test_interrupting_run_says_it_resumes(bench, tmp_path, capsys, monkeypatch):
     _counting(monkeypatch, fail_after=0)
     code, err = _cli(["run", "mixture", "--data", str(bench), "--out", str(tmp_path), "--workers", "0"], capsys)
     assert code == 130 and "resume" in err and "scored" in err
+
+
+def test_duplicate_item_ids_are_refused(bench, tmp_path, capsys):
+    copy = tmp_path / "dup"
+    shutil.copytree(bench, copy)
+    frame = pd.read_csv(copy / "manifest.csv", dtype=str, keep_default_na=False)
+    pd.concat([frame, frame.iloc[[0]]]).to_csv(copy / "manifest.csv", index=False)
+    code, err = _cli(["run", "mixture", "--data", str(copy), "--out", str(tmp_path / "r")], capsys)
+    assert code == 2 and "duplicate item id" in err
+
+
+def test_run_says_it_is_building_the_benchmark_before_a_first_use_build(tmp_path, monkeypatch):
+    import lassbench.build as build
+    from lassbench.run import _resolve_data
+
+    notes: list[str] = []
+    monkeypatch.setattr(build, "default_benchmark", lambda **kw: notes.append("built") or tmp_path)
+    monkeypatch.setattr(build, "default_out", lambda *a: tmp_path / "empty-cache")
+    assert _resolve_data(None, notes.append) == tmp_path
+    assert notes[0].startswith("building the embedded synth benchmark") and notes[1] == "built"
