@@ -11,12 +11,11 @@ import time
 from pathlib import Path
 
 import pytest
+from test_listen import make_runs  # tests/ is on sys.path (pytest rootdir-relative import)
 
 from lassbench.listen.build import ListenConfig, build_test
 from lassbench.listen.scoring import read_test
 from lassbench.listen.stimuli import HIDDEN_REFERENCE, LOW_ANCHOR
-
-from test_listen import make_runs  # tests/ is on sys.path (pytest rootdir-relative import)
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
