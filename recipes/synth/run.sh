@@ -4,20 +4,24 @@
 #   bash recipes/synth/run.sh                     # all stages
 #   bash recipes/synth/run.sh --stage 3           # from stage 3 on (e.g. after training)
 #   bash recipes/synth/run.sh --stage 2 --stop-stage 2 --models lassnet
+#   bash recipes/synth/run.sh --stage 2 --ship   # train, then replace the shipped checkpoints and their logs
 #
 # Stages: 0 data (synth corpus + benchmark, val/test), 1 (reserved: build is part of 0 for synth),
-# 2 train (tiny models), 3 run (every model + references, query study), 4 leaderboard.
+# 2 train (tiny models) into $RUNS, 3 run (every model + references, query study), 4 leaderboard.
+# Stage 2 never touches lassbench/checkpoints/ unless --ship is given: without it, a stage 3 in the same invocation
+# runs the checkpoints stage 2 just trained in $RUNS; a stage 3 on its own runs the shipped checkpoints.
 # STEPS, BATCH, THREADS, SEED and PARALLEL (1: train the models side by side) may be set in the environment. The wall time of each stage is printed; the
 # shipped checkpoints were made with the defaults below (see docs/benchmarks.md for the measured times).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-stage=0; stop_stage=4; models="lassnet tag-queried class-conditioned"
+stage=0; stop_stage=4; models="lassnet tag-queried class-conditioned"; ship=0; trained_here=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --stage) stage=$2; shift 2 ;;
     --stop-stage) stop_stage=$2; shift 2 ;;
     --models) models=$2; shift 2 ;;
+    --ship) ship=1; shift ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -40,8 +44,20 @@ train_one() {  # model threads
   [ -f "$RUNS/$model/last.pt" ] && resume="--resume"
   timed lassbench train "$model" --data "$DATA" --out "$RUNS/$model" --steps "$STEPS" --batch-size "$BATCH" \
     --threads "$2" --seed "$SEED" --val-every 500 --checkpoint-every 250 $resume
-  ship_checkpoint "$RUNS/$model/model.pt" "lassbench/checkpoints/$model-tiny.pt"
-  mkdir -p recipes/synth/logs && cp "$RUNS/$model/log.csv" "recipes/synth/logs/$model.csv"
+  if [ "$ship" = 1 ]; then
+    ship_checkpoint "$RUNS/$model/model.pt" "lassbench/checkpoints/$model-tiny.pt"
+    mkdir -p recipes/synth/logs && cp "$RUNS/$model/log.csv" "recipes/synth/logs/$model.csv"
+    echo "shipped $RUNS/$model/model.pt as lassbench/checkpoints/$model-tiny.pt"
+  else
+    echo "trained $RUNS/$model/model.pt (lassbench/checkpoints/ untouched; --ship replaces the shipped one)"
+  fi
+}
+
+checkpoint_of() {  # the checkpoint stage 3 runs: the one stage 2 just trained and did not ship, else the shipped one
+  case " $models " in *" $1 "*) ;; *) return 0 ;; esac
+  if [ "$trained_here" = 1 ] && [ "$ship" = 0 ] && [ -f "$RUNS/$1/model.pt" ]; then
+    echo "--checkpoint $RUNS/$1/model.pt"
+  fi
 }
 
 if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
@@ -53,13 +69,14 @@ if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
   else
     for model in $models; do train_one "$model" "$THREADS"; done
   fi
+  trained_here=1
   echo "stage 2 (train: $models) took $((SECONDS - t0)) s"
 fi
 
 if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
-  timed lassbench run lassnet --data "$DATA" --out "$RESULTS" --queries all
+  timed lassbench run lassnet --data "$DATA" --out "$RESULTS" --queries all $(checkpoint_of lassnet)
   for model in tag-queried class-conditioned mixture oracle-irm oracle-ibm; do
-    timed lassbench run "$model" --data "$DATA" --out "$RESULTS"
+    timed lassbench run "$model" --data "$DATA" --out "$RESULTS" $(checkpoint_of "$model")
   done
 fi
 
