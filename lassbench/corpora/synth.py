@@ -4,10 +4,15 @@
 format of :mod:`lassbench.manifests`, with three splits drawn from disjoint seeds. Every clip belongs to one of the
 classes listed by :func:`synth_classes` and has attributes that are *audible*:
 
-* ``pitch``: ``low`` or ``high`` — class-specific ranges at least 3x apart (e.g. an alarm beeps at 250-400 Hz or
-  1.5-2.8 kHz);
-* ``tempo``: ``slow`` or ``fast`` — the event / modulation rate differs 3x or more;
-* ``rhythm``: ``regular`` or ``irregular`` onsets (event classes);
+* ``pitch``: ``low`` or ``high`` — class-specific, non-overlapping ranges (e.g. an alarm beeps at 250-400 Hz or
+  1.5-2.8 kHz). The gap (lowest high pitch / highest low pitch) is 3.3-4.3x for seven classes and 1.54-2.78x for six
+  (Speech 1.54, Bird 1.75, Dog 1.75, Engine 2.0, Whistle 2.25, Typing 2.78); Rain has no pitch (its noise band is
+  300-1500 Hz vs 2.5-7 kHz);
+* ``tempo``: ``slow`` or ``fast`` — the event / modulation rate; the gap (lowest fast / highest slow rate) is 3.0-5.3x
+  for six classes and 1.67-2.8x for eight (Drums 1.67, Typing 2.25, Speech 2.29, Piano 2.4, Dog 2.5, Alarm 2.73,
+  Bell 2.78, Bird 2.8) — ratios of the ``pitch_range`` / ``rate_range`` bounds in the class table below;
+* ``rhythm``: ``regular`` or ``irregular`` onsets for event classes, ``continuous`` for the others (Siren, Engine,
+  Rain, Wind, Speech);
 * ``loudness``: ``quiet`` or ``loud`` — the clip's level (a loudness-normalising protocol removes it in mixtures,
   so captions never mention it).
 
