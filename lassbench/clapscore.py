@@ -30,7 +30,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 
 from lassbench.audio import resample, sha256_file
 from lassbench.errors import LassbenchError
@@ -149,6 +148,8 @@ class ClapScorer:
 
     def text_embedding(self, query: str) -> np.ndarray:
         if query not in self._text_cache:
+            import torch
+
             tokens = self.tokenizer([query], return_tensors="pt", padding=True, truncation=True)
             with torch.no_grad():
                 out = self.model.get_text_features(**{k: v.to(self.device) for k, v in tokens.items()})
@@ -174,6 +175,8 @@ class ClapScorer:
         return np.stack([_unit(row) for row in out])
 
     def _embed_windows(self, windows: list[np.ndarray]) -> np.ndarray:
+        import torch
+
         features = self.extractor(windows, sampling_rate=self.sample_rate, return_tensors="pt",
                                   truncation=self.truncation, padding="repeatpad")
         with torch.no_grad():

@@ -98,6 +98,7 @@ class SystemResult:
     # dataset.json "exact" via summary.json: "no" when the benchmark only approximates its published protocol (AudioSep
     # lists re-mixed from raw clips); "" when unknown (reported rows, results from before the flag)
     exact: str = ""
+    clap: dict = field(default_factory=dict)  # summary.json "clap": checkpoint, SHA-256, rate, window (clapscore)
 
     @property
     def is_reference(self) -> bool:
@@ -176,6 +177,7 @@ def read_result_folder(folder: str | Path) -> SystemResult:
         date=str(run.get("date") or summary.get("date") or ""),
         folder=folder,
         item_set=str(summary.get("item_set_sha1") or _item_set_from_per_item(folder)),
+        clap=summary["clap"] if isinstance(summary.get("clap"), dict) else {},
     )
 
 
@@ -266,7 +268,25 @@ def main_table(systems: list[SystemResult]) -> pd.DataFrame:
         if id(result) in apart:
             record["notes"] = "; ".join(n for n in (record["notes"], apart[id(result)]) if n)
         records.append(record)
-    return pd.DataFrame(records, columns=MAIN_COLUMNS)
+    return _with_clap_columns(pd.DataFrame(records, columns=MAIN_COLUMNS), rows)
+
+
+def _with_clap_columns(frame: pd.DataFrame, rows: list[SystemResult]) -> pd.DataFrame:
+    """Reference-free CLAPScore columns where any row has them (``evaluate --clap``). Their names carry the
+    checkpoint's digest (``clap_score@1a2b3c4d``), so scores of different CLAP checkpoints never share a column;
+    ``clap_checkpoint`` names the checkpoint, its SHA-256 and the preprocessing of each row's scores."""
+    from lassbench.clapscore import is_clap_metric
+
+    names = sorted({m for r in rows for m in r.metrics if is_clap_metric(m)})
+    if not names:
+        return frame
+    for name in names:
+        for stat, suffix in (("mean", ""), ("ci95_low", "_ci95_low"), ("ci95_high", "_ci95_high")):
+            frame[f"{name}{suffix}"] = [_fmt(r.value(name, stat)) for r in rows]
+    frame["clap_checkpoint"] = [
+        f"{r.clap.get('checkpoint')} sha256={r.clap.get('sha256')} {r.clap.get('sample_rate')} Hz "
+        f"{r.clap.get('window_s')} s windows" if r.clap else "" for r in rows]
+    return frame
 
 
 def incomparable(systems: list[SystemResult]) -> dict[int, str]:

@@ -236,3 +236,19 @@ def test_clap_on_folders_is_one_clear_error(tmp_path, tiny_clap, capsys):
     code, _, err = run_evaluate(["--references", tmp_path / "ref", "--estimates", tmp_path / "est", "--out",
                                  tmp_path / "r", "--clap", tiny_clap], capsys)
     assert code == 2 and "--clap needs the queries" in err
+
+
+def test_leaderboard_keeps_each_checkpoint_in_its_own_columns(tmp_path, tiny_clap, scorer):
+    from lassbench.evaluate import evaluate_manifest
+    from lassbench.leaderboard import build_leaderboards, collect_results
+
+    manifest = write_bench(tmp_path, {"a": True, "b": False})
+    other = ClapScorer(make_tiny_clap(tmp_path / "other-clap", seed=2))
+    evaluate_manifest(manifest, tmp_path / "est", out=tmp_path / "results" / "toy" / "sys-a", clap=scorer)
+    evaluate_manifest(manifest, tmp_path / "est", out=tmp_path / "results" / "toy" / "sys-b", clap=other)
+    main = build_leaderboards(collect_results(tmp_path / "results"))["toy"].main.set_index("system")
+    assert {scorer.score_name, other.score_name, scorer.improvement_name} <= set(main.columns)
+    assert main.loc["sys-a", scorer.score_name] != "" and main.loc["sys-a", other.score_name] == ""
+    assert main.loc["sys-b", other.score_name] != "" and main.loc["sys-b", scorer.score_name] == ""
+    assert f"sha256={scorer.sha256}" in main.loc["sys-a", "clap_checkpoint"]
+    assert "48000 Hz 1.0 s windows" in main.loc["sys-b", "clap_checkpoint"]
