@@ -10,7 +10,7 @@ from lassbench.errors import LassbenchError
 
 _EPILOG = """\b
 Examples:
-  lassbench evaluate --manifest data/synth/manifest.csv --estimates out/lassnet --out results/lassnet
+  lassbench evaluate --manifest data/synth/manifest.csv --split test --estimates out/lassnet --out results/lassnet
   lassbench evaluate --references ref/ --estimates est/ --mixtures mix/ --out results/x --metrics sdri,bss_sdr
 
 \b
@@ -41,7 +41,9 @@ Writes OUT/per_item.csv and OUT/summary.json and prints the summary table. See d
 @click.option("--clap", help="Also score reference-free with CLAPScore (cos(CLAP(estimate), CLAP(query)) and its "
               "gain over the mixture): a CLAP checkpoint folder or hub name (e.g. laion/clap-htsat-unfused). "
               "Needs --manifest; items with an empty target_id get only these. See docs/evaluation.md.")
-def command(manifest, references, estimates, mixtures, out, metric_names, align, aggregate, clap) -> None:
+@click.option("--split", help="With --manifest: score only the items of this split (e.g. test), so estimates are "
+              "needed for those only and the row is comparable with `lassbench run` (which scores test).")
+def command(manifest, references, estimates, mixtures, out, metric_names, align, aggregate, clap, split) -> None:
     """Score separated estimates: SDR, SDRi, SI-SDR(i), BSS-Eval SDR, with bootstrap 95% CIs."""
     from lassbench.evaluate import evaluate_folders, evaluate_manifest, format_table
 
@@ -51,9 +53,11 @@ def command(manifest, references, estimates, mixtures, out, metric_names, align,
         if mixtures is not None:
             raise LassbenchError("--mixtures is read from the manifest's folder; drop it when using --manifest")
         _, summary = evaluate_manifest(manifest, estimates, out=out, metrics=metric_names, align=align,
-                                       aggregate=aggregate, progress=True, clap=clap)
+                                       aggregate=aggregate, progress=True, clap=clap, split=split)
         for name, skipped in summary.get("not_scored", {}).items():
             click.echo(f"not scored: {name} for {skipped['n']} item(s): {skipped['reason']}", err=True)
+    elif split is not None:
+        raise LassbenchError("--split selects rows of a manifest: use it with --manifest")
     elif clap is not None:
         raise LassbenchError("--clap needs the queries: score a benchmark with --manifest (a CSV with id,query)")
     else:

@@ -18,8 +18,8 @@ import click
               help="Hand-curated reported-results CSV with a citation per row. "
                    "[default: OUT/reported.csv if it exists]")
 @click.option("--no-reported", is_flag=True, help="Leave reported (paper) figures out of the tables.")
-@click.option("--markdown", type=click.Path(path_type=Path), default=Path("docs/leaderboard.md"),
-              show_default=True, help="Markdown page with every table.")
+@click.option("--markdown", type=click.Path(path_type=Path), default=None,
+              help="Markdown page with every table. [default: OUT/leaderboard.md]")
 @click.option("--no-markdown", is_flag=True, help="Do not write the markdown page.")
 @click.option("--plots/--no-plots", default=True, show_default=True,
               help="PNG per benchmark (SDRi distribution, per-class SDRi); needs matplotlib "
@@ -29,7 +29,7 @@ def command(
     out_dir: Path,
     reported: Path | None,
     no_reported: bool,
-    markdown: Path,
+    markdown: Path | None,
     no_markdown: bool,
     plots: bool,
 ) -> None:
@@ -37,18 +37,21 @@ def command(
 
     \b
     Main table OUT/<benchmark>.csv: default-variant runs and outside systems, ranked by SDRi, plus
-    reported (paper) figures ranked separately; reference systems (mixture, oracle-*) are listed unranked.
+    reported (paper) figures ranked separately; reference systems (mixture, oracle-*) are listed unranked,
+    and so are rows that scored another item set than the table's other rows (noted: not comparable).
     Query-robustness table OUT/<benchmark>_queries.csv: one row per (model, variant) of `lassbench run
     MODEL --queries all`. Every row names its SDR definition and aggregation.
 
     \b
     Example (score your own system, then rank it):
-      lassbench evaluate --manifest BENCH/manifest.csv --estimates my_estimates \
+      lassbench evaluate --manifest BENCH/manifest.csv --split test --estimates my_estimates \
         --out leaderboards/results/synth/my-system
       lassbench leaderboard --results leaderboards/results --out leaderboards
     """
     from lassbench.leaderboard import default_reported_path, write_leaderboards
 
+    if markdown is None:
+        markdown = out_dir / "leaderboard.md"  # nothing is written outside the folders the user names
     if no_reported:
         reported = None
     elif reported is None:

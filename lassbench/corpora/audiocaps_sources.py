@@ -5,11 +5,14 @@ reason class that ends up in ``failures.csv``.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import re
 import shutil
+import socket
 import subprocess
 import threading
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -43,7 +46,8 @@ YOUTUBE_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{11}")
 _REASON_PATTERNS: tuple[tuple[str, tuple[str, ...]], ...] = (
     (PRIVATE, ("private video", "video is private")),
     (AGE_RESTRICTED, ("confirm your age", "age-restricted", "age restricted", "inappropriate for some users")),
-    (GEO_BLOCKED, ("not available in your country", "geo restriction", "geo-restricted", "blocked it in your")),
+    # YouTube: "The uploader has not made this video available in your country" (yt-dlp prefixes "Video unavailable")
+    (GEO_BLOCKED, ("available in your country", "geo restriction", "geo-restricted", "blocked it in your")),
     (RATE_LIMITED, ("http error 429", "too many requests", "not a bot", "rate-limit", "rate limit")),
     (UNAVAILABLE, (
         "video unavailable", "http error 404", "http error 410", "404 not found", "410 gone", "has been removed",
@@ -280,15 +284,48 @@ def _load_hf_dataset(name_or_path: str):
     import datasets  # heavy import, only for this source
 
     path = Path(name_or_path)
+    offline = not path.exists() and not _hub_reachable()
     try:
         if (path / "dataset_dict.json").is_file() or (path / "state.json").is_file():
             return datasets.load_from_disk(str(path))
+        if offline:  # no retries against an unreachable hub (11 lines over 25 s): a cached copy still loads
+            with _hub_offline():
+                return datasets.load_dataset(name_or_path)
         return datasets.load_dataset(name_or_path)
     except Exception as exc:  # offline hub, missing repo, bad folder: all mean "cannot load this"
+        why = "the Hugging Face hub is unreachable and no copy is cached" if offline \
+            else _clean(str(exc)) or type(exc).__name__
         raise LassbenchError(
-            f"--source hf:{name_or_path}: cannot load the dataset ({_clean(str(exc)) or type(exc).__name__}); "
-            "offline, point it at a local dataset folder"
+            f"--source hf:{name_or_path}: cannot load the dataset ({why}); offline, point it at a local dataset folder"
         ) from exc
+
+
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    """One TCP connection to the hub's endpoint (the loaders would retry for ~25 s); False in offline mode."""
+    import huggingface_hub.constants as hub
+
+    if hub.HF_HUB_OFFLINE:
+        return False
+    url = urllib.parse.urlsplit(hub.ENDPOINT)
+    try:
+        with socket.create_connection((url.hostname, url.port or (443 if url.scheme == "https" else 80)), timeout):
+            return True
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def _hub_offline():
+    """Offline mode of huggingface_hub and datasets for one call (both read these flags at call time)."""
+    import datasets
+    import huggingface_hub.constants as hub
+
+    saved = hub.HF_HUB_OFFLINE, datasets.config.HF_HUB_OFFLINE
+    hub.HF_HUB_OFFLINE = datasets.config.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        hub.HF_HUB_OFFLINE, datasets.config.HF_HUB_OFFLINE = saved
 
 
 def _pick_split_and_columns(dataset, name: str, split: str):
