@@ -48,6 +48,15 @@ ON_INTERRUPT: dict[str, str] = {
 DEFAULT_ON_INTERRUPT = "finished files are kept"
 
 
+class Interrupted(KeyboardInterrupt):
+    """Raised by a verb (``raise Interrupted(detail) from exc`` in an ``except KeyboardInterrupt``) to replace its
+    :data:`ON_INTERRUPT` line with a more precise one; :func:`main` still prints the signal and sets the status."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
 class Terminated(KeyboardInterrupt):
     """Raised in the main thread by the SIGTERM handler: unwinds like Ctrl-C, so cleanup code runs."""
 
@@ -109,10 +118,12 @@ def main(argv: list[str] | None = None) -> None:
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
-    except (click.exceptions.Abort, KeyboardInterrupt):  # click turns Ctrl-C into Abort
+    except (click.exceptions.Abort, KeyboardInterrupt) as exc:  # click turns Ctrl-C into Abort (from the cause)
         signum = _received[-1] if _received else signal.SIGINT
+        cause = exc.__cause__ if isinstance(exc, click.exceptions.Abort) else exc
         verb = _verb_of(args)
         what = ON_INTERRUPT.get(verb, DEFAULT_ON_INTERRUPT) if verb else DEFAULT_ON_INTERRUPT
+        what = cause.detail if isinstance(cause, Interrupted) else what
         name = "terminated (SIGTERM)" if signum == signal.SIGTERM else "interrupted"
         click.echo(f"{name}: {what}", err=True)
         sys.exit(128 + int(signum))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
@@ -45,9 +44,10 @@ def command(model: str, data: str | None, split: str, checkpoint: str | None, ou
         outcomes = run_model(RunConfig(model=model, data=data, split=split, checkpoint=checkpoint, out=out,
                                        device=device, batch_size=batch_size, control=list(controls),
                                        queries=queries, save_audio=save_audio, limit=limit, workers=workers))
-    except KeyboardInterrupt:
-        click.echo(f"interrupted: the batches already scored are kept under {Path(out)}/<benchmark>/<system>/"
-                   ".partial; rerun the same command to resume", err=True)
-        sys.exit(130)  # not click's Exit: the entry point runs click with standalone_mode=False, which eats it
+    except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: the entry point prints which and exits 128 + signal
+        from lassbench.cli import Interrupted
+
+        raise Interrupted(f"the batches already scored are kept under {Path(out)}/<benchmark>/<system>/.partial; "
+                          "rerun the same command to resume") from exc
     if outcomes:  # under torchrun only the first process reports
         click.echo(print_outcomes(outcomes))
