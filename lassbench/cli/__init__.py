@@ -44,6 +44,7 @@ ON_INTERRUPT: dict[str, str] = {
     "separate": "the output was not written; rerun the same command to start again (separate does not resume)",
     "leaderboard": "tables already replaced are complete; rerun the same command to write them all",
     "models": "nothing was written",
+    "listen": "files already written are complete; rerun the same command to start again (listen does not resume)",
 }
 DEFAULT_ON_INTERRUPT = "finished files are kept"
 
