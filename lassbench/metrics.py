@@ -11,9 +11,12 @@ Conventions (see ``docs/metrics.md`` for the derivations and the published evalu
   Like AudioSep's ``calculate_sdr`` it floors both mean powers at ``SDR_EPS = 1e-10`` before the ratio, so it is
   always finite: a perfect estimate scores ``10·log10(max(mean(s²), 1e-10) / 1e-10)``, i.e. ``100 dB +
   10·log10(mean(s²))`` — at most 100 dB for any reference within [-1, 1].
-* The scale-invariant ratios (``si_sdr``, ``bss_sdr``) have no natural power scale, so instead of an absolute floor
-  they are clipped to ``±CAP_DB = 100 dB``: a perfect (or perfectly rescaled / filtered) estimate scores exactly
-  100 dB; when signal and residual are both exactly zero the ratio is defined as 0 dB. Never inf or NaN.
+* ``si_sdr`` has two conventions (:data:`SI_SDR_CONVENTIONS`), chosen per benchmark by its protocol
+  (:func:`si_sdr_convention`): lassbench's zero-mean one (also always available as ``si_sdr_zm``) and AudioSep's
+  ``calculate_sisdr`` (AudioSep, DCASE 2024 and CLAPSep evaluators: no mean removal, float eps, no clipping).
+* The zero-mean SI-SDR and ``bss_sdr`` have no natural power scale, so instead of an absolute floor they are clipped
+  to ``±CAP_DB = 100 dB``: a perfect (or perfectly rescaled / filtered) estimate scores exactly 100 dB; when signal
+  and residual are both exactly zero the ratio is defined as 0 dB. Never inf or NaN.
 * ``*i`` metrics are ``metric(s, ŝ) − metric(s, mixture)``, the improvement over doing nothing.
 """
 
@@ -25,11 +28,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.fft
+from threadpoolctl import threadpool_limits
 
 SDR_EPS = 1e-10  # AudioSep utils.calculate_sdr: np.clip(mean power, a_min=1e-10)
 CAP_DB = 100.0  # clip of the scale-invariant ratios, in dB
 DEFAULT_FILTER_LENGTH = 512  # BSS-Eval v4 / mir_eval / torchmetrics distortion filter taps
-_TIME_BLOCK = 65536  # samples per row cast to float64 at once by _gram: 4 x 512 KB stays in cache
+_TIME_BLOCK = 1 << 17  # samples per row cast to float64 at once: 1 MB per signal stays in cache
 _FFT_CHUNK_ROWS = 4  # rows transformed at once by bss_sdr: bounds the complex128 spectra in memory
 _CORR_FFT = 8192  # bss_sdr block FFT size (for 512 lags): short enough to stay in cache, 6% overlap
 
@@ -42,37 +46,42 @@ def sdr(reference, estimate):
     and no rescaling: a gain error counts as distortion. Perfect estimate: ``100 + 10·log10(P(s))`` dB (finite).
     """
     s, e = _as_pair(reference, estimate)
-    return _shape_out(_sdr_from_gram(_gram(s, [e]), s.shape[-1], 1), s.shape[:-1])
+    plain = _Plain(s, [e])
+    return _shape_out(plain.sdr(1), s.shape[:-1])
 
 
 def sdri(reference, estimate, mixture):
     """SDR improvement ``sdr(s, ŝ) − sdr(s, mixture)`` as in AudioSep / DCASE (``sdri = sdr - sdr_no_sep``)."""
     s, e = _as_pair(reference, estimate)
     _, x = _as_pair(reference, mixture)
-    g, n = _gram(s, [e, x]), s.shape[-1]
-    gain = _sdr_from_gram(g, n, 1) - _sdr_from_gram(g, n, 2)
-    return _shape_out(gain, s.shape[:-1])
+    plain = _Plain(s, [e, x])
+    return _shape_out(plain.sdr(1) - plain.sdr(2), s.shape[:-1])
 
 
-def si_sdr(reference, estimate, zero_mean: bool = True):
-    r"""Scale-invariant SDR (Le Roux et al. 2019): with ``α = ⟨s, ŝ⟩ / ‖s‖²``,
-    ``10·log10(‖α s‖² / ‖ŝ − α s‖²)``, clipped to ``±CAP_DB``.
+def si_sdr(reference, estimate, convention: str = "zero-mean"):
+    r"""Scale-invariant SDR: with ``α = ⟨s, ŝ⟩ / ‖s‖²``, ``10·log10(‖α s‖² / ‖ŝ − α s‖²)``.
 
-    ``zero_mean=True`` (default) removes each signal's mean first (asteroid, the SI-SDR paper).
-    ``zero_mean=False`` is the projection AudioSep's ``calculate_sisdr`` uses (its ``eps = finfo.eps`` terms shift
-    the value by far less than 1e-6 dB on real audio) and torchmetrics' default. Invariant to rescaling ŝ.
+    ``convention`` (see :data:`SI_SDR_CONVENTIONS`):
+
+    * ``"zero-mean"`` (lassbench's, also named ``si_sdr_zm``): each signal's mean removed first (Le Roux et al.
+      2019, asteroid), the ratio clipped to ``±CAP_DB``;
+    * ``"audiosep"``: AudioSep's ``utils.calculate_sisdr`` (also the DCASE 2024 Task 9 evaluator's) — no mean
+      removal, ``eps = finfo(reference dtype).eps`` added to the projection's numerator and denominator and to both
+      energies, no clipping: ``α = (eps + ⟨s, ŝ⟩) / (‖s‖² + eps)``, ``10·log10((eps + ‖αs‖²) / (eps + ‖ŝ − αs‖²))``.
+      The same formula as torchmetrics' ``scale_invariant_signal_distortion_ratio(zero_mean=False)``.
+
+    Invariant to rescaling ŝ (up to the eps terms).
     """
     s, e = _as_pair(reference, estimate)
-    return _shape_out(_si_sdr_from_gram(_gram(s, [e]), s.shape[-1], 1, zero_mean), s.shape[:-1])
+    return _shape_out(_Plain(s, [e]).si_sdr(1, _checked_convention(convention)), s.shape[:-1])
 
 
-def si_sdri(reference, estimate, mixture, zero_mean: bool = True):
-    """SI-SDR improvement ``si_sdr(s, ŝ) − si_sdr(s, mixture)``."""
+def si_sdri(reference, estimate, mixture, convention: str = "zero-mean"):
+    """SI-SDR improvement ``si_sdr(s, ŝ) − si_sdr(s, mixture)`` under one ``convention``."""
     s, e = _as_pair(reference, estimate)
     _, x = _as_pair(reference, mixture)
-    g, n = _gram(s, [e, x]), s.shape[-1]
-    gain = _si_sdr_from_gram(g, n, 1, zero_mean) - _si_sdr_from_gram(g, n, 2, zero_mean)
-    return _shape_out(gain, s.shape[:-1])
+    plain, convention = _Plain(s, [e, x]), _checked_convention(convention)
+    return _shape_out(plain.si_sdr(1, convention) - plain.si_sdr(2, convention), s.shape[:-1])
 
 
 def bss_sdr(reference, estimate, filter_length: int = DEFAULT_FILTER_LENGTH):
@@ -98,6 +107,22 @@ def bss_sdri(reference, estimate, mixture, filter_length: int = DEFAULT_FILTER_L
     return _shape_out(est - mix, s.shape[:-1])
 
 
+SI_SDR_CONVENTIONS: dict[str, str] = {
+    "zero-mean": "scale-invariant SDR of the zero-mean signals, clipped to ±100 dB (lassbench; Le Roux et al. 2019)",
+    "audiosep": "scale-invariant SDR, no mean removal, eps = finfo(dtype).eps added to the projection and to both "
+                "energies, unclipped: AudioSep utils.calculate_sisdr (AudioSep, DCASE2024 evaluators), the same "
+                "formula as torchmetrics scale_invariant_signal_distortion_ratio(zero_mean=False) (CLAPSep)",
+}
+# Protocols whose published evaluator scores SI-SDR with AudioSep's calculate_sisdr (or torchmetrics' identical
+# zero_mean=False formula); every other protocol keeps lassbench's zero-mean, capped definition.
+_AUDIOSEP_SI_SDR_PROTOCOLS = frozenset({"audiosep", "dcase2024", "clapsep"})
+
+
+def si_sdr_convention(protocol: str | None) -> str:
+    """The SI-SDR convention of a benchmark's protocol: ``"audiosep"`` where its evaluator uses that formula."""
+    return "audiosep" if protocol in _AUDIOSEP_SI_SDR_PROTOCOLS else "zero-mean"
+
+
 @dataclass(frozen=True)
 class Metric:
     """A registered metric: how to call it and what it means (written into summary.json)."""
@@ -114,15 +139,22 @@ METRICS: dict[str, Metric] = {
         Metric("sdr", sdr, False, "energy ratio 10log10(|s|^2/|s-ŝ|^2), mean powers floored at 1e-10, "
                "as AudioSep/DCASE2024 evaluators"),
         Metric("sdri", sdri, True, "sdr(s, ŝ) - sdr(s, mixture), as AudioSep/DCASE2024 evaluators"),
-        Metric("si_sdr", si_sdr, False, "scale-invariant SDR (zero-mean), clipped to ±100 dB; absolute, as "
-               "AudioSep's 'SISDR' column"),
-        Metric("si_sdri", si_sdri, True, "si_sdr(s, ŝ) - si_sdr(s, mixture)"),
+        Metric("si_sdr", si_sdr, False, "absolute SI-SDR (AudioSep's 'SISDR' column); by protocol: "),
+        Metric("si_sdri", si_sdri, True, "si_sdr(s, ŝ) - si_sdr(s, mixture); si_sdr by protocol: "),
+        Metric("si_sdr_zm", si_sdr, False, SI_SDR_CONVENTIONS["zero-mean"]),
+        Metric("si_sdri_zm", si_sdri, True, "si_sdr_zm(s, ŝ) - si_sdr_zm(s, mixture)"),
         Metric("bss_sdr", bss_sdr, False, "BSS-Eval SDR with a 512-tap distortion filter, as mir_eval "
                "bss_eval_sources / torchmetrics signal_distortion_ratio (CLAPSep's 'SDR')"),
         Metric("bss_sdri", bss_sdri, True, "bss_sdr(s, ŝ) - bss_sdr(s, mixture)"),
     )
 }
 DEFAULT_METRICS: tuple[str, ...] = ("sdr", "sdri", "si_sdr", "si_sdri")
+
+
+def definition(name: str, convention: str = "zero-mean") -> str:
+    """What metric ``name`` means under an SI-SDR ``convention`` (the text summary.json records)."""
+    text = METRICS[name].definition
+    return text + SI_SDR_CONVENTIONS[_checked_convention(convention)] if name in ("si_sdr", "si_sdri") else text
 
 
 def resolve_metrics(names: str | Iterable[str] | None) -> tuple[str, ...]:
@@ -144,50 +176,49 @@ def resolve_metrics(names: str | Iterable[str] | None) -> tuple[str, ...]:
 
 
 def compute_metrics(reference, estimate, mixture=None, metrics: Iterable[str] = DEFAULT_METRICS,
-                    filter_length: int = DEFAULT_FILTER_LENGTH) -> dict[str, np.ndarray]:
+                    filter_length: int = DEFAULT_FILTER_LENGTH, convention: str = "zero-mean") -> dict[str, np.ndarray]:
     """Several metrics of one batch in as few passes as possible (each base quantity is computed once).
 
-    Returns ``{name: float64 array of shape (...)}`` (numpy scalars for 1-D input).
+    ``convention`` is the SI-SDR definition of the ``si_sdr``/``si_sdri`` columns (:data:`SI_SDR_CONVENTIONS`;
+    ``si_sdr_zm`` is always zero-mean). Returns ``{name: float64 array of shape (...)}`` (numpy scalars for 1-D
+    input).
     """
     names = resolve_metrics(list(metrics))
+    convention = _checked_convention(convention)
     s, e = _as_pair(reference, estimate)
     x = None if mixture is None else _as_pair(reference, mixture)[1]
     if x is None and any(METRICS[n].needs_mixture for n in names):
         needing = [n for n in names if METRICS[n].needs_mixture]
         raise ValueError(f"metric(s) {', '.join(needing)} need the mixture")
-    base = _BaseValues(s, e, x, filter_length)
+    signals = [e] if x is None else [e, x]
+    stems = {_stem(n) for n in names}
+    plain = _Plain(s, signals, sums="si_sdr_zm" in stems or ("si_sdr" in stems and convention == "zero-mean"))
+    bss = _bss_sdr_rows(_rows(s), [_rows(v) for v in signals], filter_length) if "bss_sdr" in stems else []
+
+    def base(stem: str, k: int) -> np.ndarray:  # metric ``stem`` of signal k (1 = estimate, 2 = mixture)
+        if stem == "bss_sdr":
+            return bss[k - 1]
+        if stem == "sdr":
+            return plain.sdr(k)
+        return plain.si_sdr(k, "zero-mean" if stem == "si_sdr_zm" else convention)
+
     out = {}
     for name in names:
-        stem = name[:-1] if METRICS[name].needs_mixture else name
-        value = base.get(stem, "estimate")
-        if METRICS[name].needs_mixture:
-            value = value - base.get(stem, "mixture")
+        stem = _stem(name)
+        value = base(stem, 1) - base(stem, 2) if METRICS[name].needs_mixture else base(stem, 1)
         out[name] = _shape_out(value, s.shape[:-1])
     return out
 
 
-class _BaseValues:
-    """Lazily computed sdr / si_sdr / bss_sdr of the estimate and of the mixture, each at most once."""
+def _stem(name: str) -> str:
+    """The base metric an improvement metric subtracts: ``si_sdri_zm`` -> ``si_sdr_zm``."""
+    return name.replace("sdri", "sdr")
 
-    def __init__(self, s: np.ndarray, e: np.ndarray, x: np.ndarray | None, filter_length: int):
-        self._s, self._filter_length = s, filter_length
-        self._which = {"estimate": 1, "mixture": 2} if x is not None else {"estimate": 1}
-        self._signals = [e] if x is None else [e, x]
-        self._gram: np.ndarray | None = None
-        self._bss: dict[str, np.ndarray] = {}
 
-    def get(self, stem: str, which: str) -> np.ndarray:
-        if stem == "bss_sdr":
-            if not self._bss:
-                values = _bss_sdr_rows(_rows(self._s), [_rows(x) for x in self._signals], self._filter_length)
-                self._bss = dict(zip(self._which, values, strict=True))
-            return self._bss[which]
-        if self._gram is None:  # one pass over reference, estimate and mixture serves all plain metrics
-            self._gram = _gram(self._s, self._signals)
-        n, k = self._s.shape[-1], self._which[which]
-        if stem == "sdr":
-            return _sdr_from_gram(self._gram, n, k)
-        return _si_sdr_from_gram(self._gram, n, k, zero_mean=True)
+def _checked_convention(convention: str) -> str:
+    if convention not in SI_SDR_CONVENTIONS:
+        raise ValueError(f"unknown SI-SDR convention {convention!r}; known: {', '.join(SI_SDR_CONVENTIONS)}")
+    return convention
 
 
 # --- shared pieces -------------------------------------------------------------------------------------------
@@ -217,53 +248,121 @@ def _shape_out(values: np.ndarray, lead_shape: tuple[int, ...]):
     return out[()] if out.ndim == 0 else out  # 1-D input -> numpy.float64 scalar
 
 
-def _gram(s: np.ndarray, others: list[np.ndarray]) -> np.ndarray:
-    """Per-row float64 Gram matrix of ``[s, *others, (zero rows), ones]``: ``G[r, i, j] = Σ_t x_i[t] x_j[t]``.
+class _Plain:
+    """sdr and si_sdr of several signals against one reference batch, from one float64 pass over the samples.
 
-    One pass over the samples yields every energy and inner product the plain metrics need (the ones row gives
-    the sums used for zero-mean). Each row is cast to float64 one time block at a time into a small reused buffer:
-    the products stay in cache instead of materialising float64 copies of the whole batch, and one BLAS call per
-    block does all the multiply-adds.
+    Inner products ``⟨s, x_k⟩``, energies ``‖x_k‖²`` and (for zero-mean) sums ``Σ x_k`` give every plain metric
+    by algebra — ``‖x − αs‖² = ‖x‖² − 2α⟨s, x⟩ + α²‖s‖²`` — without materialising error signals. That identity
+    cancels catastrophically when the residual is tiny next to the energies (an estimate within ~40 dB of the
+    scaled reference, or a signal that is mostly DC): such rows are recomputed directly from the samples in
+    float64, so every row keeps ~1e-9 dB of the direct formula while typical rows cost a single pass.
     """
-    signals = [_rows(s)] + [_rows(o) for o in others]
-    n_rows, n = signals[0].shape
-    size = max(4, len(signals) + 1)  # OpenBLAS is oddly slow for 3-row products; a zero row is free
+
+    def __init__(self, s: np.ndarray, others: list[np.ndarray], sums: bool = True):
+        self.s, self.others = _rows(s), [_rows(o) for o in others]
+        self.n = s.shape[-1]
+        # AudioSep: eps = np.finfo(ref.dtype).eps, so float32 audio gets float32's eps
+        self.eps = float(np.finfo(s.dtype).eps) if np.issubdtype(s.dtype, np.floating) else _F64_EPS
+        self.cross, self.energy, self.total = _inner_products(self.s, self.others, sums)
+
+    def sdr(self, k: int) -> np.ndarray:
+        """sdr of signal ``k`` (1-based: 1 = first of ``others``) against the reference."""
+        ss, se, ee = self.energy[:, 0], self.cross[:, k], self.energy[:, k]
+        residual = np.maximum(ss - 2.0 * se + ee, 0.0)
+        for row in np.flatnonzero(residual < _CANCELLATION * (ss + ee)):
+            residual[row] = _residual_energy(self.s[row], self.others[k - 1][row], 1.0)
+        # AudioSep clips the *mean* powers (not sums) at 1e-10, so the floor does not depend on the clip length.
+        return 10.0 * np.log10(np.maximum(ss / self.n, SDR_EPS) / np.maximum(residual / self.n, SDR_EPS))
+
+    def si_sdr(self, k: int, convention: str) -> np.ndarray:
+        if convention == "audiosep":
+            return self._si_sdr_audiosep(k)
+        return self._si_sdr_zero_mean(k)
+
+    def _si_sdr_audiosep(self, k: int) -> np.ndarray:
+        ss, se, ee, eps = self.energy[:, 0], self.cross[:, k], self.energy[:, k], self.eps
+        alpha = (eps + se) / (ss + eps)
+        residual = np.maximum(ee - 2.0 * alpha * se + alpha**2 * ss, 0.0)
+        for row in np.flatnonzero(residual < _CANCELLATION * ee):
+            residual[row] = _residual_energy(self.s[row], self.others[k - 1][row], alpha[row])
+        return 10.0 * np.log10((eps + alpha**2 * ss) / (eps + residual))
+
+    def _si_sdr_zero_mean(self, k: int) -> np.ndarray:
+        n, s_sum, e_sum = self.n, self.total[:, 0], self.total[:, k]
+        ss, se, ee = self.energy[:, 0], self.cross[:, k], self.energy[:, k]
+        # Σ(s−s̄)(ŝ−ŝ̄) = Σsŝ − Σs·Σŝ/n: no second pass over the samples
+        ssc, sec, eec = ss - s_sum**2 / n, se - s_sum * e_sum / n, ee - e_sum**2 / n
+        with np.errstate(divide="ignore", invalid="ignore"):
+            alpha = np.where(ssc > 0, sec / np.where(ssc > 0, ssc, 1.0), 0.0)  # silent s: no projection
+        target, residual = alpha * sec, np.maximum(eec - alpha * sec, 0.0)  # ‖αs‖², ‖ŝ − αs‖² by Pythagoras
+        rough = (ssc < _CANCELLATION * ss) | (eec < _CANCELLATION * ee) | (residual < _CANCELLATION * eec)
+        for row in np.flatnonzero(rough):
+            target[row], residual[row] = _zero_mean_direct(self.s[row], self.others[k - 1][row], s_sum[row] / n,
+                                                           e_sum[row] / n)
+        return _clipped_db(target, residual)
+
+
+_CANCELLATION = 1e-4  # residual / energy below which the algebraic residual loses digits: recompute it directly
+_F64_EPS = float(np.finfo(np.float64).eps)
+
+
+def _inner_products(s: np.ndarray, others: list[np.ndarray], sums: bool):
+    """``cross[r, k] = ⟨s, x_k⟩``, ``energy[r, k] = ‖x_k‖²``, ``total[r, k] = Σ x_k`` (``x_0 = s``), float64.
+
+    Each row is cast once, one time block at a time, into a reused float64 buffer (fresh float64 copies of every
+    row cost page faults that dominated the time), then a few BLAS calls read it from cache. Only the products
+    the metrics need are formed (no estimate × mixture term). BLAS runs single-threaded here: OpenBLAS threads
+    its dot products, and on a loaded machine those threads wait on each other (5-50x slower, measured).
+    """
+    signals = [s, *others]
+    rows, n = s.shape
+    cross, energy, total = (np.zeros((rows, len(signals))) for _ in range(3))
     block = min(n, _TIME_BLOCK)
-    buffer = np.zeros((size, block))
-    out = np.zeros((n_rows, size, size))
-    for row in range(n_rows):
-        for start in range(0, n, block):
-            stop = min(start + block, n)
-            width = stop - start
-            for i, signal in enumerate(signals):
-                buffer[i, :width] = signal[row, start:stop]
-            if width < block:  # the last, shorter block of a row: stale samples must not count
-                buffer[:, width:] = 0.0
-            buffer[-1, :width] = 1.0
-            out[row] += buffer @ buffer.T
-    return out
+    buffer = np.empty((len(signals), block))
+    with threadpool_limits(1, user_api="blas"):
+        for row in range(rows):
+            for start in range(0, n, block):
+                stop = min(start + block, n)
+                view = buffer[:, : stop - start]
+                for i, x in enumerate(signals):
+                    np.copyto(view[i], x[row, start:stop])  # a product of two float32 samples is exact in float64
+                cross[row] += view @ view[0]
+                energy[row, 1:] += [float(v @ v) for v in view[1:]]
+                if sums:
+                    total[row] += view.sum(axis=1)
+    energy[:, 0] = cross[:, 0]
+    return cross, energy, total
 
 
-def _sdr_from_gram(g: np.ndarray, n: int, k: int) -> np.ndarray:
-    """sdr of signal ``k`` of the Gram against the reference (index 0)."""
-    # AudioSep clips the *mean* powers (not sums) at 1e-10, so the floor does not depend on the clip length.
-    # ‖s − ŝ‖² = ‖s‖² − 2⟨s, ŝ⟩ + ‖ŝ‖²: rounding is ~1e-16·‖s‖², far below the floor and below 1e-6 dB up to
-    # ~80 dB SDR (tests compare with a direct float64 computation).
-    residual = np.maximum(g[:, 0, 0] - 2.0 * g[:, 0, k] + g[:, k, k], 0.0)
-    signal = np.maximum(g[:, 0, 0] / n, SDR_EPS)
-    return 10.0 * np.log10(signal / np.maximum(residual / n, SDR_EPS))
+def _dot(a: np.ndarray, b: np.ndarray) -> np.floating:
+    """Σ a·b of two 1-D float64 arrays with numpy's own SIMD loop. Not BLAS: OpenBLAS threads its dot, and on a
+    loaded machine (other processes on the cores) those threads wait on each other — 5-50x slower, measured."""
+    return np.einsum("i,i->", a, b)
 
 
-def _si_sdr_from_gram(g: np.ndarray, n: int, k: int, zero_mean: bool) -> np.ndarray:
-    """si_sdr of signal ``k`` of the Gram against the reference (index 0)."""
-    ss, se, ee = g[:, 0, 0], g[:, 0, k], g[:, k, k]
-    if zero_mean:  # Σ(s−s̄)(ŝ−ŝ̄) = Σsŝ − Σs·Σŝ/n: no second pass over the samples
-        s_sum, e_sum = g[:, 0, -1], g[:, k, -1]  # the last Gram row is the all-ones signal
-        ss, se, ee = ss - s_sum**2 / n, se - s_sum * e_sum / n, ee - e_sum**2 / n
-    with np.errstate(divide="ignore", invalid="ignore"):
-        target = np.where(ss > 0, se**2 / np.where(ss > 0, ss, 1.0), 0.0)  # ‖αs‖², α = se/ss; silent s: 0
-    residual = np.maximum(ee - target, 0.0)  # ‖ŝ − αs‖² by Pythagoras; rounding can dip below 0
-    return _clipped_db(target, residual)
+def _residual_energy(s: np.ndarray, x: np.ndarray, alpha: float) -> float:
+    """``‖x − α s‖²`` summed directly in float64, block by block."""
+    total = 0.0
+    for start in range(0, s.size, _TIME_BLOCK):
+        d = x[start : start + _TIME_BLOCK].astype(np.float64) - alpha * s[start : start + _TIME_BLOCK]
+        total += float(_dot(d, d))
+    return total
+
+
+def _zero_mean_direct(s: np.ndarray, x: np.ndarray, s_mean: float, x_mean: float) -> tuple[float, float]:
+    """``(‖αs̃‖², ‖x̃ − αs̃‖²)`` of the mean-removed signals, summed directly in float64 (two passes)."""
+    ss = sx = 0.0
+    for start in range(0, s.size, _TIME_BLOCK):
+        a = s[start : start + _TIME_BLOCK].astype(np.float64) - s_mean
+        b = x[start : start + _TIME_BLOCK].astype(np.float64) - x_mean
+        ss, sx = ss + float(_dot(a, a)), sx + float(_dot(a, b))
+    alpha = sx / ss if ss > 0 else 0.0
+    residual = 0.0
+    for start in range(0, s.size, _TIME_BLOCK):
+        a = s[start : start + _TIME_BLOCK].astype(np.float64) - s_mean
+        d = (x[start : start + _TIME_BLOCK].astype(np.float64) - x_mean) - alpha * a
+        residual += float(_dot(d, d))
+    return alpha * sx, residual
 
 
 def _clipped_db(num: np.ndarray, den: np.ndarray) -> np.ndarray:

@@ -48,7 +48,7 @@ def test_sdr_and_si_sdr_equal_a_float64_reference_to_a_micro_decibel(kind):
     s, e = signals(kind, 48000, rng)
     assert metrics.sdr(s, e) == pytest.approx(reference_sdr(s, e), abs=1e-6)
     assert metrics.si_sdr(s, e) == pytest.approx(reference_si_sdr(s, e), abs=1e-6)
-    assert metrics.si_sdr(s, e, zero_mean=False) == pytest.approx(reference_si_sdr(s, e, False), abs=1e-6)
+    assert metrics.si_sdr(s, e, "audiosep") == pytest.approx(reference_si_sdr(s, e, False), abs=1e-6)
 
 
 def test_batched_input_scores_each_row_like_the_single_item_call():
@@ -69,13 +69,102 @@ def test_torch_tensors_are_accepted_and_give_numpy_floats():
     assert isinstance(value, float) and value == pytest.approx(reference_sdr(s, e), abs=1e-6)
 
 
-def test_si_sdr_with_zero_mean_false_matches_audioseps_calculate_sisdr_formula():
-    rng = np.random.default_rng(4)
-    s, e = signals("filtered", 16000, rng)
-    eps = np.finfo(s.dtype).eps  # AudioSep: eps of the input dtype added to every term
+def audiosep_si_sdr(s: np.ndarray, e: np.ndarray) -> float:
+    """AudioSep utils.calculate_sisdr's formula, written independently here, every sum in float64."""
+    eps = np.finfo(s.dtype).eps  # of the input dtype, as AudioSep
+    s, e = s.astype(np.float64), e.astype(np.float64)
     a = (eps + s @ e) / (s @ s + eps)
-    audiosep = 10 * np.log10((eps + np.sum((a * s) ** 2)) / (eps + np.sum((e - a * s) ** 2)))
-    assert metrics.si_sdr(s, e, zero_mean=False) == pytest.approx(audiosep, abs=1e-3)
+    return 10 * np.log10((eps + np.sum((a * s) ** 2)) / (eps + np.sum((e - a * s) ** 2)))
+
+
+def golden_signals(n: int = 16000, rate: int = 16000) -> tuple[np.ndarray, np.ndarray]:
+    """Closed-form signals (no RNG), the inputs of the committed golden values below."""
+    t = np.arange(n) / rate
+    s = 0.5 * np.sin(2 * np.pi * 440 * t) + 0.2 * np.sin(2 * np.pi * 1234.5 * t + 0.3)
+    return s, 0.05 * np.sin(2 * np.pi * 3000 * t) * np.cos(2 * np.pi * 3 * t)
+
+
+# AudioSep 944583f utils.calculate_sisdr, run once on golden_signals() (float32 inputs, as librosa loads them);
+# the function itself is not in this repository.
+GOLDEN_AUDIOSEP_SI_SDR = {
+    "estimate_with_dc": (lambda s, w: (s, 0.8 * s + w + 0.01), 21.071971893310547),
+    "target_plus_dc": (lambda s, w: (s, s + 0.01), 31.613521575927734),
+    "scaled_with_dc": (lambda s, w: (s, 0.5 * s + 0.02), 19.57241439819336),
+    "silent_estimate": (lambda s, w: (s, 0 * s), 0.0),
+    "offset_reference": (lambda s, w: (s + 0.05, s + w), 16.65016746520996),
+}
+
+
+@pytest.mark.parametrize("case", sorted(GOLDEN_AUDIOSEP_SI_SDR))
+def test_audiosep_si_sdr_equals_audioseps_own_calculate_sisdr_on_dc_offsets(case):
+    make, official = GOLDEN_AUDIOSEP_SI_SDR[case]
+    s, e = (x.astype(np.float32) for x in make(*golden_signals()))
+    assert metrics.si_sdr(s, e, "audiosep") == pytest.approx(official, abs=1e-4)  # theirs sums in float32
+    assert metrics.si_sdr(s, e, "audiosep") == pytest.approx(audiosep_si_sdr(s, e), abs=1e-6)
+
+
+def test_audiosep_si_sdr_differs_from_the_zero_mean_one_where_the_estimate_has_a_dc_offset():
+    s, _ = golden_signals()
+    s = s.astype(np.float32)
+    assert metrics.si_sdr(s, s + np.float32(0.01)) == metrics.CAP_DB  # zero-mean: the offset vanishes
+    assert metrics.si_sdr(s, s + np.float32(0.01), "audiosep") == pytest.approx(31.6135, abs=1e-3)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_audiosep_si_sdr_equals_an_independent_float64_implementation_on_batches(dtype):
+    rng = np.random.default_rng(4)
+    pairs = [signals(kind, 16000, rng) for kind in ("white", "filtered", "tone")]
+    s = np.stack([p[0] for p in pairs]).astype(dtype)
+    e = (np.stack([p[1] for p in pairs]) + rng.uniform(-0.05, 0.05, (3, 1))).astype(dtype)  # DC offsets
+    expected = [audiosep_si_sdr(a, b) for a, b in zip(s, e, strict=True)]
+    np.testing.assert_allclose(metrics.si_sdr(s, e, "audiosep"), expected, atol=1e-6)
+
+
+def test_audiosep_si_sdr_is_torchmetrics_scale_invariant_sdr_without_zero_mean():
+    from torchmetrics.functional.audio import scale_invariant_signal_distortion_ratio
+
+    rng = np.random.default_rng(9)
+    s, e = signals("filtered", 32000, rng)
+    e = e + np.float32(0.02)
+    theirs = scale_invariant_signal_distortion_ratio(torch.from_numpy(e).double(), torch.from_numpy(s).double(),
+                                                     zero_mean=False)
+    # torchmetrics takes eps from its own (here float64) dtype; AudioSep's float32 eps shifts ~1e-10 dB on this pair
+    assert metrics.si_sdr(s, e, "audiosep") == pytest.approx(float(theirs), abs=1e-6)
+
+
+def test_the_si_sdr_columns_follow_the_convention_and_si_sdr_zm_stays_zero_mean():
+    rng = np.random.default_rng(10)
+    s, e = signals("tone", 8000, rng)
+    e = e + np.float32(0.03)
+    x = s + rng.standard_normal(s.size).astype(np.float32) * 0.2
+    names = ["si_sdr", "si_sdri", "si_sdr_zm", "si_sdri_zm"]
+    zm = metrics.compute_metrics(s, e, x, names)
+    audiosep = metrics.compute_metrics(s, e, x, names, convention="audiosep")
+    assert zm["si_sdr"] == pytest.approx(reference_si_sdr(s, e), abs=1e-6)
+    assert audiosep["si_sdr"] == pytest.approx(audiosep_si_sdr(s, e), abs=1e-6)
+    assert audiosep["si_sdri"] == pytest.approx(audiosep_si_sdr(s, e) - audiosep_si_sdr(s, x), abs=1e-6)
+    for values in (zm, audiosep):
+        assert values["si_sdr_zm"] == pytest.approx(reference_si_sdr(s, e), abs=1e-6)
+        assert values["si_sdri_zm"] == pytest.approx(reference_si_sdr(s, e) - reference_si_sdr(s, x), abs=1e-6)
+    assert abs(audiosep["si_sdr"] - zm["si_sdr"]) > 0.01
+    assert metrics.si_sdr_convention("dcase2024") == "audiosep" and metrics.si_sdr_convention("lassnet") == "zero-mean"
+    with pytest.raises(ValueError, match="unknown SI-SDR convention"):
+        metrics.si_sdr(s, e, "nope")
+
+
+@pytest.mark.parametrize("noise", [1e-3, 1e-4, 1e-5, 1e-7])
+def test_near_perfect_estimates_keep_a_micro_decibel_where_the_algebra_would_cancel(noise):
+    rng = np.random.default_rng(11)
+    s, _ = signals("filtered", 48000, rng)
+    e = (s + noise * rng.standard_normal(s.size)).astype(np.float32)
+    scaled = (0.7 * s + noise * rng.standard_normal(s.size)).astype(np.float32)
+    dc = (s + 5.0).astype(np.float32), (s + 5.0 + noise * rng.standard_normal(s.size)).astype(np.float32)
+    assert metrics.sdr(s, e) == pytest.approx(reference_sdr(s, e), abs=1e-6)
+    capped = min(reference_si_sdr(s, scaled), metrics.CAP_DB)  # the zero-mean convention's ±100 dB clip
+    assert metrics.si_sdr(s, scaled) == pytest.approx(capped, abs=1e-6)
+    assert metrics.si_sdr(s, scaled, "audiosep") == pytest.approx(audiosep_si_sdr(s, scaled), abs=1e-6)
+    mostly_dc = min(reference_si_sdr(*dc), metrics.CAP_DB)
+    assert metrics.si_sdr(*dc) == pytest.approx(mostly_dc, abs=1e-6)  # its sums cancel in the algebra
 
 
 def test_improvement_metrics_subtract_the_mixture_score():
