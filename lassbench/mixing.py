@@ -238,6 +238,9 @@ def _mix_loudness(spec, target, noises, loudness) -> RenderedItem:
 
 
 def _mix_energy_snr(spec, target, noises, loudness) -> RenderedItem:
+    for noise, sid in zip(noises, spec.interferer_ids, strict=True):
+        if not noise.any():  # the published evaluators would divide by zero and score NaN
+            raise LassbenchError(f"item {spec.item_id}: noise clip {sid} is all zeros: no SNR can scale it")
     noises = [n * energy_snr_scale(target, n, snr) for n, snr in zip(noises, spec.snr_db, strict=True)]
     return _declip(spec, target, noises, float(spec.snr_db[0]) if len(spec.snr_db) == 1 else None)
 
@@ -274,8 +277,9 @@ def _declip(spec, target, noises, snr: float | None) -> RenderedItem:
 
 def _peak(x: np.ndarray, spec: ItemSpec) -> float:
     peak = float(np.max(np.abs(x))) if x.size else 0.0
-    if peak == 0.0:
-        raise LassbenchError(f"item {spec.item_id}: cannot peak-normalise a silent clip")
+    if peak == 0.0:  # LASS-Net's release would divide by zero and score NaN
+        raise LassbenchError(f"item {spec.item_id}: cannot peak-normalise an all-zero clip "
+                             f"({', '.join(spec.source_ids)})")
     return peak
 
 

@@ -41,8 +41,9 @@ def _parse_num_items(value: str | None) -> int | dict[str, int] | None:
 @click.option("--protocol", default="lassbench", show_default=True,
               help=f"How items are chosen and mixed: {', '.join(protocol_names())} (docs/protocols.md).")
 @click.option("--index", "index", default=None, metavar="PATH_OR_URL",
-              help="Published index file (lassnet: evaluation_indexes.csv; audiosep: *_eval.csv; dcase2024: "
-                   "source,noise,snr,caption list). Required by those protocols.")
+              help="Published index file (lassnet: evaluation_indexes.csv; audiosep: <set>_eval.csv, with --sources "
+                   "AudioSep's evaluation/data/<set> to read its rendered files as they are; dcase2024: "
+                   "source,noise,snr,caption list; clapsep: audiocaps_eval.csv). Required by those protocols.")
 @click.option("--splits", default=None, metavar="LIST",
               help="Comma-separated splits to build, e.g. train,val,test. Default: val,test (those present).")
 @click.option("--num-items", default=None, metavar="N|SPLIT=N,...",
@@ -51,7 +52,7 @@ def _parse_num_items(value: str | None) -> int | dict[str, int] | None:
 @click.option("--seed", type=int, default=0, show_default=True, help="Build seed: same seed, same items.")
 @click.option("--sample-rate", type=int, default=None,
               help="Output rate in Hz (sources are resampled). Default: lassbench = the sources' rate, "
-                   "lassnet/audiosep 32000, dcase2024 16000.")
+                   "lassnet/audiosep/clapsep 32000, dcase2024 16000.")
 @click.option("--duration", type=float, default=None,
               help="lassbench: crop / zero-pad every clip to this many seconds before measuring loudness.")
 @click.option("--target-lufs", type=float, default=None, help="lassbench: target loudness, LUFS [default: -23].")
