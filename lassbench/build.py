@@ -140,9 +140,11 @@ def default_benchmark(splits: Iterable[str] = ("val", "test"), *, out: str | Pat
                       workers: int = 1, progress: bool = False) -> Path:
     """The built synth benchmark folder (``cache_dir()/benchmarks/synth`` unless ``out``): built when absent or
     incomplete, reused when its ``dataset.json`` already covers ``splits``. At the default location, a build made
-    from another synth corpus (older generator code) is removed and rebuilt, so results follow the code."""
+    from another synth corpus (older generator code) or by other rendering code (:func:`render_digest`) is removed
+    and rebuilt, so results follow the code."""
     splits = tuple(splits)
-    if out is None:
+    default = out is None
+    if default:
         out = default_out(None, "lassbench")
         _drop_stale_synth_build(out)
     out = Path(out)
@@ -155,23 +157,55 @@ def default_benchmark(splits: Iterable[str] = ("val", "test"), *, out: str | Pat
         if set(splits) <= set(built):
             return out
         splits = tuple(dict.fromkeys([*built, *splits]))  # extend the build: its manifest keeps the splits it had
+    if default:  # recorded first, so a killed build resumes instead of being dropped as stale
+        write_text_atomic(out / STATE_DIR / RENDER_STATE, json.dumps({"render_digest": render_digest()}))
     build_dataset(BuildConfig(out=out, splits=splits, workers=workers, progress=progress))
     return out
 
 
+RENDER_STATE = "render.json"  # the default benchmark's render_digest: its cache key besides the corpus
+_RENDER_MODULES = ("lassbench.build", "lassbench.mixing", "lassbench.audio", "lassbench.corpora",
+                   "lassbench.protocols.lassbench")
+_RENDER_PACKAGES = ("numpy", "scipy", "pyloudnorm", "soundfile", "soxr")
+
+
+def render_digest() -> str:
+    """12 hex digits of SHA-1 over the code that turns corpus clips into benchmark items (build, mixing, audio
+    I/O, the lassbench protocol) and the versions of the numeric packages it uses."""
+    import importlib
+    from importlib.metadata import PackageNotFoundError, version
+
+    digest = hashlib.sha1()
+    for name in _RENDER_MODULES:
+        digest.update(Path(importlib.import_module(name).__file__).read_bytes())
+    for package in _RENDER_PACKAGES:
+        try:
+            digest.update(f"{package} {version(package)}\n".encode())
+        except PackageNotFoundError:
+            digest.update(f"{package} -\n".encode())
+    return digest.hexdigest()[:12]
+
+
 def _drop_stale_synth_build(out: Path) -> None:
-    """Remove the cached default benchmark when its recorded sources are not today's synth corpus."""
+    """Remove the cached default benchmark when it was made from another synth corpus or by other rendering code
+    (or before the rendering code was recorded): a stale cache once fed committed results."""
     from lassbench.corpora.synth import corpus_key
 
     state = _read_json(out / STATE_DIR / "build.json")
     if not isinstance(state, dict) or "sources" not in state:
         return
     current = str(cache_dir() / "synth" / corpus_key() / "manifest.csv")
+    rendered = _read_json(out / STATE_DIR / RENDER_STATE) or {}
     if state["sources"] != current:
-        import click
+        why = f"another synth corpus ({state['sources']})"
+    elif rendered.get("render_digest") != render_digest():
+        why = "other rendering code"
+    else:
+        return
+    import click
 
-        click.echo(f"note: {out} was built from another synth corpus ({state['sources']}); rebuilding", err=True)
-        shutil.rmtree(out)
+    click.echo(f"note: {out} was built from {why}; rebuilding", err=True)
+    shutil.rmtree(out)
 
 
 # ------------------------------------------------------------------------------------------------------ checks

@@ -17,7 +17,7 @@ import pytest
 import soundfile as sf
 
 from lassbench.audio import TEMP_MARK, temp_prefix
-from lassbench.build import BuildConfig, _drop_stale_synth_build, build_dataset
+from lassbench.build import BuildConfig, _drop_stale_synth_build, build_dataset, render_digest
 from lassbench.corpora import synth
 from lassbench.corpora.synth import corpus_key, generator_digest, synth_corpus
 from lassbench.manifests import read_item_manifest, read_manifest
@@ -89,15 +89,21 @@ def test_a_cache_made_by_other_code_is_not_reused(tmp_path, monkeypatch):
     assert sf.info(str(second.parent / "audio" / "synth-val-00000.wav")).frames == 64000
 
 
-def test_the_default_benchmark_built_from_another_corpus_is_rebuilt(tmp_path, monkeypatch):
+def test_the_default_benchmark_built_from_another_corpus_or_by_other_code_is_rebuilt(tmp_path, monkeypatch):
     monkeypatch.setenv("LASSBENCH_CACHE", str(tmp_path))
     out = tmp_path / "benchmarks" / "synth"
     (out / ".lassbench").mkdir(parents=True)
     (out / "manifest.csv").write_text("id,query\n")
     current = str(tmp_path / "synth" / corpus_key() / "manifest.csv")
     (out / ".lassbench" / "build.json").write_text(json.dumps({"sources": current}))
+    (out / ".lassbench" / "render.json").write_text(json.dumps({"render_digest": render_digest()}))
     _drop_stale_synth_build(out)
-    assert (out / "manifest.csv").is_file()  # made from today's corpus: kept
+    assert (out / "manifest.csv").is_file()  # made from today's corpus by today's code: kept
+    (out / ".lassbench" / "render.json").write_text(json.dumps({"render_digest": "0123456789ab"}))
+    _drop_stale_synth_build(out)
+    assert not out.exists()  # rendered by other code
+    (out / ".lassbench").mkdir(parents=True)
+    (out / ".lassbench" / "render.json").write_text(json.dumps({"render_digest": render_digest()}))
     (out / ".lassbench" / "build.json").write_text(json.dumps({"sources": "/old/synth/v1-sr16000/manifest.csv"}))
     _drop_stale_synth_build(out)
     assert not out.exists()
