@@ -1,0 +1,121 @@
+"""The published systems of the zoo: what each one is, where its weights are published, and the separator that runs
+it (text in, waveform out, resampled to and from the system's own rate)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from lassbench.models.published import clap_text, lassnet_release
+from lassbench.models.published.resunet30 import ResUNet30
+
+
+@dataclass(frozen=True)
+class PublishedSpec:
+    name: str
+    family: str  # "lassnet-release" | "resunet30"
+    sample_rate: int
+    n_fft: int
+    hop: int
+    dprnn: bool
+    text_encoder: str  # what --text-encoder must hold
+    paper: str
+    checkpoint: str  # where the weights are published (page + file)
+    code: str
+
+
+PUBLISHED: dict[str, PublishedSpec] = {
+    "lassnet-release": PublishedSpec(
+        "lassnet-release", "lassnet-release", 32000, 1024, 512, False,
+        "bert-mini (prajjwal1/bert-mini) tokenizer folder with vocab.txt",
+        "Liu et al., Separate What You Describe, Interspeech 2022",
+        "https://drive.google.com/file/d/1f8eCCYYaBdhsFqoi7PJMrT9Oo7GaWLdR (LASSNet.pt, linked from the README of "
+        "github.com/liuxubo717/LASS)",
+        "github.com/liuxubo717/LASS model/",
+    ),
+    "audiosep": PublishedSpec(
+        "audiosep", "resunet30", 32000, 2048, 320, False,
+        "roberta-base tokenizer folder with vocab.json + merges.txt",
+        "Liu et al., Separate Anything You Describe, arXiv:2308.05037",
+        "https://huggingface.co/spaces/Audio-AGI/AudioSep/tree/main/checkpoint (audiosep_base_4M_steps.ckpt)",
+        "github.com/Audio-AGI/AudioSep models/resunet.py + models/clap_encoder.py",
+    ),
+    "dcase2024-baseline": PublishedSpec(
+        "dcase2024-baseline", "resunet30", 16000, 1024, 160, False,
+        "roberta-base tokenizer folder with vocab.json + merges.txt",
+        "DCASE 2024 Task 9 baseline (AudioSep retrained at 16 kHz)",
+        "https://zenodo.org/records/10887460 (audiosep,baseline-16k,step=200000.ckpt)",
+        "github.com/Audio-AGI/dcase2024_task9_baseline models/resunet.py",
+    ),
+    "audiosep-dp": PublishedSpec(
+        "audiosep-dp", "resunet30", 16000, 1024, 160, True,
+        "roberta-base tokenizer folder with vocab.json + merges.txt",
+        "Yin et al., Exploring Text-Queried Sound Event Detection with Audio Source Separation, arXiv:2409.13292 "
+        "(AudioSep-DP, DCASE 2024 Task 9 winner)",
+        "https://zenodo.org/records/14208090 (16 kHz AudioSep-DP)",
+        "github.com/apple-yinhan/TQ-SED LASS_codes/models/resunet.py + FaSNet.py",
+    ),
+}
+
+
+class AudioSepSystem(nn.Module):
+    """The Lightning module's two halves, under its attribute names (``ss_model``, ``query_encoder``)."""
+
+    def __init__(self, spec: PublishedSpec, roberta: nn.Module, dprnn: tuple[int, int] | None) -> None:
+        super().__init__()
+        self.ss_model = ResUNet30(spec.n_fft, spec.hop, dprnn=dprnn)
+        self.query_encoder = clap_text.ClapQueryEncoder(roberta)
+        self.chunked = False  # AudioSep's chunk_inference (pipeline.py use_chunk=True)
+
+    def separate(self, wav: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        condition = self.query_encoder(input_ids, attention_mask)
+        if self.chunked:
+            return torch.cat([self.ss_model.chunk_inference(w[None], c[None]) for w, c in zip(wav, condition,
+                                                                                             strict=True)])
+        return self.ss_model(wav, condition)
+
+
+class PublishedSeparator(nn.Module):
+    """A published system as a lassbench separator: ``model(mixture[B, T], QueryBatch) -> estimate[B, T]``.
+
+    ``input_rate`` is the rate of the mixtures it is given (``lassbench run`` sets it from the benchmark); audio is
+    resampled to the system's rate and back, so a 32 kHz system runs on a 16 kHz benchmark and vice versa.
+    """
+
+    query_type = "caption"
+
+    def __init__(self, spec: PublishedSpec, net: nn.Module, tokenizer, tokenizer_source: str) -> None:
+        super().__init__()
+        self.spec = spec
+        self.net = net
+        self.tokenizer = tokenizer
+        self.text_encoder = tokenizer_source
+        self.sample_rate = spec.sample_rate
+        self.n_fft = spec.n_fft
+        self.input_rate = spec.sample_rate
+
+    def forward(self, mixture: torch.Tensor, batch) -> torch.Tensor:
+        tokenize = lassnet_release.tokenize if self.spec.family == "lassnet-release" else clap_text.tokenize
+        device = mixture.device
+        input_ids, attention_mask = tokenize(self.tokenizer, list(batch.queries))
+        wav = _resample(mixture, self.input_rate, self.sample_rate)
+        estimate = self.net.separate(wav, input_ids.to(device), attention_mask.to(device))
+        return _fit(_resample(estimate, self.sample_rate, self.input_rate), mixture.shape[-1])
+
+
+def _resample(wav: torch.Tensor, source: int, target: int) -> torch.Tensor:
+    if source == target:
+        return wav
+    import soxr
+
+    rows = [soxr.resample(row, source, target) for row in wav.detach().cpu().numpy().astype(np.float32)]
+    return torch.from_numpy(np.stack(rows)).to(wav.device)
+
+
+def _fit(wav: torch.Tensor, length: int) -> torch.Tensor:
+    if wav.shape[-1] >= length:
+        return wav[..., :length]
+    return torch.nn.functional.pad(wav, (0, length - wav.shape[-1]))
