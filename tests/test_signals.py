@@ -153,3 +153,30 @@ def test_rerun_of_separate_removes_the_debris_a_killed_run_left(tmp_path):
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 0, stderr
     assert not debris.exists() and [p.name for p in (tmp_path / "out").iterdir()] == ["est.wav"]
+
+
+@pytest.mark.slow
+def test_sigterm_during_a_parallel_build_leaves_no_temp_or_worker_and_the_rerun_completes(tmp_path):
+    from lassbench.corpora.synth import synth_corpus
+
+    sources = synth_corpus(tmp_path / "corpus", duration=2.0, clips={"val": 14, "test": 28})
+    out = tmp_path / "bench"
+    command = [sys.executable, "-m", "lassbench", "build-dataset", "--sources", str(sources), "--out", str(out),
+               "--num-items", "val=60,test=120", "--workers", "2"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while len(list(out.glob("mixture/*.wav"))) < 5:  # the build is under way
+        assert process.poll() is None and time.monotonic() < deadline, "the build ended before it could be stopped"
+        time.sleep(0.05)
+    workers = subprocess.run(["pgrep", "-P", str(process.pid)], capture_output=True, text=True).stdout.split()
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 143
+    assert stderr.strip().splitlines()[-1] == f"terminated (SIGTERM): {ON_INTERRUPT['build-dataset']}"
+    time.sleep(1.0)
+    assert [pid for pid in workers if Path(f"/proc/{pid}").exists()] == []
+    assert [p for p in out.rglob(f"*{TEMP_MARK}*")] == []
+    assert not (out / "manifest.csv").exists()
+    rerun = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    assert len((out / "manifest.csv").read_text().splitlines()) == 181
