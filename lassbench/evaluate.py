@@ -27,6 +27,7 @@ import math
 import sys
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +38,15 @@ from lassbench import __version__
 from lassbench.audio import list_audio_files, read_audio, write_text_atomic
 from lassbench.errors import LassbenchError
 from lassbench.manifests import decode_list, read_dataset_json, read_item_manifest, write_manifest_csv
-from lassbench.metrics import DEFAULT_METRICS, METRICS, compute_metrics, resolve_metrics
+from lassbench.metrics import (
+    DEFAULT_METRICS,
+    METRICS,
+    SI_SDR_CONVENTIONS,
+    compute_metrics,
+    definition,
+    resolve_metrics,
+    si_sdr_convention,
+)
 from lassbench.paths import check_output_folder
 
 AGGREGATES = ("mean", "class-median-mean", "class-mean")
@@ -66,15 +75,17 @@ def score_arrays(reference, estimate, mixture=None, metrics: Iterable[str] | str
 
 def evaluate_arrays(items: Iterable[tuple], metrics: Iterable[str] | str | None = DEFAULT_METRICS, *,
                     align: str | None = None, describe: Describe = _default_describe,
-                    progress: bool = False, total: int | None = None) -> pd.DataFrame:
+                    progress: bool = False, total: int | None = None, convention: str = "zero-mean") -> pd.DataFrame:
     """Score ``(item_id, reference, estimate, mixture_or_None)`` tuples; returns the per-item frame
-    (``item`` + one float column per metric, in input order).
+    (``item`` + one float column per metric, in input order). ``convention`` is the SI-SDR definition of the
+    ``si_sdr``/``si_sdri`` columns (:func:`protocol_rules` gives a benchmark's).
 
     Each item is checked first (:class:`LassbenchError` naming it): silent reference, NaN/inf samples, lengths
     that differ (unless ``align`` is ``"trim"`` — cut to the shortest — or ``"pad"`` — zero-pad to the longest), a
     metric that needs the mixture when the item has none. Items of equal length are scored in batches.
     """
     names = _resolve(metrics)
+    _check_convention(convention)
     if align not in (None, *ALIGNS):
         raise LassbenchError(f"unknown align mode {align!r}; use one of {', '.join(ALIGNS)}")
     rows: list[dict] = []
@@ -84,9 +95,9 @@ def evaluate_arrays(items: Iterable[tuple], metrics: Iterable[str] | str | None 
     for item_id, reference, estimate, mixture in bar:
         pending.append(_checked(str(item_id), reference, estimate, mixture, names, align, describe))
         if len(pending) >= _BATCH_ITEMS:
-            rows.extend(_score_batch(pending, names))
+            rows.extend(_score_batch(pending, names, convention))
             pending = []
-    rows.extend(_score_batch(pending, names))
+    rows.extend(_score_batch(pending, names, convention))
     return pd.DataFrame(rows, columns=["item", *names])
 
 
@@ -138,7 +149,7 @@ def _aligned(item: str, arrays: dict[str, np.ndarray], align: str | None, descri
     return {role: np.pad(a, (0, size - a.size)) for role, a in arrays.items()}
 
 
-def _score_batch(batch: list, names: tuple[str, ...]) -> list[dict]:
+def _score_batch(batch: list, names: tuple[str, ...], convention: str) -> list[dict]:
     """Score a list of checked items, stacking those of equal length (and equal mixture presence)."""
     scores: dict[str, dict[str, float]] = {}
     groups: dict[tuple[int, bool], list] = {}
@@ -148,7 +159,7 @@ def _score_batch(batch: list, names: tuple[str, ...]) -> list[dict]:
         reference = np.stack([g[1] for g in group])
         estimate = np.stack([g[2] for g in group])
         mixture = np.stack([g[3] for g in group]) if has_mixture else None
-        values = compute_metrics(reference, estimate, mixture, names)
+        values = compute_metrics(reference, estimate, mixture, names, convention=convention)
         for row, entry in enumerate(group):
             scores[entry[0]] = {name: float(values[name][row]) for name in names}
     return [{"item": entry[0], **scores[entry[0]]} for entry in batch]
@@ -159,15 +170,18 @@ def _score_batch(batch: list, names: tuple[str, ...]) -> list[dict]:
 
 def evaluate_folders(references: str | Path, estimates: str | Path, mixtures: str | Path | None = None, *,
                      out: str | Path | None, metrics: Iterable[str] | str | None = None, align: str | None = None,
-                     aggregate: str = "mean", progress: bool = False) -> tuple[pd.DataFrame, dict]:
+                     aggregate: str = "mean", progress: bool = False, convention: str | None = None
+                     ) -> tuple[pd.DataFrame, dict]:
     """Score WAVs matched by file name across folders; write ``out`` (unless ``None``); return
     ``(per_item, summary)``.
 
     ``metrics=None`` means the defaults, less the improvement metrics when there is no mixtures folder; naming
-    ``sdri``/``si_sdri`` explicitly without ``mixtures`` is an error.
+    ``sdri``/``si_sdri`` explicitly without ``mixtures`` is an error. Folders carry no protocol: ``convention``
+    (SI-SDR) defaults to ``"zero-mean"``; pass ``"audiosep"`` to score as AudioSep / DCASE / CLAPSep do.
     """
     names = _metrics_for(metrics, has_mixtures=mixtures is not None)
     _check_aggregate(aggregate, has_labels=False)
+    convention = _check_convention(convention or "zero-mean")
     if out is not None:
         check_output_folder(out, "--out")  # before the scoring, not after it
     folders = {"references": Path(references), "estimates": Path(estimates)}
@@ -187,8 +201,8 @@ def evaluate_folders(references: str | Path, estimates: str | Path, mixtures: st
     items = _read_items(item_names, lambda name: paths[name]["references"],
                         lambda name: paths[name]["estimates"], lambda name: paths[name].get("mixtures"))
     per_item = evaluate_arrays(items, names, align=align, describe=describe, progress=progress,
-                               total=len(item_names))
-    summary = summarize(per_item, names, aggregate=aggregate)
+                               total=len(item_names), convention=convention)
+    summary = summarize(per_item, names, aggregate=aggregate, convention=convention)
     if out is not None:
         write_results(per_item, summary, out)
     return per_item, summary
@@ -196,8 +210,8 @@ def evaluate_folders(references: str | Path, estimates: str | Path, mixtures: st
 
 def evaluate_manifest(manifest: str | Path, estimates: str | Path, *, out: str | Path | None,
                       metrics: Iterable[str] | str | None = None, align: str | None = None,
-                      aggregate: str = "mean", progress: bool = False, clap=None, split: str | None = None
-                      ) -> tuple[pd.DataFrame, dict]:
+                      aggregate: str | None = None, progress: bool = False, clap=None, split: str | None = None,
+                      convention: str | None = None) -> tuple[pd.DataFrame, dict]:
     """Score ``<estimates>/<id>.wav`` against a built benchmark's ``target/<id>.wav`` (mixtures
     ``mixture/<id>.wav``), adding the protocol columns ``snr_db, labels, condition, query`` and the breakdowns by
     SNR bucket, label and condition. ``benchmark``/``protocol`` come from ``dataset.json`` beside the manifest.
@@ -208,9 +222,14 @@ def evaluate_manifest(manifest: str | Path, estimates: str | Path, *, out: str |
     ``clap_score_i@<digest>`` for every item, and ``summary["clap"]`` (checkpoint, SHA-256, preprocessing).
 
     ``split`` scores only the manifest's items of that split (estimates are needed for those only), so a system
-    run on the test split is scored on the same items as ``lassbench run`` scores; duplicate ids are refused."""
-    manifest = Path(manifest)
+    run on the test split is scored on the same items as ``lassbench run`` scores; duplicate ids are refused.
+
+    ``aggregate`` and ``convention`` (SI-SDR) default to what the benchmark's protocol prescribes
+    (:func:`protocol_rules` on its ``dataset.json``); summary.json records both and where they came from."""
+    manifest, aggregate_option = Path(manifest), aggregate is not None
     names = _metrics_for(metrics, has_mixtures=True)
+    rules = protocol_rules(read_dataset_json(manifest.parent))
+    aggregate, convention = aggregate or rules.aggregate, _check_convention(convention or rules.convention)
     _check_aggregate(aggregate, has_labels=True)
     if out is not None:
         check_output_folder(out, "--out")  # before the scoring, not after it
@@ -226,6 +245,9 @@ def evaluate_manifest(manifest: str | Path, estimates: str | Path, *, out: str |
     if unsafe:
         raise LassbenchError(f"{manifest}: item id(s) that are not plain file names: {', '.join(unsafe[:5])}")
     targeted = _ids_with_target(frame, ids, base)
+    if aggregate != "mean":  # before the scoring: every summarised item needs its class
+        summarised = set(ids if clap is not None else targeted)
+        _item_classes(frame[frame["id"].astype(str).isin(summarised)].rename(columns={"id": "item"}), aggregate)
     if not targeted and clap is None:
         raise LassbenchError(f"{manifest}: no item has a target (empty target_id), so only reference-free scores "
                              "apply: pass --clap CHECKPOINT (a CLAP folder or hub name)")
@@ -246,7 +268,7 @@ def evaluate_manifest(manifest: str | Path, estimates: str | Path, *, out: str |
     items = _read_items(targeted, lambda i: base / "target" / f"{i}.wav", lambda i: expected[i],
                         lambda i: base / "mixture" / f"{i}.wav")
     per_item = evaluate_arrays(items, names, align=align, describe=describe, progress=progress,
-                               total=len(targeted))
+                               total=len(targeted), convention=convention)
     per_item = per_item.set_index("item").reindex(ids).rename_axis("item").reset_index()  # target-less: NaN
     clap_names: list[str] = []
     if scorer is not None:
@@ -258,7 +280,9 @@ def evaluate_manifest(manifest: str | Path, estimates: str | Path, *, out: str |
     for column in PROTOCOL_COLUMNS:
         default = [[] for _ in ids] if column == "labels" else ([math.nan] * len(ids) if column == "snr_db" else "")
         per_item[column] = frame[column].tolist() if column in frame else default
-    summary = summarize(per_item[per_item["item"].isin(set(targeted))], names, aggregate=aggregate)
+    summary = summarize(per_item[per_item["item"].isin(set(targeted))], names, aggregate=aggregate,
+                        convention=convention)
+    summary["aggregate_from"] = "option" if aggregate_option else rules.source
     summary["n_items"] = len(per_item)
     if scorer is not None:
         summary["metrics"].update(summarize(per_item, clap_names, aggregate=aggregate)["metrics"])
@@ -410,28 +434,53 @@ def _dataset_identity(base: Path) -> tuple[str | None, str | None]:
 # --- aggregation -----------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class ProtocolRules:
+    """How a benchmark's published evaluator scores: SI-SDR convention and headline aggregate, and their source."""
+
+    convention: str
+    aggregate: str
+    source: str  # "dataset.json" when the benchmark states its aggregation, else "default"
+
+
+def protocol_rules(dataset: dict) -> ProtocolRules:
+    """The scoring rules of a built benchmark, from its ``dataset.json`` content.
+
+    SI-SDR: AudioSep's ``calculate_sisdr`` for the ``audiosep``, ``dcase2024`` and ``clapsep`` protocols, zero-mean
+    otherwise (:func:`lassbench.metrics.si_sdr_convention`). Aggregate: ``parameters.aggregation`` where the
+    protocol recorded one (AudioSep's AudioSet list: ``class-median-mean``, MUSIC: ``class-mean``), else ``mean``.
+    """
+    parameters = dataset.get("parameters") if isinstance(dataset.get("parameters"), dict) else {}
+    aggregate = parameters.get("aggregation")
+    if aggregate is not None and aggregate not in AGGREGATES:
+        raise LassbenchError(f"dataset.json: unknown aggregation {aggregate!r}; known: {', '.join(AGGREGATES)}")
+    return ProtocolRules(si_sdr_convention(dataset.get("protocol")), aggregate or "mean",
+                         "dataset.json" if aggregate else "default")
+
+
 def summarize(per_item: pd.DataFrame, metrics: Iterable[str], *, aggregate: str = "mean", n_boot: int = 1000,
-              seed: int = 0, group_column: str = "labels") -> dict:
+              seed: int = 0, group_column: str = "labels", convention: str = "zero-mean") -> dict:
     """summary.json content (``breakdowns`` empty, ``benchmark``/``protocol`` null; the callers fill them).
 
-    ``aggregate``:
+    ``aggregate`` (the arithmetic of AudioSep's ``benchmark.py`` / ``evaluate_*.py`` on their own lists):
 
     * ``mean`` — mean over items (AudioSep's AudioCaps, Clotho, VGGSound, ESC-50 figures; DCASE 2024);
-    * ``class-median-mean`` — mean over classes of each class's median (AudioSep's AudioSet figure);
+    * ``class-median-mean`` — ``nanmean`` over classes of each class's ``nanmedian`` (AudioSep's AudioSet figure);
     * ``class-mean`` — mean over classes of each class's mean (AudioSep's MUSIC figure).
 
-    An item's class is the *first* entry of its ``group_column`` list (JSON text or list; unlabelled items form
-    the class ``""``). CIs: percentile bootstrap (2.5, 97.5) of the headline statistic with ``n_boot`` resamples
-    and a fixed ``seed``; class aggregates resample items within each class (the class set is fixed).
+    An item's class is the *first* entry of its ``group_column`` list (JSON text or list); a class aggregate over
+    items without a class is an error (it would silently become another statistic). ``convention`` names the SI-SDR
+    definition the ``si_sdr`` columns were scored with (recorded with the definitions). CIs: percentile bootstrap
+    (2.5, 97.5) of the headline statistic with ``n_boot`` resamples and a fixed ``seed``; class aggregates resample
+    items within each class (the class set is fixed).
     """
     names = list(metrics)
     if aggregate not in AGGREGATES:
         raise LassbenchError(f"unknown aggregate {aggregate!r}; use one of {', '.join(AGGREGATES)}")
+    _check_convention(convention)
     classes = None
     if aggregate != "mean":
-        if group_column not in per_item:
-            raise LassbenchError(f"aggregate {aggregate!r} needs a {group_column!r} column")
-        classes = np.array([_first_label(v) for v in per_item[group_column]], dtype=object)
+        classes = _item_classes(per_item, aggregate, group_column)
     stats = {}
     for name in names:
         values = per_item[name].to_numpy(dtype=np.float64)
@@ -440,8 +489,10 @@ def summarize(per_item: pd.DataFrame, metrics: Iterable[str], *, aggregate: str 
         "n_items": len(per_item),
         "item_set_sha1": item_set_digest(per_item["item"]) if "item" in per_item else None,
         "aggregate": aggregate,
+        **({"class_column": group_column} if aggregate != "mean" else {}),
+        "si_sdr_convention": convention,
         "metrics": stats,
-        "definitions": {name: METRICS[name].definition for name in names if name in METRICS},
+        "definitions": {name: definition(name, convention) for name in names if name in METRICS},
         "breakdowns": {"snr_bucket": {}, "label": {}, "condition": {}},
         "benchmark": None,
         "protocol": None,
@@ -463,11 +514,11 @@ def _metric_summary(values: np.ndarray, aggregate: str, classes, n_boot: int, se
     if aggregate == "mean":
         headline, boots = float(values.mean()), _bootstrap(values, np.mean, n_boot, rng)
         extra = {}
-    else:
-        reduce = np.median if aggregate == "class-median-mean" else np.mean
+    else:  # AudioSet: np.nanmean of per-class np.nanmedian; MUSIC: np.mean of per-class np.mean
+        reduce, over = (np.nanmedian, np.nanmean) if aggregate == "class-median-mean" else (np.mean, np.mean)
         groups = [values[classes == c] for c in sorted(set(classes))]
-        headline = float(np.mean([reduce(g) for g in groups]))
-        boots = np.mean([_bootstrap(g, reduce, n_boot, rng) for g in groups], axis=0)
+        headline = float(over([reduce(g) for g in groups]))
+        boots = over([_bootstrap(g, reduce, n_boot, rng) for g in groups], axis=0)
         extra = {"n_classes": len(groups), "item_mean": float(values.mean())}
     low, high = np.percentile(boots, [2.5, 97.5])
     return {"mean": headline, "median": float(np.median(values)), "std": float(values.std(ddof=1))
@@ -484,6 +535,28 @@ def _bootstrap(values: np.ndarray, statistic, n_boot: int, rng: np.random.Genera
         draws = values[rng.integers(0, values.size, size=(count, values.size))]
         out[start : start + count] = statistic(draws, axis=1)
     return out
+
+
+def _item_classes(per_item: pd.DataFrame, aggregate: str, group_column: str = "labels") -> np.ndarray:
+    """Each item's class (first entry of ``group_column``); an error naming the items that have none."""
+    if group_column not in per_item:
+        raise LassbenchError(f"aggregate {aggregate!r} needs each item's class, but the items have no "
+                             f"{group_column!r} column; use --aggregate mean")
+    classes = np.array([_first_label(v) for v in per_item[group_column]], dtype=object)
+    unlabelled = [str(i) for i, c in zip(per_item.get("item", per_item.index), classes, strict=True) if c == ""]
+    if unlabelled:
+        raise LassbenchError(
+            f"aggregate {aggregate!r} needs each item's class (first of {group_column!r}), but {len(unlabelled)} of "
+            f"{len(classes)} item(s) have none ({', '.join(unlabelled[:_MAX_LISTED])}); build the benchmark with "
+            "class labels or use --aggregate mean"
+        )
+    return classes
+
+
+def _check_convention(convention: str) -> str:
+    if convention not in SI_SDR_CONVENTIONS:
+        raise LassbenchError(f"unknown SI-SDR convention {convention!r}; use one of {', '.join(SI_SDR_CONVENTIONS)}")
+    return convention
 
 
 def _first_label(value) -> str:

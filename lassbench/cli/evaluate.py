@@ -17,8 +17,10 @@ Examples:
 Metrics (default sdr,sdri,si_sdr,si_sdri; without --mixtures or --manifest: sdr,si_sdr):
   sdr       energy ratio 10log10(|s|^2/|s-ŝ|^2), as the AudioSep / DCASE 2024 evaluators
   sdri      sdr(s, ŝ) - sdr(s, mixture)
-  si_sdr    scale-invariant SDR (zero-mean), absolute: AudioSep's "SISDR" column
+  si_sdr    scale-invariant SDR, absolute (AudioSep's "SISDR" column), by protocol: AudioSep's
+            calculate_sisdr for audiosep/dcase2024/clapsep benchmarks, else zero-mean (see --si-sdr)
   si_sdri   si_sdr(s, ŝ) - si_sdr(s, mixture)
+  si_sdr_zm, si_sdri_zm   zero-mean SI-SDR(i), clipped to ±100 dB, whatever the protocol
   bss_sdr   BSS-Eval SDR, 512-tap filter (= mir_eval / torchmetrics; CLAPSep's "SDR")
   bss_sdri  bss_sdr(s, ŝ) - bss_sdr(s, mixture)
 Writes OUT/per_item.csv and OUT/summary.json and prints the summary table. See docs/metrics.md.
@@ -35,15 +37,20 @@ Writes OUT/per_item.csv and OUT/summary.json and prints the summary table. See d
 @click.option("--metrics", "metric_names", help="Comma-separated metric names (see below).")
 @click.option("--align", type=click.Choice(["trim", "pad"]), help="Score items whose lengths differ: cut to the "
               "shortest (trim) or zero-pad to the longest (pad). Default: a length mismatch is an error.")
-@click.option("--aggregate", type=click.Choice(["mean", "class-median-mean", "class-mean"]), default="mean",
-              show_default=True, help="Headline statistic: plain mean over items, or the mean over classes (first "
-              "label) of per-class medians (AudioSep's AudioSet) or means (AudioSep's MUSIC).")
+@click.option("--aggregate", type=click.Choice(["mean", "class-median-mean", "class-mean"]),
+              help="Headline statistic: plain mean over items, or the mean over classes (first label) of per-class "
+              "medians (AudioSep's AudioSet) or means (AudioSep's MUSIC). Default: what the benchmark's dataset.json "
+              "prescribes (--manifest), else mean.")
+@click.option("--si-sdr", "si_sdr", type=click.Choice(["zero-mean", "audiosep"]), help="SI-SDR definition of the "
+              "si_sdr columns. Default: the benchmark's protocol (--manifest; audiosep for audiosep, dcase2024, "
+              "clapsep), else zero-mean.")
 @click.option("--clap", help="Also score reference-free with CLAPScore (cos(CLAP(estimate), CLAP(query)) and its "
               "gain over the mixture): a CLAP checkpoint folder or hub name (e.g. laion/clap-htsat-unfused). "
               "Needs --manifest; items with an empty target_id get only these. See docs/evaluation.md.")
 @click.option("--split", help="With --manifest: score only the items of this split (e.g. test), so estimates are "
               "needed for those only and the row is comparable with `lassbench run` (which scores test).")
-def command(manifest, references, estimates, mixtures, out, metric_names, align, aggregate, clap, split) -> None:
+def command(manifest, references, estimates, mixtures, out, metric_names, align, aggregate, si_sdr, clap,
+            split) -> None:
     """Score separated estimates: SDR, SDRi, SI-SDR(i), BSS-Eval SDR, with bootstrap 95% CIs."""
     from lassbench.evaluate import evaluate_folders, evaluate_manifest, format_table
 
@@ -53,7 +60,7 @@ def command(manifest, references, estimates, mixtures, out, metric_names, align,
         if mixtures is not None:
             raise LassbenchError("--mixtures is read from the manifest's folder; drop it when using --manifest")
         _, summary = evaluate_manifest(manifest, estimates, out=out, metrics=metric_names, align=align,
-                                       aggregate=aggregate, progress=True, clap=clap, split=split)
+                                       aggregate=aggregate, progress=True, clap=clap, split=split, convention=si_sdr)
         for name, skipped in summary.get("not_scored", {}).items():
             click.echo(f"not scored: {name} for {skipped['n']} item(s): {skipped['reason']}", err=True)
     elif split is not None:
@@ -62,6 +69,6 @@ def command(manifest, references, estimates, mixtures, out, metric_names, align,
         raise LassbenchError("--clap needs the queries: score a benchmark with --manifest (a CSV with id,query)")
     else:
         _, summary = evaluate_folders(references, estimates, mixtures, out=out, metrics=metric_names, align=align,
-                                      aggregate=aggregate, progress=True)
+                                      aggregate=aggregate or "mean", progress=True, convention=si_sdr)
     click.echo(format_table(summary))
     click.echo(f"wrote {out / 'per_item.csv'} and {out / 'summary.json'}", err=True)
