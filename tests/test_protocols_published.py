@@ -316,3 +316,9 @@ def test_leaderboard_rows_of_a_remixed_audiosep_benchmark_say_not_exact(tmp_path
         evaluate_manifest(folder / "manifest.csv", folder / "mixture", out=out)
         rows[name] = read_result_folder(out)
     assert rows["remix"].exact == "no" and rows["rendered"].exact == "yes"
+
+
+def test_another_sample_rate_is_not_exact(tmp_path):
+    folder, index, _ = _idx_set(tmp_path, "esc50", *IDX_SETS["esc50"][:2])
+    result = _build(tmp_path / "out", folder, "audiosep", index, sample_rate=16000)
+    assert json.loads((result.out / "dataset.json").read_text())["exact"] is False  # the evaluators load at 32 kHz
