@@ -434,13 +434,35 @@ def _correlations(
         summed = np.einsum("bjf,bjf->bf", spectra, s_conj)
         return scipy.fft.irfft(summed, n=n_fft, axis=-1)[:, :length]
 
-    auto = correlate(window_spectra(s_padded))
+    auto = _block_autocorrelation(blocks[:, :, :block], s_conj, n_fft, length, workers)
     cross, totals = [], []
     for e in estimates:
         e_padded = padded(e)
         cross.append(correlate(window_spectra(e_padded)))
         totals.append(np.einsum("ij,ij->i", e_padded, e_padded))
     return auto, np.stack(cross, axis=1), np.stack(totals, axis=1)
+
+
+def _block_autocorrelation(blocks: np.ndarray, conj_spectra: np.ndarray, n_fft: int, length: int,
+                           workers: int) -> np.ndarray:
+    """Autocorrelation (lags ``< length``) of the signal cut into ``blocks`` ``(rows, j, M)``, from their spectra.
+
+    ``Σ_j |S_j|²`` gives each block's own linear autocorrelation (``N ≥ M + length − 1``: no wrap); the pairs that
+    straddle a boundary only involve the last ``length − 1`` samples of block ``j`` and the first ``length − 1`` of
+    block ``j + 1``, correlated with short FFTs. That replaces a full pass of window FFTs over the reference.
+    """
+    rows, _, size = blocks.shape
+    within = np.einsum("bjf,bjf->bf", conj_spectra, np.conj(conj_spectra)).real
+    auto = scipy.fft.irfft(within, n=n_fft, axis=-1)[:, :length]
+    tail = length - 1
+    if tail == 0 or blocks.shape[1] < 2:
+        return auto
+    n_short = 1 << (2 * tail - 1).bit_length()  # ≥ 2·tail: negative lags do not wrap onto positive ones
+    tails = scipy.fft.rfft(blocks[:, :-1, size - tail :], n=n_short, axis=-1, workers=workers)
+    heads = scipy.fft.rfft(blocks[:, 1:, :tail], n=n_short, axis=-1, workers=workers)
+    straddling = scipy.fft.irfft(np.einsum("bjf,bjf->bf", np.conj(tails), heads), n=n_short, axis=-1)
+    # straddling[m] = Σ_u tail[u]·head[u + m]; lag k pairs tail[u] with head[u + k − (length − 1)]
+    return auto + straddling[:, (np.arange(length) - tail) % n_short]
 
 
 def _levinson_solve(r: np.ndarray, y: np.ndarray) -> np.ndarray:
