@@ -231,6 +231,9 @@ def _check_config(config: BuildConfig) -> None:
             raise LassbenchError(f"{flag} {value}: must be positive")
     check_output_folder(config.out if config.out is not None else default_out(config.sources, config.protocol),
                         "--out")
+    for id_list in (config.exclude_ids, config.train_manifest):  # unreadable lists fail now, not after measuring
+        if id_list:
+            read_id_list(id_list)
     if config.export_hf is not None:
         check_output_folder(config.export_hf, "--export hf")
 

@@ -81,6 +81,16 @@ def test_build_dataset_refuses_an_out_that_cannot_be_a_folder_before_the_work(tm
     assert time.monotonic() - started < 5 and blocker.read_text() == "not a folder"
 
 
+@pytest.mark.parametrize("flag", ["--exclude-ids", "--train-manifest"])
+def test_build_dataset_refuses_an_unreadable_id_list_before_measuring_sources(tmp_path, capsys, bench, flag):
+    listing = tmp_path / "ids.txt"
+    listing.write_bytes("caf\xe9\n".encode("latin-1"))
+    code, err = run_cli(["build-dataset", "--sources", str(bench.parent / "corpus" / "manifest.csv"),
+                         "--out", str(tmp_path / "out"), "--quiet", flag, str(listing)], capsys)
+    assert_refused(code, err, str(listing))
+    assert not (tmp_path / "out").exists()
+
+
 # --------------------------------------------------------------------------------------- evaluate
 
 
@@ -211,6 +221,7 @@ DOWNLOAD_CASES = [
     (["--workers", "0"], "--workers"),
     (["--retries", "-1"], "--retries"),
     (["--limit", "-3"], "--limit"),
+    (["--limit", "0"], "--limit must be at least 1"),
     (["--sample-rate", "0"], "--sample-rate"),
     (["--min-duration", "nan"], "--min-duration"),
 ]

@@ -259,8 +259,8 @@ def _check_config(config: AudiocapsDownloadConfig) -> None:
         raise LassbenchError(
             f"--min-duration must be between 0 and {config.clip_seconds:g} s, got {config.min_duration}"
         )
-    if config.limit is not None and config.limit < 0:
-        raise LassbenchError(f"--limit must be non-negative, got {config.limit}")
+    if config.limit is not None and config.limit < 1:  # --limit 0 would "succeed" with an empty manifest
+        raise LassbenchError(f"--limit must be at least 1, got {config.limit}")
     if config.retries < 0:
         raise LassbenchError(f"--retries must be non-negative, got {config.retries}")
 
