@@ -43,7 +43,8 @@ def fixture_clip(name: str) -> tuple[np.ndarray, int]:
         x = np.sin(2 * np.pi * (220 + seed % 200) * t) * (0.6 + 0.4 * np.sin(2 * np.pi * 0.5 * t))
     else:
         # a deterministic noise-like signal (a sum of incommensurate sines: no RNG-stream dependence)
-        x = sum(np.sin(2 * np.pi * f * t + k) for k, f in enumerate([97.3, 311.7, 1013.9, 2711.3, 5003.1]))
+        x = sum(np.sin(2 * np.pi * f * (1 + seed % 17 / 50) * t + k * seed)
+                for k, f in enumerate([97.3, 311.7, 1013.9, 2711.3, 5003.1]))
     x = x / np.abs(x).max() * peak
     return x.astype(np.float32), rate
 
