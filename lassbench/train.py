@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from lassbench.audio import atomic_path
+from lassbench.audio import atomic_path, sweep_stale_temps
 from lassbench.errors import LassbenchError
 from lassbench.models.lassnet import SeparatorConfig, sized_config
 from lassbench.models.registry import (
@@ -98,6 +98,7 @@ def train(config: TrainConfig, *, resume: bool = False) -> Path:
     wrapped = _wrap_ddp(model, config.device, dist)
     if dist.is_main:
         out.mkdir(parents=True, exist_ok=True)
+        sweep_stale_temps(out)  # checkpoint / log temps of a run killed with SIGKILL
         _truncate_log(out / "log.csv", start)  # steps after the last checkpoint are trained (and logged) again
         log.info("training %s (%d parameters) from step %d", config.model, count_parameters(model), start)
     segment = int(round(config.segment_seconds * data.sample_rate))

@@ -209,3 +209,23 @@ def test_sigterm_during_download_keeps_finished_clips_in_the_manifest_like_ctrl_
         rerun = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert rerun.returncode == 0, rerun.stderr
     assert sorted(p.name for p in (out / "audio").iterdir()) == sorted(f"{n}.wav" for n in names)
+
+
+@pytest.mark.slow
+def test_resumed_training_removes_the_checkpoint_temp_a_killed_run_left(tmp_path):
+    from lassbench.build import BuildConfig, build_dataset
+    from lassbench.corpora.synth import synth_corpus
+    from lassbench.train import TrainConfig, train
+
+    sources = synth_corpus(tmp_path / "synth", duration=2.0, clips={"train": 14, "val": 14, "test": 14})
+    bench = tmp_path / "synth-mini"
+    build_dataset(BuildConfig(sources=str(sources), out=bench, splits=("val",), num_items={"val": 4}, progress=False))
+    config = TrainConfig(model="lassnet", data=str(bench), out=str(tmp_path / "run"), steps=2, batch_size=2,
+                         segment_seconds=0.5, val_every=2, val_items=2, checkpoint_every=2, channels=[4, 8],
+                         cond_dim=16)
+    train(config)
+    debris = _debris_of_a_killed_writer(tmp_path / "run" / "last.pt")
+    config.steps = 4
+    train(config, resume=True)
+    assert not debris.exists()
+    assert not [p for p in (tmp_path / "run").iterdir() if TEMP_MARK in p.name]
