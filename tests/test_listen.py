@@ -186,6 +186,22 @@ def test_build_errors_are_one_line(tmp_path, capsys):
     assert_one_line_error(code, err, "pass --data BENCH")
 
 
+def test_build_follows_run_json_data_and_refuses_another_build_of_the_benchmark(tmp_path, capsys):
+    from lassbench.audio import sha256_file
+
+    bench, runs = make_runs(tmp_path, n_items=3)
+    for run in runs:  # what the runner may record: the folder it separated and the manifest's digest
+        info = json.loads((run / "run.json").read_text())
+        info.update(data=str(bench), manifest_sha256=sha256_file(bench / "manifest.csv"))
+        (run / "run.json").write_text(json.dumps(info))
+    code, out, err = run_listen(["build", *runs, "--out", tmp_path / "p", "--trials", 2], capsys)
+    assert code in (0, None), err
+    info["manifest_sha256"] = "0" * 64
+    (runs[0] / "run.json").write_text(json.dumps({**info, "system": "sys-good"}))
+    code, _, err = run_listen(["build", *runs, "--out", tmp_path / "q", "--trials", 2], capsys)
+    assert_one_line_error(code, err, "another build of the benchmark")
+
+
 # --- scoring ---------------------------------------------------------------------------------------------------
 
 

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from lassbench import __version__
-from lassbench.audio import read_audio, write_audio, write_text_atomic
+from lassbench.audio import read_audio, sha256_file, write_audio, write_text_atomic
 from lassbench.errors import LassbenchError
 from lassbench.listen.page import render_page
 from lassbench.listen.stimuli import FIXED_CONDITIONS, REFERENCE, trial_stimuli
@@ -52,6 +52,8 @@ class RunFolder:
     folder: Path
     benchmark: str | None
     metrics: pd.DataFrame | None  # per_item.csv indexed by item, when present
+    data: str | None = None  # run.json "data": the benchmark folder, where the runner records it
+    manifest_sha256: str | None = None  # run.json "manifest_sha256": which build of the benchmark was separated
 
 
 def build_test(config: ListenConfig) -> Path:
@@ -101,7 +103,8 @@ def _read_run(folder: Path) -> RunFolder:
     if (folder / "per_item.csv").is_file():
         metrics = pd.read_csv(folder / "per_item.csv", dtype={"item": str}).set_index("item")
     return RunFolder(system=str(info.get("system") or folder.name), folder=folder,
-                     benchmark=info.get("benchmark") or folder.parent.name, metrics=metrics)
+                     benchmark=info.get("benchmark") or folder.parent.name, metrics=metrics,
+                     data=info.get("data"), manifest_sha256=info.get("manifest_sha256"))
 
 
 def _check_systems(runs: list[RunFolder]) -> None:
@@ -118,8 +121,9 @@ def _check_systems(runs: list[RunFolder]) -> None:
 
 
 def _benchmark_folder(data: str | None, runs: list[RunFolder]) -> Path:
-    if data is not None:
-        folder = built_benchmark_dir(data)
+    recorded = next((r.data for r in runs if r.data), None)
+    if data is not None or recorded is not None:
+        folder = built_benchmark_dir(data if data is not None else recorded)
     elif runs[0].benchmark == "synth":
         from lassbench.build import default_benchmark
 
@@ -130,6 +134,11 @@ def _benchmark_folder(data: str | None, runs: list[RunFolder]) -> Path:
     name = read_dataset_json(folder).get("name") or folder.name
     if runs[0].benchmark and name != runs[0].benchmark:
         raise LassbenchError(f"{folder}: benchmark '{name}', but the runs separated '{runs[0].benchmark}'")
+    digest = sha256_file(folder / "manifest.csv")
+    stale = [r.folder.name for r in runs if r.manifest_sha256 and r.manifest_sha256 != digest]
+    if stale:
+        raise LassbenchError(f"{folder}: another build of the benchmark than the one {', '.join(stale)} separated "
+                             "(manifest SHA-256 differs); rerun them, or pass --data with the build they used")
     return folder
 
 
