@@ -223,6 +223,9 @@ def test_audiosep_idx_layouts_build_from_the_published_files_as_they_are(tmp_pat
     described = json.loads((result.out / "dataset.json").read_text())
     assert described["exact"] is True
     assert described["parameters"]["set"] == kind and described["parameters"]["aggregation"] == aggregation
+    per_item, summary = evaluate_manifest(result.out / "manifest.csv", result.out / "mixture", out=None)
+    assert len(per_item) == len(rows) and summary["aggregate"] == aggregation and summary["exact"] is True
+    assert np.allclose(per_item["sdri"], 0.0, atol=1e-9)  # the published mixture scored as itself
 
 
 def test_audiosep_audioset_layout_queries_the_class_display_name(tmp_path):
@@ -245,6 +248,8 @@ def test_audiosep_audioset_layout_queries_the_class_display_name(tmp_path):
         assert np.array_equal(_read(result.out / row.target_path), target)
     described = json.loads((result.out / "dataset.json").read_text())
     assert described["exact"] is True and described["parameters"]["aggregation"] == "class-median-mean"
+    _, summary = evaluate_manifest(result.out / "manifest.csv", result.out / "target", out=None)
+    assert summary["aggregate"] == "class-median-mean" and summary["n_items"] == 4
 
 
 def test_audiosep_vggsound_layout_reads_mix_wav_and_s0_wav(tmp_path):
