@@ -5,9 +5,9 @@ name        what it builds
 ==========  ==========================================================================================
 lassbench   lassbench's own loudness-controlled protocol (:mod:`lassbench.protocols.lassbench`)
 lassnet     LASS-Net's evaluation pairs and its released mixing rule (:mod:`.lassnet`)
-audiosep    AudioSep's evaluation lists with its mixer's rule (:mod:`.audiosep`)
+audiosep    AudioSep's six lists: its rendered files as they are, or re-mixed (:mod:`.audiosep`)
 dcase2024   DCASE 2024 Task 9 index lists, mixed as its evaluator does (:mod:`.dcase2024`)
-clapsep     CLAPSep's AudioCaps list (positive and negative captions), mixed as its evaluator does (:mod:`.clapsep`)
+clapsep     CLAPSep's AudioCaps list with negative captions, mixed as its evaluator does (:mod:`.clapsep`)
 ==========  ==========================================================================================
 
 Every protocol module exposes ``prepare(frame, request) -> Prepared``: which source clips to read, then a
