@@ -37,7 +37,8 @@ captions            JSON list of all captions of the target
 labels              JSON list of the target's class labels
 target_lufs         measured/assigned loudness of the target in the mixture (LUFS; NaN when not measured)
 interferer_lufs     JSON list, one per interferer
-snr_db              target-to-interference ratio of the item (protocol's unit: LU or energy dB)
+snr_db              target-to-interference ratio of the item (protocol's unit: LU or energy dB); lassbench: measured
+                    on the written files, ``L(target) - L(sum of interferers)``
 gain                common gain applied to avoid clipping (1.0 when none)
 sample_rate         int
 num_samples         int
@@ -50,7 +51,8 @@ target_sha1         checksum of target/<id>.wav
 
 Protocol columns (present when the protocol writes them): ``index_row`` (the index file's line),
 ``negative_query`` (clapsep: the list's negative caption, what *not* to separate), ``mixture_source`` (audiosep
-rendered: the published mixture file), ``contrast_attribute`` (lassbench).
+rendered: the published mixture file), ``contrast_attribute`` and ``planned_snr_db`` (lassbench: the SNR the draw asked
+for, which two or more interferers miss by up to ~3 LU because loudness gating is not additive).
 """
 
 from __future__ import annotations
@@ -160,6 +162,18 @@ def read_dataset_json(data_dir: str | Path) -> dict:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:  # ValueError: bad JSON or bad UTF-8
         raise LassbenchError(f"{path}: cannot read dataset.json ({exc})") from exc
+
+
+def locate_sources(data_dir: str | Path, dataset: dict) -> str | None:
+    """The sources a benchmark was built from, from dataset.json's ``sources.origin``: an absolute path (lassbench
+    >= 0.2 writes one), ``synth``, or an older relative path — tried from the current folder, then from the
+    benchmark folder and its parent (where build-dataset usually ran). ``None`` when none of them exists."""
+    origin = (dataset.get("sources") or {}).get("origin")
+    if not origin or origin == "synth":
+        return origin or None
+    path, data_dir = Path(origin), Path(data_dir)
+    candidates = [path] if path.is_absolute() else [path, data_dir / path, data_dir.resolve().parent / path]
+    return next((str(c) for c in candidates if c.exists()), None)
 
 
 def write_manifest_csv(frame: pd.DataFrame, path: str | Path) -> Path:

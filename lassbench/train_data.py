@@ -38,6 +38,7 @@ from lassbench.errors import LassbenchError
 from lassbench.manifests import (
     built_benchmark_dir,
     decode_list,
+    locate_sources,
     read_dataset_json,
     read_item_manifest,
     read_manifest,
@@ -265,20 +266,14 @@ def _measure_now(origin: str, sample_rate: int, dataset: dict) -> pd.DataFrame:
 
 
 def sources_origin(data_dir: Path, dataset: dict) -> str:
-    """The sources the benchmark was built from, as dataset.json records them: an absolute path (lassbench >= 0.2),
-    or a path relative to the folder build-dataset ran in (older), tried from here and from the benchmark's
-    folder and its parent."""
-    origin = (dataset.get("sources") or {}).get("origin")
-    if not origin:
+    """The sources the benchmark was built from (:func:`lassbench.manifests.locate_sources`), or one clear error."""
+    if not (dataset.get("sources") or {}).get("origin"):
         raise LassbenchError(f"{data_dir}/dataset.json names no sources: use --mixing fixed")
-    if origin == "synth":
-        return origin
-    candidates = [Path(origin)] if Path(origin).is_absolute() else \
-        [Path(origin), data_dir / origin, data_dir.resolve().parent / origin]
-    for candidate in candidates:
-        if candidate.exists():
-            return str(candidate)
-    raise LassbenchError(f"training sources {origin} not found (moved?): rebuild, or use --mixing fixed")
+    origin = locate_sources(data_dir, dataset)
+    if origin is None:
+        raise LassbenchError(f"training sources {dataset['sources']['origin']} not found (moved?): rebuild, or use "
+                             "--mixing fixed")
+    return origin
 
 
 def _check_folders(paths, data_dir: Path) -> None:

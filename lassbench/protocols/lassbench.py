@@ -15,8 +15,9 @@ Item ``i`` of split ``s`` is drawn by an RNG seeded with ``(seed, s, i)`` only (
 
 Mixing (:func:`lassbench.mixing.render`, rule ``loudness``): gains from each clip's integrated loudness, measured
 once per clip; one common gain ``0.99/peak`` when the mixture's peak would exceed 1 (recorded in ``gain``; the
-recorded loudnesses include it). The item's ``snr_db`` is ``-10 log10(sum_k 10^(-snr_k/10))`` (for one interferer:
-``snr_1``).
+recorded loudnesses include it). The item's ``snr_db`` is measured by the build on what it writes:
+``L(target) - L(sum of interferers)``; ``planned_snr_db`` keeps the draw's ``-10 log10(sum_k 10^(-snr_k/10))``
+(for one interferer both are ``snr_1``; for two, gating makes them differ by up to ~3 LU).
 
 In-memory use (training with fresh mixtures every epoch, the same code path as the build)::
 
