@@ -165,6 +165,35 @@ def test_a_rerun_of_build_removes_temp_files_of_killed_builds_and_keeps_live_one
     assert live.exists()  # a running writer's (here: this process's) temp is not touched
 
 
+@pytest.mark.slow  # ~10 s
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="needs /proc")
+def test_kill_9_during_a_two_worker_build_orphans_no_worker_and_the_rerun_leaves_no_temp_file(tmp_path):
+    sources = synth_corpus(tmp_path / "c", clips={"val": 14, "test": 14})
+    out = tmp_path / "out"
+    args = ["build-dataset", "--sources", str(sources), "--out", str(out), "--num-items", "14", "--workers", "2",
+            "--quiet"]
+    env = {**os.environ, "LASSBENCH_CACHE": str(tmp_path / "cache")}
+    parent = subprocess.Popen([sys.executable, "-m", "lassbench", *args], env=env)
+    workers: set[int] = set()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and parent.poll() is None:
+        workers |= _children(parent.pid)
+        if len(list((out / ".lassbench" / "items").glob("*.json"))) >= 2 and len(workers) >= 2:
+            break
+        time.sleep(0.02)
+    if parent.poll() is not None:
+        pytest.skip("the build finished before it could be killed")
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(_alive(pid) for pid in workers):
+        time.sleep(0.05)
+    assert not [pid for pid in workers if _alive(pid)], "build workers outlived their killed parent"
+    result = build_dataset(BuildConfig(out=out, sources=str(sources), num_items=14, workers=2, progress=False))
+    assert result.manifest is not None and result.reused >= 2
+    assert not [p for p in out.rglob("*") if TEMP_MARK in p.name or p.name.endswith(".tmp.wav")]
+
+
 # ----------------------------------------------------------------------------------------- fresh install
 
 
