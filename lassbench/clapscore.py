@@ -179,9 +179,13 @@ class ClapScorer:
 
         features = self.extractor(windows, sampling_rate=self.sample_rate, return_tensors="pt",
                                   truncation=self.truncation, padding="repeatpad")
+        # No window is longer than max_length, so none is "longer"; but with truncation="fusion" the extractor marks
+        # one random item of the batch as longer when none is, which makes that item's embedding depend on its
+        # batch (LAION-CLAP#166). The flags are therefore set here, not taken from the extractor.
+        is_longer = torch.zeros_like(features["is_longer"], dtype=torch.bool)
         with torch.no_grad():
             out = self.model.get_audio_features(input_features=features["input_features"].to(self.device),
-                                                is_longer=features["is_longer"].to(self.device))
+                                                is_longer=is_longer.to(self.device))
         return out.pooler_output.cpu().numpy().astype(np.float64)
 
     def score(self, queries: Sequence[str], estimates: Sequence[np.ndarray], sample_rate: int,
