@@ -81,7 +81,7 @@ def test_page_plays_rates_exports_and_the_export_scores(tmp_path):
 
         expected = {}
         for index, trial in enumerate(test["trials"]):
-            for row in driver.find_elements(By.CSS_SELECTOR, "#conditions tr"):
+            for row in driver.find_elements(By.CSS_SELECTOR, "#conditions tr[data-stimulus]"):
                 stimulus = row.get_attribute("data-stimulus")
                 slider = row.find_element(By.CSS_SELECTOR, "input[type=range]")
                 if stimulus == HIDDEN_REFERENCE:

@@ -44,6 +44,7 @@ _TEMPLATE = """<!DOCTYPE html>
   .query { font-size: 1.25rem; padding: .6rem .8rem; background: #eef3fb; border-left: 4px solid #3b6fb6; }
   table { border-collapse: collapse; width: 100%; margin: 1rem 0; }
   td { padding: .35rem .5rem; border-bottom: 1px solid #ddd; }
+  td:first-child { width: 4rem; } td:last-child { width: 3rem; }
   input[type=range] { width: 100%; }
   button { font-size: 1rem; padding: .35rem .9rem; margin: .15rem; cursor: pointer; }
   button.playing { background: #3b6fb6; color: #fff; }
@@ -67,8 +68,6 @@ _TEMPLATE = """<!DOCTYPE html>
   <p id="progress"></p>
   <p class="query">Query: <span id="query"></span></p>
   <p><button id="play-reference">Reference</button> <button id="stop">Stop</button></p>
-  <div class="scale"><span>0 bad</span><span>20 poor</span><span>40 fair</span><span>60 good</span>
-    <span>80 excellent 100</span></div>
   <table id="conditions"></table>
   <p><button id="prev">Previous</button> <button id="next">Next</button></p>
 </section>
@@ -149,6 +148,11 @@ function showTrial(index) {
   $("play-reference").onclick = (ev) => play(trial.reference, ev.target);
   const table = $("conditions");
   table.innerHTML = "";
+  const scale = table.insertRow();
+  scale.insertCell();
+  scale.insertCell().innerHTML = '<div class="scale"><span>0 bad</span><span>20 poor</span><span>40 fair</span>' +
+    '<span>60 good</span><span>80 excellent 100</span></div>';
+  scale.insertCell();
   trial.stimuli.forEach((stimulus, k) => {
     const row = table.insertRow();
     row.dataset.stimulus = stimulus.id;
