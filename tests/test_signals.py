@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -229,3 +230,12 @@ def test_resumed_training_removes_the_checkpoint_temp_a_killed_run_left(tmp_path
     train(config, resume=True)
     assert not debris.exists()
     assert not [p for p in (tmp_path / "run").iterdir() if TEMP_MARK in p.name]
+
+
+def test_every_test_the_guarantees_page_names_exists():
+    root = Path(__file__).resolve().parent
+    page = (root.parent / "docs" / "guarantees.md").read_text(encoding="utf-8")
+    defined = {name for path in root.glob("test_*.py")
+               for name in re.findall(r"^def (test_\w+)", path.read_text(encoding="utf-8"), re.M)}
+    named = set(re.findall(r"\b(test_\w+)", page)) - {path.stem for path in root.glob("test_*.py")}
+    assert named and sorted(named - defined) == []
