@@ -251,7 +251,6 @@ def evaluate_manifest(manifest: str | Path, estimates: str | Path, *, out: str |
     if not targeted and clap is None:
         raise LassbenchError(f"{manifest}: no item has a target (empty target_id), so only reference-free scores "
                              "apply: pass --clap CHECKPOINT (a CLAP folder or hub name)")
-    scorer = _clap_scorer(clap)  # loaded before the long work: a bad checkpoint fails first
     expected = {i: estimates / f"{i}.wav" for i in ids}
     missing = [f"{i}.wav" for i, p in expected.items() if not p.is_file()]
     if missing:
@@ -260,6 +259,7 @@ def evaluate_manifest(manifest: str | Path, estimates: str | Path, *, out: str |
         absent = [f"{folder}/{i}.wav" for i in wanted if not (base / folder / f"{i}.wav").is_file()]
         if absent:
             raise LassbenchError(f"{manifest}: benchmark audio missing beside the manifest: {_listing(absent)}")
+    scorer = _clap_scorer(clap)  # after the cheap file checks, before the long work: a bad checkpoint fails first
 
     def describe(item: str, role: str) -> str:
         return str({"reference": base / "target" / f"{item}.wav", "estimate": expected[item],

@@ -184,6 +184,11 @@ def test_build_errors_are_one_line(tmp_path, capsys):
     assert_one_line_error(code, err, "same or a reserved system name")
     code, _, err = run_listen(["build", *runs, "--out", tmp_path / "p"], capsys)
     assert_one_line_error(code, err, "pass --data BENCH")
+    code, _, err = run_listen(["build", *runs, "--out", tmp_path / "p", "--data", bench, "--max-seconds", 0.1],
+                              capsys)
+    assert_one_line_error(code, err, "at least 0.5 s")
+    code, _, err = run_listen(["build", *runs, "--out", tmp_path / "p", "--data", bench, "--loudness", 5], capsys)
+    assert_one_line_error(code, err, "between -70 and 0")
 
 
 def test_build_follows_run_json_data_and_refuses_another_build_of_the_benchmark(tmp_path, capsys):

@@ -60,6 +60,11 @@ def build_test(config: ListenConfig) -> Path:
     """Write the test folder; returns the path of index.html."""
     if config.trials < 1:
         raise LassbenchError("--trials must be at least 1")
+    if config.max_seconds is not None and config.max_seconds < 0.5:
+        raise LassbenchError(f"--max-seconds {config.max_seconds:g}: stimuli need at least 0.5 s (loudness is "
+                             "measured over 0.4 s blocks)")
+    if not -70 < config.loudness_lufs < 0:
+        raise LassbenchError(f"--loudness {config.loudness_lufs:g}: expected a level in LUFS between -70 and 0")
     runs = [_read_run(Path(r)) for r in config.runs]
     _check_systems(runs)
     data_dir = _benchmark_folder(config.data, runs)
