@@ -95,6 +95,10 @@ def build_dataset(config: BuildConfig) -> BuildResult:
     custom = getattr(protocol, "resolve_sources", None)
     resolved = (custom(config.sources, config.index) if custom else None) or resolve_sources(config.sources)
     out = Path(config.out) if config.out is not None else default_out(config.sources, config.protocol)
+    if _is_default_synth_build(out, config):  # `lassbench build-dataset` and `run` share this cached folder
+        _drop_stale_synth_build(out)
+        # recorded before anything else, so a killed build resumes instead of being dropped as stale
+        write_text_atomic(out / STATE_DIR / RENDER_STATE, json.dumps({"render_digest": render_digest()}))
     excluded = listed_sources(resolved.frame, read_id_list(config.exclude_ids)) if config.exclude_ids \
         else frozenset()
     request = BuildRequest(
@@ -143,8 +147,7 @@ def default_benchmark(splits: Iterable[str] = ("val", "test"), *, out: str | Pat
     from another synth corpus (older generator code) or by other rendering code (:func:`render_digest`) is removed
     and rebuilt, so results follow the code."""
     splits = tuple(splits)
-    default = out is None
-    if default:
+    if out is None:
         out = default_out(None, "lassbench")
         _drop_stale_synth_build(out)
     out = Path(out)
@@ -157,8 +160,6 @@ def default_benchmark(splits: Iterable[str] = ("val", "test"), *, out: str | Pat
         if set(splits) <= set(built):
             return out
         splits = tuple(dict.fromkeys([*built, *splits]))  # extend the build: its manifest keeps the splits it had
-    if default:  # recorded first, so a killed build resumes instead of being dropped as stale
-        write_text_atomic(out / STATE_DIR / RENDER_STATE, json.dumps({"render_digest": render_digest()}))
     build_dataset(BuildConfig(out=out, splits=splits, workers=workers, progress=progress))
     return out
 
@@ -184,6 +185,11 @@ def render_digest() -> str:
         except PackageNotFoundError:
             digest.update(f"{package} -\n".encode())
     return digest.hexdigest()[:12]
+
+
+def _is_default_synth_build(out: Path, config: BuildConfig) -> bool:
+    return (config.protocol == "lassbench" and str(config.sources or "synth") == "synth"
+            and out.resolve() == default_out(None, "lassbench").resolve())
 
 
 def _drop_stale_synth_build(out: Path) -> None:

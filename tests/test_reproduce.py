@@ -199,10 +199,13 @@ def test_kill_9_during_a_two_worker_build_orphans_no_worker_and_the_rerun_leaves
 
 @pytest.fixture(scope="module")
 def fresh_run(tmp_path_factory):
-    """`lassbench run mixture` from an EMPTY cache, as a new user runs it."""
+    """README's first steps from an EMPTY cache: `lassbench build-dataset`, then `lassbench run mixture`."""
     root = tmp_path_factory.mktemp("fresh")
+    built = _cli("build-dataset", "--quiet", cache=root / "cache", cwd=root)
+    assert built.returncode == 0, built.stderr[-2000:]
     done = _cli("run", "mixture", "--out", str(root / "results"), cache=root / "cache", cwd=root)
     assert done.returncode == 0, done.stderr[-2000:]
+    assert "rebuilding" not in done.stderr  # run reuses what build-dataset made with the same code
     return root
 
 
