@@ -210,6 +210,27 @@ def test_samples_beyond_full_scale_are_clipped_in_flac_and_reported(tmp_path, id
     assert len(notes) == 1 and "exceeded full scale and were clipped" in notes[0]
 
 
+class _LevelDependentModel(_IdentityModel):
+    """A mask that depends on the absolute level, like a network fed log-magnitudes: not scale-equivariant alone."""
+
+    def __call__(self, mixture, batch):
+        return mixture * (1 / (1 + (mixture.abs() * 10) ** 2))
+
+
+@pytest.mark.parametrize("gain", [4.0, 100.0])
+def test_a_level_dependent_model_separates_a_louder_file_as_the_same_file_scaled(tmp_path, monkeypatch, gain):
+    separator = Separator(_LevelDependentModel(), "lassnet", "caption")
+    monkeypatch.setattr(separate_module, "load_separator", lambda *a, **k: separator)
+    x = _noise(2.0)
+    estimates = []
+    for g in (1.0, gain):
+        write_audio(tmp_path / "mix.wav", x * np.float32(g), RATE)
+        separate_file(SeparateConfig(input=str(tmp_path / "mix.wav"), output=str(tmp_path / "est.wav"), query="x"))
+        estimates.append(read_audio(tmp_path / "est.wav")[0] / g)
+    assert np.abs(estimates[0] - x).max() > 0.01  # the model does change the signal
+    np.testing.assert_allclose(estimates[1], estimates[0], rtol=0, atol=1e-5 * np.abs(estimates[0]).max())
+
+
 def test_long_input_shows_a_progress_bar_on_stderr(tmp_path, capsys):
     write_audio(tmp_path / "long.wav", np.zeros(RATE * 40, dtype=np.float32), RATE)
     separate_module.scan_input(tmp_path / "long.wav", progress=True)
