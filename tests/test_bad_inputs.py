@@ -205,6 +205,18 @@ def test_ids_starting_with_a_dash_survive_every_reader_and_formulas_stay_defused
     assert read_manifest(results / "synth" / "a" / "per_item.csv", ["item"])["item"].tolist() == ids
     outputs = write_leaderboards(results, tmp_path / "lb", markdown=None, plots=False)
     assert outputs.tables and "not comparable" not in " ".join(outputs.notes)
+    # a benchmark whose item id starts with '-': evaluate's per_item.csv reads back the same in pandas
+    copy = tmp_path / "bench"
+    shutil.copytree(bench, copy, ignore=shutil.ignore_patterns(".lassbench"))
+    frame = read_item_manifest(copy / "manifest.csv").iloc[:2].copy()
+    old = frame["id"].iloc[0]
+    frame.loc[frame.index[0], "id"] = "-abc_123XYZ"
+    for folder in ("mixture", "target", "estimates"):
+        (copy / folder / f"{old}.wav").rename(copy / folder / "-abc_123XYZ.wav")
+    write_manifest_csv(frame, copy / "manifest.csv")
+    evaluate_manifest(copy / "manifest.csv", copy / "estimates", out=tmp_path / "scored")
+    scored = pd.read_csv(tmp_path / "scored" / "per_item.csv", dtype=str, keep_default_na=False)
+    assert scored["item"].tolist() == ["-abc_123XYZ", frame["id"].iloc[1]]
 
 
 # --------------------------------------------------------------------------------------- download
