@@ -52,7 +52,13 @@ from lassbench.errors import LassbenchError
 from lassbench.evaluate import breakdowns, format_table, summarize, write_results
 from lassbench.manifests import built_benchmark_dir, decode_list, read_dataset_json, read_item_manifest
 from lassbench.models.lassnet import sized_config
-from lassbench.models.registry import build_model, count_parameters, get_model_entry, load_model
+from lassbench.models.registry import (
+    build_model,
+    check_published_checkpoint,
+    count_parameters,
+    get_model_entry,
+    load_model,
+)
 from lassbench.run_stream import PARTIAL_DIR, BatchReader, Shard, merge_partials, remove_partials, run_shard
 
 MAIN_METRICS = ("sdr", "sdri", "si_sdr", "si_sdri")
@@ -73,6 +79,7 @@ class RunConfig:
     limit: int | None = None
     seed: int = 0
     workers: int | None = None  # DataLoader reader processes; None: default_workers()
+    text_encoder: str | None = None  # published systems: the tokenizer folder (docs/models.md)
 
 
 @dataclass
@@ -94,6 +101,7 @@ def run_model(config: RunConfig, *, log=None) -> list[RunOutcome]:
     ``log`` gets one line per note (skipped variant, reused result); default: stderr."""
     log = log or _stderr
     entry = get_model_entry(config.model)
+    check_published_checkpoint(config.model, config.checkpoint)
     controls = check_config(config)
     variants = _variants(entry.query_type, config, controls)
     check_out(config.out)
@@ -103,7 +111,9 @@ def run_model(config: RunConfig, *, log=None) -> list[RunOutcome]:
     items = _select_items(data_dir, config.split, config.limit, manifest)
     dist = init_distributed(config.device)
     device = process_device(config.device, dist)
-    model, checkpoint = _load_system(config.model, config.checkpoint, device)
+    model, checkpoint = _load_system(config.model, config.checkpoint, device, config.text_encoder)
+    if hasattr(model, "input_rate"):  # published systems resample the benchmark's audio to their own rate
+        model.input_rate = int(items["sample_rate"].iloc[0])
     benchmark = dataset.get("name") or data_dir.name
     plans = _plans(items, manifest, variants, dataset, data_dir, config.seed, log)
     base = _base_fingerprint(config, checkpoint, data_dir, device)
@@ -397,9 +407,9 @@ def queries_by_id(items: pd.DataFrame, queries: list[str], ids) -> list[str]:
     return [lookup[i] for i in ids]
 
 
-def _load_system(name: str, checkpoint: str | None, device: str):
+def _load_system(name: str, checkpoint: str | None, device: str, text_encoder: str | None = None):
     entry = get_model_entry(name)
-    if not entry.trainable:
+    if not entry.trainable and entry.published is None:
         return build_model(name, sized_config("tiny")).to(device).eval(), None
     path = Path(checkpoint) if checkpoint else entry.shipped_checkpoint()
     if path is None:
@@ -407,7 +417,7 @@ def _load_system(name: str, checkpoint: str | None, device: str):
             f"no checkpoint ships for '{name}': train one (`lassbench train {name} --data DIR --out RUN`) "
             f"and pass --checkpoint RUN/model.pt"
         )
-    model, _ = load_model(path, expected=name, device=device)
+    model, _ = load_model(path, expected=name, device=device, text_encoder=text_encoder)
     return model, path
 
 
@@ -471,6 +481,7 @@ def _run_info(config: RunConfig, query_type: str, model, checkpoint: Path | None
               variant: str, wall: float, n_items: int) -> dict:
     text_encoder = getattr(getattr(model, "config", None), "text_encoder", None) if query_type in (
         "caption", "tags") else None
+    text_encoder = text_encoder or getattr(model, "tokenizer_source", None)
     return {
         "model": config.model,
         "system": config.model if variant == "default" else f"{config.model}@{variant}",
@@ -479,6 +490,7 @@ def _run_info(config: RunConfig, query_type: str, model, checkpoint: Path | None
         "params": count_parameters(model),
         "checkpoint": _checkpoint_label(checkpoint),
         "checkpoint_sha256": sha256_file(checkpoint) if checkpoint else None,
+        "checkpoint_bytes": Path(checkpoint).stat().st_size if checkpoint else None,
         "text_encoder": text_encoder,
         "benchmark": benchmark,
         "split": config.split,

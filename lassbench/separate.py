@@ -64,6 +64,7 @@ class SeparateConfig:
     chunk_seconds: float = 10.0
     overlap_seconds: float = 1.0
     progress: bool = True
+    text_encoder: str | None = None  # published systems: the tokenizer folder (docs/models.md)
 
 
 @dataclass(frozen=True)
@@ -201,8 +202,10 @@ class Separator:
         self.name = name
         self.query_type = query_type
         self.device = device
-        self.sample_rate = int(model.config.backbone.sample_rate)
-        self._min_length = 2 * model.config.backbone.n_fft  # the STFT's reflect padding needs a few frames
+        # lassbench's models carry a config; published systems (models/published) their rate and STFT size
+        backbone = getattr(getattr(model, "config", None), "backbone", None)
+        self.sample_rate = int(getattr(model, "sample_rate", None) or backbone.sample_rate)
+        self._min_length = 2 * int(getattr(model, "n_fft", None) or backbone.n_fft)  # reflect padding needs frames
 
     def chunk_function(self, query: str) -> Callable[[np.ndarray], np.ndarray]:
         """Mono float32 chunk at :attr:`sample_rate` -> same-length estimate, for :func:`overlap_add`."""
@@ -244,7 +247,8 @@ class Separator:
         return estimate / np.float32(gain)
 
 
-def load_separator(model: str = "lassnet", checkpoint: str | Path | None = None, *, device: str = "cpu") -> Separator:
+def load_separator(model: str = "lassnet", checkpoint: str | Path | None = None, *, device: str = "cpu",
+                   text_encoder: str | None = None) -> Separator:
     """A text-queried model ready to separate: ``checkpoint`` or the one shipped for ``model``."""
     entry = _text_model_entry(model)
     check_device(device)
@@ -253,7 +257,7 @@ def load_separator(model: str = "lassnet", checkpoint: str | Path | None = None,
     path = Path(checkpoint) if checkpoint else entry.shipped_checkpoint()
     if path is None:
         raise LassbenchError(f"no checkpoint ships for '{model}': pass --checkpoint")
-    loaded, _ = load_model(path, expected=model, device=device)
+    loaded, _ = load_model(path, expected=model, device=device, text_encoder=text_encoder)
     return Separator(loaded, model, entry.query_type, device)
 
 
@@ -278,12 +282,16 @@ def separate_file(config: SeparateConfig, *, log: Callable[[str], None] = _stder
     if config.checkpoint is not None and not Path(config.checkpoint).is_file():
         raise LassbenchError(f"{config.checkpoint}: checkpoint not found")
     _text_model_entry(config.model)
+    from lassbench.models.registry import check_published_checkpoint
+
+    check_published_checkpoint(config.model, config.checkpoint)
     check_device(config.device)
     scan = scan_input(config.input, progress=config.progress)
     if scan.channels > 1:
         log(f"note: {config.input} has {scan.channels} channels; separating their average (mono output)")
     return stream_separate(config.input, config.output, scan, output_format,
-                           lambda: load_separator(config.model, config.checkpoint, device=config.device),
+                           lambda: load_separator(config.model, config.checkpoint, device=config.device,
+                                                  text_encoder=config.text_encoder),
                            config, log=log)
 
 

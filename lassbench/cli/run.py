@@ -28,9 +28,11 @@ import click
               help="all: query-robustness study (other captions, tags, paraphrases, wrong query).")
 @click.option("--save-audio", is_flag=True, help="Keep the estimates under OUT/.../estimates/.")
 @click.option("--limit", type=int, default=None, help="Only the first N items (quick look).")
+@click.option("--text-encoder", default=None, type=click.Path(),
+              help="Published systems (lassnet-release, audiosep, ...): their tokenizer folder (docs/models.md).")
 def command(model: str, data: str | None, split: str, checkpoint: str | None, out: str, device: str,
             batch_size: int, workers: int | None, controls: tuple[str, ...], queries: str, save_audio: bool,
-            limit: int | None) -> None:
+            limit: int | None, text_encoder: str | None) -> None:
     """Separate a benchmark with MODEL, score it (SDR, SDRi, SI-SDR, SI-SDRi with 95% CIs), write results.
 
     MODEL is one of `lassbench models`: lassnet, tag-queried, class-conditioned, or the references mixture,
@@ -43,7 +45,8 @@ def command(model: str, data: str | None, split: str, checkpoint: str | None, ou
     try:
         outcomes = run_model(RunConfig(model=model, data=data, split=split, checkpoint=checkpoint, out=out,
                                        device=device, batch_size=batch_size, control=list(controls),
-                                       queries=queries, save_audio=save_audio, limit=limit, workers=workers))
+                                       queries=queries, save_audio=save_audio, limit=limit, workers=workers,
+                                       text_encoder=text_encoder))
     except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: the entry point prints which and exits 128 + signal
         from lassbench.cli import Interrupted
 

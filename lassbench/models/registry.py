@@ -21,6 +21,7 @@ from lassbench.errors import LassbenchError
 from lassbench.models.baselines import ClassConditionedSeparator, MixturePassThrough, TagQueriedSeparator
 from lassbench.models.lassnet import SeparatorConfig, TextQueriedSeparator, sized_config
 from lassbench.models.oracle import OracleMask
+from lassbench.models.published.systems import PUBLISHED, PublishedSpec
 from lassbench.models.text_encoders import TEXT_ENCODERS, load_text_encoder, resolve_text_encoder
 
 CHECKPOINT_DIR = Path(__file__).resolve().parent.parent / "checkpoints"
@@ -33,6 +34,7 @@ class ModelEntry:
     description: str
     trainable: bool
     build: Callable[[SeparatorConfig], nn.Module]
+    published: PublishedSpec | None = None  # runs a released checkpoint (lassbench.models.published)
 
     def shipped_checkpoint(self, size: str = "tiny") -> Path | None:
         path = CHECKPOINT_DIR / f"{self.name}-{size}.pt"
@@ -68,6 +70,33 @@ MODELS: dict[str, ModelEntry] = {
 }
 
 
+def _published_only(name: str) -> Callable[[SeparatorConfig], nn.Module]:
+    def build(config: SeparatorConfig) -> nn.Module:
+        raise LassbenchError(f"'{name}' runs a published checkpoint: pass --checkpoint FILE (see docs/models.md)")
+
+    return build
+
+
+_PUBLISHED_DESCRIPTIONS = {
+    "lassnet-release": "LASS-Net as released (liuxubo717/LASS): bert-mini + BatchNorm ResUNet, 32 kHz",
+    "audiosep": "AudioSep (Audio-AGI/AudioSep): CLAP text + ResUNet30, 32 kHz",
+    "dcase2024-baseline": "DCASE 2024 Task 9 baseline: AudioSep retrained at 16 kHz",
+    "audiosep-dp": "AudioSep-DP (DCASE 2024 Task 9 winner): ResUNet30 + DPRNN, 16 kHz",
+}
+MODELS.update({
+    name: ModelEntry(name, "caption", _PUBLISHED_DESCRIPTIONS[name], False, _published_only(name), spec)
+    for name, spec in PUBLISHED.items()
+})
+
+
+def check_published_checkpoint(name: str, checkpoint: str | Path | None) -> None:
+    """Published systems never download their weights: refuse a run without --checkpoint before any long work."""
+    entry = get_model_entry(name)
+    if entry.published is not None and not checkpoint:
+        raise LassbenchError(f"'{name}' runs its published checkpoint, never downloaded here: get it from "
+                             f"{entry.published.checkpoint} and pass --checkpoint FILE")
+
+
 def get_model_entry(name: str) -> ModelEntry:
     if name not in MODELS:
         raise LassbenchError(f"unknown model '{name}': choose one of {', '.join(MODELS)}")
@@ -86,9 +115,12 @@ def build_model(name: str, config: SeparatorConfig | None = None, *, attach_enco
 
 
 def count_parameters(model: nn.Module, *, include_text_encoder: bool = False) -> int:
-    return sum(
-        p.numel() for n, p in model.named_parameters() if include_text_encoder or not n.startswith("text_encoder.")
-    )
+    return sum(p.numel() for n, p in model.named_parameters() if include_text_encoder or not _is_text_encoder(n))
+
+
+def _is_text_encoder(name: str) -> bool:
+    # lassbench's own trainable encoder, bert-mini inside the LASS-Net release, CLAP inside AudioSep's checkpoint
+    return name.startswith("text_encoder.") or ".bert_layer." in name or ".query_encoder." in name
 
 
 def save_checkpoint(path: str | Path, model: nn.Module, *, name: str, config: SeparatorConfig, step: int = 0,
@@ -138,8 +170,14 @@ def read_checkpoint(path: str | Path) -> dict:
     return payload
 
 
-def load_model(path: str | Path, *, expected: str | None = None, device: str = "cpu") -> tuple[nn.Module, dict]:
-    """Rebuild the model a checkpoint describes and load its weights."""
+def load_model(path: str | Path, *, expected: str | None = None, device: str = "cpu",
+               text_encoder: str | None = None) -> tuple[nn.Module, dict]:
+    """Rebuild the model a checkpoint describes and load its weights. A published system (``expected`` names
+    one) is built from its released checkpoint, with its tokenizer from the ``text_encoder`` folder."""
+    if expected is not None and get_model_entry(expected).published is not None:
+        from lassbench.models.published.loading import load_published
+
+        return load_published(expected, path, text_encoder=text_encoder, device=device)
     payload = read_checkpoint(path)
     if expected is not None and payload["model"] != expected:
         raise LassbenchError(f"{path}: checkpoint is for model '{payload['model']}', not '{expected}'")

@@ -61,6 +61,7 @@ def load_published(name: str, path: str | Path, *, text_encoder: str | None = No
 
     spec = PUBLISHED[name]
     path = Path(path)
+    _check_tokenizer_folder(spec, text_encoder)  # before reading a checkpoint of up to 1.5 GB
     payload = read_checkpoint_file(path)
     state = _lassnet_state(payload, path) if spec.family == "lassnet-release" else _audiosep_state(payload, path, spec)
     with no_init_weights():  # every weight comes from the file: skip initialising 50-180 M parameters first
@@ -205,15 +206,20 @@ def _build_lassnet(bert: nn.Module) -> nn.Module:
     return ReleasedLASSNet(bert)
 
 
-def load_tokenizer(spec: PublishedSpec, folder: str | None, vocab_size: int):
-    """The tokenizer from a local folder (never downloaded); (tokenizer, folder)."""
-    from transformers import BertTokenizer, RobertaTokenizer
-
+def _check_tokenizer_folder(spec: PublishedSpec, folder: str | None) -> str:
     hint = f"{spec.name} needs the {spec.text_encoder}: pass --text-encoder DIR"
     if not folder:
         raise LassbenchError(f"no tokenizer given: {hint}")
     if not Path(folder).is_dir():
         raise LassbenchError(f"--text-encoder {folder}: not a folder; {hint}")
+    return hint
+
+
+def load_tokenizer(spec: PublishedSpec, folder: str | None, vocab_size: int):
+    """The tokenizer from a local folder (never downloaded); (tokenizer, folder)."""
+    from transformers import BertTokenizer, RobertaTokenizer
+
+    hint = _check_tokenizer_folder(spec, folder)
     cls = BertTokenizer if spec.family == "lassnet-release" else RobertaTokenizer
     try:
         tokenizer = cls.from_pretrained(folder, local_files_only=True)
@@ -281,4 +287,4 @@ def _names(keys: list[str], n: int = 3) -> str:
 
 def _first_line(exc: Exception) -> str:
     text = str(exc).strip()
-    return text.splitlines()[0][:160] if text else type(exc).__name__
+    return text.splitlines()[0].split(". ")[0][:160] if text else type(exc).__name__

@@ -92,7 +92,7 @@ class PublishedSeparator(nn.Module):
         self.spec = spec
         self.net = net
         self.tokenizer = tokenizer
-        self.text_encoder = tokenizer_source
+        self.tokenizer_source = tokenizer_source  # run.json's text_encoder
         self.sample_rate = spec.sample_rate
         self.n_fft = spec.n_fft
         self.input_rate = spec.sample_rate
@@ -104,6 +104,17 @@ class PublishedSeparator(nn.Module):
         wav = _resample(mixture, self.input_rate, self.sample_rate)
         estimate = self.net.separate(wav, input_ids.to(device), attention_mask.to(device))
         return _fit(_resample(estimate, self.sample_rate, self.input_rate), mixture.shape[-1])
+
+
+def separator_parameters(spec: PublishedSpec) -> int:
+    """Parameters of the separator (text encoder excluded), counted on the meta device: nothing is allocated.
+    AudioSep-DP's DPRNN is counted at the released size (6 layers, hidden 256: TQ-SED config/edit_config_yaml.py)."""
+    with torch.device("meta"):
+        if spec.family == "lassnet-release":
+            net = lassnet_release.UNetRes_FiLM(cond_dim=256)
+        else:
+            net = ResUNet30(spec.n_fft, spec.hop, dprnn=(6, 256) if spec.dprnn else None)
+    return sum(p.numel() for p in net.parameters())
 
 
 def _resample(wav: torch.Tensor, source: int, target: int) -> torch.Tensor:
