@@ -116,9 +116,12 @@ class ClapScorer:
         self.name = str(source)
         self.sample_rate = int(self.extractor.sampling_rate)
         self.window = int(self.extractor.nb_max_samples)
-        # "fusion" on a window no longer than max_length repeats its mel 4 times (what fused models expect);
-        # "rand_trunc" leaves it as is: neither draws a random number for such a window.
-        self.truncation = "fusion" if self.model.config.audio_config.enable_fusion else "rand_trunc"
+        # The truncation mode also picks the mel filterbank (htk for "fusion", slaney for "rand_trunc"), so the
+        # checkpoint's own choice is kept (LAION's unfused checkpoints declare "rand_trunc"); an unfused model only
+        # takes the 1-channel "rand_trunc" input. On a window no longer than max_length neither mode draws a
+        # random number ("fusion" repeats the window's mel 4 times; "rand_trunc" keeps it).
+        fused = bool(self.model.config.audio_config.enable_fusion)
+        self.truncation = self.extractor.truncation if fused else "rand_trunc"
         self._text_cache: dict[str, np.ndarray] = {}
 
     @property
@@ -139,6 +142,7 @@ class ClapScorer:
             "sample_rate": self.sample_rate,
             "window_s": self.window / self.sample_rate,
             "windowing": "consecutive fixed windows, short last window repeat-padded, length-weighted mean",
+            "truncation": self.truncation,
             "resampling": "lassbench soxr (HQ)",
             "definitions": {
                 self.score_name: "cos(CLAP audio embedding of the estimate, CLAP text embedding of the query)",

@@ -62,6 +62,7 @@ def test_scorer_records_checkpoint_name_sha256_and_preprocessing(tiny_clap, scor
     assert info["sha256"] == sha256_file(tiny_clap / "model.safetensors")
     assert info["checkpoint"] == str(tiny_clap)
     assert (info["sample_rate"], info["window_s"]) == (48000, 1.0)
+    assert info["truncation"] == "rand_trunc"  # unfused: the only input it takes (its extractor says "fusion")
     assert scorer.score_name == f"clap_score@{info['sha256'][:8]}"
     assert is_clap_metric(scorer.score_name) and is_clap_metric(scorer.improvement_name)
     assert not is_clap_metric("sdri")
