@@ -110,8 +110,7 @@ def cli() -> None:
 def main(argv: list[str] | None = None) -> None:
     """Entry point: click without its standalone error handling, so our errors stay one line."""
     args = sys.argv[1:] if argv is None else list(argv)
-    if hasattr(signal, "SIGTERM"):
-        signal.signal(signal.SIGTERM, _raise_terminated)
+    _handle_sigterm()
     try:
         cli.main(args=args, prog_name="lassbench", standalone_mode=False)
     except click.exceptions.Exit as exc:
@@ -138,6 +137,13 @@ def main(argv: list[str] | None = None) -> None:
             f"internal error: {type(exc).__name__}: {exc} (set LASSBENCH_DEBUG=1 for the traceback)", err=True
         )
         sys.exit(1)
+
+
+def _handle_sigterm() -> None:
+    try:
+        signal.signal(signal.SIGTERM, _raise_terminated)
+    except (ValueError, AttributeError):  # not the main thread (an embedding app), or a platform without SIGTERM
+        pass
 
 
 def _verb_of(args: list[str]) -> str | None:
