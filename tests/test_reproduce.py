@@ -79,6 +79,13 @@ def test_the_corpus_key_is_a_digest_of_the_generator_code(tmp_path, monkeypatch)
     assert corpus_key(seed=1) != corpus_key() and corpus_key(clips={"val": 3}) != corpus_key()
 
 
+def test_generation_does_not_depend_on_the_worker_layout(tmp_path):
+    pooled = read_manifest(synth_corpus(tmp_path / "pooled", clips={"val": 110}), ["sha1"])  # 2 chunks: a pool
+    single = synth._generate_chunk(tmp_path / "single", ("val", 95, 110), sample_rate=16000, duration=4.0, seed=0)
+    assert {r["source_id"]: r["sha1"] for r in single} == dict(zip(pooled["source_id"][95:], pooled["sha1"][95:],
+                                                                   strict=True))
+
+
 def test_a_cache_made_by_other_code_is_not_reused(tmp_path, monkeypatch):
     monkeypatch.setenv("LASSBENCH_CACHE", str(tmp_path))
     first = synth_corpus(clips={"val": 2})
