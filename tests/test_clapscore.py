@@ -95,8 +95,8 @@ def test_an_item_scores_the_same_alone_and_in_a_batch(scorer):
 
 
 def test_a_fused_checkpoint_scores_the_same_alone_and_in_a_batch(tmp_path):
-    """transformers' extractor (truncation="fusion") marks one random item of a batch "longer" when none is, which
-    moved embeddings by up to 0.6 here; the scorer sets the flags itself."""
+    """transformers' extractor (truncation="fusion") marks one random item of a batch "longer" when none is, so
+    that item's embedding would depend on its batch; the scorer sets the flags itself."""
     fused = ClapScorer(make_tiny_clap(tmp_path / "fused", fused=True))
     assert fused.truncation == "fusion"
     items = [(f"i{k}", "a dog barks", noise(k, 0.5 + 0.3 * k), noise(10 + k, 0.5 + 0.3 * k), 16000) for k in range(4)]
