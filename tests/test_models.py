@@ -185,7 +185,7 @@ def test_unknown_model_lists_the_known_ones():
         build_model("nonexistent")
 
 
-def test_base_configuration_matches_the_lassnet_release_and_reports_its_size():
+def test_base_configuration_has_the_release_sizes_and_reports_its_size():
     config = sized_config("base")
     assert config.backbone.channels == [32, 64, 128, 256, 384, 384]
     assert (config.backbone.n_fft, config.backbone.hop, config.backbone.sample_rate) == (1024, 512, 32000)
