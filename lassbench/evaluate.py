@@ -67,9 +67,10 @@ def _default_describe(item: str, role: str) -> str:
 
 
 def score_arrays(reference, estimate, mixture=None, metrics: Iterable[str] | str | None = DEFAULT_METRICS, *,
-                 item: str = "item", align: str | None = None) -> dict[str, float]:
-    """Score one item: ``{metric: value}`` (floats). Validates like :func:`evaluate_arrays`."""
-    frame = evaluate_arrays([(item, reference, estimate, mixture)], metrics, align=align)
+                 item: str = "item", align: str | None = None, convention: str = "zero-mean") -> dict[str, float]:
+    """Score one item: ``{metric: value}`` (floats). Validates like :func:`evaluate_arrays`; ``convention`` is the
+    SI-SDR definition (``"audiosep"`` to score as AudioSep / DCASE 2024 / CLAPSep)."""
+    frame = evaluate_arrays([(item, reference, estimate, mixture)], metrics, align=align, convention=convention)
     return {name: float(frame[name].iloc[0]) for name in frame.columns if name != "item"}
 
 

@@ -171,3 +171,17 @@ def test_cli_folder_mode_scores_audiosep_si_sdr_on_request(tmp_path, capsys):
     audiosep = json.loads((tmp_path / "as" / "summary.json").read_text())
     assert zm["si_sdr_convention"] == "zero-mean" and audiosep["si_sdr_convention"] == "audiosep"
     assert abs(zm["metrics"]["si_sdr"]["mean"] - audiosep["metrics"]["si_sdr"]["mean"]) > 0.01
+
+
+def test_score_arrays_takes_the_si_sdr_convention():
+    from lassbench.evaluate import score_arrays
+
+    t = np.arange(RATE) / RATE
+    reference = (0.3 * np.sin(2 * np.pi * 300 * t)).astype(np.float32)
+    estimate = reference + np.float32(0.01)
+    assert score_arrays(reference, estimate, metrics="si_sdr")["si_sdr"] == metrics.CAP_DB
+    audiosep = score_arrays(reference, estimate, metrics="si_sdr", convention="audiosep")["si_sdr"]
+    assert audiosep == pytest.approx(float(metrics.si_sdr(reference, estimate, "audiosep")), abs=1e-12)
+    assert audiosep < 40
+    with pytest.raises(LassbenchError, match="unknown SI-SDR convention 'nope'"):
+        score_arrays(reference, estimate, convention="nope")
