@@ -154,7 +154,9 @@ class ClapScorer:
         if query not in self._text_cache:
             import torch
 
-            tokens = self.tokenizer([query], return_tensors="pt", padding=True, truncation=True)
+            # RoBERTa positions start after the padding index: max_position_embeddings - 2 tokens fit (512 for LAION)
+            limit = min(self.tokenizer.model_max_length, self.model.config.text_config.max_position_embeddings - 2)
+            tokens = self.tokenizer([query], return_tensors="pt", padding=True, truncation=True, max_length=limit)
             with torch.no_grad():
                 out = self.model.get_text_features(**{k: v.to(self.device) for k, v in tokens.items()})
             self._text_cache[query] = _unit(out.pooler_output[0].cpu().numpy().astype(np.float64))
@@ -202,6 +204,12 @@ class ClapScorer:
             out[self.improvement_name] = out[self.score_name] - np.sum(
                 self.audio_embeddings(mixtures, sample_rate) * text, axis=1)
         return out
+
+    def score_rows(self, ids: Sequence[str], queries: Sequence[str], estimates: Sequence[np.ndarray],
+                   mixtures: Sequence[np.ndarray], rates: Sequence[int]) -> dict[str, dict[str, float]]:
+        """One batch of a runner: ``{item: {score_name: .., improvement_name: ..}}`` (batch-independent)."""
+        entries = list(zip(ids, queries, estimates, mixtures, rates, strict=True))
+        return {row["item"]: {k: v for k, v in row.items() if k != "item"} for row in self._score_pending(entries)}
 
     def score_items(self, items: Iterable[tuple], batch_size: int = 8) -> pd.DataFrame:
         """``(item_id, query, estimate, mixture_or_None, sample_rate)`` tuples -> frame ``item, score[, improvement]``

@@ -80,6 +80,7 @@ class RunConfig:
     seed: int = 0
     workers: int | None = None  # DataLoader reader processes; None: default_workers()
     text_encoder: str | None = None  # published systems: the tokenizer folder (docs/models.md)
+    clap: str | None = None  # CLAP checkpoint folder or hub name: adds reference-free CLAPScore (lassbench.clapscore)
 
 
 @dataclass
@@ -112,15 +113,18 @@ def run_model(config: RunConfig, *, log=None) -> list[RunOutcome]:
     dist = init_distributed(config.device)
     device = process_device(config.device, dist)
     model, checkpoint = _load_system(config.model, config.checkpoint, device, config.text_encoder)
+    clap = _clap_scorer(config.clap, device)
     if hasattr(model, "input_rate"):  # published systems resample the benchmark's audio to their own rate
         model.input_rate = int(items["sample_rate"].iloc[0])
     benchmark = dataset.get("name") or data_dir.name
     plans = _plans(items, manifest, variants, dataset, data_dir, config.seed, log)
     base = _base_fingerprint(config, checkpoint, data_dir, device)
+    if clap is not None:  # only then: runs without CLAP keep their fingerprint
+        base["clap_sha256"] = clap.sha256
     outcomes = []
     for plan in plans:
         outcome = _run_variant(model, plan, items, config, entry.query_type, checkpoint, dataset, benchmark,
-                               data_dir, base, dist, device, log)
+                               data_dir, base, dist, device, log, clap=clap)
         if outcome is not None:
             outcomes.append(outcome)
     return outcomes
@@ -128,7 +132,7 @@ def run_model(config: RunConfig, *, log=None) -> list[RunOutcome]:
 
 def _run_variant(model, plan: VariantPlan, items: pd.DataFrame, config: RunConfig, query_type: str,
                  checkpoint: Path | None, dataset: dict, benchmark: str, data_dir: Path, base: dict,
-                 dist: Distributed, device: str, log) -> RunOutcome | None:
+                 dist: Distributed, device: str, log, clap=None) -> RunOutcome | None:
     started = time.time()
     system = config.model if plan.variant == "default" else f"{config.model}@{plan.variant}"
     out_dir = Path(config.out) / benchmark / system
@@ -145,7 +149,7 @@ def _run_variant(model, plan: VariantPlan, items: pd.DataFrame, config: RunConfi
     try:
         run_shard(model, reader, partial, fingerprint, shard=Shard(dist.rank, dist.world), metrics=MAIN_METRICS,
                   workers=workers, device=device, desc=f"separate {system}",
-                  estimates_dir=out_dir / "estimates" if config.save_audio else None)
+                  estimates_dir=out_dir / "estimates" if config.save_audio else None, clap=clap)
     except (LassbenchError, OSError) as exc:
         failure = exc
     if not all_ranks_ok(failure is None, dist, device):
@@ -157,14 +161,20 @@ def _run_variant(model, plan: VariantPlan, items: pd.DataFrame, config: RunConfi
         return None
     rows = merge_partials(partial, fingerprint, len(reader))
     per_item = _per_item(rows, items, plan)
-    names = [c for c in (*MAIN_METRICS, *FALSE_SEPARATION_METRICS) if c in per_item.columns]
+    clap_names = [clap.score_name, clap.improvement_name] if clap is not None else []
+    names = [c for c in (*MAIN_METRICS, *FALSE_SEPARATION_METRICS, *clap_names) if c in per_item.columns]
     summary = summarize(per_item, names)
     summary["definitions"].update({k: v for k, v in FALSE_SEPARATION_DEFINITIONS.items() if k in names})
+    if clap is not None:
+        summary["definitions"].update(clap.info["definitions"])
+        summary["clap"] = clap.info
     summary["breakdowns"] = breakdowns(per_item, names)
     summary.update(benchmark=benchmark, protocol=dataset.get("protocol"), lassbench_version=__version__)
     info = _run_info(config, query_type, model, checkpoint, dataset, benchmark, plan.variant,
                      time.time() - started, len(per_item))
     info.update(scored_against=plan.reference, world_size=dist.world, fingerprint=fingerprint)
+    if clap is not None:
+        info["clap"] = clap.info
     write_results(per_item, summary, out_dir)
     write_text_atomic(out_dir / "run.json", json.dumps(info, indent=2) + "\n")  # last: marks the variant finished
     remove_partials(partial)
@@ -202,6 +212,15 @@ def _base_fingerprint(config: RunConfig, checkpoint: Path | None, data_dir: Path
         "batch_size": config.batch_size, "device_type": torch.device(device).type, "seed": config.seed,
         "lassbench_version": __version__, "torch_version": torch.__version__,
     }
+
+
+def _clap_scorer(clap: str | None, device: str):
+    """The CLAP scorer of ``--clap``, loaded before any separation (a bad checkpoint fails first)."""
+    if not clap:
+        return None
+    from lassbench.clapscore import ClapScorer
+
+    return ClapScorer(clap, device=device)
 
 
 def _fingerprint(base: dict, plan: VariantPlan) -> str:
@@ -421,12 +440,15 @@ def _load_system(name: str, checkpoint: str | None, device: str, text_encoder: s
     return model, path
 
 
+FIRST_USE_NOTE = "building the embedded synth benchmark (first use; later runs reuse it)..."  # = cli.run's
+
+
 def _resolve_data(data: str | None, log) -> Path:
     if data is None:
         from lassbench.build import default_benchmark, default_out
 
         if not (default_out(None, "lassbench") / "dataset.json").is_file():
-            log("building the embedded synth benchmark (first use; later runs reuse it)...")
+            log(FIRST_USE_NOTE)
         return Path(default_benchmark(progress=True))
     return built_benchmark_dir(data)
 

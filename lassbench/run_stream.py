@@ -91,8 +91,9 @@ def _stack(arrays: list[np.ndarray], length: int) -> torch.Tensor:
 
 def run_shard(separate: Separator, reader: BatchReader, partial_dir: Path, fingerprint: str, *, shard: Shard,
               metrics: tuple[str, ...], workers: int, device: str, estimates_dir: Path | None = None,
-              desc: str = "separate") -> None:
-    """Separate and score this rank's batches not yet in a partial file; append each batch's rows as it finishes."""
+              desc: str = "separate", clap=None) -> None:
+    """Separate and score this rank's batches not yet in a partial file; append each batch's rows as it finishes.
+    ``clap`` (a :class:`lassbench.clapscore.ClapScorer`) adds the reference-free CLAPScore columns to every row."""
     return_large_buffers_to_the_os()
     mine = shard.batches(len(reader))
     done = done_batches(partial_dir, fingerprint)
@@ -111,6 +112,10 @@ def run_shard(separate: Separator, reader: BatchReader, partial_dir: Path, finge
                 for item_id, estimate, rate in zip(batch["ids"], estimates, batch["rates"], strict=True):
                     write_audio(estimates_dir / f"{item_id}.wav", estimate, rate)
             rows = score_batch(batch, estimates, metrics, reader.plan.scores_false_separation)
+            if clap is not None:
+                mixtures = [batch["mixture"][k, :n].numpy() for k, n in enumerate(batch["lengths"])]
+                extra = clap.score_rows(batch["ids"], batch["queries"], estimates, mixtures, batch["rates"])
+                rows = [{**row, **extra[row["item"]]} for row in rows]
             own.write(json.dumps({"batch": batch["batch"], "rows": rows}) + "\n")
             own.flush()
             bar.update(len(rows))

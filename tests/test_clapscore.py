@@ -266,3 +266,33 @@ def test_leaderboard_keeps_each_checkpoint_in_its_own_columns(tmp_path, tiny_cla
     assert main.loc["sys-b", other.score_name] != "" and main.loc["sys-b", scorer.score_name] == ""
     assert f"sha256={scorer.sha256}" in main.loc["sys-a", "clap_checkpoint"]
     assert "48000 Hz 1.0 s windows" in main.loc["sys-b", "clap_checkpoint"]
+
+
+def test_run_adds_clap_columns_batch_by_batch(tmp_path, tiny_clap, scorer, capsys):
+    """`lassbench run --clap`: every row gets CLAPScore from the per-batch hook, equal to scoring the saved
+    estimates afterwards; summary.json and run.json carry the provenance; runs without --clap keep their rows."""
+    import pandas as pd
+    from tiny_benchmark import build_tiny_benchmark
+
+    from lassbench.audio import read_audio
+    from lassbench.cli import main
+
+    bench = build_tiny_benchmark(tmp_path / "bench", items=3)
+    args = ["run", "oracle-irm", "--data", bench, "--out", tmp_path / "out", "--workers", 0, "--batch-size", 2,
+            "--save-audio", "--clap", tiny_clap]
+    try:
+        main([str(a) for a in args])
+    except SystemExit as exc:
+        assert exc.code in (0, None), capsys.readouterr().err
+    folder = tmp_path / "out" / "synth-mini" / "oracle-irm"
+    per_item = pd.read_csv(folder / "per_item.csv", dtype={"item": str})
+    summary = json.loads((folder / "summary.json").read_text())
+    info = json.loads((folder / "run.json").read_text())
+    assert summary["clap"]["sha256"] == info["clap"]["sha256"] == scorer.sha256
+    assert summary["metrics"][scorer.improvement_name]["n"] == len(per_item) == 3
+    for row in per_item.to_dict("records"):
+        estimate, rate = read_audio(folder / "estimates" / f"{row['item']}.wav")
+        mixture, _ = read_audio(bench / "mixture" / f"{row['item']}.wav")
+        expected = scorer.score([row["query"]], [estimate], rate, [mixture[:estimate.size]])
+        for name in (scorer.score_name, scorer.improvement_name):
+            assert row[name] == pytest.approx(expected[name][0], abs=1e-5)

@@ -28,11 +28,13 @@ import click
               help="all: query-robustness study (other captions, tags, paraphrases, wrong query).")
 @click.option("--save-audio", is_flag=True, help="Keep the estimates under OUT/.../estimates/.")
 @click.option("--limit", type=int, default=None, help="Only the first N items (quick look).")
+@click.option("--clap", default=None, help="Also score reference-free CLAPScore with this CLAP checkpoint (folder "
+              "or hub name, e.g. laion/clap-htsat-unfused); see docs/evaluation.md.")
 @click.option("--text-encoder", default=None, type=click.Path(),
               help="Published systems (lassnet-release, audiosep, ...): their tokenizer folder (docs/models.md).")
 def command(model: str, data: str | None, split: str, checkpoint: str | None, out: str, device: str,
             batch_size: int, workers: int | None, controls: tuple[str, ...], queries: str, save_audio: bool,
-            limit: int | None, text_encoder: str | None) -> None:
+            limit: int | None, clap: str | None, text_encoder: str | None) -> None:
     """Separate a benchmark with MODEL, score it (SDR, SDRi, SI-SDR, SI-SDRi with 95% CIs), write results.
 
     MODEL is one of `lassbench models`: lassnet, tag-queried, class-conditioned, or the references mixture,
@@ -40,13 +42,15 @@ def command(model: str, data: str | None, split: str, checkpoint: str | None, ou
     the same command is run again. Under `torchrun --nproc_per_node N -m lassbench run ...` the processes share
     the items and the first one writes the one result.
     """
+    announced = _announce_first_use(data)  # before the heavy imports below: a first run says what it waits for
     from lassbench.run import RunConfig, print_outcomes, run_model
 
     try:
         outcomes = run_model(RunConfig(model=model, data=data, split=split, checkpoint=checkpoint, out=out,
                                        device=device, batch_size=batch_size, control=list(controls),
                                        queries=queries, save_audio=save_audio, limit=limit, workers=workers,
-                                       text_encoder=text_encoder))
+                                       text_encoder=text_encoder, clap=clap),
+                             log=lambda line: line == announced or click.echo(line, err=True))
     except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: the entry point prints which and exits 128 + signal
         from lassbench.cli import Interrupted
 
@@ -54,3 +58,16 @@ def command(model: str, data: str | None, split: str, checkpoint: str | None, ou
                           "rerun the same command to resume") from exc
     if outcomes:  # under torchrun only the first process reports
         click.echo(print_outcomes(outcomes))
+
+
+FIRST_USE_NOTE = "building the embedded synth benchmark (first use; later runs reuse it)..."
+
+
+def _announce_first_use(data: str | None) -> str | None:
+    """Print the first-use note now (importing torch takes seconds) when the synth benchmark is not built yet."""
+    from lassbench.paths import cache_dir
+
+    if data is not None or (cache_dir() / "benchmarks" / "synth" / "dataset.json").is_file():
+        return None
+    click.echo(FIRST_USE_NOTE, err=True)
+    return FIRST_USE_NOTE
