@@ -23,7 +23,11 @@ Metrics (default sdr,sdri,si_sdr,si_sdri; without --mixtures or --manifest: sdr,
   si_sdr_zm, si_sdri_zm   zero-mean SI-SDR(i), clipped to ±100 dB, whatever the protocol
   bss_sdr   BSS-Eval SDR, 512-tap filter (= mir_eval / torchmetrics; CLAPSep's "SDR")
   bss_sdri  bss_sdr(s, ŝ) - bss_sdr(s, mixture)
-Writes OUT/per_item.csv and OUT/summary.json and prints the summary table. See docs/metrics.md.
+With --clap CKPT (reference-free; needs --manifest; items with an empty target_id get only these):
+  clap_score@<sha8>    cos(CLAP(estimate), CLAP(query)); <sha8>: the checkpoint weights' SHA-256 prefix
+  clap_score_i@<sha8>  clap_score(estimate) - clap_score(mixture)
+Writes OUT/per_item.csv and OUT/summary.json and prints the summary table. See docs/metrics.md and
+docs/evaluation.md.
 """
 
 
