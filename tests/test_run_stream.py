@@ -239,3 +239,13 @@ def test_run_says_it_is_building_the_benchmark_before_a_first_use_build(tmp_path
     monkeypatch.setattr(build, "default_out", lambda *a: tmp_path / "empty-cache")
     assert _resolve_data(None, notes.append) == tmp_path
     assert notes[0].startswith("building the embedded synth benchmark") and notes[1] == "built"
+
+
+def test_the_cli_announces_a_first_use_build_before_importing_torch(tmp_path, monkeypatch, capsys):
+    import lassbench.cli.run as cli_run
+    from lassbench.run import FIRST_USE_NOTE
+
+    monkeypatch.setenv("LASSBENCH_CACHE", str(tmp_path / "empty"))
+    assert cli_run.FIRST_USE_NOTE == FIRST_USE_NOTE
+    assert cli_run._announce_first_use(None) == FIRST_USE_NOTE and FIRST_USE_NOTE in capsys.readouterr().err
+    assert cli_run._announce_first_use("some/benchmark") is None
