@@ -177,6 +177,10 @@ def _check_chunking(chunk_seconds: float, overlap_seconds: float) -> None:
 def _check_query(query: str) -> None:
     if not query.strip():
         raise LassbenchError("empty query: describe the sound to separate, e.g. --query 'a dog barks'")
+    try:
+        query.encode("utf-8")
+    except UnicodeEncodeError as exc:  # bytes that are not UTF-8 reach Python as lone surrogates
+        raise LassbenchError(f"the query is not UTF-8 text ({ascii(query)}): check the terminal's encoding") from exc
 
 
 def check_device(device: str) -> None:

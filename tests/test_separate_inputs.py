@@ -89,6 +89,7 @@ BAD_INPUTS = [
     ("output is a folder", lambda d, m: m, lambda d, i: d / "dir.wav", {}, "is a folder"),
     ("output under a file", lambda d, m: m, lambda d, i: i / "o.wav", {}, "is not a folder"),
     ("empty query", lambda d, m: m, lambda d, i: d / "o.wav", {"query": "  "}, "empty query"),
+    ("non-UTF-8 query", lambda d, m: m, lambda d, i: d / "o.wav", {"query": "caf\udce9"}, "not UTF-8 text"),
     ("zero chunk", lambda d, m: m, lambda d, i: d / "o.wav", {"chunk_seconds": 0.0}, "--chunk must be a positive"),
     ("NaN chunk", lambda d, m: m, lambda d, i: d / "o.wav", {"chunk_seconds": float("nan")}, "--chunk must be"),
     ("overlap as long as the chunk", lambda d, m: m, lambda d, i: d / "o.wav", {"overlap_seconds": 10.0},
@@ -143,6 +144,13 @@ def test_cli_refusal_is_one_error_line_exit_2_and_imports_no_torch(tmp_path):
                              "--query", "a dog", "--output", str(tmp_path / "o.wav")], capture_output=True, text=True)
     assert result.returncode == 2
     assert result.stderr.splitlines() == [f"error: {tmp_path / 'typo.wav'}: no such file", "no torch"]
+
+
+def test_cli_refuses_a_query_that_is_not_utf8_in_one_line(mixture, tmp_path):
+    result = subprocess.run([sys.executable.encode(), b"-m", b"lassbench", b"separate", b"--input", bytes(mixture),
+                             b"--query", b"caf\xe9", b"--output", bytes(tmp_path / "o.wav")], capture_output=True)
+    assert result.returncode == 2 and result.stderr.decode().startswith("error: the query is not UTF-8 text")
+    assert len(result.stderr.splitlines()) == 1
 
 
 def test_cli_refuses_an_output_that_is_the_input_and_keeps_the_mixture(mixture):
