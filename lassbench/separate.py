@@ -36,6 +36,7 @@ SCAN_BLOCK = 1 << 20  # the check pass only decodes and sums: bigger blocks, few
 TRAINING_RMS_DB = -20.0
 SILENCE_RMS = 1e-9  # below this the input is treated as silence and not scaled
 LONG_FILE_SECONDS = 30.0  # longer inputs get a progress bar
+MAX_CHUNK_SECONDS = 600.0  # memory stays flat only while chunks stay bounded
 
 # extension -> (soundfile format, subtype). FLOAT keeps samples beyond full scale; integer and lossy formats cannot,
 # so their samples are clipped explicitly (libsndfile would wrap them around) and the clipping is reported.
@@ -170,6 +171,8 @@ def level_gain(rms: float) -> float:
 def _check_chunking(chunk_seconds: float, overlap_seconds: float) -> None:
     if not (math.isfinite(chunk_seconds) and chunk_seconds > 0):
         raise LassbenchError(f"--chunk must be a positive number of seconds, not {chunk_seconds}")
+    if chunk_seconds > MAX_CHUNK_SECONDS:  # one chunk is one forward pass: its spectrogram is held in memory
+        raise LassbenchError(f"--chunk {chunk_seconds:g} s is too long: at most {MAX_CHUNK_SECONDS:g} s per chunk")
     if not (math.isfinite(overlap_seconds) and 0 <= overlap_seconds < chunk_seconds):
         raise LassbenchError("--overlap must be at least 0 and shorter than --chunk")
 

@@ -91,6 +91,7 @@ BAD_INPUTS = [
     ("empty query", lambda d, m: m, lambda d, i: d / "o.wav", {"query": "  "}, "empty query"),
     ("non-UTF-8 query", lambda d, m: m, lambda d, i: d / "o.wav", {"query": "caf\udce9"}, "not UTF-8 text"),
     ("zero chunk", lambda d, m: m, lambda d, i: d / "o.wav", {"chunk_seconds": 0.0}, "--chunk must be a positive"),
+    ("endless chunk", lambda d, m: m, lambda d, i: d / "o.wav", {"chunk_seconds": 1e9}, "s is too long: at most"),
     ("NaN chunk", lambda d, m: m, lambda d, i: d / "o.wav", {"chunk_seconds": float("nan")}, "--chunk must be"),
     ("overlap as long as the chunk", lambda d, m: m, lambda d, i: d / "o.wav", {"overlap_seconds": 10.0},
      "--overlap must be"),
