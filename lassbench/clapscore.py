@@ -53,19 +53,27 @@ def resolve_checkpoint(source: str | Path) -> Path:
         return path
     if path.exists() or str(source).startswith((".", "/", "~")):
         raise LassbenchError(f"{source}: not a CLAP checkpoint folder (expected a folder made by save_pretrained)")
-    from huggingface_hub import snapshot_download
-
     try:
-        return Path(snapshot_download(str(source), allow_patterns=_HUB_FILES, local_files_only=True))
+        return _snapshot(str(source), local_files_only=True)
     except Exception:  # not cached: try the hub once, below
         pass
     if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
         raise LassbenchError(_unavailable(source, "HF_HUB_OFFLINE is set and it is not in the local cache"))
     try:
-        return Path(snapshot_download(str(source), allow_patterns=_HUB_FILES, etag_timeout=10))
+        return _snapshot(str(source), etag_timeout=10)
     except Exception as exc:  # the hub raises many types for one cause (offline, unknown repo, gated)
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise LassbenchError(_unavailable(source, reason[:160])) from exc
+
+
+def _snapshot(name: str, **options) -> Path:
+    """The repository's config, processor, tokenizer and weights: safetensors, else the PyTorch .bin files."""
+    from huggingface_hub import snapshot_download
+
+    folder = Path(snapshot_download(name, allow_patterns=_HUB_FILES, **options))
+    if not any(folder.glob("*.safetensors")):
+        folder = Path(snapshot_download(name, allow_patterns=[*_HUB_FILES, "*.bin"], **options))
+    return folder
 
 
 def _unavailable(source, reason: str) -> str:

@@ -296,3 +296,21 @@ def test_run_adds_clap_columns_batch_by_batch(tmp_path, tiny_clap, scorer, capsy
         expected = scorer.score([row["query"]], [estimate], rate, [mixture[:estimate.size]])
         for name in (scorer.score_name, scorer.improvement_name):
             assert row[name] == pytest.approx(expected[name][0], abs=1e-5)
+
+
+def test_a_hub_name_in_the_local_cache_loads_offline(tmp_path, monkeypatch, tiny_clap, scorer):
+    """The Hugging Face cache layout (refs/main -> snapshots/<commit>/files) is read without the network."""
+    import shutil
+
+    import huggingface_hub.constants
+
+    repo = tmp_path / "hub" / "models--someone--tiny-clap"
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    shutil.copytree(tiny_clap, repo / "snapshots" / commit)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert resolve_checkpoint("someone/tiny-clap") == repo / "snapshots" / commit
+    cached = ClapScorer("someone/tiny-clap")
+    assert cached.sha256 == scorer.sha256 and cached.info["checkpoint"] == "someone/tiny-clap"
