@@ -249,23 +249,32 @@ _SAFE = {
 }
 
 
+_STORAGE_DTYPES = {
+    "FloatStorage": torch.float32, "HalfStorage": torch.float16, "BFloat16Storage": torch.bfloat16,
+    "DoubleStorage": torch.float64, "LongStorage": torch.int64, "IntStorage": torch.int32,
+    "ShortStorage": torch.int16, "CharStorage": torch.int8, "ByteStorage": torch.uint8, "BoolStorage": torch.bool,
+    "UntypedStorage": torch.uint8,
+}
+
+
 class _TensorsOnly(pickle.Unpickler):
     def __init__(self, file, archive: zipfile.ZipFile, root: str) -> None:
         super().__init__(file)
         self.archive, self.root = archive, root
 
     def find_class(self, module: str, name: str):
-        if module == "torch" and name.endswith("Storage") and hasattr(torch, name):
-            return getattr(torch, name)  # a dtype marker, never called
+        if module == "torch" and name in _STORAGE_DTYPES:
+            return _STORAGE_DTYPES[name]  # the storage's dtype stands for its class
         if (module, name) in _SAFE:
             return _SAFE[(module, name)]
         return type(f"{module}.{name}", (_Opaque,), {})
 
     def persistent_load(self, pid):
-        _, storage_type, key, _, _ = pid
+        _, dtype, key, _, _ = pid
+        if not isinstance(dtype, torch.dtype):
+            raise pickle.UnpicklingError(f"unsupported storage type {dtype!r}")
         data = self.archive.read(f"{self.root}/data/{key}")
         untyped = torch.UntypedStorage.from_buffer(data, dtype=torch.uint8) if data else torch.UntypedStorage(0)
-        dtype = storage_type if isinstance(storage_type, torch.dtype) else storage_type.dtype
         return torch.storage.TypedStorage(wrap_storage=untyped, dtype=dtype, _internal=True)
 
 
