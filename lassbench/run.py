@@ -205,12 +205,13 @@ def _finished(out_dir: Path, fingerprint: str) -> RunOutcome | None:
 
 
 def _base_fingerprint(config: RunConfig, checkpoint: Path | None, data_dir: Path, device: str) -> dict:
-    """Everything besides the variant that changes a score: the same options give the same rows."""
+    """Everything besides the variant that changes a score or what is written: the same options give the same rows
+    (``save_audio``: rows kept from a run without it have no estimate files)."""
     return {
         "model": config.model, "checkpoint_sha256": sha256_file(checkpoint) if checkpoint else None,
         "manifest_sha256": sha256_file(data_dir / "manifest.csv"), "split": config.split, "limit": config.limit,
         "batch_size": config.batch_size, "device_type": torch.device(device).type, "seed": config.seed,
-        "lassbench_version": __version__, "torch_version": torch.__version__,
+        "lassbench_version": __version__, "torch_version": torch.__version__, "save_audio": config.save_audio,
     }
 
 

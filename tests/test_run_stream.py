@@ -249,3 +249,15 @@ def test_the_cli_announces_a_first_use_build_before_importing_torch(tmp_path, mo
     assert cli_run.FIRST_USE_NOTE == FIRST_USE_NOTE
     assert cli_run._announce_first_use(None) == FIRST_USE_NOTE and FIRST_USE_NOTE in capsys.readouterr().err
     assert cli_run._announce_first_use("some/benchmark") is None
+
+
+def test_save_audio_writes_every_estimate_even_after_a_run_without_it(bench, tmp_path):
+    from lassbench.audio import audio_info
+
+    run_model(RunConfig(model="mixture", data=str(bench), out=str(tmp_path), workers=0, limit=3))
+    outcome = run_model(RunConfig(model="mixture", data=str(bench), out=str(tmp_path), workers=0, limit=3,
+                                  save_audio=True))[0]
+    saved = sorted((outcome.out_dir / "estimates").glob("*.wav"))
+    ids = list(pd.read_csv(outcome.out_dir / "per_item.csv", dtype=str)["item"])
+    assert [p.stem for p in saved] == sorted(ids)
+    assert all(audio_info(p).num_samples == audio_info(bench / "mixture" / p.name).num_samples for p in saved)
