@@ -486,6 +486,7 @@ def render_markdown(
     ]
     for name, board in boards.items():
         lines += ["", f"## {name}", "", *_markdown_main(board.main)]
+        lines += _markdown_clap(board.main)
         lines += _markdown_definitions(board.main)
         if plots and name in plots:
             lines += ["", f"![{name}]({_relative(plots[name], page)})"]
@@ -503,6 +504,19 @@ def _markdown_main(frame: pd.DataFrame) -> list[str]:
         rows.append([rank, r["system"], r["source"], r["query_type"], r["params"], _with_ci(r, "sdri"),
                      r["si_sdri"], r["sdr"], r["si_sdr"], r["n_items"], r["aggregation"], r["citation"]])
     return _markdown_table(header, rows)
+
+
+def _markdown_clap(frame: pd.DataFrame) -> list[str]:
+    """Reference-free CLAPScore of the rows that have it: one column per CLAP checkpoint (digest in the name)."""
+    from lassbench.clapscore import is_clap_metric
+
+    names = [c for c in frame.columns if is_clap_metric(c) and not c.endswith(("_ci95_low", "_ci95_high"))]
+    records = [r for r in frame.to_dict("records") if any(r[n] for n in names)]
+    if not records:
+        return []
+    rows = [[r["system"], *[_with_ci(r, n) for n in names], r["clap_checkpoint"]] for r in records]
+    return ["", "CLAPScore (reference-free, [docs/evaluation.md](evaluation.md); one column per CLAP checkpoint):",
+            "", *_markdown_table(["system", *names, "CLAP checkpoint"], rows)]
 
 
 def _markdown_queries(frame: pd.DataFrame) -> list[str]:

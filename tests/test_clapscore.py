@@ -266,6 +266,13 @@ def test_leaderboard_keeps_each_checkpoint_in_its_own_columns(tmp_path, tiny_cla
     assert main.loc["sys-b", other.score_name] != "" and main.loc["sys-b", scorer.score_name] == ""
     assert f"sha256={scorer.sha256}" in main.loc["sys-a", "clap_checkpoint"]
     assert "48000 Hz 1.0 s windows" in main.loc["sys-b", "clap_checkpoint"]
+    from lassbench.leaderboard import render_markdown
+
+    page = render_markdown(build_leaderboards(collect_results(tmp_path / "results")))
+    table = page[page.index("CLAPScore (reference-free"):]
+    header = table.splitlines()[2]
+    assert header.startswith("| system |") and scorer.score_name in header and other.score_name in header
+    assert f"sha256={other.sha256}" in table and f"sha256={scorer.sha256}" in table
 
 
 def test_run_adds_clap_columns_batch_by_batch(tmp_path, tiny_clap, scorer, capsys):
