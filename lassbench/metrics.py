@@ -430,13 +430,14 @@ def _correlations(
     s_padded = padded(s)
     blocks = np.zeros((rows, n_blocks, n_fft))
     blocks[:, :, :block] = s_padded[:, : n_blocks * block].reshape(rows, n_blocks, block)
-    s_conj = np.conj(scipy.fft.rfft(blocks, axis=-1, workers=workers))
+    s_spectra = scipy.fft.rfft(blocks, axis=-1, workers=workers)
+    s_conj = np.conj(s_spectra)
 
     def correlate(spectra: np.ndarray) -> np.ndarray:
         summed = np.einsum("bjf,bjf->bf", spectra, s_conj)
         return scipy.fft.irfft(summed, n=n_fft, axis=-1)[:, :length]
 
-    auto = _block_autocorrelation(blocks[:, :, :block], s_conj, n_fft, length, workers)
+    auto = _block_autocorrelation(blocks[:, :, :block], s_spectra, s_conj, n_fft, length, workers)
     cross, totals = [], []
     for e in estimates:
         e_padded = padded(e)
@@ -445,8 +446,8 @@ def _correlations(
     return auto, np.stack(cross, axis=1), np.stack(totals, axis=1)
 
 
-def _block_autocorrelation(blocks: np.ndarray, conj_spectra: np.ndarray, n_fft: int, length: int,
-                           workers: int) -> np.ndarray:
+def _block_autocorrelation(blocks: np.ndarray, spectra: np.ndarray, conj_spectra: np.ndarray, n_fft: int,
+                           length: int, workers: int) -> np.ndarray:
     """Autocorrelation (lags ``< length``) of the signal cut into ``blocks`` ``(rows, j, M)``, from their spectra.
 
     ``Σ_j |S_j|²`` gives each block's own linear autocorrelation (``N ≥ M + length − 1``: no wrap); the pairs that
@@ -454,8 +455,7 @@ def _block_autocorrelation(blocks: np.ndarray, conj_spectra: np.ndarray, n_fft: 
     block ``j + 1``, correlated with short FFTs. That replaces a full pass of window FFTs over the reference.
     """
     rows, _, size = blocks.shape
-    pairs = conj_spectra.view(np.float64).reshape(*conj_spectra.shape, 2)  # (re, im): |S|² without a complex copy
-    within = np.einsum("bjfc,bjfc->bf", pairs, pairs)
+    within = np.einsum("bjf,bjf->bf", spectra, conj_spectra).real
     auto = scipy.fft.irfft(within, n=n_fft, axis=-1)[:, :length]
     tail = length - 1
     if tail == 0 or blocks.shape[1] < 2:
