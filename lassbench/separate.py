@@ -143,7 +143,7 @@ def scan_input(path: str | Path, *, progress: bool = False) -> InputScan:
     path = Path(path)
     info = check_input(path)
     frames, energy = 0, 0.0
-    with _open(path) as source, _bar(info.frames / info.samplerate, "checking", progress) as bar:
+    with _open(path) as source, _bar(info.frames, info.samplerate, "checking", progress) as bar:
         for block in _blocks(source, path, SCAN_BLOCK):
             mono = _mono(block).astype(np.float64)
             block_energy = float(np.dot(mono, mono))
@@ -153,7 +153,7 @@ def scan_input(path: str | Path, *, progress: bool = False) -> InputScan:
                                      " repair the file before separating it")
             energy += block_energy
             frames += len(block)
-            bar.update(len(block) / info.samplerate)
+            bar.update(min(len(block), bar.total - bar.n))  # the header may promise fewer frames
     if frames == 0:
         raise LassbenchError(f"{path}: holds no samples (0 frames decode)")
     if frames < info.frames and info.format != "MP3":  # an MP3 header's frame count may be an estimate
@@ -318,7 +318,7 @@ def stream_separate(input_path: str | Path, output_path: str | Path, scan: Input
         except Exception as exc:
             raise LassbenchError(f"{output_path}: cannot write {fmt} at {scan.sample_rate} Hz ({_short(exc)}); "
                                  "use .wav") from exc
-        with sink, _bar(scan.frames / scan.sample_rate, "separating", config.progress) as bar:
+        with sink, _bar(scan.frames, scan.sample_rate, "separating", config.progress) as bar:
             separator = load()
             model_sr = separator.sample_rate
             chunk, overlap = _chunk_sizes(config.chunk_seconds, config.overlap_seconds, model_sr)
@@ -382,16 +382,18 @@ def _resampled_blocks(source: sf.SoundFile, path: Path, stream: soxr.ResampleStr
         if not np.isfinite(mono).all():  # changed since it was scanned
             raise LassbenchError(f"{path}: holds NaN or infinite samples")
         yield stream.resample_chunk(mono, last=following is None)
-        bar.update(len(block) / source.samplerate)
+        bar.update(min(len(block), bar.total - bar.n))
         block = following
 
 
-def _bar(seconds: float, label: str, progress: bool):
+def _bar(frames: int, rate: int, label: str, progress: bool):
+    """Counts frames, shows seconds of audio."""
     from tqdm import tqdm
 
-    return tqdm(total=round(seconds, 1), desc=label, unit="s", file=sys.stderr, leave=False, mininterval=1.0,
+    return tqdm(total=frames, desc=label, unit="s", unit_scale=1.0 / rate, file=sys.stderr, leave=False,
+                mininterval=1.0,
                 bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s of audio [{elapsed}<{remaining}]",
-                disable=not progress or seconds < LONG_FILE_SECONDS)
+                disable=not progress or frames / rate < LONG_FILE_SECONDS)
 
 
 def overlap_add(blocks, apply, chunk: int, overlap: int) -> Iterator[tuple[np.ndarray, bool]]:
