@@ -207,6 +207,17 @@ def test_build_follows_run_json_data_and_refuses_another_build_of_the_benchmark(
     assert_one_line_error(code, err, "another build of the benchmark")
 
 
+def test_synth_runs_use_the_built_synth_benchmark_as_it_is(tmp_path, monkeypatch, capsys):
+    """No --data: the default synth build is read where run built it, never built or refreshed here."""
+    _, runs = make_runs(tmp_path, n_items=2)
+    for run in runs:
+        (run / "run.json").write_text(json.dumps({"system": run.name, "benchmark": "synth"}))
+    monkeypatch.setenv("LASSBENCH_CACHE", str(tmp_path / "empty-cache"))
+    code, _, err = run_listen(["build", *runs, "--out", tmp_path / "p", "--trials", 1], capsys)
+    assert_one_line_error(code, err, "the synth benchmark the runs separated is not there")
+    assert not (tmp_path / "empty-cache").exists()
+
+
 # --- scoring ---------------------------------------------------------------------------------------------------
 
 

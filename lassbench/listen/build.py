@@ -130,9 +130,12 @@ def _benchmark_folder(data: str | None, runs: list[RunFolder]) -> Path:
     if data is not None or recorded is not None:
         folder = built_benchmark_dir(data if data is not None else recorded)
     elif runs[0].benchmark == "synth":
-        from lassbench.build import default_benchmark
+        # the build `run` used, as it is: building or refreshing it here could pair estimates with other mixtures
+        from lassbench.build import default_out
 
-        folder = Path(default_benchmark())
+        folder = default_out(None, "lassbench")
+        if not (folder / "manifest.csv").is_file():
+            raise LassbenchError(f"{folder}: the synth benchmark the runs separated is not there; pass --data BENCH")
     else:
         raise LassbenchError(f"pass --data BENCH: the built benchmark '{runs[0].benchmark}' the runs separated "
                              "(its mixtures and targets are the test's mixture and reference)")
