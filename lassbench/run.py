@@ -118,6 +118,7 @@ def run_model(config: RunConfig, *, log=None) -> list[RunOutcome]:
         model.input_rate = int(items["sample_rate"].iloc[0])
     benchmark = dataset.get("name") or data_dir.name
     plans = _plans(items, manifest, variants, dataset, data_dir, config.seed, log)
+    plans = [plan for plan in plans if _askable(model, plan, log)]
     base = _base_fingerprint(config, checkpoint, data_dir, device)
     if clap is not None:  # only then: runs without CLAP keep their fingerprint
         base["clap_sha256"] = clap.sha256
@@ -342,6 +343,21 @@ def _plans(items: pd.DataFrame, manifest: pd.DataFrame, variants: list[str], dat
     return plans
 
 
+def _askable(model, plan: VariantPlan, log) -> bool:
+    """A class-conditioned model can only be asked for a class it knows: check every item now, not mid-run."""
+    known = getattr(model, "class_index", None)
+    if known is None:
+        return True
+    unknown = sorted({labels[0] if labels else "(none)" for labels in plan.labels} - set(known))
+    if unknown and plan.variant == "default":  # the main run cannot be skipped
+        raise LassbenchError(f"the class-conditioned model does not know class(es) {', '.join(unknown[:5])}; "
+                             f"it knows {', '.join(sorted(known))}")
+    if unknown:
+        log(f"skipped variant {plan.variant}: the class-conditioned model does not know class(es) "
+            f"{', '.join(unknown[:5])}")
+    return not unknown
+
+
 def _plan(items: pd.DataFrame, variant: str, clips: dict, paraphrases: dict, data_dir: Path,
           seed: int) -> VariantPlan:
     if variant == "absent":
@@ -383,8 +399,6 @@ def _variants(query_type: str, config: RunConfig, controls: list[str]) -> list[s
         raise LassbenchError("--queries all needs a text-queried model (e.g. lassnet)")
     if "wrong-query" in controls and query_type != "caption":
         raise LassbenchError("--control wrong-query needs a text-queried model (e.g. lassnet)")
-    if query_type == "class" and set(controls) & {"absent", "interferer", "negative"}:
-        raise LassbenchError("query controls need a model that takes a query (text or tags), not class-conditioned")
     variants = ["default"]
     if config.queries == "all":
         variants += [*[f"caption-{k}" for k in range(2, 6)], "tags", "paraphrase", "wrong-query"]

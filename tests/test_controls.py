@@ -132,3 +132,44 @@ def test_query_controls_reach_the_leaderboards_query_table(bench, tmp_path):
     assert abs(float(rows.loc["interferer", "sdri"])) < 1e-3
     page = (tmp_path / "board" / "page.md").read_text()
     assert "| mixture | absent |" in page and "False-sep." in page
+
+
+def test_tag_queried_models_are_asked_with_the_queried_clips_labels(bench, tmp_path):
+    outcomes = _run(bench, tmp_path, "tag-queried", "absent,interferer")
+    assert set(outcomes) == {"default", "absent", "interferer"}
+    assert outcomes["absent"].summary["metrics"]["false_separation_db"]["n"] == 8
+
+
+def test_class_conditioned_models_are_asked_for_another_class_they_know(bench, tmp_path):
+    outcome = _run(bench, tmp_path, "class-conditioned", "absent")["absent"]
+    per_item = pd.read_csv(outcome.out_dir / "per_item.csv")
+    assert len(per_item) == 8 and per_item["false_separation_db"].notna().all()
+
+
+def test_without_the_source_manifest_controls_fall_back_to_the_benchmarks_own_clips(bench, tmp_path):
+    copy = tmp_path / "synth-mini"
+    shutil.copytree(bench, copy)
+    described = json.loads((copy / "dataset.json").read_text())
+    described["sources"]["origin"] = str(tmp_path / "moved-away")
+    (copy / "dataset.json").write_text(json.dumps(described))
+    notes: list[str] = []
+    outcomes = run_model(RunConfig(model="mixture", data=str(copy), out=str(tmp_path / "r"), workers=0,
+                                   control=["absent", "interferer"]), log=notes.append)
+    variants = [o.variant for o in outcomes]
+    assert "absent" in variants  # labels of the targets of every split suffice
+    assert "interferer" in variants or any(n.startswith("skipped variant interferer") for n in notes)
+
+
+def test_a_control_asking_a_class_model_for_an_unknown_class_is_skipped_before_separating():
+    from types import SimpleNamespace
+
+    from lassbench.controls import VariantPlan
+    from lassbench.run import _askable
+
+    model = SimpleNamespace(class_index={"Dog": 0, "Bird": 1})
+    notes: list[str] = []
+    assert _askable(model, VariantPlan("absent", ["q", "q"], [["Dog"], ["Bird"]], [None, None]), notes.append)
+    assert not _askable(model, VariantPlan("absent", ["q"], [["Piano"]], [None]), notes.append)
+    assert notes == ["skipped variant absent: the class-conditioned model does not know class(es) Piano"]
+    with pytest.raises(LassbenchError, match="Piano"):
+        _askable(model, VariantPlan("default", ["q"], [["Piano"]], ["target/x.wav"]), notes.append)
