@@ -34,7 +34,7 @@ import torch
 from tqdm import tqdm
 
 from lassbench import __version__
-from lassbench.audio import sha256_file, write_text_atomic
+from lassbench.audio import sha256_file, sweep_stale_temps, write_text_atomic
 from lassbench.controls import (
     FALSE_SEPARATION_DEFINITIONS,
     FALSE_SEPARATION_METRICS,
@@ -144,6 +144,9 @@ def _run_variant(model, plan: VariantPlan, items: pd.DataFrame, config: RunConfi
             log(f"{out_dir}: kept the results of an identical finished run (delete the folder to run it again)")
         return finished if dist.rank == 0 else None
     partial = out_dir / PARTIAL_DIR
+    if dist.rank == 0:  # temp files a run killed with SIGKILL left (those of live writers are kept)
+        sweep_stale_temps(out_dir)
+        sweep_stale_temps(out_dir / "estimates")
     reader = BatchReader(data_dir, list(items["id"]), plan, config.batch_size)
     workers = default_workers() if config.workers is None else config.workers
     failure = None

@@ -239,3 +239,20 @@ def test_every_test_the_guarantees_page_names_exists():
                for name in re.findall(r"^def (test_\w+)", path.read_text(encoding="utf-8"), re.M)}
     named = set(re.findall(r"\b(test_\w+)", page)) - {path.stem for path in root.glob("test_*.py")}
     assert named and sorted(named - defined) == []
+
+
+@pytest.mark.slow
+def test_rerun_of_run_removes_the_result_temps_a_killed_run_left(tmp_path):
+    from lassbench.build import BuildConfig, build_dataset
+    from lassbench.corpora.synth import synth_corpus
+    from lassbench.run import RunConfig, run_model
+
+    sources = synth_corpus(tmp_path / "synth", duration=1.0, clips={"val": 14, "test": 14})
+    bench = tmp_path / "synth-mini"
+    build_dataset(BuildConfig(sources=str(sources), out=bench, splits=("test",), num_items={"test": 2},
+                              progress=False))
+    out_dir = tmp_path / "results" / "synth-mini" / "mixture"
+    out_dir.mkdir(parents=True)
+    debris = _debris_of_a_killed_writer(out_dir / "per_item.csv")
+    run_model(RunConfig("mixture", data=str(bench), out=str(tmp_path / "results"), workers=0), log=lambda line: None)
+    assert not debris.exists() and (out_dir / "per_item.csv").is_file()
