@@ -48,3 +48,25 @@ def audiocaps(split: str, out_dir: Path, metadata: Path | None, source: str, url
         audioset_labels=tuple(audioset_labels), retry_failed=retry_failed,
     )
     click.echo(download_audiocaps(config).summary_line())
+
+
+@command.command("packaged")
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path),
+              help="Output folder: audio/, manifest.csv, provenance.csv, classes.csv, licences/, debs/.")
+@click.option("--table", type=click.Path(path_type=Path),
+              help="Package table JSON (pins + rules); default: the shipped one (lassbench/data/packaged.json).")
+@click.option("--mirror", help="Debian mirror base URL for HTTP fetching; default: apt-get, then the apt sources.")
+@click.option("--no-apt", is_flag=True, help="Never run apt-get download: fetch over HTTP and unpack in Python.")
+@click.option("--sample-rate", default=32000, show_default=True, type=int)
+@click.option("--drop-debs", is_flag=True, help="Delete the downloaded .deb files when done.")
+def packaged(out_dir: Path, table: Path | None, mirror: str | None, no_apt: bool, sample_rate: int,
+             drop_debs: bool) -> None:
+    """Real recordings from pinned, freely licensed Debian packages, cut to 10 s clips with captions and licences.
+
+    Pinned versions and SHA-256s make the corpus bit-exact; a changed package is refused. Rerun to resume.
+    """
+    from lassbench.corpora.packaged import PackagedConfig, download_packaged
+
+    config = PackagedConfig(out_dir=out_dir, table=table, mirror=mirror, use_apt=not no_apt,
+                            sample_rate=sample_rate, keep_debs=not drop_debs)
+    click.echo(download_packaged(config).summary_line())

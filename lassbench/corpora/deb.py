@@ -1,0 +1,199 @@
+"""Debian packages as a data source: fetch a pinned ``.deb``, verify it, and read its files in pure Python.
+
+A ``.deb`` is an ``ar`` archive holding ``debian-binary``, ``control.tar.*`` and ``data.tar.{xz,gz,bz2,zst}``; the
+payload is the data tarball. Reading it needs only :mod:`tarfile` (``zst`` needs the optional ``zstandard``
+module), so a corpus can be built on machines without ``dpkg``.
+
+Fetching: ``apt-get download NAME=VERSION`` where it works; elsewhere (or with ``--mirror``) an HTTP GET of
+``<mirror>/<pool filename>``, the mirror taken from the machine's apt sources when not given. Either way the file's
+SHA-256 must equal the pinned one: a package whose pinned version is gone, or whose bytes differ, is refused with a
+message that says so, never silently replaced.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import io
+import re
+import shutil
+import subprocess
+import tarfile
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from lassbench.audio import atomic_path, sha256_file
+from lassbench.errors import LassbenchError
+
+APT_SOURCE_FILES = (Path("/etc/apt/sources.list"), Path("/etc/apt/sources.list.d"))
+_AR_MAGIC = b"!<arch>\n"
+
+
+@dataclass(frozen=True)
+class DebPin:
+    """One package at one exact version: what to fetch and what its bytes must hash to."""
+
+    name: str
+    version: str
+    filename: str  # path below the mirror root (the Packages index's Filename field)
+    sha256: str
+    size: int = 0
+
+    @property
+    def deb_name(self) -> str:
+        return Path(self.filename).name
+
+
+def ar_members(path: str | Path) -> Iterator[tuple[str, bytes]]:
+    """``(name, payload)`` of each member of an ``ar`` archive (the common/GNU format ``dpkg`` writes)."""
+    with open(path, "rb") as fh:
+        if fh.read(8) != _AR_MAGIC:
+            raise LassbenchError(f"{path}: not a Debian package (no ar header)")
+        while header := fh.read(60):
+            if len(header) < 60 or header[58:60] != b"`\n":
+                raise LassbenchError(f"{path}: truncated or corrupt ar member header")
+            name = header[:16].decode("ascii", "replace").strip().rstrip("/")
+            size = int(header[48:58].decode("ascii").strip() or 0)
+            payload = fh.read(size)
+            if len(payload) < size:
+                raise LassbenchError(f"{path}: truncated ar member {name!r}")
+            if size % 2:
+                fh.read(1)  # members are 2-byte aligned
+            yield name, payload
+
+
+def data_tarball(path: str | Path) -> tarfile.TarFile:
+    """The package's ``data.tar.*`` opened for reading."""
+    for name, payload in ar_members(path):
+        if not name.startswith("data.tar"):
+            continue
+        if name.endswith(".zst"):
+            payload = _unzstd(path, payload)
+        try:
+            return tarfile.open(fileobj=io.BytesIO(payload), mode="r:*")
+        except tarfile.TarError as exc:
+            raise LassbenchError(f"{path}: cannot open {name} ({exc})") from exc
+    raise LassbenchError(f"{path}: no data.tar member")
+
+
+def _unzstd(path: str | Path, payload: bytes) -> bytes:
+    try:
+        import zstandard
+    except ImportError as exc:
+        raise LassbenchError(f"{path}: data.tar.zst needs the 'zstandard' module (pip install zstandard)") from exc
+    return zstandard.ZstdDecompressor().stream_reader(io.BytesIO(payload)).read()
+
+
+def iter_deb_files(path: str | Path, keep: Callable[[str], bool]) -> Iterator[tuple[str, bytes]]:
+    """``(member path without ./, bytes)`` for each regular file of the data tarball that ``keep`` accepts."""
+    with data_tarball(path) as tar:
+        for member in tar:
+            name = member.name.removeprefix("./")
+            if member.isfile() and keep(name):
+                yield name, tar.extractfile(member).read()
+
+
+def apt_mirrors(source_files: tuple[Path, ...] = APT_SOURCE_FILES) -> list[str]:
+    """Base URLs of the ``deb`` lines/stanzas of the machine's apt sources (one-line and deb822 formats)."""
+    files: list[Path] = []
+    for entry in source_files:
+        if entry.is_dir():
+            files += sorted(p for p in entry.iterdir() if p.suffix in {".list", ".sources"})
+        elif entry.is_file():
+            files.append(entry)
+    urls: list[str] = []
+    for path in files:
+        text = path.read_text(encoding="utf-8", errors="replace")
+        if path.suffix == ".sources":
+            for stanza in re.split(r"\n\s*\n", text):
+                uris = re.search(r"^URIs:\s*(.+)$", stanza, re.M)
+                if uris and re.search(r"^Types:(.*\s)?deb(\s|$)", stanza, re.M):
+                    urls += uris.group(1).split()
+        else:
+            for line in text.splitlines():
+                parts = re.sub(r"\[[^\]]*\]", "", line).split()
+                if len(parts) >= 2 and parts[0] == "deb":
+                    urls.append(parts[1])
+    return [u.rstrip("/") for u in urls if u.startswith(("http://", "https://"))]
+
+
+def fetch_deb(pin: DebPin, dest: Path, *, mirror: str | None = None, use_apt: bool = True,
+              timeout: float = 60.0) -> Path:
+    """``dest/<pool file name>``, verified against the pin; reused when already there and intact."""
+    dest.mkdir(parents=True, exist_ok=True)
+    target = dest / pin.deb_name
+    if target.is_file() and sha256_file(target) == pin.sha256:
+        return target
+    errors = []
+    if use_apt and mirror is None and shutil.which("apt-get"):
+        try:
+            return _verified(_apt_download(pin, dest, target), pin)
+        except LassbenchError as exc:
+            errors.append(str(exc))
+            if "SHA-256" in str(exc):
+                raise
+    mirrors = [mirror] if mirror else apt_mirrors()
+    if not mirrors:
+        errors.append("no --mirror given and no http(s) mirror in the apt sources")
+    for base in mirrors:
+        try:
+            return _verified(_http_download(f"{base.rstrip('/')}/{pin.filename}", target, timeout), pin)
+        except LassbenchError as exc:
+            errors.append(str(exc))
+            if "SHA-256" in str(exc):
+                raise
+    raise LassbenchError(f"{pin.name} {pin.version}: cannot fetch ({'; '.join(errors)})")
+
+
+def _verified(path: Path, pin: DebPin) -> Path:
+    digest = sha256_file(path)
+    if digest != pin.sha256:
+        path.unlink(missing_ok=True)
+        raise LassbenchError(
+            f"{pin.name} {pin.version}: SHA-256 {digest} differs from the pinned {pin.sha256}: the archive's file "
+            "changed; refusing it (update the pin only after checking the new package)")
+    return path
+
+
+def _apt_download(pin: DebPin, dest: Path, target: Path) -> Path:
+    done = subprocess.run(["apt-get", "download", f"{pin.name}={pin.version}"], cwd=dest, capture_output=True,
+                          text=True)
+    if done.returncode != 0:
+        raise LassbenchError(f"apt-get download {pin.name}={pin.version} failed: {_last_line(done.stderr)}"
+                             f"{_available_note(pin)}")
+    # apt names the file with the epoch's ':' escaped as %3a; give it the pool's name
+    for path in sorted(dest.glob(f"{pin.name}_*.deb")):
+        if path != target and hashlib.sha256(path.read_bytes()).hexdigest() == pin.sha256:
+            path.replace(target)
+    if not target.is_file():
+        raise LassbenchError(f"apt-get download {pin.name}={pin.version}: no file with the pinned SHA-256 appeared")
+    return target
+
+
+def _available_note(pin: DebPin) -> str:
+    """Which version the archive offers now, so a changed version is reported rather than guessed."""
+    if not shutil.which("apt-cache"):
+        return ""
+    shown = subprocess.run(["apt-cache", "show", "--no-all-versions", pin.name], capture_output=True, text=True)
+    found = re.search(r"^Version:\s*(\S+)", shown.stdout, re.M)
+    return f" (the archive now has version {found.group(1)}; the pin is {pin.version})" if found else ""
+
+
+def _http_download(url: str, target: Path, timeout: float) -> Path:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response, atomic_path(target) as tmp:
+            with open(tmp, "wb") as out:
+                shutil.copyfileobj(response, out, 1 << 20)
+    except urllib.error.HTTPError as exc:
+        raise LassbenchError(f"GET {url}: HTTP {exc.code}") from exc
+    except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+        raise LassbenchError(f"GET {url}: {exc}") from exc
+    return target
+
+
+def _last_line(text: str) -> str:
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else "no message"

@@ -1,0 +1,468 @@
+"""A corpus of real recordings from pinned, freely licensed Debian packages (``lassbench download packaged``).
+
+The package table (``lassbench/data/packaged.json``) pins each package's version and SHA-256, and maps files inside
+it to classes with regular expressions. The build:
+
+1. fetches each ``.deb`` (:mod:`lassbench.corpora.deb`), refusing a changed one, and copies its ``copyright`` file;
+2. takes the files the rules select (at most ``max_clips`` per class, a fixed hash order chooses which);
+3. splits train / val / test *by recording*: files that are layers of one recording (a drum hit at five
+   velocities, a key's press and release) form one group, and a group never spans two splits;
+4. cuts each file to a 10 s mono clip at the corpus rate: a long file gives its first 10 s; a short one is placed
+   at a fixed offset and, under 3 s, repeated one to three times with pauses (the count is in the captions);
+5. measures what is audible (active seconds, loudness, spectral centroid) and writes captions from the class
+   phrase plus those measurements, the class's AudioSet labels, and a provenance row (package, version, file,
+   licence and credit from the DEP-5 stanza covering the file).
+
+Everything is a pure function of the pinned bytes, so two builds are bit-identical.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import json
+import math
+import re
+import shutil
+from collections import defaultdict
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from lassbench.audio import read_audio, sha1_file, sweep_stale_temps, write_audio, write_text_atomic
+from lassbench.corpora.deb import DebPin, fetch_deb, iter_deb_files
+from lassbench.errors import LassbenchError
+from lassbench.manifests import SOURCE_COLUMNS, encode_list, write_manifest_csv
+from lassbench.mixing import integrated_loudness
+
+# Set aside for evaluating models trained on this corpus: never part of it (nor of any training data).
+RESERVED_PACKAGES = (
+    "asterisk-core-sounds-*", "ktuberling-data", "minetest-data", "gcompris-qt-data", "megaglest-data",
+    "wesnoth-*-data", "fluid-soundfont-gm", "espeak-ng", "espeak-ng-data",
+)
+# DFSG-free licences that allow redistributing derived clips; anything else (NC, ND, unknown) is refused
+FREE_LICENCE = re.compile(r"^(?!.*-(NC|ND)\b)(L?GPL|CC-BY|CC0|Public[ -]?Domain|Expat|MIT|BSD|Apache|Zlib|Artistic)",
+                          re.I)
+LANGUAGES = {"fr": "French", "ru": "Russian", "ro": "Romanian", "ca": "Catalan", "bg": "Bulgarian", "es": "Spanish",
+             "be": "Belarusian", "el": "Greek", "da": "Danish", "lt": "Lithuanian", "nl": "Dutch"}
+CLIP_SECONDS = 10.0
+REPEAT_BELOW_S = 3.0  # events shorter than this are repeated 1-3 times, as events in real 10 s clips often are
+SPLIT_SHARES = (("test", 0.15), ("val", 0.15))  # the rest is train; every class gets at least one group of each
+ACTIVE_FLOOR_DB = -40.0  # a 50 ms frame counts as active within 40 dB of the clip's loudest frame
+
+
+@dataclass(frozen=True)
+class Rule:
+    package: str
+    match: re.Pattern
+    label: str  # the class
+    group_strip: re.Pattern | None = None
+    copyright_path: str = ""
+
+
+@dataclass(frozen=True)
+class PackageTable:
+    pins: dict[str, DebPin]
+    classes: dict[str, dict]
+    rules: list[Rule]
+
+
+@dataclass
+class PackagedConfig:
+    out_dir: Path
+    table: Path | None = None  # default: the shipped table
+    mirror: str | None = None
+    use_apt: bool = True
+    sample_rate: int = 32000
+    keep_debs: bool = True
+
+
+@dataclass
+class PackagedResult:
+    clips: int
+    classes: int
+    splits: dict[str, int]
+    out_dir: Path
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+    def summary_line(self) -> str:
+        splits = ", ".join(f"{k} {v}" for k, v in sorted(self.splits.items()))
+        return (f"{self.clips} clips in {self.classes} classes ({splits}); {len(self.skipped)} files skipped; "
+                f"manifest {self.out_dir / 'manifest.csv'}")
+
+
+def is_reserved(package: str) -> bool:
+    return any(fnmatch.fnmatchcase(package, pattern) for pattern in RESERVED_PACKAGES)
+
+
+def load_table(path: str | Path | None = None) -> PackageTable:
+    """The package table, checked: no reserved package, every rule names a pinned package and a known class."""
+    if path is None:
+        text = resources.files("lassbench").joinpath("data/packaged.json").read_text(encoding="utf-8")
+        origin = "lassbench/data/packaged.json"
+    else:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise LassbenchError(f"{path}: cannot read the package table ({exc.strerror})") from exc
+        origin = str(path)
+    try:
+        raw = json.loads(text)
+        pins = {p["name"]: DebPin(p["name"], p["version"], p["filename"], p["sha256"].lower(), int(p.get("size", 0)))
+                for p in raw["packages"]}
+        classes = raw["classes"]
+        rules = [Rule(r["package"], re.compile(r["match"]), r["class"],
+                      re.compile(r["group_strip"]) if r.get("group_strip") else None, r.get("copyright_path", ""))
+                 for r in raw["rules"]]
+    except (KeyError, TypeError, ValueError, re.error) as exc:
+        raise LassbenchError(f"{origin}: malformed package table ({exc})") from exc
+    reserved = sorted(name for name in pins if is_reserved(name))
+    if reserved:
+        raise LassbenchError(f"{origin}: {', '.join(reserved)} reserved for evaluation; never part of this corpus")
+    for rule in rules:
+        if rule.package not in pins:
+            raise LassbenchError(f"{origin}: a rule names {rule.package!r}, which is not pinned")
+        if rule.label not in classes:
+            raise LassbenchError(f"{origin}: a rule names the unknown class {rule.label!r}")
+    return PackageTable(pins, classes, rules)
+
+
+# -- copyright (DEP-5) ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Stanza:
+    files: tuple[str, ...]
+    copyright: str
+    licence: str
+
+
+def parse_copyright(text: str) -> list[Stanza]:
+    """The ``Files`` stanzas of a machine-readable copyright file (continuation lines joined)."""
+    stanzas = []
+    for block in re.split(r"\n\s*\n", text):
+        fields: dict[str, list[str]] = {}
+        key = None
+        for line in block.splitlines():
+            if line[:1] in {" ", "\t"} and key:
+                fields[key].append(line.strip())
+            elif ":" in line:
+                key, value = line.split(":", 1)
+                key = key.strip().lower()
+                fields[key] = [value.strip()]
+        if "files" not in fields:
+            continue
+        files = tuple(" ".join(fields["files"]).split())
+        copyright_ = "; ".join(v for v in fields.get("copyright", []) if v and v != ".")
+        licence_lines = [v for v in fields.get("license", []) if v and v != "."]
+        stanzas.append(Stanza(files, copyright_, licence_lines[0] if licence_lines else ""))
+    return stanzas
+
+
+def stanza_for(stanzas: list[Stanza], source_path: str) -> Stanza | None:
+    """The last stanza whose ``Files`` glob matches ``source_path`` (DEP-5: later stanzas override earlier)."""
+    found = None
+    for stanza in stanzas:
+        if any(fnmatch.fnmatchcase(source_path, glob) for glob in stanza.files):
+            found = stanza
+    return found
+
+
+# -- selection and splits ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Selected:
+    package: str
+    member: str
+    label: str
+    group: str
+    lang: str
+    copyright_path: str
+
+
+def select_members(names: list[str], package: str, rules: list[Rule]) -> list[Selected]:
+    """The members of one package the rules select (the first matching rule wins)."""
+    chosen = []
+    for name in sorted(names):
+        for rule in rules:
+            if rule.package != package or not (m := rule.match.search(name)):
+                continue
+            stem = Path(name).stem
+            group_stem = rule.group_strip.sub("", stem) if rule.group_strip else stem
+            groups = m.groupdict()
+            source_path = rule.copyright_path.format(name=Path(name).name, **groups) if rule.copyright_path else ""
+            chosen.append(Selected(package, name, rule.label, f"{Path(name).parent}/{group_stem or stem}",
+                                   groups.get("lang") or "", source_path))
+            break
+    return chosen
+
+
+def _hash(text: str) -> int:
+    return int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:8], "big")
+
+
+def cap_and_split(selected: list[Selected], classes: dict[str, dict]) -> dict[str, str]:
+    """``member key -> split`` for the kept files: per class, groups in hash order fill the test and val shares
+    first (at least one group each when the class has three), the rest is train; files past ``max_clips`` in the
+    same hash order are left out."""
+    by_class: dict[str, dict[str, list[Selected]]] = defaultdict(lambda: defaultdict(list))
+    for item in selected:
+        by_class[item.label][f"{item.package}/{item.group}"].append(item)
+    splits: dict[str, str] = {}
+    for label, groups in by_class.items():
+        order = sorted(groups, key=lambda g: (_hash(g), g))
+        files = [item for g in order for item in sorted(groups[g], key=lambda s: (_hash(s.member), s.member))]
+        cap = int(classes[label].get("max_clips", len(files)))
+        keep = {key(item) for item in sorted(files, key=lambda s: (_hash(key(s)), key(s)))[:cap]}
+        order = [g for g in order if any(key(i) in keep for i in groups[g])]
+        total = sum(sum(key(i) in keep for i in groups[g]) for g in order)
+        targets = [(name, max(1, round(share * total)) if len(order) >= 3 else 0) for name, share in SPLIT_SHARES]
+        for name, want in targets:
+            got = 0
+            while got < want and len(order) > 1:  # the last group always stays for train
+                for item in groups[order.pop(0)]:
+                    if key(item) in keep:
+                        splits[key(item)] = name
+                        got += 1
+        for group in order:
+            for item in groups[group]:
+                if key(item) in keep:
+                    splits[key(item)] = "train"
+    return splits
+
+
+def key(item: Selected) -> str:
+    return f"{item.package}/{item.member}"
+
+
+# -- clips, measurements, captions ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Arrangement:
+    offset_s: float
+    repetitions: int
+    gap_s: float
+
+
+def arrange(source_seconds: float, seed_text: str) -> Arrangement:
+    """Where a short recording sits in its 10 s clip (a fixed function of the file's name)."""
+    h = _hash(seed_text)
+    if source_seconds >= CLIP_SECONDS:
+        return Arrangement(0.0, 1, 0.0)
+    reps = 1 + h % 3 if source_seconds < REPEAT_BELOW_S else 1
+    gap = 0.4 + (h >> 8) % 1000 / 1000.0  # 0.4 .. 1.4 s between repetitions
+    while reps > 1 and reps * source_seconds + (reps - 1) * gap > CLIP_SECONDS - 0.5:
+        reps -= 1
+    used = reps * source_seconds + (reps - 1) * gap
+    room = max(0.0, CLIP_SECONDS - used)
+    offset = round(room * ((h >> 20) % 1000) / 1000.0 * 0.6, 3)  # start within the first 60% of the free room
+    return Arrangement(offset, reps, round(gap, 3))
+
+
+def make_clip(audio: np.ndarray, sample_rate: int, arrangement: Arrangement) -> np.ndarray:
+    n = int(round(CLIP_SECONDS * sample_rate))
+    clip = np.zeros(n, dtype=np.float32)
+    start = int(round(arrangement.offset_s * sample_rate))
+    step = audio.shape[0] + int(round(arrangement.gap_s * sample_rate))
+    for k in range(arrangement.repetitions):
+        at = start + k * step
+        part = audio[: max(0, n - at)]
+        clip[at:at + part.shape[0]] += part
+    peak = float(np.max(np.abs(clip))) if clip.size else 0.0
+    return clip * (0.99 / peak) if peak > 0.99 else clip  # only ever scaled down, never normalised up
+
+
+@dataclass(frozen=True)
+class Measured:
+    active_s: float
+    loudness_lufs: float
+    centroid_hz: float
+
+
+def measure(clip: np.ndarray, sample_rate: int) -> Measured:
+    """Listen-free description: seconds of activity, integrated loudness, spectral centroid of the active frames."""
+    hop = int(0.05 * sample_rate)
+    frames = clip[: clip.shape[0] // hop * hop].reshape(-1, hop)
+    energy_db = 10 * np.log10(np.mean(frames.astype(np.float64) ** 2, axis=1) + 1e-12)
+    active = energy_db > energy_db.max() + ACTIVE_FLOOR_DB
+    spectrum = np.abs(np.fft.rfft(frames[active] * np.hanning(hop), axis=1)) ** 2
+    freqs = np.fft.rfftfreq(hop, 1.0 / sample_rate)
+    total = spectrum.sum()
+    centroid = float((spectrum.sum(axis=0) * freqs).sum() / total) if total > 0 else 0.0
+    return Measured(round(float(active.sum()) * 0.05, 2), integrated_loudness(clip, sample_rate), centroid)
+
+
+def captions_for(label: str, phrases: list[str], measured: Measured, arrangement: Arrangement, lang: str,
+                 seed_text: str) -> list[str]:
+    """Several captions: the class phrases with what the measurements say is audible."""
+    language = f"in {LANGUAGES[lang]}" if lang in LANGUAGES else ""
+    words = []
+    if arrangement.repetitions > 1:
+        words.append({2: "twice", 3: "three times"}.get(arrangement.repetitions, f"{arrangement.repetitions} times"))
+    if measured.active_s < 1.0 and arrangement.repetitions == 1:
+        words.append("briefly")
+    elif measured.active_s > 7.0:
+        words.append("continuously")
+    if math.isfinite(measured.loudness_lufs) and measured.loudness_lufs < -38:
+        words.append("quietly")
+    elif measured.loudness_lufs > -18:
+        words.append("loudly")
+    tone = "with a low, dull tone" if measured.centroid_hz < 700 else (
+        "with a bright, hissy tone" if measured.centroid_hz > 4500 else "")
+    start = _hash(seed_text) % len(phrases)
+    captions = []
+    for i in range(len(phrases)):
+        base = phrases[(start + i) % len(phrases)].format(lang=language).strip()
+        base = re.sub(r"\s+", " ", base)
+        extra = words[: 1 + i % 2] if words else []
+        caption = " ".join([base, *extra])
+        if tone and i % 2 == 1:
+            caption += f", {tone}"
+        if "and then silence" not in caption and measured.active_s < 3.0 and i == len(phrases) - 1:
+            caption += ", then silence"
+        captions.append(caption[0].upper() + caption[1:])
+    return captions
+
+
+# -- the build --------------------------------------------------------------------------------------------------
+
+
+def download_packaged(config: PackagedConfig) -> PackagedResult:
+    table = load_table(config.table)
+    out = Path(config.out_dir)
+    if config.sample_rate <= 0:
+        raise LassbenchError(f"--sample-rate must be positive, got {config.sample_rate}")
+    for sub in ("audio", "licences", "debs"):
+        (out / sub).mkdir(parents=True, exist_ok=True)
+        sweep_stale_temps(out / sub)
+    used = sorted({rule.package for rule in table.rules})
+    debs = {name: fetch_deb(table.pins[name], out / "debs", mirror=config.mirror, use_apt=config.use_apt)
+            for name in used}  # all fetched and verified before any cutting starts
+    selected = []
+    for name in used:  # a listing pass: names only, so the split can see every class across packages
+        names = [member for member, _ in iter_deb_files(debs[name], lambda n, p=name: _ruled(table, p, n))]
+        selected += select_members(names, name, table.rules)
+    splits = cap_and_split(selected, table.classes)
+    rows, skipped = [], []
+    for name in used:
+        wanted = {s.member: s for s in selected if s.package == name and key(s) in splits}
+        package_rows, package_skipped = _build_package(table, name, debs[name], wanted, splits, out,
+                                                       config.sample_rate)
+        rows += package_rows
+        skipped += package_skipped
+    if not rows:
+        raise LassbenchError("no clips: the rules selected no readable file")
+    frame = pd.DataFrame(rows).sort_values("source_id", kind="stable").reset_index(drop=True)
+    _write_outputs(frame, skipped, table, out)
+    kept = {Path(p).name for p in frame["path"]}
+    for orphan in (out / "audio").glob("*.wav"):  # clips of an earlier table that this one no longer selects
+        if orphan.name not in kept:
+            orphan.unlink()
+    if not config.keep_debs:
+        shutil.rmtree(out / "debs", ignore_errors=True)
+    splits = frame["split"].value_counts().to_dict()
+    return PackagedResult(len(frame), frame["class"].nunique(), splits, out, skipped)
+
+
+def _ruled(table: PackageTable, package: str, name: str) -> bool:
+    return any(r.package == package and r.match.search(name) for r in table.rules)
+
+
+def _build_package(table: PackageTable, name: str, deb: Path, wanted: dict[str, Selected], splits: dict[str, str],
+                   out: Path, sample_rate: int) -> tuple[list[dict], list[tuple[str, str]]]:
+    pin = table.pins[name]
+    copyright_text = _copyright_text(deb, name)
+    write_text_atomic(out / "licences" / f"{name}.copyright", copyright_text)
+    stanzas = parse_copyright(copyright_text)
+    rows, skipped = [], []
+    for member, payload in iter_deb_files(deb, lambda n: n in wanted):
+        item = wanted[member]
+        scratch = out / "debs" / f".{name}.member{Path(member).suffix}"  # the decoder wants the real suffix
+        scratch.write_bytes(payload)
+        try:
+            audio, _ = read_audio(scratch, sample_rate=sample_rate)
+        except LassbenchError as exc:
+            skipped.append((key(item), f"unreadable ({exc})"))
+            continue
+        finally:
+            scratch.unlink(missing_ok=True)
+        if audio.size == 0 or not np.any(audio):
+            skipped.append((key(item), "silent"))
+            continue
+        stanza = stanza_for(stanzas, item.copyright_path) if item.copyright_path else None
+        stanza = stanza or stanza_for(stanzas, "*") or Stanza(("*",), "", "")
+        if not FREE_LICENCE.match(stanza.licence):
+            raise LassbenchError(f"{name}: {member} is under {stanza.licence or 'no stated licence'!r}, not a "
+                                 "licence that permits redistributing derived clips; remove its rule")
+        rows.append(_clip_row(item, audio, sample_rate, splits[key(item)], table, pin, stanza, payload, out))
+    return rows, skipped
+
+
+def _copyright_text(deb: Path, name: str) -> str:
+    for _, payload in iter_deb_files(deb, lambda n: n.startswith("usr/share/doc/") and n.endswith("/copyright")):
+        return payload.decode("utf-8", "replace")
+    raise LassbenchError(f"{deb}: no usr/share/doc/*/copyright file; {name}'s licence cannot be verified")
+
+
+def source_id_for(item: Selected) -> str:
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(item.member).stem).strip("_.") or "clip"
+    return f"{item.package}-{stem}-{hashlib.sha1(key(item).encode()).hexdigest()[:6]}"
+
+
+def _clip_row(item: Selected, audio: np.ndarray, sample_rate: int, split: str, table: PackageTable, pin: DebPin,
+              stanza: Stanza, payload: bytes, out: Path) -> dict:
+    seed = key(item)
+    arrangement = arrange(audio.shape[0] / sample_rate, seed)
+    clip = make_clip(audio, sample_rate, arrangement)
+    measured = measure(clip, sample_rate)
+    source_id = source_id_for(item)
+    path = out / "audio" / f"{source_id}.wav"
+    write_audio(path, clip, sample_rate, subtype="PCM_16")
+    spec = table.classes[item.label]
+    return {
+        "source_id": source_id, "path": f"audio/{source_id}.wav",
+        "captions": encode_list(captions_for(item.label, spec["captions"], measured, arrangement, item.lang, seed)),
+        "labels": encode_list(spec["labels"]), "split": split, "sample_rate": sample_rate,
+        "num_samples": clip.shape[0], "duration": clip.shape[0] / sample_rate, "sha1": sha1_file(path),
+        "class": item.label, "group": f"{item.package}/{item.group}", "package": pin.name, "version": pin.version,
+        "file": item.member, "file_sha256": hashlib.sha256(payload).hexdigest(), "licence": stanza.licence,
+        "credit": stanza.copyright, "source_seconds": round(audio.shape[0] / sample_rate, 3),
+        "offset_s": arrangement.offset_s, "repetitions": arrangement.repetitions,
+        "active_s": measured.active_s, "loudness_lufs": round(measured.loudness_lufs, 2),
+        "centroid_hz": round(measured.centroid_hz, 1), "language": LANGUAGES.get(item.lang, ""),
+    }
+
+
+PROVENANCE_COLUMNS = ["source_id", "package", "version", "file", "file_sha256", "licence", "credit"]
+EXTRA_COLUMNS = ["class", "group", "source_seconds", "offset_s", "repetitions", "active_s", "loudness_lufs",
+                 "centroid_hz", "language"]
+
+
+def _write_outputs(frame: pd.DataFrame, skipped: list[tuple[str, str]], table: PackageTable, out: Path) -> None:
+    write_manifest_csv(frame[SOURCE_COLUMNS + EXTRA_COLUMNS + PROVENANCE_COLUMNS[1:]], out / "manifest.csv")
+    write_manifest_csv(frame[PROVENANCE_COLUMNS], out / "provenance.csv")
+    write_manifest_csv(class_table(frame), out / "classes.csv")
+    write_manifest_csv(pd.DataFrame(skipped, columns=["file", "reason"]), out / "skipped.csv")
+    pins = {name: pin.__dict__ for name, pin in sorted(table.pins.items())}
+    write_text_atomic(out / "packages.json", json.dumps(pins, indent=2, sort_keys=True) + "\n")
+
+
+def class_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per class: clips per split, recordings (groups), and medians of the listen-free measurements."""
+    rows = []
+    for label, part in frame.groupby("class", sort=True):
+        counts = part["split"].value_counts()
+        rows.append({
+            "class": label, "labels": part["labels"].iloc[0], "clips": len(part),
+            "train": int(counts.get("train", 0)), "val": int(counts.get("val", 0)), "test": int(counts.get("test", 0)),
+            "groups": part["group"].nunique(), "packages": ";".join(sorted(part["package"].unique())),
+            "median_active_s": round(float(part["active_s"].median()), 2),
+            "median_loudness_lufs": round(float(part["loudness_lufs"].median()), 1),
+            "median_centroid_hz": round(float(part["centroid_hz"].median())),
+        })
+    return pd.DataFrame(rows)

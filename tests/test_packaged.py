@@ -1,0 +1,256 @@
+"""The packaged real-recordings corpus: a tiny .deb made here, served on loopback, unpacked in pure Python."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+from media_server import MediaServer
+
+from lassbench.cli import main as cli_main
+from lassbench.corpora.deb import DebPin, apt_mirrors, ar_members, fetch_deb, iter_deb_files
+from lassbench.corpora.packaged import (
+    PackagedConfig,
+    arrange,
+    download_packaged,
+    load_table,
+    parse_copyright,
+    stanza_for,
+)
+from lassbench.errors import LassbenchError
+from lassbench.manifests import read_source_manifest
+
+POOL = "pool/main/t/testsounds/testsounds-data_1.0-1_all.deb"
+COPYRIGHT = """Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
+
+Files: *
+Copyright: 2020 Jane Recorder <jane@example.org>
+License: GPL-2+
+
+Files: kits/Pearl?Kit.h2drumkit
+Copyright: 2019 Kit Maker
+License: CC-BY-SA-3.0
+
+License: GPL-2+
+ This is free software.
+"""
+
+
+def _tone(freq: float, seconds: float, rate: int = 16000, seed: int = 0, fmt: str = "WAV") -> bytes:
+    t = np.arange(int(seconds * rate)) / rate
+    noise = np.random.default_rng(seed).normal(0, 0.02, t.shape)
+    audio = (0.3 * np.sin(2 * np.pi * freq * t) * np.exp(-t * 2) + noise).astype(np.float32)
+    buf = io.BytesIO()
+    sf.write(buf, audio, rate, format=fmt, subtype="VORBIS" if fmt == "OGG" else "PCM_16")
+    return buf.getvalue()
+
+
+def _tar(files: dict[str, bytes], compression: str) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode=f"w:{compression}") as tar:
+        for name, payload in sorted(files.items()):
+            info = tarfile.TarInfo(f"./{name}")
+            info.size = len(payload)
+            tar.addfile(info, io.BytesIO(payload))
+    return buf.getvalue()
+
+
+def make_deb(files: dict[str, bytes], compression: str = "xz") -> bytes:
+    """A real .deb: ar archive of debian-binary, control.tar.xz and data.tar.<compression>."""
+    members = [("debian-binary", b"2.0\n"),
+               ("control.tar.xz", _tar({"control": b"Package: testsounds-data\nVersion: 1.0-1\n"}, "xz")),
+               (f"data.tar.{compression}", _tar(files, compression))]
+    out = io.BytesIO()
+    out.write(b"!<arch>\n")
+    for name, payload in members:
+        out.write(f"{name + '/':<16}{0:<12}{0:<6}{0:<6}{100644:<8}{len(payload):<10}".encode() + b"`\n")
+        out.write(payload + (b"\n" if len(payload) % 2 else b""))
+    return out.getvalue()
+
+
+def _package_files(copyright_text: str = COPYRIGHT) -> dict[str, bytes]:
+    files = {"usr/share/doc/testsounds-data/copyright": copyright_text.encode()}
+    for i in range(4):  # four distinct bird recordings, one an Ogg Vorbis file, one longer than a clip
+        fmt = "OGG" if i == 0 else "WAV"
+        files[f"usr/share/testsounds/birds/bird{i}.{fmt.lower()}"] = _tone(2500 + 300 * i, 12.0 if i == 3 else 1.2,
+                                                                           seed=i, fmt=fmt)
+    for kit in ("Pearl Kit", "Other"):
+        for take in ("Hard", "Soft"):  # two velocity layers of one drum: one recording group
+            for drum in ("Kick1", "Kick2"):
+                files[f"usr/share/testsounds/kits/{kit}/{drum}-{take}.wav"] = _tone(60, 0.8, seed=hash(drum) % 99)
+    files["usr/share/testsounds/readme.txt"] = b"not audio"
+    return files
+
+
+def _table(tmp_path: Path, deb: bytes, *, name: str = "testsounds-data", sha256: str | None = None) -> Path:
+    table = {
+        "packages": [{"name": name, "version": "1.0-1", "filename": POOL, "size": len(deb),
+                      "sha256": sha256 or hashlib.sha256(deb).hexdigest(), "licence": "GPL-2+"}],
+        "classes": {
+            "bird": {"labels": ["Bird"], "captions": ["a bird calls", "a bird sings", "birdsong"]},
+            "bass_drum": {"labels": ["Drum", "Bass drum"], "captions": ["a kick drum thumps", "a bass drum is struck",
+                                                                         "a deep drum beat"]},
+        },
+        "rules": [
+            {"package": name, "match": r"^usr/share/testsounds/birds/bird\d\.(wav|ogg)$", "class": "bird"},
+            {"package": name, "match": r"^usr/share/testsounds/kits/(?P<kit>[^/]+)/Kick\d-\w+\.wav$",
+             "class": "bass_drum", "group_strip": "-(Hard|Soft)$", "copyright_path": "kits/{kit}.h2drumkit"},
+        ],
+    }
+    path = tmp_path / "table.json"
+    path.write_text(json.dumps(table))
+    return path
+
+
+@pytest.fixture()
+def served(tmp_path):
+    deb = make_deb(_package_files())
+    with MediaServer() as server:
+        server.files[POOL] = (deb, "application/vnd.debian.binary-package")
+        yield server, deb, _table(tmp_path, deb)
+
+
+def _build(server, table: Path, out: Path):
+    config = PackagedConfig(out_dir=out, table=table, mirror=f"http://127.0.0.1:{server.port}/media", use_apt=False,
+                            sample_rate=16000)
+    return download_packaged(config)
+
+
+def test_http_fetch_cuts_clips_with_captions_labels_and_provenance(served, tmp_path):
+    server, _, table = served
+    result = _build(server, table, tmp_path / "corpus")
+    frame = read_source_manifest(tmp_path / "corpus" / "manifest.csv")
+    assert result.clips == len(frame) == 12 and server.requests[POOL] == 1
+    for row in frame.itertuples():
+        audio, rate = sf.read(row.path)
+        assert rate == 16000 and audio.ndim == 1 and len(audio) == 160000
+        assert len(row.captions) >= 3 and not any("bird0" in c or "Kick" in c for c in row.captions)
+        assert row.package == "testsounds-data" and row.version == "1.0-1" and row.file.startswith("usr/share/")
+    drums = frame[frame["class"] == "bass_drum"]
+    assert set(drums["licence"]) == {"GPL-2+", "CC-BY-SA-3.0"}  # the kit's own DEP-5 stanza wins for its files
+    assert set(frame.loc[frame["class"] == "bird", "credit"]) == {"2020 Jane Recorder <jane@example.org>"}
+    assert all(labels == ["Bird"] for labels in frame.loc[frame["class"] == "bird", "labels"])
+    assert (tmp_path / "corpus" / "licences" / "testsounds-data.copyright").read_text() == COPYRIGHT
+    provenance = pd.read_csv(tmp_path / "corpus" / "provenance.csv")
+    assert set(provenance["source_id"]) == set(frame["source_id"]) and provenance["licence"].notna().all()
+
+
+def test_splits_are_disjoint_by_recording_group(served, tmp_path):
+    server, _, table = served
+    _build(server, table, tmp_path / "corpus")
+    frame = read_source_manifest(tmp_path / "corpus" / "manifest.csv")
+    assert frame.groupby("group")["split"].nunique().max() == 1  # velocity layers of one drum share a split
+    assert frame.groupby("file")["split"].nunique().max() == 1
+    for _, part in frame.groupby("class"):
+        assert set(part["split"]) == {"train", "val", "test"}
+
+
+def test_rebuild_is_bit_identical(served, tmp_path):
+    server, _, table = served
+    digests = []
+    for name in ("a", "b"):
+        out = tmp_path / name
+        _build(server, table, out)
+        digests.append({str(p.relative_to(out)): hashlib.sha256(p.read_bytes()).hexdigest()
+                        for p in sorted(out.rglob("*")) if p.is_file()})
+    assert digests[0] == digests[1] and len(digests[0]) > 12
+
+
+def test_rerun_reuses_the_verified_deb(served, tmp_path):
+    server, _, table = served
+    _build(server, table, tmp_path / "corpus")
+    _build(server, table, tmp_path / "corpus")
+    assert server.requests[POOL] == 1
+
+
+def test_pinned_hash_mismatch_is_refused_and_not_kept(served, tmp_path):
+    server, _, _ = served
+    table = _table(tmp_path, b"", sha256="0" * 64)
+    with pytest.raises(LassbenchError, match="SHA-256 .* differs from the pinned"):
+        _build(server, table, tmp_path / "corpus")
+    assert not list((tmp_path / "corpus" / "debs").glob("*.deb"))
+
+
+@pytest.mark.parametrize("name", ["ktuberling-data", "wesnoth-1.16-data", "asterisk-core-sounds-en-wav",
+                                  "espeak-ng-data"])
+def test_reserved_package_is_refused_before_any_download(served, tmp_path, capsys, name):
+    server, deb, _ = served
+    table = _table(tmp_path, deb, name=name)
+    with pytest.raises(SystemExit) as exited:
+        cli_main(["download", "packaged", "--out", str(tmp_path / "c"), "--table", str(table), "--mirror",
+                  f"http://127.0.0.1:{server.port}/media"])
+    err = capsys.readouterr().err
+    assert exited.value.code == 2 and err.startswith("error: ") and "reserved for evaluation" in err
+    assert err.count("\n") == 1 and server.requests[POOL] == 0
+
+
+def test_non_free_licence_is_refused(tmp_path):
+    deb = make_deb(_package_files(COPYRIGHT.replace("License: GPL-2+\n\nFiles: kits", "License: CC-BY-NC-4.0\n\n"
+                                                                                    "Files: kits")))
+    with MediaServer() as server:
+        server.files[POOL] = (deb, "application/octet-stream")
+        with pytest.raises(LassbenchError, match="CC-BY-NC-4.0"):
+            _build(server, _table(tmp_path, deb), tmp_path / "corpus")
+
+
+def test_missing_package_on_the_mirror_is_one_clear_error(tmp_path):
+    deb = make_deb(_package_files())
+    with MediaServer() as server:
+        with pytest.raises(LassbenchError, match="cannot fetch .*HTTP 404"):
+            _build(server, _table(tmp_path, deb), tmp_path / "corpus")
+
+
+@pytest.mark.parametrize("compression", ["gz", "xz", "bz2"])
+def test_data_tarball_is_read_whatever_its_compression(tmp_path, compression):
+    path = tmp_path / "x.deb"
+    path.write_bytes(make_deb({"usr/share/a.wav": b"RIFF", "usr/share/b.txt": b"x"}, compression))
+    assert [name for name, _ in ar_members(path)][0] == "debian-binary"
+    assert dict(iter_deb_files(path, lambda n: n.endswith(".wav"))) == {"usr/share/a.wav": b"RIFF"}
+
+
+def test_a_file_that_is_not_a_deb_is_refused(tmp_path):
+    path = tmp_path / "x.deb"
+    path.write_bytes(b"PK\x03\x04 not an ar archive")
+    pin = DebPin("x", "1", "pool/x.deb", hashlib.sha256(path.read_bytes()).hexdigest())
+    assert fetch_deb(pin, tmp_path, use_apt=False) == path  # intact by its hash: reused without fetching
+    with pytest.raises(LassbenchError, match="not a Debian package"):
+        list(iter_deb_files(path, lambda n: True))
+
+
+def test_apt_mirrors_reads_one_line_and_deb822_sources(tmp_path):
+    (tmp_path / "sources.list").write_text("# comment\ndeb [arch=amd64] http://mirror.example/debian bookworm main\n"
+                                           "deb-src http://src.example/debian bookworm main\n")
+    folder = tmp_path / "sources.list.d"
+    folder.mkdir()
+    (folder / "x.sources").write_text("Types: deb\nURIs: http://other.example/debian/\nSuites: bookworm\n")
+    (folder / "y.sources").write_text("Types: deb-src\nURIs: http://nope.example/debian\n")
+    assert apt_mirrors((tmp_path / "sources.list", folder)) == ["http://mirror.example/debian",
+                                                                "http://other.example/debian"]
+
+
+def test_dep5_stanzas_join_continuation_lines_and_the_last_match_wins():
+    stanzas = parse_copyright("Files: *\nCopyright: A\nLicense: GPL-2\n\nFiles:\n kits/One.h2\n kits/Two?Kit.h2\n"
+                              "Copyright: B\nLicense:\n Public Domain\n")
+    assert stanza_for(stanzas, "kits/Two Kit.h2").licence == "Public Domain"
+    assert stanza_for(stanzas, "other").copyright == "A"
+
+
+def test_short_events_are_repeated_within_the_clip_and_long_ones_cut():
+    short = arrange(0.5, "pkg/a.wav")
+    assert 1 <= short.repetitions <= 3
+    assert short.offset_s + short.repetitions * 0.5 + (short.repetitions - 1) * short.gap_s <= 10.0
+    assert arrange(25.0, "pkg/b.wav").offset_s == 0.0 and arrange(6.0, "pkg/c.wav").repetitions == 1
+
+
+def test_shipped_table_pins_real_packages_and_no_reserved_one():
+    table = load_table()
+    assert len(table.classes) >= 20
+    assert all(len(pin.sha256) == 64 and pin.filename.startswith("pool/main/") for pin in table.pins.values())
+    assert {rule.label for rule in table.rules} == set(table.classes)
