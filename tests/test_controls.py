@@ -134,6 +134,7 @@ def test_query_controls_reach_the_leaderboards_query_table(bench, tmp_path):
     assert "| mixture | absent |" in page and "False-sep." in page
 
 
+@pytest.mark.slow  # loads the MiniLM text encoder (~20 s on a busy 2-core machine)
 def test_tag_queried_models_are_asked_with_the_queried_clips_labels(bench, tmp_path):
     outcomes = _run(bench, tmp_path, "tag-queried", "absent,interferer")
     assert set(outcomes) == {"default", "absent", "interferer"}
