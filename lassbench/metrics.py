@@ -22,7 +22,6 @@ Conventions (see ``docs/metrics.md`` for the derivations and the published evalu
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -37,7 +36,7 @@ DEFAULT_FILTER_LENGTH = 512  # BSS-Eval v4 / mir_eval / torchmetrics distortion 
 _TIME_BLOCK = 1 << 17  # samples per row cast to float64 at once: 1 MB per signal stays in cache
 _FFT_CHUNK_ROWS = 4  # rows transformed at once by bss_sdr: bounds the complex128 spectra in memory
 _CORR_FFT = 8192  # bss_sdr block FFT size (for 512 lags): short enough to stay in cache, 6% overlap
-_FFT_WORKERS = os.cpu_count() or 1
+_FFT_WORKERS = 1  # threaded FFTs stall when other processes load the cores (24.4 vs 17.9 ms per item, measured)
 
 
 def sdr(reference, estimate):
@@ -386,9 +385,11 @@ def _bss_sdr_rows(s: np.ndarray, estimates: list[np.ndarray], filter_length: int
     auto = np.empty((n_rows, length))
     cross = np.empty((n_rows, len(estimates), length))
     total = np.empty((n_rows, len(estimates)))
+    scratch: dict[str, np.ndarray] = {}  # zero-padded buffers reused by every chunk: no fresh pages to fault in
     for start in range(0, n_rows, _FFT_CHUNK_ROWS):
         rows = slice(start, start + _FFT_CHUNK_ROWS)
-        auto[rows], cross[rows], total[rows] = _correlations(s[rows], [e[rows] for e in estimates], length)
+        auto[rows], cross[rows], total[rows] = _correlations(s[rows], [e[rows] for e in estimates], length,
+                                                             scratch)
     silent = auto[:, 0] <= 0
     auto[silent, 0] = 1.0  # no projection exists onto a silent reference; solve a dummy system, zero its result
     cross[silent] = 0.0
@@ -400,7 +401,7 @@ def _bss_sdr_rows(s: np.ndarray, estimates: list[np.ndarray], filter_length: int
 
 
 def _correlations(
-    s: np.ndarray, estimates: list[np.ndarray], length: int
+    s: np.ndarray, estimates: list[np.ndarray], length: int, scratch: dict[str, np.ndarray] | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Autocorrelation ``r[k] = Σ_t s[t] s[t+k]``, cross-correlations ``b[k] = Σ_t s[t] ŝ[t+k]`` (lags
     ``k < length``) and energies ``‖ŝ‖²``, all float64.
@@ -418,18 +419,25 @@ def _correlations(
     n_blocks = -(-n // block)
     workers = _FFT_WORKERS
 
-    def padded(x: np.ndarray) -> np.ndarray:
-        out = np.zeros((rows, n_blocks * block + n_fft))
-        out[:, :n] = x
+    scratch = {} if scratch is None else scratch
+
+    def zeros(key: str, shape: tuple[int, ...]) -> np.ndarray:
+        """A zero-initialised buffer kept in ``scratch`` (callers only ever write where they wrote before)."""
+        if key not in scratch or scratch[key].shape[1:] != shape[1:] or len(scratch[key]) < shape[0]:
+            scratch[key] = np.zeros(shape)
+        return scratch[key][: shape[0]]
+
+    def padded(x: np.ndarray, key: str) -> np.ndarray:
+        out = zeros(key, (rows, n_blocks * block + n_fft))
+        out[:, :n] = x  # the tail beyond n stays zero
         return out
 
     def window_spectra(x_padded: np.ndarray) -> np.ndarray:
         windows = np.lib.stride_tricks.sliding_window_view(x_padded, n_fft, axis=-1)[:, ::block][:, :n_blocks]
         return scipy.fft.rfft(windows, axis=-1, workers=workers)
 
-    s_padded = padded(s)
-    blocks = np.zeros((rows, n_blocks, n_fft))
-    blocks[:, :, :block] = s_padded[:, : n_blocks * block].reshape(rows, n_blocks, block)
+    blocks = zeros("blocks", (rows, n_blocks, n_fft))
+    blocks[:, :, :block] = padded(s, "reference")[:, : n_blocks * block].reshape(rows, n_blocks, block)
     s_spectra = scipy.fft.rfft(blocks, axis=-1, workers=workers)
     s_conj = np.conj(s_spectra)
 
@@ -439,8 +447,8 @@ def _correlations(
 
     auto = _block_autocorrelation(blocks[:, :, :block], s_spectra, s_conj, n_fft, length, workers)
     cross, totals = [], []
-    for e in estimates:
-        e_padded = padded(e)
+    for k, e in enumerate(estimates):
+        e_padded = padded(e, f"estimate{k}")
         cross.append(correlate(window_spectra(e_padded)))
         totals.append(np.einsum("ij,ij->i", e_padded, e_padded))
     return auto, np.stack(cross, axis=1), np.stack(totals, axis=1)
