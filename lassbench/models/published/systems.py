@@ -96,13 +96,17 @@ class PublishedSeparator(nn.Module):
         self.sample_rate = spec.sample_rate
         self.n_fft = spec.n_fft
         self.input_rate = spec.sample_rate
+        # LASS-Net's load_wav zero-pads every clip to 10 s before the STFT; the net pads no further
+        self.min_samples = 10 * spec.sample_rate if spec.family == "lassnet-release" else 0
 
     def forward(self, mixture: torch.Tensor, batch) -> torch.Tensor:
         tokenize = lassnet_release.tokenize if self.spec.family == "lassnet-release" else clap_text.tokenize
         device = mixture.device
         input_ids, attention_mask = tokenize(self.tokenizer, list(batch.queries))
         wav = _resample(mixture, self.input_rate, self.sample_rate)
-        estimate = self.net.separate(wav, input_ids.to(device), attention_mask.to(device))
+        length = wav.shape[-1]
+        wav = _fit(wav, max(length, self.min_samples))
+        estimate = self.net.separate(wav, input_ids.to(device), attention_mask.to(device))[..., :length]
         return _fit(_resample(estimate, self.sample_rate, self.input_rate), mixture.shape[-1])
 
 
