@@ -155,6 +155,21 @@ def test_a_clap_only_file_is_refused_as_a_separator(tmp_path, files):
     assert "\n" not in str(err.value)
 
 
+def test_a_separator_saved_without_clap_takes_it_from_the_clap_file_beside_the_tokenizer(tmp_path, files, loaded):
+    state = fx.seeded_state(fx.layout("dcase2024-baseline"))
+    clap = {"module." + k.removeprefix("query_encoder.model."): state.pop(k)
+            for k in [k for k in state if k.startswith("query_encoder.")]}
+    folder = fx.write_roberta_vocab(tmp_path / "clap-and-tokenizer")
+    ckpt = fx.write_checkpoint("dcase2024-baseline", tmp_path / "separator-only.ckpt", state)
+    with pytest.raises(LassbenchError, match="put the CLAP checkpoint"):
+        load_published("dcase2024-baseline", ckpt, text_encoder=str(folder))
+    torch.save({"epoch": 15, "state_dict": clap}, folder / "music_speech_audioset_epoch_15_esc_89.98.pt")
+    model, _ = load_published("dcase2024-baseline", ckpt, text_encoder=str(folder))
+    reference, _ = loaded("dcase2024-baseline")
+    for key, value in reference.net.state_dict().items():
+        assert torch.equal(model.net.state_dict()[key], value)
+
+
 def test_a_truncated_file_is_refused_with_its_size(tmp_path, files):
     data = Path(files["dcase2024-baseline"]).read_bytes()
     (tmp_path / "cut.ckpt").write_bytes(data[: len(data) // 3])

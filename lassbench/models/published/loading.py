@@ -63,7 +63,10 @@ def load_published(name: str, path: str | Path, *, text_encoder: str | None = No
     path = Path(path)
     _check_tokenizer_folder(spec, text_encoder)  # before reading a checkpoint of up to 1.5 GB
     payload = read_checkpoint_file(path)
-    state = _lassnet_state(payload, path) if spec.family == "lassnet-release" else _audiosep_state(payload, path, spec)
+    if spec.family == "lassnet-release":
+        state = _lassnet_state(payload, path)
+    else:
+        state = _audiosep_state(payload, path, spec, text_encoder)
     with no_init_weights():  # every weight comes from the file: skip initialising 50-180 M parameters first
         if spec.family == "lassnet-release":
             text = _text_model(state, BERT_PREFIX, "bert", path)
@@ -133,7 +136,7 @@ def _lassnet_state(payload: dict, path: Path) -> dict[str, torch.Tensor]:
     return {k if k.startswith("module.") else f"module.{k}": v for k, v in _tensors(state).items()}
 
 
-def _audiosep_state(payload: dict, path: Path, spec: PublishedSpec) -> dict[str, torch.Tensor]:
+def _audiosep_state(payload: dict, path: Path, spec: PublishedSpec, folder: str | None) -> dict[str, torch.Tensor]:
     if "model" in payload and isinstance(payload["model"], dict) and any("UNet." in k for k in payload["model"]):
         raise LassbenchError(f"{path}: this is the LASS-Net release checkpoint: run it as lassnet-release")
     _refuse_lassbench(payload, path)
@@ -146,8 +149,26 @@ def _audiosep_state(payload: dict, path: Path, spec: PublishedSpec) -> dict[str,
             )
         raise LassbenchError(f"{path}: no separator weights (ss_model.*) in this file")
     if not any(k.startswith(ROBERTA_PREFIX) for k in state):
-        raise LassbenchError(f"{path}: no CLAP text branch (query_encoder.model.text_branch.*) in this file")
+        state.update(_clap_from_folder(folder, path))
     _check_variant(state, spec, path)
+    return state
+
+
+def _clap_from_folder(folder: str | None, path: Path) -> dict[str, torch.Tensor]:
+    """A separator saved without its CLAP half: AudioSep's pipeline builds CLAP from its own file
+    (music_speech_audioset_epoch_15_esc_89.98.pt) before loading the separator, so take CLAP from that file when it
+    sits in the --text-encoder folder."""
+    files = sorted(Path(folder).glob("*.pt")) if folder else []
+    if len(files) != 1:
+        raise LassbenchError(
+            f"{path}: no CLAP text branch (query_encoder.model.text_branch.*) in this file; put the CLAP checkpoint "
+            f"(music_speech_audioset_epoch_15_esc_89.98.pt) alone beside the tokenizer in the --text-encoder folder"
+        )
+    payload = read_checkpoint_file(files[0])
+    clap = _tensors(payload["state_dict"] if isinstance(payload.get("state_dict"), dict) else payload)
+    state = {"query_encoder.model." + k.removeprefix("module."): v for k, v in clap.items()}
+    if not any(k.startswith(ROBERTA_PREFIX) for k in state):
+        raise LassbenchError(f"{files[0]}: not a CLAP checkpoint (no text_branch.* weights)")
     return state
 
 
