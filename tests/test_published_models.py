@@ -199,7 +199,7 @@ def test_a_lightning_checkpoint_is_refused_where_lassnets_plain_dict_is_expected
         load_published("audiosep", files["lassnet-release"], text_encoder=str(files["roberta"]))
 
 
-@pytest.mark.parametrize("change", ["missing", "unexpected", "shape"])
+@pytest.mark.parametrize("change", ["missing", "unexpected", "shape", "text"])
 def test_every_key_is_consumed_or_named(tmp_path, files, change):
     state = fx.seeded_state(fx.layout("dcase2024-baseline"))
     key = "ss_model.base.encoder_block3.conv_block1.conv1.weight"
@@ -207,11 +207,14 @@ def test_every_key_is_consumed_or_named(tmp_path, files, change):
         del state[key]
     elif change == "unexpected":
         state["ss_model.base.extra_head.weight"] = torch.zeros(3)
+    elif change == "text":
+        del state["query_encoder.model.text_branch.embeddings.token_type_embeddings.weight"]
     else:
         state[key] = torch.zeros(1, 2, 3, 3)
     path = fx.write_checkpoint("dcase2024-baseline", tmp_path / "x.ckpt", state)
     expected = {"missing": f"1 weight\\(s\\) missing, e.g. {key}$", "unexpected": "extra_head.weight",
-                "shape": f"weight {key} has shape \\(1, 2, 3, 3\\)"}[change]
+                "shape": f"weight {key} has shape \\(1, 2, 3, 3\\)",
+                "text": "token_type_embeddings.weight missing"}[change]
     with pytest.raises(LassbenchError, match=expected):
         load_published("dcase2024-baseline", path, text_encoder=str(files["roberta"]))
 

@@ -208,12 +208,17 @@ def _text_model(state: dict[str, torch.Tensor], prefix: str, kind: str, path: Pa
         raise LassbenchError(f"{path}: no text encoder weights ({prefix}*) in this file")
     layers = {int(m.group(1)) for k in state if (m := re.match(re.escape(prefix) + r"encoder\.layer\.(\d+)\.", k))}
     hidden = int(embedding.shape[1])
+
+    def rows(key: str) -> int:
+        if prefix + key not in state:
+            raise LassbenchError(f"{path}: weight {prefix + key} missing (the text encoder cannot be rebuilt)")
+        return int(state[prefix + key].shape[0])
+
     common = dict(
         vocab_size=int(embedding.shape[0]), hidden_size=hidden, num_hidden_layers=len(layers),
-        num_attention_heads=max(1, hidden // 64),
-        intermediate_size=int(state[f"{prefix}encoder.layer.0.intermediate.dense.weight"].shape[0]),
-        max_position_embeddings=int(state[f"{prefix}embeddings.position_embeddings.weight"].shape[0]),
-        type_vocab_size=int(state[f"{prefix}embeddings.token_type_embeddings.weight"].shape[0]),
+        num_attention_heads=max(1, hidden // 64), intermediate_size=rows("encoder.layer.0.intermediate.dense.weight"),
+        max_position_embeddings=rows("embeddings.position_embeddings.weight"),
+        type_vocab_size=rows("embeddings.token_type_embeddings.weight"),
     )
     if kind == "bert":
         return BertModel(BertConfig(**common, layer_norm_eps=1e-12), add_pooling_layer=False).eval()
