@@ -468,6 +468,10 @@ def _resolve_data(data: str | None, log) -> Path:
         if not (default_out(None, "lassbench") / "dataset.json").is_file():
             log(FIRST_USE_NOTE)
         return Path(default_benchmark(progress=True))
+    if data == "real" and not Path(data).exists():  # the embedded real-recordings benchmark (docs/real-corpus.md)
+        from lassbench.corpora.packaged import real_benchmark
+
+        return real_benchmark(log)
     return built_benchmark_dir(data)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import re
 import tarfile
 from pathlib import Path
 
@@ -85,6 +86,8 @@ def _package_files(copyright_text: str = COPYRIGHT) -> dict[str, bytes]:
         for take in ("Hard", "Soft"):  # two velocity layers of one drum: one recording group
             for drum in ("Kick1", "Kick2"):
                 files[f"usr/share/testsounds/kits/{kit}/{drum}-{take}.wav"] = _tone(60, 0.8, seed=hash(drum) % 99)
+    for i in range(4):
+        files[f"usr/share/testsounds/ambience/rain{i}.wav"] = _tone(9000, 3.0 + i, seed=10 + i)
     files["usr/share/testsounds/readme.txt"] = b"not audio"
     return files
 
@@ -97,11 +100,13 @@ def _table(tmp_path: Path, deb: bytes, *, name: str = "testsounds-data", sha256:
             "bird": {"labels": ["Bird"], "captions": ["a bird calls", "a bird sings", "birdsong"]},
             "bass_drum": {"labels": ["Drum", "Bass drum"], "captions": ["a kick drum thumps", "a bass drum is struck",
                                                                          "a deep drum beat"]},
+            "rain": {"labels": ["Rain"], "captions": ["rain falls", "rain patters"]},
         },
         "rules": [
             {"package": name, "match": r"^usr/share/testsounds/birds/bird\d\.(wav|ogg)$", "class": "bird"},
             {"package": name, "match": r"^usr/share/testsounds/kits/(?P<kit>[^/]+)/Kick\d-\w+\.wav$",
              "class": "bass_drum", "group_strip": "-(Hard|Soft)$", "copyright_path": "kits/{kit}.h2drumkit"},
+            {"package": name, "match": r"^usr/share/testsounds/ambience/rain\d\.wav$", "class": "rain"},
         ],
     }
     path = tmp_path / "table.json"
@@ -127,11 +132,11 @@ def test_http_fetch_cuts_clips_with_captions_labels_and_provenance(served, tmp_p
     server, _, table = served
     result = _build(server, table, tmp_path / "corpus")
     frame = read_source_manifest(tmp_path / "corpus" / "manifest.csv")
-    assert result.clips == len(frame) == 12 and server.requests[POOL] == 1
+    assert result.clips == len(frame) == 16 and server.requests[POOL] == 1
     for row in frame.itertuples():
         audio, rate = sf.read(row.path)
         assert rate == 16000 and audio.ndim == 1 and len(audio) == 160000
-        assert len(row.captions) >= 3 and not any("bird0" in c or "Kick" in c for c in row.captions)
+        assert len(row.captions) >= 2 and not any(re.search(r"bird\d|rain\d|Kick|\.wav", c) for c in row.captions)
         assert row.package == "testsounds-data" and row.version == "1.0-1" and row.file.startswith("usr/share/")
     drums = frame[frame["class"] == "bass_drum"]
     assert set(drums["licence"]) == {"GPL-2+", "CC-BY-SA-3.0"}  # the kit's own DEP-5 stanza wins for its files
@@ -254,3 +259,17 @@ def test_shipped_table_pins_real_packages_and_no_reserved_one():
     assert len(table.classes) >= 20
     assert all(len(pin.sha256) == 64 and pin.filename.startswith("pool/main/") for pin in table.pins.values())
     assert {rule.label for rule in table.rules} == set(table.classes)
+
+
+def test_run_data_real_builds_the_benchmark_from_the_cached_corpus_once(served, tmp_path, monkeypatch):
+    from lassbench.corpora.packaged import real_benchmark
+    from lassbench.run import _resolve_data
+
+    server, _, table = served
+    monkeypatch.setenv("LASSBENCH_CACHE", str(tmp_path / "cache"))
+    _build(server, table, tmp_path / "cache" / "corpora" / "packaged")  # stands in for the shipped table's corpus
+    notes = []
+    built = _resolve_data("real", notes.append)
+    assert built == tmp_path / "cache" / "benchmarks" / "real" and (built / "manifest.csv").is_file()
+    assert json.loads((built / "dataset.json").read_text())["counts"]["test"] >= 1 and len(notes) == 1
+    assert real_benchmark(notes.append) == built and len(notes) == 1  # reused, not rebuilt

@@ -10,7 +10,8 @@ import click
 @click.command("run")
 @click.argument("model")
 @click.option("--data", default=None, type=click.Path(),
-              help="Built benchmark folder; default: the embedded synth benchmark (built on first use, offline).")
+              help="Built benchmark folder, or 'real' (real recordings, docs/real-corpus.md; downloaded and built on "
+                   "first use); default: the embedded synth benchmark (built on first use, offline).")
 @click.option("--split", default="test", show_default=True)
 @click.option("--checkpoint", default=None, type=click.Path(), help="Default: the checkpoint shipped for MODEL.")
 @click.option("--out", default="results", show_default=True, type=click.Path(),
