@@ -221,13 +221,19 @@ def cap_and_split(selected: list[Selected], classes: dict[str, dict]) -> dict[st
         order = [g for g in order if any(key(i) in keep for i in groups[g])]
         total = sum(sum(key(i) in keep for i in groups[g]) for g in order)
         targets = [(name, max(1, round(share * total)) if len(order) >= 3 else 0) for name, share in SPLIT_SHARES]
+        size = {g: sum(key(i) in keep for i in groups[g]) for g in order}
         for name, want in targets:
-            got = 0
-            while got < want and len(order) > 1:  # the last group always stays for train
-                for item in groups[order.pop(0)]:
+            taken = []
+            for group in order:  # first fit in hash order, so a split is not swamped by one many-layered group
+                if len(order) - len(taken) > 1 and sum(size[g] for g in taken) + size[group] <= want:
+                    taken.append(group)
+            if not taken and want and len(order) > 1:
+                taken = [min(order, key=lambda g: size[g])]
+            for group in taken:
+                order.remove(group)
+                for item in groups[group]:
                     if key(item) in keep:
                         splits[key(item)] = name
-                        got += 1
         for group in order:
             for item in groups[group]:
                 if key(item) in keep:
@@ -312,8 +318,8 @@ def captions_for(label: str, phrases: list[str], measured: Measured, arrangement
         words.append("quietly")
     elif measured.loudness_lufs > -18:
         words.append("loudly")
-    tone = "with a low, dull tone" if measured.centroid_hz < 700 else (
-        "with a bright, hissy tone" if measured.centroid_hz > 4500 else "")
+    tone = "with a deep, booming tone" if measured.centroid_hz < 300 else (
+        "with a bright, hissy tone" if measured.centroid_hz > 5000 else "")
     start = _hash(seed_text) % len(phrases)
     captions = []
     for i in range(len(phrases)):
