@@ -281,3 +281,14 @@ def test_silent_signals_give_finite_values_not_nan():
     for value in (metrics.sdr(zeros, ones), metrics.si_sdr(zeros, ones), metrics.bss_sdr(zeros, ones),
                   metrics.si_sdr(zeros, zeros), metrics.si_sdr(ones, zeros)):
         assert np.isfinite(value)
+
+
+def test_bss_batches_across_reused_chunk_buffers_score_each_row_like_a_single_call():
+    rng = np.random.default_rng(13)
+    pairs = [signals(kind, 9000, rng) for kind in ("white", "filtered", "tone") * 3][:7]  # 2 chunks, the last short
+    s, e = np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])
+    x = s + 0.5 * rng.standard_normal(s.shape).astype(np.float32)
+    batched = metrics.compute_metrics(s, e, x, ["bss_sdr", "bss_sdri"])
+    singles = [metrics.compute_metrics(a, b, c, ["bss_sdr", "bss_sdri"]) for a, b, c in zip(s, e, x, strict=True)]
+    np.testing.assert_allclose(batched["bss_sdr"], [v["bss_sdr"] for v in singles], atol=1e-9)
+    np.testing.assert_allclose(batched["bss_sdri"], [v["bss_sdri"] for v in singles], atol=1e-9)
