@@ -129,6 +129,27 @@ def test_chunked_long_audio_inference_stitches_like_the_release():
     assert np.abs(out[::37] - golden).max() <= 1e-5
 
 
+def test_audiosep_system_in_chunked_mode_runs_chunk_inference_per_row():
+    from lassbench.models.published.systems import AudioSepSystem
+
+    class ZeroQuery(torch.nn.Module):
+        def forward(self, ids, mask):
+            return torch.zeros(ids.shape[0], 512)
+
+    system = AudioSepSystem.__new__(AudioSepSystem)
+    torch.nn.Module.__init__(system)
+    with torch.device("meta"):
+        system.ss_model = ResUNet30(2048, 320)
+    system.ss_model.film, system.ss_model.base = _NoFilm(), _Ramp()
+    system.query_encoder, system.chunked = ZeroQuery(), True
+    wav = torch.from_numpy(np.sin(np.arange(2 * 200_000) / 30.0).astype(np.float32)).reshape(2, -1)
+    out = system.separate(wav, torch.zeros(2, 3, dtype=torch.long), torch.ones(2, 3, dtype=torch.long))
+    for row in range(2):
+        expected = system.ss_model.chunk_inference(wav[row][None], torch.zeros(1, 512))[0]
+        assert torch.equal(out[row], expected)
+    assert not torch.equal(out, _Ramp()(wav, {}))  # stitched windows, not one pass
+
+
 def test_lassnet_release_is_weight_incompatible_with_lassbench_lassnet_base():
     from lassbench.models.lassnet import sized_config
     from lassbench.models.registry import build_model
