@@ -11,12 +11,14 @@ the same outputs scored from WAV files give identical numbers:
 Outputs (:func:`write_results`): ``OUT/per_item.csv`` (``item`` + one column per metric [+ ``snr_db, labels,
 condition, query``]) and ``OUT/summary.json``::
 
-    {"n_items", "aggregate", "metrics": {name: {"mean", "median", "std", "ci95_low", "ci95_high", "n", ...}},
+    {"n_items", "aggregate", ["class_column"], "si_sdr_convention",
+     "metrics": {name: {"mean", "median", "std", "ci95_low", "ci95_high", "n", ...}},
      "definitions": {name: text}, "breakdowns": {"snr_bucket": {}, "label": {}, "condition": {}},
-     "benchmark", "protocol", "lassbench_version"}
+     "benchmark", "protocol", "lassbench_version"}   (+ "aggregate_from", "exact", ... from evaluate_manifest)
 
 ``metrics[name]["mean"]`` is the headline number under ``aggregate`` (see :func:`summarize`); ``ci95_*`` is its
-bootstrap interval; ``median``/``std`` are over items.
+bootstrap interval; ``median``/``std`` are over items. A built benchmark's protocol chooses the SI-SDR convention
+and the aggregate (:func:`protocol_rules`); both are recorded.
 """
 
 from __future__ import annotations
