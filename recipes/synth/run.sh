@@ -74,7 +74,8 @@ if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
 fi
 
 if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
-  timed lassbench run lassnet --data "$DATA" --out "$RESULTS" --queries all $(checkpoint_of lassnet)
+  timed lassbench run lassnet --data "$DATA" --out "$RESULTS" --queries all --control absent,interferer \
+    $(checkpoint_of lassnet)
   for model in tag-queried class-conditioned mixture oracle-irm oracle-ibm; do
     timed lassbench run "$model" --data "$DATA" --out "$RESULTS" $(checkpoint_of "$model")
   done
