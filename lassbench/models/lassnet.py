@@ -54,7 +54,8 @@ class SeparatorConfig:
 SIZES: dict[str, dict] = {
     # CPU-sized: ~0.3 M backbone parameters, trains at a useful rate on 2 cores (see docs/benchmarks.md)
     "tiny": {"backbone": BackboneConfig(n_fft=512, hop=256, channels=[8, 16, 32, 64, 128]), "text_encoder": "minilm"},
-    # the released LASS-Net configuration (FACTS.md): 32 kHz, STFT 1024/512, 6 levels 32..384, bias-only FiLM
+    # the release's sizes (32 kHz, STFT 1024/512, 6 levels 32..384, bias-only FiLM) in lassbench's own architecture:
+    # not weight-compatible with the released checkpoint (that is `lassnet-release`, models/published/)
     "base": {
         "backbone": BackboneConfig(
             sample_rate=32000, n_fft=1024, hop=512, channels=[32, 64, 128, 256, 384, 384], cond_dim=256,
