@@ -327,7 +327,9 @@ def _inner_products(s: np.ndarray, others: list[np.ndarray], sums: bool):
                 view = buffer[:, : stop - start]
                 for i, x in enumerate(signals):
                     np.copyto(view[i], x[row, start:stop])  # a product of two float32 samples is exact in float64
-                cross[row] += view @ view[0]
+                # one dot per signal, never a matrix product: gemv may round rows by different kernels, and an
+                # estimate equal to the mixture must score exactly the mixture's value (SDRi exactly 0)
+                cross[row] += [float(v @ view[0]) for v in view]
                 energy[row, 1:] += [float(v @ v) for v in view[1:]]
                 if sums:
                     total[row] += view.sum(axis=1)
