@@ -325,11 +325,11 @@ def captions_for(label: str, phrases: list[str], measured: Measured, arrangement
     for i in range(len(phrases)):
         base = phrases[(start + i) % len(phrases)].format(lang=language).strip()
         base = re.sub(r"\s+", " ", base)
-        extra = words[: 1 + i % 2] if words else []
-        caption = " ".join([base, *extra])
+        extra = words[: 1 + i % 2]
+        caption = base + (f" {extra[0]}" if extra else "") + "".join(f", {word}" for word in extra[1:])
         if tone and i % 2 == 1:
             caption += f", {tone}"
-        if "and then silence" not in caption and measured.active_s < 3.0 and i == len(phrases) - 1:
+        if measured.active_s < 3.0 and i == len(phrases) - 1:
             caption += ", then silence"
         captions.append(caption[0].upper() + caption[1:])
     return captions
