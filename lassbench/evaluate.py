@@ -250,7 +250,7 @@ def evaluate_manifest(manifest: str | Path, estimates: str | Path, *, out: str |
     targeted = _ids_with_target(frame, ids, base)
     if aggregate != "mean":  # before the scoring: every summarised item needs its class
         summarised = set(ids if clap is not None else targeted)
-        _item_classes(frame[frame["id"].astype(str).isin(summarised)].rename(columns={"id": "item"}), aggregate)
+        item_classes(frame[frame["id"].astype(str).isin(summarised)].rename(columns={"id": "item"}), aggregate)
     if not targeted and clap is None:
         raise LassbenchError(f"{manifest}: no item has a target (empty target_id), so only reference-free scores "
                              "apply: pass --clap CHECKPOINT (a CLAP folder or hub name)")
@@ -483,7 +483,7 @@ def summarize(per_item: pd.DataFrame, metrics: Iterable[str], *, aggregate: str 
     _check_convention(convention)
     classes = None
     if aggregate != "mean":
-        classes = _item_classes(per_item, aggregate, group_column)
+        classes = item_classes(per_item, aggregate, group_column)
     stats = {}
     for name in names:
         values = per_item[name].to_numpy(dtype=np.float64)
@@ -540,7 +540,7 @@ def _bootstrap(values: np.ndarray, statistic, n_boot: int, rng: np.random.Genera
     return out
 
 
-def _item_classes(per_item: pd.DataFrame, aggregate: str, group_column: str = "labels") -> np.ndarray:
+def item_classes(per_item: pd.DataFrame, aggregate: str, group_column: str = "labels") -> np.ndarray:
     """Each item's class (first entry of ``group_column``); an error naming the items that have none."""
     if group_column not in per_item:
         raise LassbenchError(f"aggregate {aggregate!r} needs each item's class, but the items have no "

@@ -49,7 +49,15 @@ from lassbench.controls import (
     target_plan,
 )
 from lassbench.errors import LassbenchError
-from lassbench.evaluate import breakdowns, format_table, summarize, write_results
+from lassbench.evaluate import (
+    ProtocolRules,
+    breakdowns,
+    format_table,
+    item_classes,
+    protocol_rules,
+    summarize,
+    write_results,
+)
 from lassbench.manifests import built_benchmark_dir, decode_list, read_dataset_json, read_item_manifest
 from lassbench.models.lassnet import sized_config
 from lassbench.models.registry import (
@@ -110,6 +118,7 @@ def run_model(config: RunConfig, *, log=None) -> list[RunOutcome]:
     dataset = read_dataset_json(data_dir)
     manifest = read_item_manifest(data_dir / "manifest.csv")
     items = _select_items(data_dir, config.split, config.limit, manifest)
+    rules = _scoring_rules(dataset, items)
     dist = init_distributed(config.device)
     device = process_device(config.device, dist)
     model, checkpoint = _load_system(config.model, config.checkpoint, device, config.text_encoder)
@@ -120,12 +129,13 @@ def run_model(config: RunConfig, *, log=None) -> list[RunOutcome]:
     plans = _plans(items, manifest, variants, dataset, data_dir, config.seed, log)
     plans = [plan for plan in plans if _askable(model, plan, log)]
     base = _base_fingerprint(config, checkpoint, data_dir, device)
+    base["si_sdr_convention"] = rules.convention
     if clap is not None:  # only then: runs without CLAP keep their fingerprint
         base["clap_sha256"] = clap.sha256
     outcomes = []
     for plan in plans:
         outcome = _run_variant(model, plan, items, config, entry.query_type, checkpoint, dataset, benchmark,
-                               data_dir, base, dist, device, log, clap=clap)
+                               data_dir, base, dist, device, log, rules, clap=clap)
         if outcome is not None:
             outcomes.append(outcome)
     return outcomes
@@ -133,7 +143,7 @@ def run_model(config: RunConfig, *, log=None) -> list[RunOutcome]:
 
 def _run_variant(model, plan: VariantPlan, items: pd.DataFrame, config: RunConfig, query_type: str,
                  checkpoint: Path | None, dataset: dict, benchmark: str, data_dir: Path, base: dict,
-                 dist: Distributed, device: str, log, clap=None) -> RunOutcome | None:
+                 dist: Distributed, device: str, log, rules: ProtocolRules, clap=None) -> RunOutcome | None:
     started = time.time()
     system = config.model if plan.variant == "default" else f"{config.model}@{plan.variant}"
     out_dir = Path(config.out) / benchmark / system
@@ -153,7 +163,8 @@ def _run_variant(model, plan: VariantPlan, items: pd.DataFrame, config: RunConfi
     try:
         run_shard(model, reader, partial, fingerprint, shard=Shard(dist.rank, dist.world), metrics=MAIN_METRICS,
                   workers=workers, device=device, desc=f"separate {system}",
-                  estimates_dir=out_dir / "estimates" if config.save_audio else None, clap=clap)
+                  estimates_dir=out_dir / "estimates" if config.save_audio else None, clap=clap,
+                  convention=rules.convention)
     except (LassbenchError, OSError) as exc:
         failure = exc
     if not all_ranks_ok(failure is None, dist, device):
@@ -167,7 +178,8 @@ def _run_variant(model, plan: VariantPlan, items: pd.DataFrame, config: RunConfi
     per_item = _per_item(rows, items, plan)
     clap_names = [clap.score_name, clap.improvement_name] if clap is not None else []
     names = [c for c in (*MAIN_METRICS, *FALSE_SEPARATION_METRICS, *clap_names) if c in per_item.columns]
-    summary = summarize(per_item, names)
+    summary = summarize(per_item, names, aggregate=rules.aggregate, convention=rules.convention)
+    summary["aggregate_from"] = rules.source
     summary["definitions"].update({k: v for k, v in FALSE_SEPARATION_DEFINITIONS.items() if k in names})
     if clap is not None:
         summary["definitions"].update(clap.info["definitions"])
@@ -184,6 +196,15 @@ def _run_variant(model, plan: VariantPlan, items: pd.DataFrame, config: RunConfi
     remove_partials(partial)
     barrier(dist)
     return RunOutcome(plan.variant, out_dir, summary, info)
+
+
+def _scoring_rules(dataset: dict, items: pd.DataFrame) -> ProtocolRules:
+    """The benchmark protocol's SI-SDR convention and aggregate; a class aggregate needs every item's class, checked
+    here, before anything is separated."""
+    rules = protocol_rules(dataset)
+    if rules.aggregate != "mean":
+        item_classes(items.rename(columns={"id": "item"}), rules.aggregate)
+    return rules
 
 
 def _per_item(rows: list[dict], items: pd.DataFrame, plan: VariantPlan) -> pd.DataFrame:

@@ -91,7 +91,7 @@ def _stack(arrays: list[np.ndarray], length: int) -> torch.Tensor:
 
 def run_shard(separate: Separator, reader: BatchReader, partial_dir: Path, fingerprint: str, *, shard: Shard,
               metrics: tuple[str, ...], workers: int, device: str, estimates_dir: Path | None = None,
-              desc: str = "separate", clap=None) -> None:
+              desc: str = "separate", clap=None, convention: str = "zero-mean") -> None:
     """Separate and score this rank's batches not yet in a partial file; append each batch's rows as it finishes.
     ``clap`` (a :class:`lassbench.clapscore.ClapScorer`) adds the reference-free CLAPScore columns to every row."""
     return_large_buffers_to_the_os()
@@ -111,7 +111,7 @@ def run_shard(separate: Separator, reader: BatchReader, partial_dir: Path, finge
             if estimates_dir is not None:
                 for item_id, estimate, rate in zip(batch["ids"], estimates, batch["rates"], strict=True):
                     write_audio(estimates_dir / f"{item_id}.wav", estimate, rate)
-            rows = score_batch(batch, estimates, metrics, reader.plan.scores_false_separation)
+            rows = score_batch(batch, estimates, metrics, reader.plan.scores_false_separation, convention)
             if clap is not None:
                 mixtures = [batch["mixture"][k, :n].numpy() for k, n in enumerate(batch["lengths"])]
                 extra = clap.score_rows(batch["ids"], batch["queries"], estimates, mixtures, batch["rates"])
@@ -159,14 +159,15 @@ def _separate(separate: Separator, batch: dict, device: str) -> list[np.ndarray]
 
 
 def score_batch(batch: dict, estimates: list[np.ndarray], metrics: tuple[str, ...],
-                false_separation_only: bool) -> list[dict]:
+                false_separation_only: bool, convention: str = "zero-mean") -> list[dict]:
     mixtures = [batch["mixture"][k, :n].numpy() for k, n in enumerate(batch["lengths"])]
     if false_separation_only:
         levels = [false_separation(e, m) for e, m in zip(estimates, mixtures, strict=True)]
         return [{"item": i, "false_separation_db": v, "below_-20db": float(v < QUIET_THRESHOLD_DB)}
                 for i, v in zip(batch["ids"], levels, strict=True)]
     references = [batch["reference"][k, :n].numpy() for k, n in enumerate(batch["lengths"])]
-    frame = evaluate_arrays(zip(batch["ids"], references, estimates, mixtures, strict=True), metrics=list(metrics))
+    frame = evaluate_arrays(zip(batch["ids"], references, estimates, mixtures, strict=True), metrics=list(metrics),
+                            convention=convention)
     return frame.to_dict("records")
 
 

@@ -261,3 +261,52 @@ def test_save_audio_writes_every_estimate_even_after_a_run_without_it(bench, tmp
     ids = list(pd.read_csv(outcome.out_dir / "per_item.csv", dtype=str)["item"])
     assert [p.stem for p in saved] == sorted(ids)
     assert all(audio_info(p).num_samples == audio_info(bench / "mixture" / p.name).num_samples for p in saved)
+
+
+def _as_protocol(bench: Path, tmp_path: Path, protocol: str, aggregation: str | None) -> Path:
+    """A copy of the tiny benchmark whose dataset.json names another protocol (the audio stays the same)."""
+    copy = tmp_path / bench.name
+    shutil.copytree(bench, copy)
+    dataset = json.loads((copy / "dataset.json").read_text())
+    dataset["protocol"] = protocol
+    dataset.setdefault("parameters", {})["aggregation"] = aggregation
+    if aggregation is None:
+        del dataset["parameters"]["aggregation"]
+    (copy / "dataset.json").write_text(json.dumps(dataset))
+    return copy
+
+
+def test_run_scores_with_the_protocols_si_sdr_convention_and_aggregate(bench, tmp_path):
+    from lassbench.metrics import si_sdr
+
+    data = _as_protocol(bench, tmp_path, "audiosep", "class-mean")
+    outcome = run_model(RunConfig(model="oracle-irm", data=str(data), out=str(tmp_path / "out"), workers=0))[0]
+    summary = json.loads((outcome.out_dir / "summary.json").read_text())
+    assert summary["aggregate"] == "class-mean" and summary["aggregate_from"] == "dataset.json"
+    assert "calculate_sisdr" in summary["definitions"]["si_sdr"]
+    per_item = pd.read_csv(outcome.out_dir / "per_item.csv")
+    item = per_item.iloc[0]["item"]
+    from lassbench.audio import read_audio
+    from lassbench.models.lassnet import QueryBatch, sized_config
+    from lassbench.models.registry import build_model
+
+    mixture, _ = read_audio(data / "mixture" / f"{item}.wav")
+    target, _ = read_audio(data / "target" / f"{item}.wav")
+    model = build_model("oracle-irm", sized_config("tiny")).eval()
+    with torch.no_grad():
+        estimate = model(torch.from_numpy(mixture)[None], QueryBatch(queries=[""], labels=[[]],
+                                                                     targets=torch.from_numpy(target)[None]))
+    expected = si_sdr(target, estimate[0].numpy(), convention="audiosep")
+    assert per_item.iloc[0]["si_sdr"] == pytest.approx(float(expected), abs=1e-4)
+    assert per_item.iloc[0]["si_sdr"] != pytest.approx(float(si_sdr(target, estimate[0].numpy())), abs=1e-9)
+
+
+def test_a_class_aggregate_on_unlabelled_items_fails_before_separating(bench, tmp_path, monkeypatch):
+    data = _as_protocol(bench, tmp_path, "audiosep", "class-mean")
+    manifest = pd.read_csv(data / "manifest.csv")
+    manifest["labels"] = "[]"
+    manifest.to_csv(data / "manifest.csv", index=False)
+    calls = _counting(monkeypatch)
+    with pytest.raises(LassbenchError, match="class"):
+        run_model(RunConfig(model="oracle-irm", data=str(data), out=str(tmp_path / "out"), workers=0))
+    assert calls == []
