@@ -96,7 +96,8 @@ def evaluate_arrays(items: Iterable[tuple], metrics: Iterable[str] | str | None 
     bar = tqdm(items, total=total, desc="scoring", unit="item", file=sys.stderr,
                disable=not progress or (total is not None and total < 20))
     for item_id, reference, estimate, mixture in bar:
-        pending.append(_checked(str(item_id), reference, estimate, mixture, names, align, describe))
+        pending.append(_checked(str(item_id), reference, estimate, mixture, names, align, describe,
+                                silent_ok=convention == "audiosep"))
         if len(pending) >= _BATCH_ITEMS:
             rows.extend(_score_batch(pending, names, convention))
             pending = []
@@ -111,7 +112,7 @@ def _resolve(metrics) -> tuple[str, ...]:
         raise LassbenchError(str(exc)) from exc
 
 
-def _checked(item: str, reference, estimate, mixture, names, align, describe: Describe):
+def _checked(item: str, reference, estimate, mixture, names, align, describe: Describe, silent_ok: bool = False):
     signals = {"reference": reference, "estimate": estimate, "mixture": mixture}
     arrays = {}
     for role, signal in signals.items():
@@ -124,7 +125,11 @@ def _checked(item: str, reference, estimate, mixture, names, align, describe: De
         if not np.isfinite(array).all():
             raise LassbenchError(f"{describe(item, role)}: contains NaN or inf samples")
         arrays[role] = array
-    if not np.any(arrays["reference"]):
+    # AudioSep's and DCASE's evaluators score a silent reference (mean powers floored at 1e-10, eps in SI-SDR):
+    # under their convention it is scored as they would; BSS-Eval has no value for it, and lassbench's own
+    # convention refuses it rather than report a number that only reflects the floor.
+    bss = any(n.startswith("bss_") for n in names)
+    if not np.any(arrays["reference"]) and (bss or not silent_ok):
         raise LassbenchError(
             f"{describe(item, 'reference')}: reference is silent (all zeros), so SDR is undefined; drop the item"
         )

@@ -185,3 +185,22 @@ def test_score_arrays_takes_the_si_sdr_convention():
     assert audiosep < 40
     with pytest.raises(LassbenchError, match="unknown SI-SDR convention 'nope'"):
         score_arrays(reference, estimate, convention="nope")
+
+
+def test_a_silent_reference_is_scored_as_audioseps_evaluator_would_and_refused_otherwise():
+    from lassbench.errors import LassbenchError
+    from lassbench.evaluate import evaluate_arrays
+
+    rng = np.random.default_rng(3)
+    estimate, mixture = rng.normal(size=1600).astype(np.float32), rng.normal(size=1600).astype(np.float32)
+    silent = np.zeros(1600, dtype=np.float32)
+    frame = evaluate_arrays([("quiet", silent, estimate, mixture)], metrics=["sdr", "sdri", "si_sdr"],
+                            convention="audiosep")
+    # AudioSep's calculate_sdr: 10 log10(max(mean(s^2), 1e-10) / max(mean((s - e)^2), 1e-10))
+    expected = 10 * np.log10(1e-10 / np.mean(estimate.astype(np.float64) ** 2))
+    assert frame.loc[0, "sdr"] == pytest.approx(expected, abs=1e-6)
+    assert np.isfinite(frame.loc[0, "si_sdr"])
+    with pytest.raises(LassbenchError, match="silent"):
+        evaluate_arrays([("quiet", silent, estimate, mixture)], metrics=["sdr"])
+    with pytest.raises(LassbenchError, match="silent"):
+        evaluate_arrays([("quiet", silent, estimate, mixture)], metrics=["bss_sdr"], convention="audiosep")
