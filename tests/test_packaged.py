@@ -273,3 +273,22 @@ def test_run_data_real_builds_the_benchmark_from_the_cached_corpus_once(served, 
     assert built == tmp_path / "cache" / "benchmarks" / "real" and (built / "manifest.csv").is_file()
     assert json.loads((built / "dataset.json").read_text())["counts"]["test"] >= 1 and len(notes) == 1
     assert real_benchmark(notes.append) == built and len(notes) == 1  # reused, not rebuilt
+
+
+def test_dataset_card_class_table_matches_the_committed_build_listing():
+    root = Path(__file__).resolve().parents[1]
+    committed = pd.read_csv(root / "recipes" / "real" / "classes.csv")
+    lines = (root / "docs" / "real-corpus.md").read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("| class | AudioSet labels"))
+    rows = {}
+    for line in lines[start + 2:]:
+        if not line.startswith("|"):
+            break
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        rows[cells[0]] = [int(c.strip("*")) for c in cells[2:6]]
+    for row in committed.itertuples(index=False):
+        assert rows[row[0]] == [row.clips, row.train, row.val, row.test]
+    assert rows["**all**"] == committed[["clips", "train", "val", "test"]].sum().tolist()
+    assert set(committed["class"]) == set(load_table().classes)
+    listed = (root / "recipes" / "real" / "corpus.sha256").read_text().splitlines()
+    assert sum(" audio/" in line for line in listed) == committed["clips"].sum()

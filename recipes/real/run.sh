@@ -6,7 +6,7 @@
 #   MIRROR=http://<debian mirror> bash recipes/real/run.sh   # no apt-get: fetch the .debs over HTTP
 #
 # Stages: 0 download (lassbench download packaged: ~380 MB of .debs, pinned by SHA-256; a changed package is
-# refused), 1 build (lassbench protocol, val + test, one item per source clip, seed 0).
+# refused; then every file is checked against recipes/real/corpus.sha256), 1 build (lassbench protocol, val + test, one item per source clip, seed 0).
 # Stage 2 (train on synth + the real train split) is documented in docs/real-corpus.md and not run here yet.
 # CORPUS and DATA may be set in the environment; the wall time of each stage is printed.
 set -euo pipefail
@@ -25,6 +25,8 @@ timed() { local t0=$SECONDS; "$@"; echo "[$(date -u +%H:%M:%S)] '$*' took $((SEC
 
 if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
   timed lassbench download packaged --out "$CORPUS" ${MIRROR:+--mirror "$MIRROR" --no-apt}
+  # bit-exact: every file (the .debs aside) must hash as in the committed listing of the reference build
+  (cd "$CORPUS" && sha256sum --quiet -c "$OLDPWD/recipes/real/corpus.sha256") && echo "corpus matches recipes/real/corpus.sha256"
 fi
 if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
   timed lassbench build-dataset --sources "$CORPUS" --out "$DATA" --protocol lassbench --splits val,test --seed 0
