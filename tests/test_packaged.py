@@ -245,6 +245,9 @@ def test_dep5_stanzas_join_continuation_lines_and_the_last_match_wins():
                               "Copyright: B\nLicense:\n Public Domain\n")
     assert stanza_for(stanzas, "kits/Two Kit.h2").licence == "Public Domain"
     assert stanza_for(stanzas, "other").copyright == "A"
+    public = parse_copyright("Files: sounds/*\nCopyright: not-applicable\nLicense:\n Public Domain\nComment:\n Made by"
+                             " Sam.\n")
+    assert stanza_for(public, "sounds/a.wav").copyright == "Made by Sam."
 
 
 def test_short_events_are_repeated_within_the_clip_and_long_ones_cut():
@@ -292,3 +295,20 @@ def test_dataset_card_class_table_matches_the_committed_build_listing():
     assert set(committed["class"]) == set(load_table().classes)
     listed = (root / "recipes" / "real" / "corpus.sha256").read_text().splitlines()
     assert sum(" audio/" in line for line in listed) == committed["clips"].sum()
+
+
+@pytest.mark.parametrize("args, phrase", [(["--sample-rate", "0"], "--sample-rate must be positive"),
+                                          (["--table", "missing.json"], "cannot read the package table")])
+def test_bad_options_are_one_error_line_before_any_download(tmp_path, capsys, args, phrase):
+    with pytest.raises(SystemExit) as exited:
+        cli_main(["download", "packaged", "--out", str(tmp_path / "c"), *args])
+    err = capsys.readouterr().err
+    assert exited.value.code == 2 and err.startswith("error: ") and phrase in err and err.count("\n") == 1
+    assert not (tmp_path / "c" / "debs").exists()
+
+
+def test_an_output_path_that_is_a_file_is_refused(tmp_path, capsys):
+    (tmp_path / "c").write_text("x")
+    with pytest.raises(SystemExit) as exited:
+        cli_main(["download", "packaged", "--out", str(tmp_path / "c")])
+    assert exited.value.code == 2 and "exists and is not a folder" in capsys.readouterr().err

@@ -37,6 +37,7 @@ from lassbench.corpora.deb import DebPin, fetch_deb, iter_deb_files
 from lassbench.errors import LassbenchError
 from lassbench.manifests import SOURCE_COLUMNS, encode_list, write_manifest_csv
 from lassbench.mixing import integrated_loudness
+from lassbench.paths import check_output_folder
 
 # Set aside for evaluating models trained on this corpus: never part of it (nor of any training data).
 RESERVED_PACKAGES = (
@@ -157,6 +158,8 @@ def parse_copyright(text: str) -> list[Stanza]:
             continue
         files = tuple(" ".join(fields["files"]).split())
         copyright_ = "; ".join(v for v in fields.get("copyright", []) if v and v != ".")
+        if copyright_.lower() in {"", "not-applicable", "none"}:  # public-domain stanzas credit in their Comment
+            copyright_ = " ".join(v for v in fields.get("comment", []) if v and v != ".")
         licence_lines = [v for v in fields.get("license", []) if v and v != "."]
         stanzas.append(Stanza(files, copyright_, licence_lines[0] if licence_lines else ""))
     return stanzas
@@ -343,6 +346,7 @@ def download_packaged(config: PackagedConfig) -> PackagedResult:
     out = Path(config.out_dir)
     if config.sample_rate <= 0:
         raise LassbenchError(f"--sample-rate must be positive, got {config.sample_rate}")
+    check_output_folder(out, "--out")
     for sub in ("audio", "licences", "debs"):
         (out / sub).mkdir(parents=True, exist_ok=True)
         sweep_stale_temps(out / sub)
@@ -488,7 +492,7 @@ def real_benchmark(log=print, *, mirror: str | None = None) -> Path:
         return out
     corpus = cache_dir() / "corpora" / "packaged"
     if not (corpus / "manifest.csv").is_file():
-        log(f"downloading the real-recordings corpus to {corpus} (first use; ~380 MB of pinned Debian packages)...")
+        log(f"downloading the real-recordings corpus to {corpus} (first use; ~420 MB of pinned Debian packages)...")
         download_packaged(PackagedConfig(out_dir=corpus, mirror=mirror, use_apt=mirror is None))
     log(f"building the real benchmark in {out} (first use; later runs reuse it)...")
     build_dataset(BuildConfig(out=out, sources=str(corpus), splits=("val", "test"), seed=0, progress=False))

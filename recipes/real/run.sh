@@ -5,7 +5,7 @@
 #   bash recipes/real/run.sh --stage 1         # rebuild the benchmark from the downloaded corpus
 #   MIRROR=http://<debian mirror> bash recipes/real/run.sh   # no apt-get: fetch the .debs over HTTP
 #
-# Stages: 0 download (lassbench download packaged: ~380 MB of .debs, pinned by SHA-256; a changed package is
+# Stages: 0 download (lassbench download packaged: ~420 MB of .debs, pinned by SHA-256; a changed package is
 # refused; then every file is checked against recipes/real/corpus.sha256), 1 build (lassbench protocol, val + test, one item per source clip, seed 0).
 # Stage 2 (train on synth + the real train split) is documented in docs/real-corpus.md and not run here yet.
 # CORPUS and DATA may be set in the environment; the wall time of each stage is printed.
