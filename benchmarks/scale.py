@@ -224,6 +224,47 @@ def loader_speed(bench: Path, steps: int) -> dict[str, float]:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+STARTUP_PROBE = r"""
+import json, resource, sys, time
+import torch  # imported before the clock starts: the same for every size
+from lassbench.train_data import open_training_data
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+start = time.perf_counter()
+data = open_training_data(sys.argv[1], seed=0)
+batch = next(data.batches(0, 1, 8, 2 * data.sample_rate))
+print(json.dumps({"startup_s": time.perf_counter() - start,
+                  "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  "growth_mb": (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024}))
+"""
+
+
+def startup_at(bench: Path, counts: list[int], root: Path) -> str:
+    """Training start-up at AudioCaps size without generating 46k clips: ``bench``'s usable train rows of
+    sources.csv repeated under new ids to each count (the paths repeat; an example reads only its crop)."""
+    import json
+
+    table = pd.read_csv(bench / "sources.csv", dtype=str, keep_default_na=False)
+    train = table[(table["split"] == "train") & (table["loudness"] != "")]
+    if train.empty:
+        sys.exit(f"error: {bench}/sources.csv has no usable train rows")
+    lines = ["| training clips in sources.csv | start-up (s) | peak RSS (MB) | RSS added by start-up (MB) |",
+             "|---|---|---|---|"]
+    for count in counts:
+        fake = root / f"startup-{count}"
+        fake.mkdir(parents=True, exist_ok=True)
+        for name in ("manifest.csv", "dataset.json"):
+            shutil.copy(bench / name, fake / name)
+        rows = train.iloc[[i % len(train) for i in range(count)]].copy()
+        rows["source_id"] = [f"clip{i:06d}" for i in range(count)]
+        rows.to_csv(fake / "sources.csv", index=False)
+        done = subprocess.run([sys.executable, "-c", STARTUP_PROBE, str(fake)], check=True, capture_output=True,
+                              text=True)
+        r = json.loads(done.stdout.strip().splitlines()[-1])
+        lines.append(f"| {count:,} | {r['startup_s']:.2f} | {r['rss_mb']:.0f} | {r['growth_mb']:.0f} |")
+        shutil.rmtree(fake, ignore_errors=True)
+    return "\n".join(lines)
+
+
 # ----------------------------------------------------------------------------------------------- report
 
 
@@ -287,7 +328,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workers", type=int, default=2, help="processes of download and build")
     parser.add_argument("--workdir", default=None, help="default: a temporary folder, removed at the end")
     parser.add_argument("--keep", action="store_true", help="keep each size's files (default: removed after use)")
+    parser.add_argument("--startup", metavar="BENCH", default=None,
+                        help="only the training start-up: BENCH's train sources repeated to --startup-clips rows")
+    parser.add_argument("--startup-clips", default="500,2000,46000")
     args = parser.parse_args(argv)
+    if args.startup:
+        counts = sorted(int(s) for s in args.startup_clips.split(","))
+        with tempfile.TemporaryDirectory(prefix="lassbench-startup-") as tmp:
+            print(f"`python benchmarks/scale.py {' '.join(argv if argv is not None else sys.argv[1:])}` "
+                  f"({datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, load average "
+                  f"{os.getloadavg()[0]:.1f})\n")
+            print(startup_at(Path(args.startup), counts, Path(tmp)))
+        return
     if args.quick:
         args.sizes, args.steps, args.loader_steps = "40,80", 2, 2
     try:
