@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import http.client
 import io
+import os
 import re
 import shutil
 import subprocess
@@ -22,6 +23,7 @@ import tarfile
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,35 +49,68 @@ class DebPin:
         return Path(self.filename).name
 
 
-def ar_members(path: str | Path) -> Iterator[tuple[str, bytes]]:
-    """``(name, payload)`` of each member of an ``ar`` archive (the common/GNU format ``dpkg`` writes)."""
+def ar_index(path: str | Path) -> list[tuple[str, int, int]]:
+    """``(name, offset, size)`` of each member of an ``ar`` archive (the common/GNU format ``dpkg`` writes)."""
+    index = []
     with open(path, "rb") as fh:
         if fh.read(8) != _AR_MAGIC:
             raise LassbenchError(f"{path}: not a Debian package (no ar header)")
+        total = os.fstat(fh.fileno()).st_size
         while header := fh.read(60):
             if len(header) < 60 or header[58:60] != b"`\n":
                 raise LassbenchError(f"{path}: truncated or corrupt ar member header")
             name = header[:16].decode("ascii", "replace").strip().rstrip("/")
             size = int(header[48:58].decode("ascii").strip() or 0)
-            payload = fh.read(size)
-            if len(payload) < size:
+            if fh.tell() + size > total:
                 raise LassbenchError(f"{path}: truncated ar member {name!r}")
-            if size % 2:
-                fh.read(1)  # members are 2-byte aligned
-            yield name, payload
+            index.append((name, fh.tell(), size))
+            fh.seek(size + size % 2, os.SEEK_CUR)  # members are 2-byte aligned
+    return index
 
 
-def data_tarball(path: str | Path) -> tarfile.TarFile:
-    """The package's ``data.tar.*`` opened for reading."""
-    for name, payload in ar_members(path):
+def ar_members(path: str | Path) -> Iterator[tuple[str, bytes]]:
+    """``(name, payload)`` of each member (small archives; :func:`data_tarball` streams the large one)."""
+    with open(path, "rb") as fh:
+        for name, offset, size in ar_index(path):
+            fh.seek(offset)
+            yield name, fh.read(size)
+
+
+class _Slice(io.RawIOBase):
+    """A read-only window ``[offset, offset + size)`` of an open file, so the data tarball streams from disk."""
+
+    def __init__(self, fh, offset: int, size: int) -> None:
+        self._fh, self._left = fh, size
+        fh.seek(offset)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        data = self._fh.read(min(len(buffer), self._left))
+        self._left -= len(data)
+        buffer[:len(data)] = data
+        return len(data)
+
+
+@contextmanager
+def data_tarball(path: str | Path) -> Iterator[tarfile.TarFile]:
+    """The package's ``data.tar.*``, read as a stream (never held in memory whole)."""
+    for name, offset, size in ar_index(path):
         if not name.startswith("data.tar"):
             continue
-        if name.endswith(".zst"):
-            payload = _unzstd(path, payload)
-        try:
-            return tarfile.open(fileobj=io.BytesIO(payload), mode="r:*")
-        except tarfile.TarError as exc:
-            raise LassbenchError(f"{path}: cannot open {name} ({exc})") from exc
+        with open(path, "rb") as fh:
+            if name.endswith(".zst"):
+                fh.seek(offset)
+                stream = io.BytesIO(_unzstd(path, fh.read(size)))
+            else:
+                stream = io.BufferedReader(_Slice(fh, offset, size), 1 << 20)
+            try:
+                with tarfile.open(fileobj=stream, mode="r|*") as tar:
+                    yield tar
+            except (tarfile.TarError, EOFError, OSError) as exc:
+                raise LassbenchError(f"{path}: cannot read {name} ({exc})") from exc
+        return
     raise LassbenchError(f"{path}: no data.tar member")
 
 
