@@ -108,8 +108,8 @@ def read_manifest(path: str | Path, required: Iterable[str]) -> pd.DataFrame:
     missing = [c for c in required if c not in frame.columns]
     if missing:
         raise LassbenchError(f"{path}: manifest lacks column(s) {', '.join(missing)}")
-    for column in frame.columns:
-        frame[column] = [_uncell(v) for v in frame[column]]
+    for column in frame.columns:  # tolist() first: iterating an Arrow-backed column is ~10x slower
+        frame[column] = [_uncell(v) for v in frame[column].tolist()]
     return frame
 
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -77,9 +78,10 @@ class _RemixSource:
 
         self.pool = SourcePool.from_frame(table)
         self.params, self.seed, self.sample_rate = params, seed, sample_rate
-        self.paths = dict(zip(table["source_id"], table["path"], strict=True))
-        self.frames = dict(zip(table["source_id"], (int(v) for v in table["frames"]), strict=True))
-        self.loudness = dict(zip(table["source_id"], (float(v) for v in table["loudness"]), strict=True))
+        ids = table["source_id"].tolist()
+        self.paths = dict(zip(ids, table["path"].tolist(), strict=True))
+        self.frames = dict(zip(ids, (int(v) for v in table["frames"].tolist()), strict=True))
+        self.loudness = dict(zip(ids, (float(v) for v in table["loudness"].tolist()), strict=True))
 
     def example(self, index: int, segment: int) -> _Example:
         from lassbench.protocols.lassbench import draw_spec, render
@@ -230,12 +232,12 @@ def training_sources(data_dir: Path, dataset: dict, sample_rate: int) -> pd.Data
     table_path = data_dir / ((dataset.get("sources") or {}).get("table") or SOURCES_TABLE)
     if table_path.is_file():
         table = read_manifest(table_path, ["source_id", "path", "split", "frames", "loudness"])
-        for column in ("captions", "labels"):
-            if column in table:
-                table[column] = [decode_list(v) for v in table[column]]
         table["loudness"] = pd.to_numeric(table["loudness"], errors="coerce")
         table["frames"] = pd.to_numeric(table["frames"], errors="coerce")
         table = table[(table["split"] == "train") & table["loudness"].notna()].reset_index(drop=True)
+        for column in ("captions", "labels"):
+            if column in table:
+                table[column] = [decode_list(v) for v in table[column].tolist()]
         origin = str(table_path)
     else:
         origin = sources_origin(data_dir, dataset)
@@ -278,7 +280,7 @@ def sources_origin(data_dir: Path, dataset: dict) -> str:
 
 def _check_folders(paths, data_dir: Path) -> None:
     """One stat per folder (not per clip): a moved corpus is refused before training starts."""
-    missing = sorted(folder for folder in {str(Path(p).parent) for p in paths} if not Path(folder).is_dir())
+    missing = sorted(folder for folder in {os.path.dirname(p) for p in paths} if not os.path.isdir(folder))
     if missing:
         raise LassbenchError(f"{data_dir}: training sources under {missing[0]} not found (moved?): rebuild the "
                              "benchmark, or use --mixing fixed")
