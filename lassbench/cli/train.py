@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import click
 
 
@@ -46,4 +48,5 @@ def command(model: str, data: str, out: str, size: str, text_encoder: str | None
                          checkpoint_every=checkpoint_every, seed=seed, device=device, threads=threads,
                          workers=workers)
     path = train(config, resume=resume)
-    click.echo(f"checkpoint: {path}")
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, one line, not one per process
+        click.echo(f"checkpoint: {path}")
