@@ -58,7 +58,13 @@ from lassbench.evaluate import (
     summarize,
     write_results,
 )
-from lassbench.manifests import built_benchmark_dir, decode_list, read_dataset_json, read_item_manifest
+from lassbench.manifests import (
+    built_benchmark_dir,
+    decode_list,
+    locate_sources,
+    read_dataset_json,
+    read_item_manifest,
+)
 from lassbench.models.lassnet import sized_config
 from lassbench.models.registry import (
     build_model,
@@ -355,7 +361,7 @@ def _plans(items: pd.DataFrame, manifest: pd.DataFrame, variants: list[str], dat
            seed: int, log) -> list[VariantPlan]:
     """The plan of every variant the benchmark can provide; the others are skipped with a note."""
     needs_sources = {"paraphrase", "absent", "interferer", "negative"} & set(variants)
-    sources = read_sources_of(dataset) if needs_sources else None
+    sources = read_sources_of(dataset, data_dir) if needs_sources else None
     clips = clip_lookup(_with_list_columns(manifest), sources) if needs_sources else {}
     paraphrases = _paraphrases(sources) if "paraphrase" in variants else {}
     plans = []
@@ -525,14 +531,13 @@ def _with_list_columns(items: pd.DataFrame) -> pd.DataFrame:
     return items
 
 
-def read_sources_of(dataset: dict) -> pd.DataFrame | None:
-    """The source manifest a benchmark was built from, when dataset.json's sources origin still leads to it."""
+def read_sources_of(dataset: dict, data_dir: Path) -> pd.DataFrame | None:
+    """The source manifest a benchmark was built from, when dataset.json's sources origin still leads to it
+    (older relative origins are looked up as :func:`lassbench.manifests.locate_sources` does)."""
     from lassbench.corpora import resolve_sources
 
-    origin = (dataset.get("sources") or {}).get("origin")
-    if not origin or (origin != "synth" and not Path(origin).exists()):
-        return None
-    return resolve_sources(origin).frame
+    origin = locate_sources(data_dir, dataset)
+    return resolve_sources(origin).frame if origin else None
 
 
 def _paraphrases(sources: pd.DataFrame | None) -> dict[str, list[str]]:
