@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import re
 import tarfile
 from pathlib import Path
@@ -312,3 +313,26 @@ def test_an_output_path_that_is_a_file_is_refused(tmp_path, capsys):
     with pytest.raises(SystemExit) as exited:
         cli_main(["download", "packaged", "--out", str(tmp_path / "c")])
     assert exited.value.code == 2 and "exists and is not a folder" in capsys.readouterr().err
+
+
+def test_apt_failure_reports_the_archive_version_then_falls_back_to_http_from_the_apt_sources(
+        tmp_path, monkeypatch):
+    from lassbench.corpora import deb as deb_module
+
+    payload = make_deb(_package_files())
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "apt-get").write_text("#!/bin/sh\necho \"E: Version '1.0-1' was not found\" >&2\nexit 100\n")
+    (bin_dir / "apt-cache").write_text("#!/bin/sh\necho 'Package: testsounds-data'\necho 'Version: 1.0-2'\n")
+    for tool in bin_dir.iterdir():
+        tool.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    pin = DebPin("testsounds-data", "1.0-1", POOL, hashlib.sha256(payload).hexdigest())
+    with MediaServer() as server:
+        server.files[POOL] = (payload, "application/octet-stream")
+        sources = tmp_path / "sources.list"
+        sources.write_text(f"deb http://127.0.0.1:{server.port}/media bookworm main\n")
+        monkeypatch.setattr(deb_module, "APT_SOURCE_FILES", (sources,))
+        assert fetch_deb(pin, tmp_path / "debs").read_bytes() == payload  # apt-get failed; HTTP from the sources
+        with pytest.raises(LassbenchError, match="archive now has version 1.0-2; the pin is 1.0-1.*HTTP 404"):
+            fetch_deb(DebPin("testsounds-data", "1.0-1", "pool/gone.deb", "0" * 64), tmp_path / "other")

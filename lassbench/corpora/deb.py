@@ -170,7 +170,7 @@ def fetch_deb(pin: DebPin, dest: Path, *, mirror: str | None = None, use_apt: bo
             errors.append(str(exc))
             if "SHA-256" in str(exc):
                 raise
-    mirrors = [mirror] if mirror else apt_mirrors()
+    mirrors = [mirror] if mirror else apt_mirrors(APT_SOURCE_FILES)  # read at call time: tests point it elsewhere
     if not mirrors:
         errors.append("no --mirror given and no http(s) mirror in the apt sources")
     for base in mirrors:
