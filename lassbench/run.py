@@ -48,6 +48,7 @@ from lassbench.controls import (
     parse_controls,
     target_plan,
 )
+from lassbench.distributed import Distributed, all_ranks_ok, barrier, init_distributed, process_device
 from lassbench.errors import LassbenchError
 from lassbench.evaluate import (
     ProtocolRules,
@@ -307,51 +308,6 @@ def check_out(out: str | Path) -> None:
             pass
     except OSError as exc:
         raise LassbenchError(f"{path}: cannot write results there ({exc.strerror or exc})") from None
-
-
-# --- torchrun -------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Distributed:
-    rank: int = 0
-    world: int = 1
-
-
-def init_distributed(device: str) -> Distributed:
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return Distributed()
-    import torch.distributed as torch_dist
-
-    if not torch_dist.is_initialized():
-        torch_dist.init_process_group(backend="nccl" if device.startswith("cuda") else "gloo")
-    return Distributed(rank=torch_dist.get_rank(), world=torch_dist.get_world_size())
-
-
-def process_device(device: str, dist: Distributed) -> str:
-    """Under torchrun each process owns one GPU: ``cuda`` becomes ``cuda:$LOCAL_RANK``."""
-    if dist.world > 1 and device == "cuda":
-        device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
-        torch.cuda.set_device(device)
-    return device
-
-
-def all_ranks_ok(ok: bool, dist: Distributed, device: str) -> bool:
-    if dist.world <= 1:
-        return ok
-    import torch.distributed as torch_dist
-
-    failed = torch.tensor([0 if ok else 1], device=device if device.startswith("cuda") else "cpu")
-    torch_dist.all_reduce(failed)
-    return int(failed.item()) == 0
-
-
-def barrier(dist: Distributed) -> None:
-    if dist.world > 1:
-        import torch.distributed as torch_dist
-
-        torch_dist.barrier()
 
 
 # --- variants -------------------------------------------------------------------------------------------------

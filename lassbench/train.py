@@ -25,6 +25,7 @@ import torch
 from tqdm import tqdm
 
 from lassbench.audio import atomic_path, sweep_stale_temps
+from lassbench.distributed import Distributed, barrier, init_distributed, mean_over_ranks, process_device
 from lassbench.errors import LassbenchError
 from lassbench.models.lassnet import SeparatorConfig, sized_config
 from lassbench.models.registry import (
@@ -64,16 +65,6 @@ class TrainConfig:
     cond_dim: int | None = None
 
 
-@dataclass
-class Distributed:
-    rank: int = 0
-    world: int = 1
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-
 def train(config: TrainConfig, *, resume: bool = False) -> Path:
     """Train ``config.model``; returns the path of the final checkpoint (``OUT/model.pt``)."""
     entry = get_model_entry(config.model)
@@ -85,8 +76,8 @@ def train(config: TrainConfig, *, resume: bool = False) -> Path:
         check_out(out, resume=resume)
     if config.threads:
         torch.set_num_threads(config.threads)
-    dist = _init_distributed(config.device)
-    config.device = _process_device(config.device, dist)
+    dist = init_distributed(config.device)
+    config.device = process_device(config.device, dist)
     data = open_training_data(config.data, mixing=config.mixing, seed=config.seed)
     model_config = _model_config(config, data.classes)
     _seed_everything(config.seed)
@@ -108,7 +99,7 @@ def train(config: TrainConfig, *, resume: bool = False) -> Path:
                disable=not dist.is_main, desc=f"train {config.model}", unit="step", dynamic_ncols=True)
     for step, batch in bar:
         _set_learning_rate(optimizer, learning_rate(step, config))
-        loss = _mean_over_ranks(train_step(wrapped, optimizer, batch, config.device), dist, config.device)
+        loss = mean_over_ranks(train_step(wrapped, optimizer, batch, config.device), dist, config.device)
         bar.set_postfix(loss=f"{loss:.4f}")
         done = step + 1
         record = {"step": done, "loss": loss}
@@ -122,7 +113,7 @@ def train(config: TrainConfig, *, resume: bool = False) -> Path:
     if dist.is_main:
         save_checkpoint(out / "model.pt", model, name=config.model, config=model_config, step=config.steps,
                                 data_fingerprint=data.fingerprint, extra={"train_config": _plain(asdict(config))})
-    _barrier(dist)
+    barrier(dist, finish=True)
     return out / "model.pt"
 
 
@@ -256,17 +247,6 @@ def _save_training_state(path: Path, model, optimizer, config: TrainConfig, mode
                     extra={"optimizer": optimizer.state_dict(), "train_config": _plain(asdict(config))})
 
 
-def _mean_over_ranks(loss: float, dist: Distributed, device: str) -> float:
-    """The loss of the global batch: every rank's batch has the same size, so the mean of the ranks' means."""
-    if dist.world <= 1:
-        return loss
-    import torch.distributed as torch_dist
-
-    total = torch.tensor([loss], dtype=torch.float64, device=device if device.startswith("cuda") else "cpu")
-    torch_dist.all_reduce(total)
-    return float(total) / dist.world
-
-
 def _truncate_log(path: Path, step: int) -> None:
     """Keep the rows of steps up to ``step`` (a resumed run logs the steps after its checkpoint again)."""
     if not path.is_file():
@@ -294,25 +274,6 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _init_distributed(device: str) -> Distributed:
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return Distributed()
-    import torch.distributed as torch_dist
-
-    if not torch_dist.is_initialized():
-        torch_dist.init_process_group(backend="nccl" if device.startswith("cuda") else "gloo")
-    return Distributed(rank=torch_dist.get_rank(), world=torch_dist.get_world_size())
-
-
-def _process_device(device: str, dist: Distributed) -> str:
-    """Under torchrun each process owns one GPU: ``cuda`` becomes ``cuda:$LOCAL_RANK``."""
-    if dist.world > 1 and device == "cuda":
-        device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
-        torch.cuda.set_device(device)
-    return device
-
-
 def _wrap_ddp(model: torch.nn.Module, device: str, dist: Distributed) -> torch.nn.Module:
     if dist.world <= 1:
         return model
@@ -320,14 +281,6 @@ def _wrap_ddp(model: torch.nn.Module, device: str, dist: Distributed) -> torch.n
 
     device_ids = [torch.device(device).index] if device.startswith("cuda") else None
     return DistributedDataParallel(model, device_ids=device_ids)
-
-
-def _barrier(dist: Distributed) -> None:
-    if dist.world > 1:
-        import torch.distributed as torch_dist
-
-        torch_dist.barrier()
-        torch_dist.destroy_process_group()
 
 
 def _plain(data: dict) -> dict:

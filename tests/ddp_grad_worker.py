@@ -6,10 +6,11 @@ from pathlib import Path
 
 import torch
 
+from lassbench.distributed import init_distributed
 from lassbench.models.lassnet import sized_config
 from lassbench.models.registry import build_model
 from lassbench.models.resunet import BackboneConfig
-from lassbench.train import _init_distributed, _wrap_ddp
+from lassbench.train import _wrap_ddp
 from lassbench.train_data import open_training_data
 
 GLOBAL_BATCH = 4
@@ -17,7 +18,7 @@ GLOBAL_BATCH = 4
 
 def main(data_dir: str, out: str) -> None:
     torch.set_num_threads(1)
-    dist = _init_distributed("cpu")
+    dist = init_distributed("cpu")
     config = sized_config("tiny")
     config.backbone = BackboneConfig(channels=[4, 8], cond_dim=16)
     torch.manual_seed(0)
