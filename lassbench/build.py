@@ -110,7 +110,7 @@ def build_dataset(config: BuildConfig) -> BuildResult:
     fingerprint = _fingerprint(config, resolved.origin, prepared, excluded)
     _claim_folder(out, fingerprint)
     _sweep_build_temps(out)
-    levels, source_skips = _measure_sources(out, prepared, config, _training_sources(resolved.frame, prepared))
+    levels, source_skips = _measure_sources(out, prepared, config, _training_sources(resolved.frame, prepared, excluded))
     if not prepared.loudness_gate:  # published evaluators score quiet and short clips too: only unreadable ones go
         kept = ("missing", "unreadable")
         source_skips = [(sid, reason) for sid, reason in source_skips if reason in kept]
@@ -294,12 +294,14 @@ def _sweep_build_temps(out: Path) -> None:
 # ---------------------------------------------------------------------------------------------------- sources
 
 
-def _training_sources(frame: pd.DataFrame, prepared: Prepared) -> pd.DataFrame:
+def _training_sources(frame: pd.DataFrame, prepared: Prepared, excluded: frozenset[str]) -> pd.DataFrame:
     """The corpus's ``train`` clips the protocol did not ask for: measured too, so ``lassbench train`` remixes from
-    the loudness stored in ``sources.csv`` instead of rereading the corpus at start-up."""
+    the loudness stored in ``sources.csv`` instead of rereading the corpus at start-up. Clips of ``--exclude-ids``
+    are left out here as everywhere: they never reach ``sources.csv``, so training never sees them."""
     if "split" not in frame:
         return frame.iloc[:0]
-    return frame[(frame["split"] == "train") & ~frame["source_id"].isin(prepared.sources["source_id"])]
+    unasked = ~frame["source_id"].isin(prepared.sources["source_id"]) & ~frame["source_id"].isin(excluded)
+    return frame[(frame["split"] == "train") & unasked]
 
 
 def _measure_sources(out: Path, prepared: Prepared, config: BuildConfig, extra: pd.DataFrame

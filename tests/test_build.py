@@ -249,6 +249,22 @@ def test_excluded_ids_are_never_used(tmp_path, synth_manifest):
     assert not used & banned
 
 
+def test_excluded_train_clips_never_reach_the_training_pool(tmp_path):
+    from lassbench.manifests import read_manifest
+    from lassbench.train_data import open_training_data
+
+    corpus = synth_corpus(tmp_path / "c", duration=2.0, clips={"train": 28, "val": 14, "test": 14})
+    sources = read_manifest(corpus, ["source_id", "split"])
+    banned = set(sources.loc[sources["split"] == "train", "source_id"][:7])
+    exclude = tmp_path / "exclude.txt"
+    exclude.write_text("\n".join(sorted(banned)) + "\n")
+    out = build_dataset(_config(tmp_path / "out", corpus, num_items=4, exclude_ids=exclude)).out
+    table = read_manifest(out / "sources.csv", ["source_id"])
+    assert banned and not banned & set(table["source_id"])
+    pool = set(open_training_data(str(out)).source.paths)  # source id -> path of every clip training remixes
+    assert len(pool) > 0 and not banned & pool
+
+
 def test_export_hf_saves_a_dataset_dict_with_audio_bytes(tmp_path, synth_manifest):
     import datasets
 
