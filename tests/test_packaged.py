@@ -298,7 +298,8 @@ def test_dataset_card_class_table_matches_the_committed_build_listing():
     assert sum(" audio/" in line for line in listed) == committed["clips"].sum()
 
 
-@pytest.mark.parametrize("args, phrase", [(["--sample-rate", "0"], "--sample-rate must be positive"),
+@pytest.mark.parametrize("args, phrase", [(["--sample-rate", "0"], "--sample-rate must be between"),
+                                          (["--sample-rate", "7"], "--sample-rate must be between"),
                                           (["--table", "missing.json"], "cannot read the package table")])
 def test_bad_options_are_one_error_line_before_any_download(tmp_path, capsys, args, phrase):
     with pytest.raises(SystemExit) as exited:
@@ -313,6 +314,16 @@ def test_an_output_path_that_is_a_file_is_refused(tmp_path, capsys):
     with pytest.raises(SystemExit) as exited:
         cli_main(["download", "packaged", "--out", str(tmp_path / "c")])
     assert exited.value.code == 2 and "exists and is not a folder" in capsys.readouterr().err
+
+
+def test_another_corpus_folder_is_refused_and_its_clips_survive(tmp_path, capsys):
+    (tmp_path / "c" / "audio").mkdir(parents=True)
+    clip = tmp_path / "c" / "audio" / "abc45678901.wav"  # what `download audiocaps` writes
+    clip.write_bytes(b"RIFF")
+    with pytest.raises(SystemExit) as exited:
+        cli_main(["download", "packaged", "--out", str(tmp_path / "c")])
+    assert exited.value.code == 2 and "not a packaged corpus" in capsys.readouterr().err
+    assert clip.read_bytes() == b"RIFF" and not (tmp_path / "c" / "debs").exists()
 
 
 def test_apt_failure_reports_the_archive_version_then_falls_back_to_http_from_the_apt_sources(

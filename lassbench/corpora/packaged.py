@@ -341,12 +341,27 @@ def captions_for(label: str, phrases: list[str], measured: Measured, arrangement
 # -- the build --------------------------------------------------------------------------------------------------
 
 
+OWNER_MARK = ".lassbench-packaged"
+
+
+def _check_not_another_corpus(out: Path) -> None:
+    """A rerun replaces the manifest and removes clips its table no longer selects: only in a folder this command
+    made (it has packages.json), never in another corpus's folder (``download audiocaps`` also writes audio/)."""
+    ours = (out / "packages.json").is_file() or (out / OWNER_MARK).is_file()
+    if out.is_dir() and any(out.iterdir()) and not ours:
+        raise LassbenchError(f"{out}: --out holds files but is not a packaged corpus made by "
+                             "`lassbench download packaged`; choose a new or empty folder")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / OWNER_MARK).touch()  # before any download: a killed first run still resumes here
+
+
 def download_packaged(config: PackagedConfig) -> PackagedResult:
     table = load_table(config.table)
     out = Path(config.out_dir)
-    if config.sample_rate <= 0:
-        raise LassbenchError(f"--sample-rate must be positive, got {config.sample_rate}")
+    if not 8000 <= config.sample_rate <= 192000:
+        raise LassbenchError(f"--sample-rate must be between 8000 and 192000 Hz, got {config.sample_rate}")
     check_output_folder(out, "--out")
+    _check_not_another_corpus(out)
     for sub in ("audio", "licences", "debs"):
         (out / sub).mkdir(parents=True, exist_ok=True)
         sweep_stale_temps(out / sub)
