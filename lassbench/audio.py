@@ -135,12 +135,14 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
             tmp_path.unlink()
 
 
-def sweep_stale_temps(folder: str | Path, *, recursive: bool = False) -> list[Path]:
+def sweep_stale_temps(folder: str | Path, *, recursive: bool = False, legacy: bool = True) -> list[Path]:
     """Remove temporary files (and folders) lassbench writers left in ``folder`` when they were killed.
 
     A temp is stale when its embedded PID is not a running process on this host, when it belongs to another host
     and is older than a day, or when it has the older unmarked pattern and is older than an hour. Temps of running
     writers (e.g. a parallel build shard writing into the same folder) are left alone. Returns what was removed.
+    ``legacy=False`` in folders lassbench does not own (``separate``'s output folder): there only names that carry
+    lassbench's marker are touched, since the older pattern could match a user's own hidden files.
     """
     folder = Path(folder)
     if not folder.is_dir():
@@ -148,7 +150,7 @@ def sweep_stale_temps(folder: str | Path, *, recursive: bool = False) -> list[Pa
     removed = []
     entries = folder.rglob(".*") if recursive else folder.glob(".*")
     for entry in list(entries):
-        if _is_stale_temp(entry.name, entry):
+        if _is_stale_temp(entry.name, entry, legacy):
             try:
                 shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
             except FileNotFoundError:  # its writer finished or another sweeper was faster
@@ -157,14 +159,14 @@ def sweep_stale_temps(folder: str | Path, *, recursive: bool = False) -> list[Pa
     return removed
 
 
-def _is_stale_temp(name: str, entry: Path) -> bool:
+def _is_stale_temp(name: str, entry: Path, legacy: bool = True) -> bool:
     match = _TEMP_NAME.match(name)
     try:
         age = time.time() - entry.lstat().st_mtime
     except FileNotFoundError:
         return False
     if match is None:
-        return bool(_LEGACY_TEMP_NAME.match(name)) and age > LEGACY_TEMP_AGE
+        return legacy and bool(_LEGACY_TEMP_NAME.match(name)) and age > LEGACY_TEMP_AGE
     if match["host"] != _host_tag():
         return age > FOREIGN_TEMP_AGE
     return not _pid_alive(int(match["pid"]))

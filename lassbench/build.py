@@ -110,7 +110,8 @@ def build_dataset(config: BuildConfig) -> BuildResult:
     fingerprint = _fingerprint(config, resolved.origin, prepared, excluded)
     _claim_folder(out, fingerprint)
     _sweep_build_temps(out)
-    levels, source_skips = _measure_sources(out, prepared, config, _training_sources(resolved.frame, prepared, excluded))
+    training = _training_sources(resolved.frame, prepared, excluded)
+    levels, source_skips = _measure_sources(out, prepared, config, training)
     if not prepared.loudness_gate:  # published evaluators score quiet and short clips too: only unreadable ones go
         kept = ("missing", "unreadable")
         source_skips = [(sid, reason) for sid, reason in source_skips if reason in kept]

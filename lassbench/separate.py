@@ -311,7 +311,8 @@ def stream_separate(input_path: str | Path, output_path: str | Path, scan: Input
     fmt, subtype = output_format
     gain = level_gain(scan.rms)
     clipped = 0
-    sweep_stale_temps(Path(output_path).parent)  # what an earlier run killed with SIGKILL left
+    # what an earlier run killed with SIGKILL left; the user's folder: only names with lassbench's marker
+    sweep_stale_temps(Path(output_path).parent, legacy=False)
     with _open(Path(input_path)) as source, atomic_path(output_path) as tmp:
         try:
             sink = sf.SoundFile(str(tmp), "w", samplerate=scan.sample_rate, channels=1, format=fmt, subtype=subtype)

@@ -256,3 +256,12 @@ def test_rerun_of_run_removes_the_result_temps_a_killed_run_left(tmp_path):
     debris = _debris_of_a_killed_writer(out_dir / "per_item.csv")
     run_model(RunConfig("mixture", data=str(bench), out=str(tmp_path / "results"), workers=0), log=lambda line: None)
     assert not debris.exists() and (out_dir / "per_item.csv").is_file()
+
+
+def test_in_a_users_folder_only_marked_temps_are_swept(tmp_path):
+    debris = _debris_of_a_killed_writer(tmp_path / "a.wav")
+    own = tmp_path / ".playlist.backup01.tmp"  # a user's hidden file that happens to look like an old temp name
+    own.write_text("my data")
+    os.utime(own, (time.time() - 7200, time.time() - 7200))
+    assert sweep_stale_temps(tmp_path, legacy=False) == [debris]
+    assert own.read_text() == "my data"
