@@ -192,7 +192,8 @@ def _run_variant(model, plan: VariantPlan, items: pd.DataFrame, config: RunConfi
         summary["definitions"].update(clap.info["definitions"])
         summary["clap"] = clap.info
     summary["breakdowns"] = breakdowns(per_item, names)
-    summary.update(benchmark=benchmark, protocol=dataset.get("protocol"), lassbench_version=__version__)
+    summary.update(benchmark=benchmark, protocol=dataset.get("protocol"), exact=dataset.get("exact"),
+                   lassbench_version=__version__)
     info = _run_info(config, query_type, model, checkpoint, dataset, benchmark, plan.variant,
                      time.time() - started, len(per_item))
     info.update(scored_against=plan.reference, world_size=dist.world, fingerprint=fingerprint)
@@ -361,6 +362,8 @@ def _plan(items: pd.DataFrame, variant: str, clips: dict, paraphrases: dict, dat
 def variant_queries(items: pd.DataFrame, variant: str, *, paraphrases: dict | None = None,
                     seed: int = 0) -> list[str] | None:
     """The query of every item under ``variant``; None when the benchmark cannot provide that variant."""
+    if variant in ("wrong-query", "paraphrase") and "target_id" not in items:
+        return None  # an `id,query` manifest (real mixtures): no target clip to tell items apart by
     if variant in ("default", "caption"):
         return list(items["query"])
     if variant == "tags":

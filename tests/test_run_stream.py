@@ -310,3 +310,24 @@ def test_a_class_aggregate_on_unlabelled_items_fails_before_separating(bench, tm
     with pytest.raises(LassbenchError, match="class"):
         run_model(RunConfig(model="oracle-irm", data=str(data), out=str(tmp_path / "out"), workers=0))
     assert calls == []
+
+
+def test_run_records_the_benchmarks_exact_flag_for_the_leaderboard(bench, tmp_path):
+    data = _as_protocol(bench, tmp_path, "audiosep", None)
+    dataset = json.loads((data / "dataset.json").read_text())
+    dataset["exact"] = False  # e.g. an AudioSep list re-mixed from raw clips
+    (data / "dataset.json").write_text(json.dumps(dataset))
+    outcome = run_model(RunConfig(model="mixture", data=str(data), out=str(tmp_path / "out"), workers=0))[0]
+    assert json.loads((outcome.out_dir / "summary.json").read_text())["exact"] is False
+
+
+def test_query_variants_that_need_target_clips_are_skipped_on_an_id_query_manifest(bench, tmp_path):
+    copy = tmp_path / bench.name
+    shutil.copytree(bench, copy)
+    manifest = pd.read_csv(copy / "manifest.csv")
+    manifest[["id", "query", "split"]].to_csv(copy / "manifest.csv", index=False)  # real mixtures: no target clip
+    notes: list[str] = []
+    outcomes = run_model(RunConfig(model="lassnet", data=str(copy), out=str(tmp_path / "out"), workers=0,
+                                   control="wrong-query", limit=2), log=notes.append)
+    assert [o.variant for o in outcomes] == ["default"]
+    assert any("wrong-query" in note for note in notes)
