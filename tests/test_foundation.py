@@ -70,3 +70,17 @@ def test_unreadable_dataset_json_is_one_clear_error(tmp_path, content):
     (tmp_path / "dataset.json").write_bytes(content)
     with pytest.raises(LassbenchError, match="cannot read dataset.json"):
         read_dataset_json(tmp_path)
+
+
+@pytest.mark.parametrize("argv", [
+    ["separate", "--input", "x.wav", "--query", "q", "--output", "o.wav", "--chunk", "abc"],
+    ["run", "lassnet", "--bogus"],
+    ["nosuchverb"],
+])
+def test_option_errors_are_one_error_line_and_exit_2(argv, capsys):
+    from lassbench.cli import main
+
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exited.value.code == 2 and err.startswith("error: ") and err.count("\n") == 1, err

@@ -115,8 +115,9 @@ def main(argv: list[str] | None = None) -> None:
         cli.main(args=args, prog_name="lassbench", standalone_mode=False)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
-    except click.ClickException as exc:
-        exc.show()
+    except click.ClickException as exc:  # a bad option value or an unknown option: one line too, exit 2
+        hint = f" (see `{exc.ctx.command_path} --help`)" if getattr(exc, "ctx", None) is not None else ""
+        click.echo(f"error: {exc.format_message()}{hint}", err=True)
         sys.exit(exc.exit_code)
     except (click.exceptions.Abort, KeyboardInterrupt) as exc:  # click turns Ctrl-C into Abort (from the cause)
         signum = _received[-1] if _received else signal.SIGINT
