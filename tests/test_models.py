@@ -237,3 +237,15 @@ def test_overlap_add_of_the_identity_reconstructs_the_input_exactly():
     blocks = (signal[i:i + 777] for i in range(0, len(signal), 777))
     pieces = [p for p, _ in overlap_add(blocks, lambda x: x.copy(), chunk=1000, overlap=200)]
     assert np.allclose(np.concatenate(pieces), signal, atol=1e-6)
+
+
+@pytest.mark.parametrize("config, phrase", [({}, "weights do not fit"), ({"bogus": 1}, "config not understood")])
+def test_a_malformed_checkpoint_is_one_error_line(tmp_path, config, phrase):
+    from lassbench.errors import LassbenchError
+    from lassbench.models.registry import load_model
+
+    path = tmp_path / "bad.pt"
+    torch.save({"model": "lassnet", "config": config, "state_dict": {}}, path)
+    with pytest.raises(LassbenchError, match=phrase) as raised:
+        load_model(path, expected="lassnet")
+    assert "\n" not in str(raised.value)

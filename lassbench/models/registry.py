@@ -181,14 +181,22 @@ def load_model(path: str | Path, *, expected: str | None = None, device: str = "
     payload = read_checkpoint(path)
     if expected is not None and payload["model"] != expected:
         raise LassbenchError(f"{path}: checkpoint is for model '{payload['model']}', not '{expected}'")
-    config = SeparatorConfig.from_dict(payload["config"])
+    try:
+        config = SeparatorConfig.from_dict(payload["config"])
+    except (TypeError, ValueError, AttributeError, KeyError) as exc:  # another version's or a hand-made config
+        raise LassbenchError(f"{path}: checkpoint config not understood ({_one_line(exc)})") from exc
     finetuned = any(k.startswith("text_encoder.") for k in payload["state_dict"])
     model = build_model(payload["model"], config, finetune_text=finetuned)
     try:
         model.load_state_dict(payload["state_dict"])
     except RuntimeError as exc:
-        raise LassbenchError(f"{path}: weights do not fit model '{payload['model']}' ({str(exc)[:120]})") from exc
+        raise LassbenchError(f"{path}: weights do not fit model '{payload['model']}' ({_one_line(exc)})") from exc
     return model.to(device).eval(), payload
+
+
+def _one_line(exc: Exception, limit: int = 200) -> str:
+    """torch's load_state_dict message spans lines (tab-indented key lists): keep an error to one line."""
+    return " ".join(str(exc).split())[:limit]
 
 
 def _text_dim(name: str) -> int:
