@@ -189,6 +189,14 @@ def test_build_errors_are_one_line(tmp_path, capsys):
     assert_one_line_error(code, err, "at least 0.5 s")
     code, _, err = run_listen(["build", *runs, "--out", tmp_path / "p", "--data", bench, "--loudness", 5], capsys)
     assert_one_line_error(code, err, "between -70 and 0")
+    for value in ("nan", "inf"):
+        code, _, err = run_listen(["build", *runs, "--out", tmp_path / "p", "--data", bench, "--max-seconds", value],
+                                  capsys)
+        assert_one_line_error(code, err, "finite")
+    code, _, err = run_listen(["build", *runs, "--out", tmp_path / "p", "--data", bench, "--seed", -1], capsys)
+    assert_one_line_error(code, err, "--seed")
+    code, _, err = run_listen(["build", *runs, "--out", tmp_path / "p", "--data", bench, "--items", "a,a"], capsys)
+    assert_one_line_error(code, err, "more than once")
 
 
 def test_build_follows_run_json_data_and_refuses_another_build_of_the_benchmark(tmp_path, capsys):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,6 +61,13 @@ def build_test(config: ListenConfig) -> Path:
     """Write the test folder; returns the path of index.html."""
     if config.trials < 1:
         raise LassbenchError("--trials must be at least 1")
+    if config.seed < 0:
+        raise LassbenchError(f"--seed must be zero or positive, got {config.seed}")
+    if config.items and len(set(config.items)) != len(config.items):
+        repeated = sorted({i for i in config.items if config.items.count(i) > 1})
+        raise LassbenchError(f"--items lists {', '.join(repeated)} more than once (each item is one trial)")
+    if config.max_seconds is not None and not math.isfinite(config.max_seconds):
+        raise LassbenchError(f"--max-seconds must be a finite number of seconds, got {config.max_seconds:g}")
     if config.max_seconds is not None and config.max_seconds < 0.5:
         raise LassbenchError(f"--max-seconds {config.max_seconds:g}: stimuli need at least 0.5 s (loudness is "
                              "measured over 0.4 s blocks)")
