@@ -239,6 +239,9 @@ class Separator:
         ``sample_rate`` and the same length and level as the input."""
         _check_chunking(chunk_seconds, overlap_seconds)
         audio = np.asarray(audio, dtype=np.float32)
+        if audio.ndim == 2 and audio.shape[0] > audio.shape[1]:  # soundfile's (n, channels): easy to pass by mistake
+            raise LassbenchError(f"audio of shape {audio.shape} looks like (n, channels) as soundfile.read returns; "
+                                 "pass (channels, n) — e.g. audio.T — or one channel")
         if audio.ndim == 2:
             audio = audio.mean(axis=0)
         if audio.ndim != 1 or audio.size == 0:

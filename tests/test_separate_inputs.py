@@ -290,3 +290,10 @@ def test_shipped_model_separates_a_loud_file_like_the_same_file_at_normal_level(
                                            output=str(tmp_path / f"est{gain:g}.wav"), query="an alarm beeps"))
         estimates[gain] = read_audio(out)[0] / gain
     np.testing.assert_allclose(estimates[100.0], estimates[1.0], rtol=0, atol=1e-4 * np.abs(estimates[1.0]).max())
+
+
+def test_an_n_by_channels_array_is_refused_with_the_fix(identity):
+    stereo = np.random.default_rng(0).normal(size=(RATE, 2)).astype(np.float32) * 0.1  # what soundfile.read gives
+    with pytest.raises(LassbenchError, match=r"\(n, channels\)"):
+        identity.separate(stereo, RATE, "a dog barks")
+    assert identity.separate(stereo.T, RATE, "a dog barks").shape == (RATE,)
