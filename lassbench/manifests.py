@@ -113,12 +113,23 @@ def read_manifest(path: str | Path, required: Iterable[str]) -> pd.DataFrame:
     return frame
 
 
+def _decoded(frame: pd.DataFrame, column: str, path: str | Path) -> list[list]:
+    """The JSON lists of ``column``; a cell that is not one is an error naming the file, column and row."""
+    decoded = []
+    for row, value in enumerate(frame[column]):
+        try:
+            decoded.append(decode_list(value))
+        except LassbenchError as exc:
+            raise LassbenchError(f"{path}: column {column!r}, row {row + 2}: {exc}") from None
+    return decoded
+
+
 def read_source_manifest(path: str | Path) -> pd.DataFrame:
     """Source manifest with ``path`` made absolute and list columns decoded."""
     path = Path(path)
     frame = read_manifest(path, ["source_id", "path"])
     for column in ("captions", "labels"):
-        frame[column] = [decode_list(v) for v in frame[column]] if column in frame else [[] for _ in range(len(frame))]
+        frame[column] = _decoded(frame, column, path) if column in frame else [[] for _ in range(len(frame))]
     if "split" not in frame:
         frame["split"] = ""
     frame["path"] = [str(_resolve(path.parent, p)) for p in frame["path"]]
@@ -133,7 +144,7 @@ def read_item_manifest(path: str | Path) -> pd.DataFrame:
     frame = read_manifest(path, ["id", "query"])
     for column in ("captions", "labels", "interferer_ids", "interferer_lufs"):
         if column in frame:
-            frame[column] = [decode_list(v) for v in frame[column]]
+            frame[column] = _decoded(frame, column, path)
     for column in ("target_lufs", "snr_db", "gain"):
         if column in frame:
             frame[column] = pd.to_numeric(frame[column], errors="coerce")

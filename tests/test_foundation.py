@@ -84,3 +84,12 @@ def test_option_errors_are_one_error_line_and_exit_2(argv, capsys):
         main(argv)
     err = capsys.readouterr().err
     assert exited.value.code == 2 and err.startswith("error: ") and err.count("\n") == 1, err
+
+
+def test_a_list_cell_that_is_not_json_names_the_file_column_and_row(tmp_path):
+    from lassbench.manifests import read_item_manifest
+
+    path = tmp_path / "manifest.csv"
+    pd.DataFrame({"id": ["a", "b"], "query": ["x", "y"], "labels": ['["Dog"]', "dog"]}).to_csv(path, index=False)
+    with pytest.raises(LassbenchError, match=r"manifest\.csv: column 'labels', row 3: expected a JSON list"):
+        read_item_manifest(path)
