@@ -21,6 +21,7 @@ import hashlib
 import json
 import math
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -74,7 +75,15 @@ from lassbench.models.registry import (
     get_model_entry,
     load_model,
 )
-from lassbench.run_stream import PARTIAL_DIR, BatchReader, Shard, merge_partials, remove_partials, run_shard
+from lassbench.run_stream import (
+    PARTIAL_DIR,
+    BatchReader,
+    Shard,
+    done_batches,
+    merge_partials,
+    remove_partials,
+    run_shard,
+)
 
 MAIN_METRICS = ("sdr", "sdri", "si_sdr", "si_sdri")
 
@@ -164,6 +173,10 @@ def _run_variant(model, plan: VariantPlan, items: pd.DataFrame, config: RunConfi
     if dist.rank == 0:  # temp files a run killed with SIGKILL left (those of live writers are kept)
         sweep_stale_temps(out_dir)
         sweep_stale_temps(out_dir / "estimates")
+        if config.save_audio and not done_batches(partial, fingerprint):
+            # a new run, not a resume: estimates another run left must not sit beside this run's
+            shutil.rmtree(out_dir / "estimates", ignore_errors=True)
+    barrier(dist)
     reader = BatchReader(data_dir, list(items["id"]), plan, config.batch_size)
     workers = default_workers() if config.workers is None else config.workers
     failure = None

@@ -331,3 +331,11 @@ def test_query_variants_that_need_target_clips_are_skipped_on_an_id_query_manife
                                    control="wrong-query", limit=2), log=notes.append)
     assert [o.variant for o in outcomes] == ["default"]
     assert any("wrong-query" in note for note in notes)
+
+
+def test_a_new_run_with_save_audio_leaves_no_estimates_of_an_earlier_run(bench, tmp_path):
+    run_model(RunConfig(model="mixture", data=str(bench), out=str(tmp_path), workers=0, limit=5, save_audio=True))
+    outcome = run_model(RunConfig(model="mixture", data=str(bench), out=str(tmp_path), workers=0, limit=3,
+                                  save_audio=True))[0]
+    ids = sorted(pd.read_csv(outcome.out_dir / "per_item.csv", dtype=str)["item"])
+    assert sorted(p.stem for p in (outcome.out_dir / "estimates").glob("*.wav")) == ids
