@@ -236,9 +236,27 @@ def _maybe_resume(path: Path, model, optimizer, config: TrainConfig, fingerprint
         raise LassbenchError(f"{path}: checkpoint is for model '{state['model']}', not '{config.model}'")
     if state.get("data_fingerprint") and state["data_fingerprint"] != fingerprint:
         raise LassbenchError(f"{path}: checkpoint was trained on other data (fingerprint differs): refusing to resume")
+    _check_same_run(path, state, config)
     model.load_state_dict(state["state_dict"])
     optimizer.load_state_dict(state["optimizer"])
     return int(state["step"])
+
+
+# settings that change what is trained: a resume with other values would not continue the same run (``steps`` may
+# grow: the schedule is a function of the step; device, workers, threads and the logging cadence change no number)
+RESUME_KEYS = ("size", "text_encoder", "finetune_text", "mixing", "batch_size", "segment_seconds", "lr",
+               "weight_decay", "seed", "channels", "cond_dim")
+
+
+def _check_same_run(path: Path, state: dict, config: TrainConfig) -> None:
+    saved = state.get("train_config") or {}
+    changed = [f"--{k.replace('_', '-')} {saved[k]!r} -> {getattr(config, k)!r}" for k in RESUME_KEYS
+               if k in saved and saved[k] != getattr(config, k)]
+    if changed:
+        raise LassbenchError(f"{path}: --resume with other settings than the run it continues ({'; '.join(changed)}); "
+                             "use the same settings or a new --out")
+    if int(state["step"]) > config.steps:
+        raise LassbenchError(f"{path}: the checkpoint is already at step {state['step']}, past --steps {config.steps}")
 
 
 def _save_training_state(path: Path, model, optimizer, config: TrainConfig, model_config: SeparatorConfig,

@@ -331,3 +331,12 @@ def test_the_synth_recipe_ships_checkpoints_only_when_asked(tmp_path, ship):
     assert ("--checkpoint runs/synth/lassnet/model.pt" in run_lassnet) == (not ship)
     run_tag = next(line for line in log.splitlines() if line.startswith("lassbench run tag-queried"))
     assert "--checkpoint" not in run_tag  # not trained in this invocation: the shipped one
+
+
+@pytest.mark.parametrize("change, phrase", [({"batch_size": 4}, "--batch-size 2 -> 4"),
+                                            ({"seed": 5}, "--seed"), ({"steps": 1}, "past --steps 1")])
+def test_a_resume_with_other_settings_is_refused(bench, tmp_path, change, phrase):
+    out = tmp_path / "run"
+    train(_config(bench, out, steps=2))
+    with pytest.raises(LassbenchError, match=phrase):
+        train(_config(bench, out, **change), resume=True)
