@@ -258,6 +258,7 @@ def _base_fingerprint(config: RunConfig, checkpoint: Path | None, data_dir: Path
         "manifest_sha256": sha256_file(data_dir / "manifest.csv"), "split": config.split, "limit": config.limit,
         "batch_size": config.batch_size, "device_type": torch.device(device).type, "seed": config.seed,
         "lassbench_version": __version__, "torch_version": torch.__version__, "save_audio": config.save_audio,
+        "text_encoder": str(Path(config.text_encoder).resolve()) if config.text_encoder else None,
     }
 
 
