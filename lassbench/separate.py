@@ -37,6 +37,8 @@ TRAINING_RMS_DB = -20.0
 SILENCE_RMS = 1e-9  # below this the input is treated as silence and not scaled
 LONG_FILE_SECONDS = 30.0  # longer inputs get a progress bar
 MAX_CHUNK_SECONDS = 600.0  # memory stays flat only while chunks stay bounded
+MIN_CHUNK_SECONDS = 0.1
+MIN_STEP_SECONDS = 0.01
 
 # extension -> (soundfile format, subtype). FLOAT keeps samples beyond full scale; integer and lossy formats cannot,
 # so their samples are clipped explicitly (libsndfile would wrap them around) and the clipping is reported.
@@ -173,8 +175,11 @@ def _check_chunking(chunk_seconds: float, overlap_seconds: float) -> None:
         raise LassbenchError(f"--chunk must be a positive number of seconds, not {chunk_seconds}")
     if chunk_seconds > MAX_CHUNK_SECONDS:  # one chunk is one forward pass: its spectrogram is held in memory
         raise LassbenchError(f"--chunk {chunk_seconds:g} s is too long: at most {MAX_CHUNK_SECONDS:g} s per chunk")
-    if not (math.isfinite(overlap_seconds) and 0 <= overlap_seconds < chunk_seconds):
-        raise LassbenchError("--overlap must be at least 0 and shorter than --chunk")
+    if chunk_seconds < MIN_CHUNK_SECONDS:  # shorter chunks give one forward pass per few samples
+        raise LassbenchError(f"--chunk {chunk_seconds:g} s is too short: at least {MIN_CHUNK_SECONDS:g} s per chunk")
+    # MIN_STEP_SECONDS: the hop between chunks, also after rounding to samples at any model rate
+    if not (math.isfinite(overlap_seconds) and 0 <= overlap_seconds <= chunk_seconds - MIN_STEP_SECONDS):
+        raise LassbenchError(f"--overlap must be at least 0 and at least {MIN_STEP_SECONDS:g} s shorter than --chunk")
 
 
 def _check_query(query: str) -> None:
