@@ -122,6 +122,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     leave it behind, and :func:`sweep_stale_temps` removes that debris on the next run.
     """
     path = Path(path)
+    created = [p for p in (path.parent, *path.parent.parents) if not p.exists()]
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path), suffix=TEMP_MARK + path.suffix, dir=path.parent)
     os.close(fd)
@@ -130,6 +131,14 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         yield tmp_path
         os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; finished files get the usual mode
         os.replace(tmp_path, path)
+    except BaseException:
+        tmp_path.unlink(missing_ok=True)
+        for folder in created:  # deepest first: a failed write leaves no folder it made behind
+            try:
+                folder.rmdir()
+            except OSError:  # not empty (another writer used it) or already gone
+                break
+        raise
     finally:
         if tmp_path.exists():
             tmp_path.unlink()

@@ -93,3 +93,14 @@ def test_a_list_cell_that_is_not_json_names_the_file_column_and_row(tmp_path):
     pd.DataFrame({"id": ["a", "b"], "query": ["x", "y"], "labels": ['["Dog"]', "dog"]}).to_csv(path, index=False)
     with pytest.raises(LassbenchError, match=r"manifest\.csv: column 'labels', row 3: expected a JSON list"):
         read_item_manifest(path)
+
+
+def test_a_failed_atomic_write_leaves_no_folder_it_created(tmp_path):
+    target = tmp_path / "new" / "deep" / "x.wav"
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        tmp.write_bytes(b"partial")
+        raise RuntimeError("writer failed")
+    assert not (tmp_path / "new").exists() and list(tmp_path.iterdir()) == []
+    with atomic_path(target) as tmp:
+        tmp.write_bytes(b"done")
+    assert target.read_bytes() == b"done"
