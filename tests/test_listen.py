@@ -330,6 +330,12 @@ def test_score_errors_are_one_line(built, tmp_path, capsys):
     (tmp_path / "junk.csv").write_text("a,b\n1,2\n")
     code, _, err = run_listen(["score", tmp_path / "junk.csv", "--test", built], capsys)
     assert_one_line_error(code, err, "not a ratings export")
+    (tmp_path / "header.csv").write_text(",".join(RATINGS_COLUMNS) + "\n")
+    code, _, err = run_listen(["score", tmp_path / "header.csv", "--test", built], capsys)
+    assert_one_line_error(code, err, "hold no ratings")
+    (tmp_path / "empty.json").write_text("{}")
+    code, _, err = run_listen(["score", other, "--test", tmp_path / "empty.json"], capsys)
+    assert_one_line_error(code, err, "not a test description")
 
 
 def test_score_cli_prints_the_table(built, tmp_path, capsys):

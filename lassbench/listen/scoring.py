@@ -38,10 +38,14 @@ def read_test(test: str | Path) -> dict:
     path = Path(test)
     path = path / "test.json" if path.is_dir() else path
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        test = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise LassbenchError(f"{path}: cannot read the test description ({exc}); pass the folder `listen build` "
                              "wrote") from exc
+    missing = [k for k in ("test_id", "trials") if not isinstance(test, dict) or k not in test]
+    if missing:
+        raise LassbenchError(f"{path}: not a test description written by `listen build` (no {', '.join(missing)})")
+    return test
 
 
 def read_ratings(paths: list[str | Path], test: dict) -> tuple[pd.DataFrame, int]:
@@ -155,6 +159,9 @@ def score_ratings(paths: list[str | Path], test_dir: str | Path, out: str | Path
     """Read, screen, summarise; write ``OUT/listening_summary.json`` and ``OUT/conditions.csv`` (unless None)."""
     test = read_test(test_dir)
     rows, duplicates = read_ratings(paths, test)
+    if rows.empty:
+        raise LassbenchError("the ratings file(s) hold no ratings (only a header?): export them from the test page "
+                             "after rating")
     screening = post_screen(rows)
     kept = rows[~rows["assessor"].map(lambda a: screening[a]["excluded"])]
     if kept.empty:
