@@ -45,6 +45,17 @@ def test_readme_results_table_matches_the_committed_summaries():
         assert float(si_sdri) == pytest.approx(_mean(name, "si_sdri"), abs=0.005), name
 
 
+@pytest.mark.skipif(not (RESULTS.parent / "real").is_dir(), reason="no committed real-recordings results")
+def test_readme_real_recordings_table_matches_the_committed_summaries():
+    rows = _markdown_table((ROOT / "README.md").read_text(), "| system on real recordings | query | SDRi")
+    assert len(rows) >= 4
+    for system, _query, sdri, si_sdri in rows:
+        name = re.sub(r"\s*\(reference\)$", "", system)
+        summary = json.loads((RESULTS.parent / "real" / name / "summary.json").read_text())["metrics"]
+        assert float(sdri) == pytest.approx(summary["sdri"]["mean"], abs=0.005), name
+        assert float(si_sdri) == pytest.approx(summary["si_sdri"]["mean"], abs=0.005), name
+
+
 @pytest.mark.skipif(not LOGS.is_dir(), reason="no committed training logs")
 def test_benchmarks_training_curve_matches_the_committed_logs():
     rows = _markdown_table((ROOT / "docs" / "benchmarks.md").read_text(), "| step | lassnet | tag-queried")
