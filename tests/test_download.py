@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -201,8 +202,10 @@ def test_killed_run_resumes_without_partial_files_or_downloading_a_clip_twice(tm
         assert sf.info(path).frames == 320000
 
 
-def test_ctrl_c_leaves_a_manifest_of_exactly_the_clips_on_disk(tmp_path):
-    names = [f"intClip{i:04d}" for i in range(8)]
+@contextmanager
+def download_interrupted_by(signum: int, tmp_path, names: list[str]):
+    """A 2-worker download of ``names`` from a slow loopback server, sent ``signum`` once two clips are on disk.
+    Yields (process, stderr, out, command) while the server still serves, so a test can rerun the command."""
     with MediaServer(delay=0.15) as server:
         payload = encode_media(synth_signal(11, SERVED_SR, 8), SERVED_SR, "wav", tmp_path)
         for name in names:
@@ -211,12 +214,19 @@ def test_ctrl_c_leaves_a_manifest_of_exactly_the_clips_on_disk(tmp_path):
         out = tmp_path / "out"
         command = [sys.executable, "-m", "lassbench", "download", "audiocaps", "--split", "test", "--out", str(out),
                    "--metadata", str(metadata), "--url-template", server.url_template, "--workers", "2"]
-        run = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + 60
         while len(list((out / "audio").glob("*.wav"))) < 2 and time.monotonic() < deadline:
             time.sleep(0.05)
-        run.send_signal(signal.SIGINT)
-        _, err = run.communicate(timeout=60)
+        process.send_signal(signum)
+        _, err = process.communicate(timeout=60)
+        yield process, err, out, command
+
+
+def test_ctrl_c_leaves_a_manifest_of_exactly_the_clips_on_disk(tmp_path):
+    names = [f"intClip{i:04d}" for i in range(8)]
+    with download_interrupted_by(signal.SIGINT, tmp_path, names) as (run, err, out, _):
+        pass
     assert run.returncode == 130 and "Traceback" not in err
     on_disk = sorted(p.stem for p in (out / "audio").iterdir())
     assert 2 <= len(on_disk) < len(names)

@@ -186,24 +186,10 @@ def test_sigterm_during_a_parallel_build_leaves_no_temp_or_worker_and_the_rerun_
 
 @pytest.mark.slow
 def test_sigterm_during_download_keeps_finished_clips_in_the_manifest_like_ctrl_c(tmp_path):
-    from media_server import MediaServer, encode_media, synth_signal
-    from test_download import SERVED_SR, write_metadata
+    from test_download import download_interrupted_by
 
     names = [f"termClip{i:03d}" for i in range(8)]
-    with MediaServer(delay=0.15) as server:
-        payload = encode_media(synth_signal(11, SERVED_SR, 2), SERVED_SR, "wav", tmp_path)
-        for name in names:
-            server.add(name, payload, "wav")
-        metadata = write_metadata(tmp_path / "meta.csv", [(n, 0, ["a"]) for n in names])
-        out = tmp_path / "out"
-        command = [sys.executable, "-m", "lassbench", "download", "audiocaps", "--split", "test", "--out", str(out),
-                   "--metadata", str(metadata), "--url-template", server.url_template, "--workers", "2"]
-        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        deadline = time.monotonic() + 60
-        while len(list(out.glob("audio/*.wav"))) < 2 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        process.send_signal(signal.SIGTERM)
-        _, stderr = process.communicate(timeout=60)
+    with download_interrupted_by(signal.SIGTERM, tmp_path, names) as (process, stderr, out, command):
         assert process.returncode == 143 and "Traceback" not in stderr
         assert stderr.strip().splitlines()[-1] == f"terminated (SIGTERM): {ON_INTERRUPT['download']}"
         on_disk = sorted(p.name for p in (out / "audio").iterdir())
