@@ -139,8 +139,9 @@ def run_model(config: RunConfig, *, log=None) -> list[RunOutcome]:
     device = process_device(config.device, dist)
     model, checkpoint = _load_system(config.model, config.checkpoint, device, config.text_encoder)
     clap = _clap_scorer(config.clap, device)
-    if hasattr(model, "input_rate"):  # published systems resample the benchmark's audio to their own rate
-        model.input_rate = int(items["sample_rate"].iloc[0])
+    rate = _benchmark_rate(dataset, items)
+    if hasattr(model, "input_rate") and rate:  # separators resample the benchmark's audio to their own rate
+        model.input_rate = rate
     benchmark = dataset.get("name") or data_dir.name
     plans = _plans(items, manifest, variants, dataset, data_dir, config.seed, log)
     plans = [plan for plan in plans if _askable(model, plan, log)]
@@ -442,6 +443,13 @@ def _all_labelled(items: pd.DataFrame) -> bool:
 def queries_by_id(items: pd.DataFrame, queries: list[str], ids) -> list[str]:
     lookup = dict(zip(items["id"], queries, strict=True))
     return [lookup[i] for i in ids]
+
+
+def _benchmark_rate(dataset: dict, items: pd.DataFrame) -> int | None:
+    """The rate of the items' audio: ``sample_rate`` of the manifest, else of dataset.json (None: not stated)."""
+    if "sample_rate" in items and items["sample_rate"].notna().any():
+        return int(items["sample_rate"].dropna().iloc[0])
+    return int(dataset["sample_rate"]) if dataset.get("sample_rate") else None
 
 
 def _load_system(name: str, checkpoint: str | None, device: str, text_encoder: str | None = None):

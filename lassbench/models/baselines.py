@@ -7,6 +7,7 @@ from torch import nn
 
 from lassbench.errors import LassbenchError
 from lassbench.models.lassnet import QueryBatch, SeparatorConfig, TextQueriedSeparator
+from lassbench.models.rate import at_model_rate
 from lassbench.models.resunet import ConditionedResUNet
 
 
@@ -34,6 +35,8 @@ class ClassConditionedSeparator(nn.Module):
         self.class_index = {name: i for i, name in enumerate(config.classes)}
         self.backbone = ConditionedResUNet(config.backbone)
         self.embedding = nn.Embedding(len(config.classes), config.backbone.cond_dim)
+        self.sample_rate = config.backbone.sample_rate  # the rate it was trained at
+        self.input_rate = self.sample_rate  # the rate of the mixtures it is given (lassbench.models.rate)
 
     def class_ids(self, batch: QueryBatch) -> torch.Tensor:
         ids = []
@@ -46,7 +49,8 @@ class ClassConditionedSeparator(nn.Module):
         return torch.tensor(ids, device=self.embedding.weight.device)
 
     def forward(self, mixture: torch.Tensor, batch: QueryBatch) -> torch.Tensor:
-        return self.backbone(mixture, self.embedding(self.class_ids(batch)))
+        condition = self.embedding(self.class_ids(batch))
+        return at_model_rate(lambda wav: self.backbone(wav, condition), mixture, self.input_rate, self.sample_rate)
 
 
 class MixturePassThrough(nn.Module):

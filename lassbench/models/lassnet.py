@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch import nn
 
+from lassbench.models.rate import at_model_rate
 from lassbench.models.resunet import BackboneConfig, ConditionedResUNet
 from lassbench.models.text_encoders import TextEncoder
 
@@ -84,6 +85,8 @@ class TextQueriedSeparator(nn.Module):
         self.text_norm = nn.LayerNorm(text_dim) if config.text_norm else nn.Identity()
         self.proj = nn.Sequential(nn.Linear(text_dim, cond), nn.ReLU(), nn.Linear(cond, cond))
         self.encoder: TextEncoder | None = None
+        self.sample_rate = config.backbone.sample_rate  # the rate it was trained at
+        self.input_rate = self.sample_rate  # the rate of the mixtures it is given (lassbench.models.rate)
 
     def attach_text_encoder(self, encoder: TextEncoder) -> None:
         """Frozen encoders stay outside the state dict (checkpoints name them); trainable ones are saved."""
@@ -101,4 +104,5 @@ class TextQueriedSeparator(nn.Module):
         return self.proj(self.text_norm(self.encoder.encode(self.queries_of(batch)).to(device)))
 
     def forward(self, mixture: torch.Tensor, batch: QueryBatch) -> torch.Tensor:
-        return self.backbone(mixture, self.condition(batch))
+        condition = self.condition(batch)
+        return at_model_rate(lambda wav: self.backbone(wav, condition), mixture, self.input_rate, self.sample_rate)

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 from torch import nn
 
 from lassbench.models.published import clap_text, lassnet_release
 from lassbench.models.published.resunet30 import ResUNet30
+from lassbench.models.rate import fit_length as _fit
+from lassbench.models.rate import resample_batch as _resample
 
 
 @dataclass(frozen=True)
@@ -120,17 +121,3 @@ def separator_parameters(spec: PublishedSpec) -> int:
             net = ResUNet30(spec.n_fft, spec.hop, dprnn=(6, 256) if spec.dprnn else None)
     return sum(p.numel() for p in net.parameters())
 
-
-def _resample(wav: torch.Tensor, source: int, target: int) -> torch.Tensor:
-    if source == target:
-        return wav
-    import soxr
-
-    rows = [soxr.resample(row, source, target) for row in wav.detach().cpu().numpy().astype(np.float32)]
-    return torch.from_numpy(np.stack(rows)).to(wav.device)
-
-
-def _fit(wav: torch.Tensor, length: int) -> torch.Tensor:
-    if wav.shape[-1] >= length:
-        return wav[..., :length]
-    return torch.nn.functional.pad(wav, (0, length - wav.shape[-1]))
