@@ -43,7 +43,8 @@ log = logging.getLogger(__name__)
 @dataclass
 class TrainConfig:
     model: str = "lassnet"
-    data: str = ""  # a built benchmark folder (manifest.csv + dataset.json)
+    data: str | list[str] = ""  # a built benchmark folder (manifest.csv + dataset.json), or several (trained together)
+    init: str | None = None  # start from this trained checkpoint's weights (fine-tuning), not from random ones
     out: str = "runs/lassnet"
     size: str = "tiny"
     text_encoder: str | None = None  # None: the size's default
@@ -79,9 +80,11 @@ def train(config: TrainConfig, *, resume: bool = False) -> Path:
     dist = init_distributed(config.device)
     config.device = process_device(config.device, dist)
     data = open_training_data(config.data, mixing=config.mixing, seed=config.seed)
-    model_config = _model_config(config, data.classes)
+    model_config = _model_config(config, data.classes, data.sample_rate)
     _seed_everything(config.seed)
     model = build_model(config.model, model_config, finetune_text=config.finetune_text).to(config.device)
+    if config.init and not resume:  # a resumed run continues from last.pt, which already holds the fine-tuned state
+        initialise_from(model, Path(config.init), config.model)
     optimizer = torch.optim.AdamW(
         [p for p in model.parameters() if p.requires_grad], lr=config.lr, weight_decay=config.weight_decay
     )
@@ -216,8 +219,10 @@ def validate(model: torch.nn.Module, data, config: TrainConfig) -> float:
     return float(np.mean(values)) if values else math.nan
 
 
-def _model_config(config: TrainConfig, classes: list[str]) -> SeparatorConfig:
+def _model_config(config: TrainConfig, classes: list[str], sample_rate: int) -> SeparatorConfig:
     model_config = sized_config(config.size)
+    # the STFT sizes are in samples: the model is what it was trained at, and `run` resamples other rates to it
+    model_config.backbone = replace(model_config.backbone, sample_rate=sample_rate)
     if config.text_encoder:
         model_config.text_encoder = config.text_encoder
     if config.channels:
@@ -226,6 +231,37 @@ def _model_config(config: TrainConfig, classes: list[str]) -> SeparatorConfig:
     if config.model == "class-conditioned":
         model_config.classes = list(classes)
     return model_config
+
+
+def initialise_from(model: torch.nn.Module, path: Path, name: str) -> None:
+    """Copy a trained checkpoint's weights into ``model`` (fine-tuning). A class-conditioned model takes the
+    embedding of every class both know (by name); classes new to it keep their fresh initialisation."""
+    if not path.is_file():
+        raise LassbenchError(f"--init {path}: no such checkpoint")
+    state = read_checkpoint(path)
+    if state["model"] != name:
+        raise LassbenchError(f"--init {path}: checkpoint is for model '{state['model']}', not '{name}'")
+    saved = SeparatorConfig.from_dict(state["config"])
+    ours = model.config
+    if saved.backbone != ours.backbone or saved.text_encoder != ours.text_encoder:
+        raise LassbenchError(f"--init {path}: another architecture (backbone {saved.backbone}, text encoder "
+                             f"{saved.text_encoder}) than this run's ({ours.backbone}, {ours.text_encoder})")
+    weights = {k: v.float() if v.is_floating_point() else v for k, v in state["state_dict"].items()}
+    if "embedding.weight" in weights and saved.classes != ours.classes:
+        weights["embedding.weight"] = _embedding_by_class(weights["embedding.weight"], saved.classes, model)
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as exc:
+        raise LassbenchError(f"--init {path}: weights do not fit ({' '.join(str(exc).split())[:200]})") from None
+    log.info("initialised %s from %s (step %s)", name, path, state.get("step"))
+
+
+def _embedding_by_class(saved: torch.Tensor, saved_classes: list[str], model) -> torch.Tensor:
+    rows = model.embedding.weight.detach().clone()
+    for index, name in enumerate(saved_classes):
+        if name in model.class_index:
+            rows[model.class_index[name]] = saved[index]
+    return rows
 
 
 def _maybe_resume(path: Path, model, optimizer, config: TrainConfig, fingerprint: str) -> int:
@@ -244,7 +280,7 @@ def _maybe_resume(path: Path, model, optimizer, config: TrainConfig, fingerprint
 
 # settings that change what is trained: a resume with other values would not continue the same run (``steps`` may
 # grow: the schedule is a function of the step; device, workers, threads and the logging cadence change no number)
-RESUME_KEYS = ("size", "text_encoder", "finetune_text", "mixing", "batch_size", "segment_seconds", "lr",
+RESUME_KEYS = ("init", "size", "text_encoder", "finetune_text", "mixing", "batch_size", "segment_seconds", "lr",
                "weight_decay", "seed", "channels", "cond_dim")
 
 

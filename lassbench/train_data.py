@@ -151,8 +151,32 @@ def collate(examples: list[_Example]) -> TrainBatch:
     )
 
 
-class TrainingData:
-    """Deterministic batches of a built benchmark: ``batch(step, ...)`` is a pure function of (seed, step)."""
+class _Batches:
+    """Deterministic batches of one example source: ``batch(step, ...)`` is a pure function of (seed, step)."""
+
+    source: _RemixSource | _FixedSource | _MixedSource
+
+    def batch(self, step: int, batch_size: int, segment: int, *, rank: int = 0, world: int = 1,
+              global_batch: int | None = None) -> TrainBatch:
+        """The batch of ``step`` for ``rank``, rendered in this process."""
+        sampler = StepBatches(step, step + 1, batch_size, rank=rank, global_batch=global_batch or batch_size * world)
+        dataset = ExampleDataset(self.source, segment)
+        return collate([dataset[i] for i in next(iter(sampler))])
+
+    def batches(self, start: int, stop: int, batch_size: int, segment: int, *, rank: int = 0, world: int = 1,
+                workers: int = 0) -> Iterator[TrainBatch]:
+        """The batches of steps ``start .. stop - 1`` for ``rank``, rendered ahead by ``workers`` processes (0: in
+        this process); identical whatever ``workers`` is."""
+        sampler = StepBatches(start, stop, batch_size, rank=rank, global_batch=batch_size * world)
+        loader = torch.utils.data.DataLoader(
+            ExampleDataset(self.source, segment), batch_sampler=sampler, num_workers=workers, collate_fn=collate,
+            prefetch_factor=2 if workers else None,
+        )
+        return iter(loader)
+
+
+class TrainingData(_Batches):
+    """The training examples and validation items of one built benchmark."""
 
     def __init__(self, data_dir: Path, *, mixing: str, seed: int) -> None:
         self.data_dir = data_dir
@@ -185,24 +209,6 @@ class TrainingData:
                                     json.dumps(params, sort_keys=True, default=str)])
         self.source = _RemixSource(table, LassbenchParams(**params), self.seed, self.sample_rate)
 
-    def batch(self, step: int, batch_size: int, segment: int, *, rank: int = 0, world: int = 1,
-              global_batch: int | None = None) -> TrainBatch:
-        """The batch of ``step`` for ``rank``, rendered in this process."""
-        sampler = StepBatches(step, step + 1, batch_size, rank=rank, global_batch=global_batch or batch_size * world)
-        dataset = ExampleDataset(self.source, segment)
-        return collate([dataset[i] for i in next(iter(sampler))])
-
-    def batches(self, start: int, stop: int, batch_size: int, segment: int, *, rank: int = 0, world: int = 1,
-                workers: int = 0) -> Iterator[TrainBatch]:
-        """The batches of steps ``start .. stop - 1`` for ``rank``, rendered ahead by ``workers`` processes (0: in
-        this process); identical whatever ``workers`` is."""
-        sampler = StepBatches(start, stop, batch_size, rank=rank, global_batch=batch_size * world)
-        loader = torch.utils.data.DataLoader(
-            ExampleDataset(self.source, segment), batch_sampler=sampler, num_workers=workers, collate_fn=collate,
-            prefetch_factor=2 if workers else None,
-        )
-        return iter(loader)
-
     def validation_batches(self, count: int, batch_size: int):
         val = self.items[self.items["split"] == "val"].iloc[:count]
         for start in range(0, len(val), batch_size):
@@ -222,8 +228,52 @@ class TrainingData:
         return read_audio(self.data_dir / kind / f"{row['id']}.wav", sample_rate=self.sample_rate)[0]
 
 
-def open_training_data(data: str | Path, *, mixing: str = "remix", seed: int = 0) -> TrainingData:
-    return TrainingData(built_benchmark_dir(data), mixing=mixing, seed=seed)
+class _MixedSource:
+    """Example ``i`` comes from benchmark ``k``, drawn uniformly from (seed, i): a pure function, like its parts."""
+
+    def __init__(self, sources: list[_RemixSource | _FixedSource], seed: int) -> None:
+        self.sources, self.seed = sources, seed
+
+    def example(self, index: int, segment: int) -> _Example:
+        which = int(np.random.default_rng([self.seed, index, 13]).integers(len(self.sources)))
+        return self.sources[which].example(index, segment)
+
+
+class MixedTrainingData(_Batches):
+    """Several built benchmarks trained on together (``train --data A --data B``): each example is drawn from one of
+    them with equal probability and mixed by that benchmark's own protocol (its sources never meet another's), the
+    class list is the union, and validation takes ``count / n`` items of each benchmark's ``val`` split. All must be
+    at one sample rate (build the others with ``--sample-rate``)."""
+
+    def __init__(self, parts: list[TrainingData], seed: int) -> None:
+        rates = {part.sample_rate for part in parts}
+        if len(rates) > 1:
+            listing = ", ".join(f"{part.data_dir} {part.sample_rate} Hz" for part in parts)
+            raise LassbenchError(f"--data benchmarks at different sample rates ({listing}): rebuild them at one "
+                                 "rate with build-dataset --sample-rate")
+        self.parts, self.seed = parts, seed
+        self.sample_rate = parts[0].sample_rate
+        self.data_dir = parts[0].data_dir
+        self.classes = sorted({name for part in parts for name in part.classes})
+        self.fingerprint = _digest([part.fingerprint for part in parts])
+        self.source = _MixedSource([part.source for part in parts], seed)
+
+    def validation_batches(self, count: int, batch_size: int):
+        share = -(-count // len(self.parts))
+        for part in self.parts:
+            yield from part.validation_batches(share, batch_size)
+
+
+def open_training_data(data: str | Path | list[str | Path] | tuple[str | Path, ...], *, mixing: str = "remix",
+                       seed: int = 0) -> TrainingData | MixedTrainingData:
+    """One built benchmark, or several trained on together (:class:`MixedTrainingData`)."""
+    paths = [data] if isinstance(data, (str, Path)) else list(data)
+    if not paths:
+        raise LassbenchError("--data: no benchmark given")
+    if len({str(built_benchmark_dir(p).resolve()) for p in paths}) < len(paths):
+        raise LassbenchError("--data: the same benchmark is given twice")
+    parts = [TrainingData(built_benchmark_dir(p), mixing=mixing, seed=seed) for p in paths]
+    return parts[0] if len(parts) == 1 else MixedTrainingData(parts, seed)
 
 
 def training_sources(data_dir: Path, dataset: dict, sample_rate: int) -> pd.DataFrame:

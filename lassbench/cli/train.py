@@ -9,7 +9,9 @@ import click
 
 @click.command("train")
 @click.argument("model")
-@click.option("--data", required=True, type=click.Path(), help="Built benchmark folder (from build-dataset).")
+@click.option("--data", required=True, multiple=True, type=click.Path(),
+              help="Built benchmark folder (from build-dataset). Repeat it to train on several together: each "
+                   "example comes from one of them (equal odds), mixed by its own protocol; all at one sample rate.")
 @click.option("--out", required=True, type=click.Path(), help="Run folder: log.csv, last.pt, model.pt.")
 @click.option("--size", default="tiny", show_default=True, type=click.Choice(["tiny", "base"]))
 @click.option("--text-encoder", default=None, help="Registry name (minilm, bert-mini), HF name or local folder.")
@@ -28,10 +30,14 @@ import click
 @click.option("--workers", default=0, show_default=True,
               help="DataLoader processes rendering examples ahead of the model (0: in the training process). The "
                    "batches are the same for any value.")
+@click.option("--init", "init", default=None, type=click.Path(),
+              help="Start from this trained checkpoint's weights (fine-tuning; e.g. a shipped one) instead of random "
+                   "ones. A class-conditioned model keeps the embeddings of the classes both know.")
 @click.option("--resume", is_flag=True, help="Continue from OUT/last.pt (same data and seed give the same run).")
-def command(model: str, data: str, out: str, size: str, text_encoder: str | None, finetune_text: bool, mixing: str,
-            steps: int, batch_size: int, segment_seconds: float, lr: float, val_every: int, checkpoint_every: int,
-            seed: int, device: str, threads: int, workers: int, resume: bool) -> None:
+def command(model: str, data: tuple[str, ...], out: str, size: str, text_encoder: str | None, finetune_text: bool,
+            mixing: str, steps: int, batch_size: int, segment_seconds: float, lr: float, val_every: int,
+            checkpoint_every: int, seed: int, device: str, threads: int, workers: int, init: str | None,
+            resume: bool) -> None:
     """Train MODEL (lassnet, tag-queried, class-conditioned) on a built benchmark.
 
     Several processes (GPUs or nodes) train data-parallel under torchrun, e.g.
@@ -42,7 +48,8 @@ def command(model: str, data: str, out: str, size: str, text_encoder: str | None
     from lassbench.train import TrainConfig, train
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    config = TrainConfig(model=model, data=data, out=out, size=size, text_encoder=text_encoder,
+    config = TrainConfig(model=model, data=data[0] if len(data) == 1 else list(data), init=init, out=out, size=size,
+                         text_encoder=text_encoder,
                          finetune_text=finetune_text, mixing=mixing, steps=steps, batch_size=batch_size,
                          segment_seconds=segment_seconds, lr=lr, val_every=val_every,
                          checkpoint_every=checkpoint_every, seed=seed, device=device, threads=threads,

@@ -4,23 +4,33 @@
 #   bash recipes/real/run.sh                   # stages 0 and 1
 #   bash recipes/real/run.sh --stage 1         # rebuild the benchmark from the downloaded corpus
 #   MIRROR=http://<debian mirror> bash recipes/real/run.sh   # no apt-get: fetch the .debs over HTTP
+#   bash recipes/real/run.sh --stage 2 --stop-stage 3 --ship   # retrain, ship, then run every model on both benchmarks
 #
 # Stages: 0 download (lassbench download packaged: ~420 MB of .debs, pinned by SHA-256; a changed package is
-# refused; then every file is checked against recipes/real/corpus.sha256), 1 build (lassbench protocol, val + test, one item per source clip, seed 0).
-# Stage 2 (train on synth + the real train split) is documented in docs/real-corpus.md and not run here yet.
-# CORPUS and DATA may be set in the environment; the wall time of each stage is printed.
+# refused; then every file is checked against recipes/real/corpus.sha256), 1 build (lassbench protocol, val + test,
+# one item per source clip, seed 0), 2 train: the three tiny models fine-tuned from their synth-only checkpoints
+# (recipes/real/init/, what recipes/synth stage 2 made) on the synth benchmark + the real train split together (each
+# example from one of them, equal odds; the real corpus is viewed at the models' 16 kHz by a val-only build in
+# $TRAIN_VIEW, whose val split is the validation; the test split is never read), 3 run every model on the real
+# benchmark's test split (the synth figures: recipes/synth/run.sh --stage 3).
+# --ship copies the trained weights (float16) to lassbench/checkpoints/ and their logs to recipes/real/logs/.
+# CORPUS, DATA, RUNS, RESULTS, STEPS, LR, SEED may be set in the environment; the wall time of each stage is printed.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-stage=0; stop_stage=1
+stage=0; stop_stage=1; ship=0; models="lassnet tag-queried class-conditioned"; trained_here=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --stage) stage=$2; shift 2 ;;
     --stop-stage) stop_stage=$2; shift 2 ;;
+    --ship) ship=1; shift ;;
+    --models) models=$2; shift 2 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
 CORPUS=${CORPUS:-data/real}; DATA=${DATA:-data/real-benchmark}; MIRROR=${MIRROR:-}
+TRAIN_VIEW=${TRAIN_VIEW:-$DATA-16k}; RUNS=${RUNS:-runs/real}; RESULTS=${RESULTS:-leaderboards/results}
+STEPS=${STEPS:-3000}; LR=${LR:-1e-3}; SEED=${SEED:-0}
 timed() { local t0=$SECONDS; "$@"; echo "[$(date -u +%H:%M:%S)] '$*' took $((SECONDS - t0)) s"; }
 
 if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
@@ -31,7 +41,42 @@ fi
 if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
   timed lassbench build-dataset --sources "$CORPUS" --out "$DATA" --protocol lassbench --splits val,test --seed 0
 fi
+train_one() {  # model: fine-tune its synth-only checkpoint on synth + real (one thread: three run side by side)
+  local model=$1 resume=""
+  [ -f "$RUNS/$model/last.pt" ] && resume="--resume"
+  timed lassbench train "$model" --data "$SYNTH" --data "$TRAIN_VIEW" --init "recipes/real/init/$model-tiny-synth.pt" \
+    --out "$RUNS/$model" --steps "$STEPS" --lr "$LR" --batch-size 8 --threads 1 --seed "$SEED" --val-every 500 \
+    --checkpoint-every 250 $resume
+  if [ "$ship" = 1 ]; then
+    python -c "import sys; from lassbench.models.registry import half_precision_copy as h; h(sys.argv[1], sys.argv[2])" \
+      "$RUNS/$model/model.pt" "lassbench/checkpoints/$model-tiny.pt"
+    mkdir -p recipes/real/logs && cp "$RUNS/$model/log.csv" "recipes/real/logs/$model.csv"
+    echo "shipped $RUNS/$model/model.pt as lassbench/checkpoints/$model-tiny.pt"
+  fi
+}
+
 if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
-  echo "stage 2 (training on synth + the real train split) is not part of this recipe yet: see docs/real-corpus.md" >&2
-  exit 2
+  t0=$SECONDS
+  timed lassbench build-dataset --splits val,test  # the synth benchmark (cached after the first use)
+  SYNTH=$(python -c "from lassbench.build import default_benchmark; print(default_benchmark())")
+  timed lassbench build-dataset --sources "$CORPUS" --out "$TRAIN_VIEW" --protocol lassbench --splits val \
+    --sample-rate 16000 --seed 0
+  mkdir -p "$RUNS"
+  pids=()
+  for model in $models; do train_one "$model" > "$RUNS/$model.log" 2>&1 & pids+=($!); done
+  for pid in "${pids[@]}"; do wait "$pid"; done
+  trained_here=1
+  echo "stage 2 (train: $models) took $((SECONDS - t0)) s"
+fi
+
+checkpoint_of() {  # what stage 2 just trained and did not ship; else (--ship, or stage 3 alone) the shipped one
+  case " $models " in *" $1 "*) ;; *) return 0 ;; esac
+  if [ "$trained_here" = 1 ] && [ "$ship" = 0 ] && [ -f "$RUNS/$1/model.pt" ]; then echo "--checkpoint $RUNS/$1/model.pt"; fi
+}
+
+if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
+  timed lassbench run lassnet --data "$DATA" --out "$RESULTS" --queries all $(checkpoint_of lassnet)
+  for model in tag-queried class-conditioned mixture oracle-irm; do
+    timed lassbench run "$model" --data "$DATA" --out "$RESULTS" $(checkpoint_of "$model")
+  done
 fi
