@@ -427,45 +427,54 @@ def _correlations(
     n_fft = max(_CORR_FFT, 1 << (4 * length - 1).bit_length())
     block = n_fft - length + 1
     n_blocks = -(-n // block)
-    workers = _FFT_WORKERS
-
     scratch = {} if scratch is None else scratch
 
-    def zeros(key: str, shape: tuple[int, ...]) -> np.ndarray:
-        """A zero-initialised buffer kept in ``scratch`` (callers only ever write where they wrote before)."""
+    def reused(key: str, shape: tuple[int, ...], dtype=np.float64) -> np.ndarray:
+        """A buffer kept in ``scratch``, zero-initialised once (callers only ever write where they wrote before)."""
         if key not in scratch or scratch[key].shape[1:] != shape[1:] or len(scratch[key]) < shape[0]:
-            scratch[key] = np.zeros(shape)
+            scratch[key] = np.zeros(shape, dtype)
         return scratch[key][: shape[0]]
 
-    def padded(x: np.ndarray, key: str) -> np.ndarray:
-        out = zeros(key, (rows, n_blocks * block + n_fft))
-        out[:, :n] = x  # the tail beyond n stays zero
-        return out
-
-    def window_spectra(x_padded: np.ndarray) -> np.ndarray:
-        windows = np.lib.stride_tricks.sliding_window_view(x_padded, n_fft, axis=-1)[:, ::block][:, :n_blocks]
-        return scipy.fft.rfft(windows, axis=-1, workers=workers)
-
-    blocks = zeros("blocks", (rows, n_blocks, n_fft))
-    blocks[:, :, :block] = padded(s, "reference")[:, : n_blocks * block].reshape(rows, n_blocks, block)
-    s_spectra = scipy.fft.rfft(blocks, axis=-1, workers=workers)
-    s_conj = np.conj(s_spectra)
-
-    def correlate(spectra: np.ndarray) -> np.ndarray:
-        summed = np.einsum("bjf,bjf->bf", spectra, s_conj)
-        return scipy.fft.irfft(summed, n=n_fft, axis=-1)[:, :length]
-
-    auto = _block_autocorrelation(blocks[:, :, :block], s_spectra, s_conj, n_fft, length, workers)
+    blocks = reused("blocks", (rows, n_blocks, n_fft))
+    _cut_into_blocks(s, blocks, block)  # straight from the float32 rows: one cast, no padded copy
+    spectra = _rfft_into(blocks, reused("reference spectra", (rows, n_blocks, n_fft // 2 + 1), np.complex128))
+    auto = _block_autocorrelation(blocks[:, :, :block], spectra, n_fft, length)
+    np.conjugate(spectra, out=spectra)  # in place: no fresh 11 MB per chunk
+    e_spectra = reused("estimate spectra", spectra.shape, np.complex128)
     cross, totals = [], []
     for k, e in enumerate(estimates):
-        e_padded = padded(e, f"estimate{k}")
-        cross.append(correlate(window_spectra(e_padded)))
-        totals.append(np.einsum("ij,ij->i", e_padded, e_padded))
+        padded = reused(f"estimate{k}", (rows, n_blocks * block + n_fft))
+        padded[:, :n] = e  # the tail beyond n stays zero
+        windows = np.lib.stride_tricks.sliding_window_view(padded, n_fft, axis=-1)[:, ::block][:, :n_blocks]
+        summed = np.einsum("bjf,bjf->bf", _rfft_into(windows, e_spectra), spectra)
+        cross.append(scipy.fft.irfft(summed, n=n_fft, axis=-1)[:, :length])
+        totals.append(np.einsum("ij,ij->i", padded, padded))
     return auto, np.stack(cross, axis=1), np.stack(totals, axis=1)
 
 
-def _block_autocorrelation(blocks: np.ndarray, spectra: np.ndarray, conj_spectra: np.ndarray, n_fft: int,
-                           length: int, workers: int) -> np.ndarray:
+def _cut_into_blocks(s: np.ndarray, blocks: np.ndarray, block: int) -> None:
+    """Row ``r``'s samples ``[jM, (j+1)M)`` into ``blocks[r, j, :M]`` (``M = block``); the rest of each block is
+    zero (the last block's unused samples are zeroed here: the buffer is reused across chunks)."""
+    rows, n = s.shape
+    full = n // block
+    blocks[:, :full, :block] = s[:, : full * block].reshape(rows, full, block)
+    if full < blocks.shape[1]:
+        tail = n - full * block
+        blocks[:, full, :tail] = s[:, full * block :]
+        blocks[:, full, tail:block] = 0.0
+
+
+def _rfft_into(x: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """Real FFT of the last axis into ``out``: numpy >= 2 writes there (a fresh complex output per chunk cost ~10%
+    of bss_sdr, measured); older numpy returns a new array, copied."""
+    try:
+        return np.fft.rfft(x, axis=-1, out=out)
+    except TypeError:  # numpy < 2: no ``out``
+        out[...] = scipy.fft.rfft(x, axis=-1, workers=_FFT_WORKERS)
+        return out
+
+
+def _block_autocorrelation(blocks: np.ndarray, spectra: np.ndarray, n_fft: int, length: int) -> np.ndarray:
     """Autocorrelation (lags ``< length``) of the signal cut into ``blocks`` ``(rows, j, M)``, from their spectra.
 
     ``Σ_j |S_j|²`` gives each block's own linear autocorrelation (``N ≥ M + length − 1``: no wrap); the pairs that
@@ -473,14 +482,15 @@ def _block_autocorrelation(blocks: np.ndarray, spectra: np.ndarray, conj_spectra
     block ``j + 1``, correlated with short FFTs. That replaces a full pass of window FFTs over the reference.
     """
     rows, _, size = blocks.shape
-    within = np.einsum("bjf,bjf->bf", spectra, conj_spectra).real
+    pairs = spectra.view(np.float64)  # |S|² = re² + im²: a real product, half the work of S·conj(S)
+    within = np.einsum("bjf,bjf->bf", pairs, pairs).reshape(rows, -1, 2).sum(axis=-1)
     auto = scipy.fft.irfft(within, n=n_fft, axis=-1)[:, :length]
     tail = length - 1
     if tail == 0 or blocks.shape[1] < 2:
         return auto
     n_short = 1 << (2 * tail - 1).bit_length()  # ≥ 2·tail: negative lags do not wrap onto positive ones
-    tails = scipy.fft.rfft(blocks[:, :-1, size - tail :], n=n_short, axis=-1, workers=workers)
-    heads = scipy.fft.rfft(blocks[:, 1:, :tail], n=n_short, axis=-1, workers=workers)
+    tails = scipy.fft.rfft(blocks[:, :-1, size - tail :], n=n_short, axis=-1, workers=_FFT_WORKERS)
+    heads = scipy.fft.rfft(blocks[:, 1:, :tail], n=n_short, axis=-1, workers=_FFT_WORKERS)
     straddling = scipy.fft.irfft(np.einsum("bjf,bjf->bf", np.conj(tails), heads), n=n_short, axis=-1)
     # straddling[m] = Σ_u tail[u]·head[u + m]; lag k pairs tail[u] with head[u + k − (length − 1)]
     return auto + straddling[:, (np.arange(length) - tail) % n_short]
