@@ -250,6 +250,21 @@ def test_a_tokenizer_must_be_given_and_fit_the_embedding(tmp_path, files):
         load_published("lassnet-release", files["lassnet-release"], text_encoder=str(big))
 
 
+@pytest.mark.parametrize("name, needle", [("audiosep", "no vocab.json or merges.txt"),
+                                          ("lassnet-release", "no vocab.txt")])
+def test_an_empty_tokenizer_folder_is_refused_before_the_checkpoint_is_read(tmp_path, files, monkeypatch, name,
+                                                                            needle):
+    import lassbench.models.published.loading as loading
+
+    def never(*args, **kwargs):
+        raise AssertionError("the checkpoint was read")
+
+    monkeypatch.setattr(loading.torch, "load", never)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(LassbenchError, match=needle):
+        load_published(name, files[name], text_encoder=str(tmp_path / "empty"))
+
+
 _EXECUTED = []
 
 

@@ -238,6 +238,11 @@ def _check_tokenizer_folder(spec: PublishedSpec, folder: str | None) -> str:
         raise LassbenchError(f"no tokenizer given: {hint}")
     if not Path(folder).is_dir():
         raise LassbenchError(f"--text-encoder {folder}: not a folder; {hint}")
+    # the tokenizer's files, checked before a checkpoint of up to 1.5 GB is read (BERT: vocab.txt; RoBERTa: BPE)
+    needed = ("vocab.txt",) if spec.family == "lassnet-release" else ("vocab.json", "merges.txt")
+    missing = [name for name in needed if not (Path(folder) / name).is_file()]
+    if missing:
+        raise LassbenchError(f"--text-encoder {folder}: no {' or '.join(missing)} (not a tokenizer folder); {hint}")
     return hint
 
 
