@@ -221,6 +221,27 @@ def test_data_tarball_is_read_whatever_its_compression(tmp_path, compression):
     assert dict(iter_deb_files(path, lambda n: n.endswith(".wav"))) == {"usr/share/a.wav": b"RIFF"}
 
 
+def test_a_zstd_data_tarball_is_streamed_not_read_whole(tmp_path, monkeypatch):
+    zstandard = pytest.importorskip("zstandard")
+    import lassbench.corpora.deb as deb
+
+    files = {"usr/share/a.wav": b"RIFF" * 1000, "usr/share/b.txt": b"x"}
+    path = tmp_path / "x.deb"
+    compressed = zstandard.ZstdCompressor().compress(_tar(files, ""))
+    with open(path, "wb") as fh:  # make_deb's members, the payload as data.tar.zst
+        fh.write(b"!<arch>\n")
+        for name, payload in [("debian-binary", b"2.0\n"), ("control.tar.xz", _tar({"control": b"x"}, "xz")),
+                              ("data.tar.zst", compressed)]:
+            fh.write(f"{name + '/':<16}{0:<12}{0:<6}{0:<6}{100644:<8}{len(payload):<10}".encode() + b"`\n")
+            fh.write(payload + (b"\n" if len(payload) % 2 else b""))
+    reads = []
+    real_read = deb._Slice.readinto
+    monkeypatch.setattr(deb._Slice, "readinto",
+                        lambda self, buffer: reads.append(len(buffer)) or real_read(self, buffer))
+    assert dict(iter_deb_files(path, lambda n: n.endswith(".wav"))) == {"usr/share/a.wav": b"RIFF" * 1000}
+    assert reads  # read through the member's slice, not one bytes object of the whole payload
+
+
 def test_a_file_that_is_not_a_deb_is_refused(tmp_path):
     path = tmp_path / "x.deb"
     path.write_bytes(b"PK\x03\x04 not an ar archive")

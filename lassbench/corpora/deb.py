@@ -101,8 +101,7 @@ def data_tarball(path: str | Path) -> Iterator[tarfile.TarFile]:
             continue
         with open(path, "rb") as fh:
             if name.endswith(".zst"):
-                fh.seek(offset)
-                stream = io.BytesIO(_unzstd(path, fh.read(size)))
+                stream = _unzstd(path, _Slice(fh, offset, size))
             else:
                 stream = io.BufferedReader(_Slice(fh, offset, size), 1 << 20)
             try:
@@ -114,12 +113,13 @@ def data_tarball(path: str | Path) -> Iterator[tarfile.TarFile]:
     raise LassbenchError(f"{path}: no data.tar member")
 
 
-def _unzstd(path: str | Path, payload: bytes) -> bytes:
+def _unzstd(path: str | Path, payload: io.RawIOBase):
+    """A decompressing reader over the ``.zst`` member (streamed: a package's payload can be hundreds of MB)."""
     try:
         import zstandard
     except ImportError as exc:
         raise LassbenchError(f"{path}: data.tar.zst needs the 'zstandard' module (pip install zstandard)") from exc
-    return zstandard.ZstdDecompressor().stream_reader(io.BytesIO(payload)).read()
+    return zstandard.ZstdDecompressor().stream_reader(payload)
 
 
 def iter_deb_files(path: str | Path, keep: Callable[[str], bool]) -> Iterator[tuple[str, bytes]]:
