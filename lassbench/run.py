@@ -35,7 +35,7 @@ import torch
 from tqdm import tqdm
 
 from lassbench import __version__
-from lassbench.audio import sha256_file, sweep_stale_temps, write_text_atomic
+from lassbench.audio import audio_info, sha256_file, sweep_stale_temps, write_text_atomic
 from lassbench.controls import (
     FALSE_SEPARATION_DEFINITIONS,
     FALSE_SEPARATION_METRICS,
@@ -139,14 +139,15 @@ def run_model(config: RunConfig, *, log=None) -> list[RunOutcome]:
     device = process_device(config.device, dist)
     model, checkpoint = _load_system(config.model, config.checkpoint, device, config.text_encoder)
     clap = _clap_scorer(config.clap, device)
-    rate = _benchmark_rate(dataset, items)
-    if hasattr(model, "input_rate") and rate:  # separators resample the benchmark's audio to their own rate
-        model.input_rate = rate
+    if hasattr(model, "input_rate"):  # separators resample the benchmark's audio to their own rate
+        model.input_rate = _benchmark_rate(dataset, items, data_dir)
     benchmark = dataset.get("name") or data_dir.name
     plans = _plans(items, manifest, variants, dataset, data_dir, config.seed, log)
     plans = [plan for plan in plans if _askable(model, plan, log)]
     base = _base_fingerprint(config, checkpoint, data_dir, device)
     base["si_sdr_convention"] = rules.convention
+    if _resampled(model):  # only then: runs at the model's own rate keep their fingerprint
+        base["resampled"] = [int(model.input_rate), int(model.sample_rate)]  # not reused from before the rate fix
     if clap is not None:  # only then: runs without CLAP keep their fingerprint
         base["clap_sha256"] = clap.sha256
     outcomes = []
@@ -445,11 +446,19 @@ def queries_by_id(items: pd.DataFrame, queries: list[str], ids) -> list[str]:
     return [lookup[i] for i in ids]
 
 
-def _benchmark_rate(dataset: dict, items: pd.DataFrame) -> int | None:
-    """The rate of the items' audio: ``sample_rate`` of the manifest, else of dataset.json (None: not stated)."""
+def _benchmark_rate(dataset: dict, items: pd.DataFrame, data_dir: Path) -> int:
+    """The rate of the items' audio: ``sample_rate`` of the manifest, else of dataset.json, else the first mixture's
+    header."""
     if "sample_rate" in items and items["sample_rate"].notna().any():
         return int(items["sample_rate"].dropna().iloc[0])
-    return int(dataset["sample_rate"]) if dataset.get("sample_rate") else None
+    if dataset.get("sample_rate"):
+        return int(dataset["sample_rate"])
+    return audio_info(data_dir / "mixture" / f"{items['id'].iloc[0]}.wav").sample_rate
+
+
+def _resampled(model) -> bool:
+    rate = getattr(model, "sample_rate", None)
+    return rate is not None and getattr(model, "input_rate", rate) != rate
 
 
 def _load_system(name: str, checkpoint: str | None, device: str, text_encoder: str | None = None):
@@ -551,6 +560,7 @@ def _run_info(config: RunConfig, query_type: str, model, checkpoint: Path | None
         "date": date.today().isoformat(),
         "n_items": n_items,
         "device": config.device,
+        **({"model_sample_rate": int(model.sample_rate)} if _resampled(model) else {}),
     }
 
 

@@ -242,8 +242,8 @@ class _MixedSource:
 class MixedTrainingData(_Batches):
     """Several built benchmarks trained on together (``train --data A --data B``): each example is drawn from one of
     them with equal probability and mixed by that benchmark's own protocol (its sources never meet another's), the
-    class list is the union, and validation takes ``count / n`` items of each benchmark's ``val`` split. All must be
-    at one sample rate (build the others with ``--sample-rate``)."""
+    class list is the union, and validation takes the first ``⌈count / n⌉`` items of each benchmark's ``val``
+    split. All must be at one sample rate (build the others with ``--sample-rate``)."""
 
     def __init__(self, parts: list[TrainingData], seed: int) -> None:
         rates = {part.sample_rate for part in parts}

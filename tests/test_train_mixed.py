@@ -233,3 +233,25 @@ def test_the_real_recipe_fine_tunes_on_both_benchmarks_and_never_reads_a_test_sp
     assert ("--checkpoint runs/real/lassnet/model.pt" in run_lassnet) == (not ship)
     assert "--checkpoint" not in next(line for line in lines if line.startswith("lassbench run tag-queried"))
     assert not any("test" in line for line in lines if line.startswith("lassbench train"))
+
+
+def test_run_on_a_benchmark_at_another_rate_resamples_and_says_so(benches, trained, tmp_path, monkeypatch):
+    import lassbench.run as run_module
+    from lassbench.run import RunConfig, run_model
+
+    def run(data: Path, out: Path):
+        config = RunConfig(model="lassnet", data=str(data), split="val", checkpoint=str(trained["lassnet"]),
+                           out=str(out), workers=0)
+        return run_model(config, log=lambda line: None)[0]
+
+    other = run(benches["b8k"], tmp_path / "r")  # 8 kHz items, a 16 kHz model
+    assert other.run_info["model_sample_rate"] == 16000
+    frame = pd.read_csv(other.out_dir / "per_item.csv")
+    assert len(frame) == 4 and frame["sdri"].notna().all()
+    own = run(benches["b"], tmp_path / "r2")  # at the model's own rate: nothing resampled, nothing said
+    assert "model_sample_rate" not in own.run_info
+    # a run from before the rate fix (no resampling) is not "an identical finished run" to keep
+    monkeypatch.setattr(run_module, "_resampled", lambda model: False)
+    before = run(benches["b8k"], tmp_path / "r3")
+    assert json.loads((before.out_dir / "run.json").read_text())["fingerprint"] != json.loads(
+        (other.out_dir / "run.json").read_text())["fingerprint"]
