@@ -300,31 +300,15 @@ def test_snr_db_is_the_loudness_difference_the_written_mixture_really_has(bench)
 # ------------------------------------------------------------------------------------------------ the recipe
 
 
-def _stub(folder: Path, name: str, body: str) -> None:
-    path = folder / name
-    path.write_text("#!/usr/bin/env bash\n" + body)
-    path.chmod(0o755)
-
-
 @pytest.mark.parametrize("ship", [False, True])
 def test_the_synth_recipe_ships_checkpoints_only_when_asked(tmp_path, ship):
     """recipes/synth/run.sh stages 2-3 with `lassbench` and `python` stubbed (they log their arguments): without
     --ship nothing under lassbench/checkpoints/ is written and stage 3 runs what stage 2 trained."""
-    repo = Path(__file__).resolve().parents[1]
-    work = tmp_path / "repo"
-    (work / "recipes" / "synth").mkdir(parents=True)
-    shutil.copy(repo / "recipes" / "synth" / "run.sh", work / "recipes" / "synth" / "run.sh")
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    calls = tmp_path / "calls.log"
-    _stub(bin_dir, "lassbench", f'echo "lassbench $*" >> {calls}\n'
-          'if [ "$1" = train ]; then out=$(echo "$@" | sed "s/.*--out \\([^ ]*\\).*/\\1/"); mkdir -p "$out"; '
-          'touch "$out/model.pt" "$out/log.csv"; fi\n')
-    _stub(bin_dir, "python", f'echo "python $*" >> {calls}\ncase "$*" in *default_benchmark*) echo /data ;; esac\n')
-    args = ["bash", "recipes/synth/run.sh", "--stage", "2", "--stop-stage", "3", "--models", "lassnet"]
-    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "PARALLEL": "0"}
-    subprocess.run(args + (["--ship"] if ship else []), cwd=work, env=env, check=True, capture_output=True)
-    log = calls.read_text()
+    from recipe_stubs import run_recipe
+
+    args = ["--stage", "2", "--stop-stage", "3", "--models", "lassnet"] + (["--ship"] if ship else [])
+    work, lines = run_recipe("synth", tmp_path, args, env={"PARALLEL": "0"})
+    log = "\n".join(lines)
     assert ("half_precision_copy" in log) == ship
     assert (work / "recipes" / "synth" / "logs").exists() == ship
     run_lassnet = next(line for line in log.splitlines() if line.startswith("lassbench run lassnet"))

@@ -194,33 +194,13 @@ def test_a_separator_given_another_rate_resamples_to_its_own_and_back(trained, n
 # ------------------------------------------------------------------------------------------------ the recipe
 
 
-def _stub(folder: Path, name: str, body: str) -> None:
-    path = folder / name
-    path.write_text("#!/usr/bin/env bash\n" + body)
-    path.chmod(0o755)
-
-
 @pytest.mark.parametrize("ship", [False, True])
 def test_the_real_recipe_fine_tunes_on_both_benchmarks_and_never_reads_a_test_split(tmp_path, ship):
     """recipes/real/run.sh stages 2-3 with `lassbench` and `python` stubbed (they log their arguments)."""
-    import os
-    import subprocess
+    from recipe_stubs import run_recipe
 
-    repo = Path(__file__).resolve().parents[1]
-    work = tmp_path / "repo"
-    (work / "recipes" / "real").mkdir(parents=True)
-    shutil.copy(repo / "recipes" / "real" / "run.sh", work / "recipes" / "real" / "run.sh")
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    calls = tmp_path / "calls.log"
-    _stub(bin_dir, "lassbench", f'echo "lassbench $*" >> {calls}\n'
-          'if [ "$1" = train ]; then out=$(echo "$@" | sed "s/.*--out \\([^ ]*\\).*/\\1/"); mkdir -p "$out"; '
-          'touch "$out/model.pt" "$out/log.csv"; fi\n')
-    _stub(bin_dir, "python", f'echo "python $*" >> {calls}\ncase "$*" in *default_benchmark*) echo /synth ;; esac\n')
-    args = ["bash", "recipes/real/run.sh", "--stage", "2", "--stop-stage", "3", "--models", "lassnet"]
-    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "CORPUS": "/corpus", "DATA": "/real"}
-    subprocess.run(args + (["--ship"] if ship else []), cwd=work, env=env, check=True, capture_output=True)
-    lines = calls.read_text().splitlines()
+    args = ["--stage", "2", "--stop-stage", "3", "--models", "lassnet"] + (["--ship"] if ship else [])
+    _, lines = run_recipe("real", tmp_path, args, env={"CORPUS": "/corpus", "DATA": "/real"}, benchmark="/synth")
     view = next(line for line in lines if "--sources /corpus" in line)
     assert "--splits val " in view and "--sample-rate 16000" in view and "/real-16k" in view
     trained = next(line for line in lines if line.startswith("lassbench train lassnet"))
