@@ -16,8 +16,8 @@ import pandas as pd
 import pytest
 import soundfile
 import torch
+from command_helpers import train_cli
 
-from lassbench.cli import main
 from lassbench.errors import LassbenchError
 from lassbench.train import TrainConfig, train
 from lassbench.train_data import open_training_data
@@ -200,13 +200,7 @@ def test_a_resume_rewrites_the_log_rows_after_its_checkpoint(bench, tmp_path):
 # --------------------------------------------------------------------------------------- refused before work
 
 
-def _run(args, capsys) -> tuple[int, str]:
-    try:
-        main(["train", *map(str, args)])
-        code = 0
-    except SystemExit as exc:
-        code = exc.code
-    return code, capsys.readouterr().err
+_run = train_cli
 
 
 @pytest.mark.parametrize("flags, needle", [
@@ -304,7 +298,7 @@ def test_snr_db_is_the_loudness_difference_the_written_mixture_really_has(bench)
 def test_the_synth_recipe_ships_checkpoints_only_when_asked(tmp_path, ship):
     """recipes/synth/run.sh stages 2-3 with `lassbench` and `python` stubbed (they log their arguments): without
     --ship nothing under lassbench/checkpoints/ is written and stage 3 runs what stage 2 trained."""
-    from recipe_stubs import run_recipe
+    from command_helpers import run_recipe
 
     args = ["--stage", "2", "--stop-stage", "3", "--models", "lassnet"] + (["--ship"] if ship else [])
     work, lines = run_recipe("synth", tmp_path, args, env={"PARALLEL": "0"})

@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 import soxr
 import torch
+from command_helpers import train_cli
 
-from lassbench.cli import main
 from lassbench.errors import LassbenchError
 from lassbench.models.lassnet import QueryBatch
 from lassbench.models.registry import build_model, load_model
@@ -102,13 +102,7 @@ def test_a_class_conditioned_model_trained_on_both_knows_every_class(benches, tm
         open_training_data(benches["b"]).classes)
 
 
-def _cli(args, capsys) -> tuple[int, str]:
-    try:
-        main(["train", *map(str, args)])
-        code = 0
-    except SystemExit as exc:
-        code = exc.code
-    return code, capsys.readouterr().err
+_cli = train_cli
 
 
 def test_benchmarks_at_two_rates_or_one_given_twice_are_refused_in_one_line(benches, tmp_path, capsys):
@@ -197,7 +191,7 @@ def test_a_separator_given_another_rate_resamples_to_its_own_and_back(trained, n
 @pytest.mark.parametrize("ship", [False, True])
 def test_the_real_recipe_fine_tunes_on_both_benchmarks_and_never_reads_a_test_split(tmp_path, ship):
     """recipes/real/run.sh stages 2-3 with `lassbench` and `python` stubbed (they log their arguments)."""
-    from recipe_stubs import run_recipe
+    from command_helpers import run_recipe
 
     args = ["--stage", "2", "--stop-stage", "3", "--models", "lassnet"] + (["--ship"] if ship else [])
     _, lines = run_recipe("real", tmp_path, args, env={"CORPUS": "/corpus", "DATA": "/real"}, benchmark="/synth")

@@ -1,5 +1,6 @@
-"""Run a recipe script with `lassbench` and `python` stubbed: each logs its arguments, `lassbench train` leaves an
-empty model.pt and log.csv in its --out, and `python -c ...default_benchmark...` prints ``benchmark``."""
+"""Test helpers for commands: `lassbench train` in process, and recipe scripts run with `lassbench` and `python`
+stubbed (each logs its arguments; `lassbench train` leaves an empty model.pt and log.csv in its --out; `python -c
+...default_benchmark...` prints ``benchmark``)."""
 
 from __future__ import annotations
 
@@ -35,3 +36,15 @@ def run_recipe(recipe: str, tmp_path: Path, args: list[str], *, env: dict[str, s
     subprocess.run(["bash", f"recipes/{recipe}/run.sh", *args], cwd=work, env=full_env, check=True,
                    capture_output=True)
     return work, calls.read_text().splitlines()
+
+
+def train_cli(args, capsys) -> tuple[int, str]:
+    """``lassbench train ARGS`` in this process: (exit code, stderr)."""
+    from lassbench.cli import main
+
+    try:
+        main(["train", *map(str, args)])
+        code = 0
+    except SystemExit as exc:
+        code = exc.code
+    return code, capsys.readouterr().err
