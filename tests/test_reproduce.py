@@ -119,6 +119,16 @@ def test_the_default_benchmark_built_from_another_corpus_or_by_other_code_is_reb
 # ----------------------------------------------------------------------------------------- debris after kill -9
 
 
+def _kill_9_and_survivors(parent: subprocess.Popen, workers: set[int], wait: float = 10.0) -> list[int]:
+    """SIGKILL ``parent``, then give its ``workers`` ``wait`` seconds to exit; the pids still alive after that."""
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline and any(_alive(pid) for pid in workers):
+        time.sleep(0.05)
+    return [pid for pid in workers if _alive(pid)]
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux") or (os.cpu_count() or 1) < 2,
                     reason="needs /proc and a process pool (2+ CPUs)")
 def test_kill_9_during_corpus_generation_orphans_no_worker_and_a_rerun_removes_its_temp_folder(tmp_path,
@@ -143,12 +153,7 @@ def test_kill_9_during_corpus_generation_orphans_no_worker_and_a_rerun_removes_i
         parent.kill()
         pytest.fail("generation never got going")
     workers |= _children(parent.pid)
-    parent.send_signal(signal.SIGKILL)
-    parent.wait()
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and any(_alive(pid) for pid in workers):
-        time.sleep(0.05)
-    assert not [pid for pid in workers if _alive(pid)], "pool workers outlived their killed parent"
+    assert not _kill_9_and_survivors(parent, workers), "pool workers outlived their killed parent"
     assert temps[0].is_dir() and f"-{parent.pid}-" in temps[0].name  # the debris names its dead owner
     monkeypatch.setenv("LASSBENCH_CACHE", str(cache))
     synth_corpus(clips={"val": 2})  # any later generation in that cache sweeps it
@@ -190,12 +195,7 @@ def test_kill_9_during_a_two_worker_build_orphans_no_worker_and_the_rerun_leaves
         time.sleep(0.02)
     if parent.poll() is not None:
         pytest.skip("the build finished before it could be killed")
-    parent.send_signal(signal.SIGKILL)
-    parent.wait()
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and any(_alive(pid) for pid in workers):
-        time.sleep(0.05)
-    assert not [pid for pid in workers if _alive(pid)], "build workers outlived their killed parent"
+    assert not _kill_9_and_survivors(parent, workers), "build workers outlived their killed parent"
     result = build_dataset(BuildConfig(out=out, sources=str(sources), num_items=14, workers=2, progress=False))
     assert result.manifest is not None and result.reused >= 2
     assert not [p for p in out.rglob("*") if TEMP_MARK in p.name or p.name.endswith(".tmp.wav")]
