@@ -5,8 +5,12 @@ Training mixtures are remixed on the fly from the benchmark's training sources w
 step ``k`` is a pure function of (seed, k), so a resumed run continues exactly where it stopped, and under
 ``torchrun`` each process draws its own slice of the same global batch.
 
-Loss: L1 on the waveform (LASS-Net and AudioSep both train with it). Alternatives one might swap in: negative SI-SDR
-(scale-blind, so the estimate's level drifts) or a spectral L1 (cheaper gradient, phase-blind).
+Loss (``--loss``): ``l1`` on the waveform (LASS-Net and AudioSep both train with it), or ``snr``, the thresholded
+negative SNR of MixIT (Wisdom et al., NeurIPS 2020), per example in dB and then averaged:
+``10 log10(|s - ŝ|² + τ|s|²) - 10 log10(|s|²)`` with τ = 10^(-30/10) (no reward past 30 dB), and for a silent target
+``10 log10(|ŝ|² + τ|x|²) - 10 log10(|x|²)`` (x the mixture). L1 weighs an example by its level, so a quiet target
+gets little gradient and turning the whole output down is a cheap way to lower it (SDRi rewards that, SI-SDRi does
+not); the SNR loss weighs every example alike and keeps the level, unlike negative SI-SDR.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ from lassbench.models.registry import (
     read_checkpoint,
     save_checkpoint,
 )
-from lassbench.train_data import TrainBatch, open_training_data
+from lassbench.train_data import CROPS, TrainBatch, open_training_data
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +54,8 @@ class TrainConfig:
     text_encoder: str | None = None  # None: the size's default
     finetune_text: bool = False
     mixing: str = "remix"  # remix (on the fly from sources) | fixed (built mixtures)
+    crop: str = "uniform"  # uniform | active (centred on the target's sound; lassbench.train_data)
+    loss: str = "l1"  # l1 | snr (see the module docstring)
     steps: int = 2000
     batch_size: int = 8
     segment_seconds: float = 2.0
@@ -79,7 +85,7 @@ def train(config: TrainConfig, *, resume: bool = False) -> Path:
         torch.set_num_threads(config.threads)
     dist = init_distributed(config.device)
     config.device = process_device(config.device, dist)
-    data = open_training_data(config.data, mixing=config.mixing, seed=config.seed)
+    data = open_training_data(config.data, mixing=config.mixing, seed=config.seed, crop=config.crop)
     model_config = _model_config(config, data.classes, data.sample_rate)
     _seed_everything(config.seed)
     model = build_model(config.model, model_config, finetune_text=config.finetune_text).to(config.device)
@@ -102,7 +108,7 @@ def train(config: TrainConfig, *, resume: bool = False) -> Path:
                disable=not dist.is_main, desc=f"train {config.model}", unit="step", dynamic_ncols=True)
     for step, batch in bar:
         _set_learning_rate(optimizer, learning_rate(step, config))
-        loss = mean_over_ranks(train_step(wrapped, optimizer, batch, config.device), dist, config.device)
+        loss = mean_over_ranks(train_step(wrapped, optimizer, batch, config.device, config.loss), dist, config.device)
         bar.set_postfix(loss=f"{loss:.4f}")
         done = step + 1
         record = {"step": done, "loss": loss}
@@ -137,6 +143,10 @@ def check_config(config: TrainConfig) -> None:
     if not (math.isfinite(config.weight_decay) and config.weight_decay >= 0):
         raise LassbenchError(f"weight decay {config.weight_decay}: must be a non-negative number")
     check_device(config.device)
+    if config.loss not in LOSSES:
+        raise LassbenchError(f"--loss {config.loss}: one of {', '.join(LOSSES)}")
+    if config.crop not in CROPS:
+        raise LassbenchError(f"--crop {config.crop}: one of {', '.join(CROPS)}")
 
 
 def check_device(device: str) -> None:
@@ -194,15 +204,41 @@ def _set_learning_rate(optimizer: torch.optim.Optimizer, lr: float) -> None:
         group["lr"] = lr
 
 
-def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batch: TrainBatch, device: str) -> float:
-    """One optimisation step of L1 waveform loss; returns the loss (this process's batch)."""
+def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batch: TrainBatch, device: str,
+               loss_name: str = "l1") -> float:
+    """One optimisation step; returns the loss (this process's batch)."""
     model.train()
-    estimate = model(batch.mixture.to(device), batch.query_batch(device))
-    loss = (estimate - batch.target.to(device)).abs().mean()
+    mixture = batch.mixture.to(device)
+    estimate = model(mixture, batch.query_batch(device))
+    loss = LOSSES[loss_name](estimate, batch.target.to(device), mixture)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
     return float(loss.detach())
+
+
+def l1_loss(estimate: torch.Tensor, target: torch.Tensor, mixture: torch.Tensor) -> torch.Tensor:
+    return (estimate - target).abs().mean()
+
+
+SNR_THRESHOLD = 10.0 ** (-30.0 / 10.0)  # τ: an example stops paying past 30 dB SNR
+SILENT_TARGET = 1e-6  # a target under -60 dB of its mixture counts as silent
+
+
+def snr_loss(estimate: torch.Tensor, target: torch.Tensor, mixture: torch.Tensor) -> torch.Tensor:
+    """MixIT's thresholded negative SNR in dB, averaged over the batch (the module docstring)."""
+    tiny = torch.finfo(estimate.dtype).tiny
+    target_power = target.square().sum(-1)
+    mixture_power = mixture.square().sum(-1).clamp_min(tiny)
+    active = target_power > SILENT_TARGET * mixture_power
+    error = (target - estimate).square().sum(-1)
+    with_target = 10 * torch.log10((error + SNR_THRESHOLD * target_power).clamp_min(tiny)
+                                   / target_power.clamp_min(tiny))
+    without = 10 * torch.log10((estimate.square().sum(-1) + SNR_THRESHOLD * mixture_power) / mixture_power)
+    return torch.where(active, with_target, without).mean()
+
+
+LOSSES = {"l1": l1_loss, "snr": snr_loss}
 
 
 @torch.no_grad()
@@ -280,8 +316,8 @@ def _maybe_resume(path: Path, model, optimizer, config: TrainConfig, fingerprint
 
 # settings that change what is trained: a resume with other values would not continue the same run (``steps`` may
 # grow: the schedule is a function of the step; device, workers, threads and the logging cadence change no number)
-RESUME_KEYS = ("init", "size", "text_encoder", "finetune_text", "mixing", "batch_size", "segment_seconds", "lr",
-               "weight_decay", "seed", "channels", "cond_dim")
+RESUME_KEYS = ("init", "size", "text_encoder", "finetune_text", "mixing", "crop", "loss", "batch_size",
+               "segment_seconds", "lr", "weight_decay", "seed", "channels", "cond_dim")
 
 
 def _check_same_run(path: Path, state: dict, config: TrainConfig) -> None:

@@ -177,6 +177,16 @@ def test_fixed_mixing_crops_the_built_train_mixtures(tmp_path_factory, bench):
     for row in serial.mixture.numpy():  # every example is a window of one built mixture
         assert any(any(np.array_equal(row, m[o:o + SEGMENT]) for o in range(0, len(m) - SEGMENT + 1))
                    for m in mixtures.values())
+    # --crop active: the window is the one _active_crop_offset picks on the item's built target
+    from lassbench.train_data import _active_crop_offset
+
+    active = open_training_data(out, mixing="fixed", seed=0, crop="active")
+    for index in range(6):
+        example = active.source.example(index, SEGMENT)
+        row = active.source.items.iloc[int(active.source._order[1][index])]
+        target = soundfile.read(out / "target" / f"{row['id']}.wav", dtype="float32")[0]
+        offset = _active_crop_offset(target, SEGMENT, np.random.default_rng([0, index, 7]))
+        assert np.array_equal(example.target, target[offset:offset + SEGMENT])
 
 
 def test_resume_with_workers_continues_the_uninterrupted_run_exactly(bench, tmp_path):

@@ -18,6 +18,12 @@ import click
 @click.option("--finetune-text", is_flag=True, help="Train the text encoder too (frozen by default).")
 @click.option("--mixing", default="remix", show_default=True, type=click.Choice(["remix", "fixed"]),
               help="remix: fresh interferers and SNRs every step from the training sources; fixed: built mixtures.")
+@click.option("--crop", default="uniform", show_default=True, type=click.Choice(["uniform", "active"]),
+              help="Where each example's crop starts: uniform over the item, or active: around a random moment "
+                   "where the target sounds (for clips that are mostly silence).")
+@click.option("--loss", default="l1", show_default=True, type=click.Choice(["l1", "snr"]),
+              help="l1: waveform L1 (LASS-Net, AudioSep); snr: thresholded negative SNR in dB per example (MixIT), "
+                   "which weighs quiet and loud targets alike.")
 @click.option("--steps", default=2000, show_default=True)
 @click.option("--batch-size", default=8, show_default=True, help="Per process.")
 @click.option("--segment-seconds", default=2.0, show_default=True, help="Random crop length of each example.")
@@ -35,8 +41,8 @@ import click
                    "ones. A class-conditioned model keeps the embeddings of the classes both know.")
 @click.option("--resume", is_flag=True, help="Continue from OUT/last.pt (same data and seed give the same run).")
 def command(model: str, data: tuple[str, ...], out: str, size: str, text_encoder: str | None, finetune_text: bool,
-            mixing: str, steps: int, batch_size: int, segment_seconds: float, lr: float, val_every: int,
-            checkpoint_every: int, seed: int, device: str, threads: int, workers: int, init: str | None,
+            mixing: str, crop: str, loss: str, steps: int, batch_size: int, segment_seconds: float, lr: float,
+            val_every: int, checkpoint_every: int, seed: int, device: str, threads: int, workers: int, init: str | None,
             resume: bool) -> None:
     """Train MODEL (lassnet, tag-queried, class-conditioned) on a built benchmark.
 
@@ -50,7 +56,8 @@ def command(model: str, data: tuple[str, ...], out: str, size: str, text_encoder
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     config = TrainConfig(model=model, data=data[0] if len(data) == 1 else list(data), init=init, out=out, size=size,
                          text_encoder=text_encoder,
-                         finetune_text=finetune_text, mixing=mixing, steps=steps, batch_size=batch_size,
+                         finetune_text=finetune_text, mixing=mixing, crop=crop, loss=loss, steps=steps,
+                         batch_size=batch_size,
                          segment_seconds=segment_seconds, lr=lr, val_every=val_every,
                          checkpoint_every=checkpoint_every, seed=seed, device=device, threads=threads,
                          workers=workers)

@@ -14,7 +14,9 @@
 # $TRAIN_VIEW, whose val split is the validation; the test split is never read), 3 run every model on the real
 # benchmark's test split (the synth figures: recipes/synth/run.sh --stage 3).
 # --ship copies the trained weights (float16) to lassbench/checkpoints/ and their logs to recipes/real/logs/.
-# CORPUS, DATA, RUNS, RESULTS, STEPS, LR, SEED may be set in the environment; the wall time of each stage is printed.
+# Training crops each example around the target's sound (--crop active: real clips are mostly silence) and minimises
+# the thresholded negative SNR (--loss snr), chosen over L1 on the real val split (docs/real-corpus.md).
+# CORPUS, DATA, RUNS, RESULTS, STEPS, LR, SEED, LOSS, CROP may be set in the environment; the wall time of each stage is printed.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -30,7 +32,7 @@ while [ $# -gt 0 ]; do
 done
 CORPUS=${CORPUS:-data/real}; DATA=${DATA:-data/real-benchmark}; MIRROR=${MIRROR:-}
 TRAIN_VIEW=${TRAIN_VIEW:-$DATA-16k}; RUNS=${RUNS:-runs/real}; RESULTS=${RESULTS:-leaderboards/results}
-STEPS=${STEPS:-3000}; LR=${LR:-1e-3}; SEED=${SEED:-0}
+STEPS=${STEPS:-3000}; LR=${LR:-1e-3}; SEED=${SEED:-0}; LOSS=${LOSS:-snr}; CROP=${CROP:-active}
 timed() { local t0=$SECONDS; "$@"; echo "[$(date -u +%H:%M:%S)] '$*' took $((SECONDS - t0)) s"; }
 
 if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
@@ -45,7 +47,7 @@ train_one() {  # model: fine-tune its synth-only checkpoint on synth + real (one
   local model=$1 resume=""
   [ -f "$RUNS/$model/last.pt" ] && resume="--resume"
   timed lassbench train "$model" --data "$SYNTH" --data "$TRAIN_VIEW" --init "recipes/real/init/$model-tiny-synth.pt" \
-    --out "$RUNS/$model" --steps "$STEPS" --lr "$LR" --batch-size 8 --threads 1 --seed "$SEED" --val-every 500 \
+    --out "$RUNS/$model" --steps "$STEPS" --lr "$LR" --loss "$LOSS" --crop "$CROP" --batch-size 8 --threads 1 --seed "$SEED" --val-every 500 \
     --checkpoint-every 250 $resume
   if [ "$ship" = 1 ]; then
     python -c "import sys; from lassbench.models.registry import half_precision_copy as h; h(sys.argv[1], sys.argv[2])" \
