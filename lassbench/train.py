@@ -223,17 +223,18 @@ def l1_loss(estimate: torch.Tensor, target: torch.Tensor, mixture: torch.Tensor)
 
 SNR_THRESHOLD = 10.0 ** (-30.0 / 10.0)  # τ: an example stops paying past 30 dB SNR
 SILENT_TARGET = 1e-6  # a target under -60 dB of its mixture counts as silent
+POWER_FLOOR = 1e-8  # sums of squares below this (an all-zero example) are floored: no -inf, no NaN gradient
 
 
 def snr_loss(estimate: torch.Tensor, target: torch.Tensor, mixture: torch.Tensor) -> torch.Tensor:
     """MixIT's thresholded negative SNR in dB, averaged over the batch (the module docstring)."""
-    tiny = torch.finfo(estimate.dtype).tiny
+    estimate, target, mixture = estimate.float(), target.float(), mixture.float()  # float16 power sums overflow
     target_power = target.square().sum(-1)
-    mixture_power = mixture.square().sum(-1).clamp_min(tiny)
+    mixture_power = mixture.square().sum(-1).clamp_min(POWER_FLOOR)
     active = target_power > SILENT_TARGET * mixture_power
     error = (target - estimate).square().sum(-1)
-    with_target = 10 * torch.log10((error + SNR_THRESHOLD * target_power).clamp_min(tiny)
-                                   / target_power.clamp_min(tiny))
+    with_target = 10 * torch.log10((error + SNR_THRESHOLD * target_power).clamp_min(POWER_FLOOR)
+                                   / target_power.clamp_min(POWER_FLOOR))
     without = 10 * torch.log10((estimate.square().sum(-1) + SNR_THRESHOLD * mixture_power) / mixture_power)
     return torch.where(active, with_target, without).mean()
 
@@ -318,10 +319,12 @@ def _maybe_resume(path: Path, model, optimizer, config: TrainConfig, fingerprint
 # grow: the schedule is a function of the step; device, workers, threads and the logging cadence change no number)
 RESUME_KEYS = ("init", "size", "text_encoder", "finetune_text", "mixing", "crop", "loss", "batch_size",
                "segment_seconds", "lr", "weight_decay", "seed", "channels", "cond_dim")
+OLDER_RUN_DEFAULTS = {"crop": "uniform", "loss": "l1"}  # what a run saved before these settings existed trained with
 
 
 def _check_same_run(path: Path, state: dict, config: TrainConfig) -> None:
     saved = state.get("train_config") or {}
+    saved = {**OLDER_RUN_DEFAULTS, **saved}
     changed = [f"--{k.replace('_', '-')} {saved[k]!r} -> {getattr(config, k)!r}" for k in RESUME_KEYS
                if k in saved and saved[k] != getattr(config, k)]
     if changed:

@@ -15,10 +15,12 @@ processes, and the batches do not depend on how many there are.
 
 Validation always uses the built ``val`` split (fixed mixtures, full length).
 
-Crops (``crop``): ``uniform`` draws the crop's start uniformly over the item; ``active`` centres it, give or take
-a uniform shift, on a random active frame of the target (within 40 dB of its loudest frame), so that a clip whose
-sound lasts 0.7 s of its 10 s (the real corpus's median key or drum hit) is not mostly trained on silence. Either
-way the crop is a pure function of (seed, index).
+Crops (``crop``): ``uniform`` draws the crop's start uniformly over the item; ``active`` draws a random active
+256-sample frame of the target (within 40 dB of its loudest frame) and places the crop so that the frame's centre
+falls at a uniformly drawn place in it, so that a clip whose sound lasts 0.7 s of its 10 s (the real corpus's median
+key or drum hit) is not trained mostly on silence. The frame's centre is always inside the crop; the sound itself
+can, rarely, lie just outside (a crop ending mid-frame before it: 20 of 100,000 draws for a lone 0.25 s burst).
+Either way the crop is a pure function of (seed, index).
 
 Relative to rendering the whole item and cropping it (lassbench < 0.2): the loudness gains are the same (whole-clip
 loudness from ``sources.csv``); the anti-clipping gain is computed on the crop, so an example whose whole mixture
@@ -369,8 +371,8 @@ def _crop_offset(length: int, segment: int, rng: np.random.Generator) -> int:
 
 
 def _active_crop_offset(target: np.ndarray, segment: int, rng: np.random.Generator, hop: int = 256) -> int:
-    """A crop start that puts a random active frame of ``target`` at a uniformly drawn place inside the crop; a
-    silent target falls back to a uniform start."""
+    """A crop start that puts the centre of a random active frame of ``target`` at a uniformly drawn place inside
+    the crop; a silent target falls back to a uniform start."""
     length = len(target)
     frames = length // hop
     if length <= segment or frames == 0:

@@ -30,3 +30,11 @@ def test_paired_differences_and_per_class_means(tmp_path):
     assert 0.0 <= low < 3.0 < high <= 6.0  # bootstrap means of {2, 4, 0, 6} lie in [0, 6]
     assert row[4].strip() == "3"  # the item at 1.0 vs 1.0 is not a win
     assert "| Speech | 4.0 | 1.0 | 2 |" in out and "| Drum | 4.0 | 1.0 | 2 |" in out
+
+
+def test_systems_scored_on_different_items_are_refused_in_one_line(tmp_path):
+    _results(tmp_path, "a", [1.0, 2.0], ["Speech", "Drum"])
+    _results(tmp_path, "b", [1.0], ["Speech"])
+    done = subprocess.run([sys.executable, str(ROOT / "recipes" / "real" / "compare.py"), "--results", str(tmp_path),
+                           "a", "b"], capture_output=True, text=True)
+    assert done.returncode != 0 and done.stderr.strip().startswith("error: ") and "different items" in done.stderr

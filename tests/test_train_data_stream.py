@@ -187,6 +187,8 @@ def test_fixed_mixing_crops_the_built_train_mixtures(tmp_path_factory, bench):
         target = soundfile.read(out / "target" / f"{row['id']}.wav", dtype="float32")[0]
         offset = _active_crop_offset(target, SEGMENT, np.random.default_rng([0, index, 7]))
         assert np.array_equal(example.target, target[offset:offset + SEGMENT])
+        mixture = soundfile.read(out / "mixture" / f"{row['id']}.wav", dtype="float32")[0]
+        assert np.array_equal(example.mixture, mixture[offset:offset + SEGMENT])
 
 
 def test_resume_with_workers_continues_the_uninterrupted_run_exactly(bench, tmp_path):

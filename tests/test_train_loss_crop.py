@@ -25,7 +25,7 @@ def _burst(length: int, start: int, size: int) -> np.ndarray:
     return signal
 
 
-def test_an_active_crop_always_holds_the_targets_only_sound():
+def test_an_active_crop_holds_the_targets_only_sound_in_each_of_200_draws():
     length, segment, start, size = 160_000, 32_000, 120_000, 4_000  # 0.25 s of sound in 10 s, crops of 2 s
     target = _burst(length, start, size)
     for index in range(200):
@@ -127,3 +127,55 @@ def test_a_resume_with_another_loss_is_refused(tiny_benchmark, tmp_path):
     train(TrainConfig(**settings))
     with pytest.raises(LassbenchError, match="--loss 'snr' -> 'l1'"):
         train(TrainConfig(**{**settings, "loss": "l1", "steps": 4}), resume=True)
+
+
+def test_an_active_remix_crop_cuts_every_source_at_the_offset_drawn_on_the_target(tiny_benchmark, monkeypatch):
+    """The target is read whole to find its sound, the others by range: all must be cut at one offset."""
+    import lassbench.protocols.lassbench as protocol
+    from lassbench.audio import read_audio, read_audio_range
+
+    data = open_training_data(str(tiny_benchmark), seed=0, crop="active")
+    seen = []
+    real_render = protocol.render
+    monkeypatch.setattr(protocol, "render", lambda spec, crops, loudness: seen.append((spec, crops))
+                        or real_render(spec, crops, loudness))
+    segment = 6000
+    for index in range(8):
+        data.source.example(index, segment)
+        spec, crops = seen[-1]
+        path = data.source.paths[spec.target_id]
+        length = data.source.frames[spec.target_id]
+        whole = read_audio(path, sample_rate=data.sample_rate)[0][:length]
+        offset = _active_crop_offset(whole, segment, np.random.default_rng([0, index, 7]))
+        for sid, crop in crops.items():
+            expected = read_audio_range(data.source.paths[sid], offset, len(crop), sample_rate=data.sample_rate)
+            assert np.array_equal(crop[:len(expected)], expected), (index, sid)
+
+
+def test_active_crops_are_the_same_with_loader_workers(tiny_benchmark):
+    data = open_training_data(str(tiny_benchmark), seed=0, crop="active")
+    serial, parallel = next(data.batches(3, 4, 4, 6000)), next(data.batches(3, 4, 4, 6000, workers=2))
+    assert torch.equal(serial.target, parallel.target) and torch.equal(serial.mixture, parallel.mixture)
+
+
+def test_resuming_a_run_saved_before_loss_and_crop_existed_with_other_values_is_refused(tiny_benchmark, tmp_path):
+    settings = dict(model="lassnet", data=str(tiny_benchmark), out=str(tmp_path / "run"), steps=2, batch_size=2,
+                    segment_seconds=0.5, val_every=2, val_items=2, checkpoint_every=2, channels=[4, 8], cond_dim=16)
+    train(TrainConfig(**settings))
+    state = torch.load(tmp_path / "run" / "last.pt", weights_only=False)
+    for key in ("loss", "crop"):
+        del state["train_config"][key]  # as lassbench wrote it before the options existed
+    torch.save(state, tmp_path / "run" / "last.pt")
+    with pytest.raises(LassbenchError, match="--loss 'l1' -> 'snr'"):
+        train(TrainConfig(**{**settings, "loss": "snr", "steps": 4}), resume=True)
+    train(TrainConfig(**{**settings, "steps": 4}), resume=True)  # the defaults it did train with: accepted
+
+
+def test_snr_loss_of_an_all_zero_example_is_finite_with_finite_gradients():
+    estimate = torch.zeros(2, 100, requires_grad=True)
+    zeros = torch.zeros(2, 100)
+    loss = snr_loss(estimate, zeros, zeros)
+    loss.backward()
+    assert torch.isfinite(loss) and torch.isfinite(estimate.grad).all()
+    half = snr_loss(torch.randn(1, 100).half(), torch.randn(1, 100).half() * 200, torch.randn(1, 100).half() * 200)
+    assert torch.isfinite(half)  # float16 inputs: the power sums are taken in float32

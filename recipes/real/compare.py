@@ -28,7 +28,11 @@ def class_of_items(results: Path, system: str) -> pd.Series:
 
 
 def paired_difference(a: pd.Series, b: pd.Series, resamples: int = 10_000, seed: int = 0) -> dict[str, float]:
+    if set(a.index) != set(b.index):
+        raise SystemExit(f"error: the two systems were scored on different items ({len(a)} vs {len(b)})")
     diff = (a - b.loc[a.index]).to_numpy()
+    if not np.isfinite(diff).all():
+        raise SystemExit("error: a per-item score is missing or not finite")
     rng = np.random.default_rng(seed)
     means = diff[rng.integers(0, len(diff), size=(resamples, len(diff)))].mean(axis=1)
     low, high = np.percentile(means, [2.5, 97.5])
