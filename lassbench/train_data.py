@@ -129,15 +129,13 @@ class _FixedSource:
         length = int(row["num_samples"])
         rng = np.random.default_rng([self.seed, index, 7])
         if self.crop == "active" and length > segment:
-            offset = _active_crop_offset(self._read(row, "target"), segment, rng)
+            offset = _active_crop_offset(read_item_audio(self.data_dir, row, "target", self.sample_rate), segment, rng)
         else:
             offset = _crop_offset(length, segment, rng)
         mixture, target = (read_audio_range(self.data_dir / kind / f"{row['id']}.wav", offset, segment,
                                             sample_rate=self.sample_rate) for kind in ("mixture", "target"))
         return _Example(_fit(mixture, 0, segment), _fit(target, 0, segment), row["query"], list(row["labels"]))
 
-    def _read(self, row: pd.Series, kind: str) -> np.ndarray:
-        return read_audio(self.data_dir / kind / f"{row['id']}.wav", sample_rate=self.sample_rate)[0]
 
 
 class ExampleDataset(torch.utils.data.Dataset):
@@ -204,12 +202,10 @@ class TrainingData(_Batches):
     """The training examples and validation items of one built benchmark."""
 
     def __init__(self, data_dir: Path, *, mixing: str, seed: int, crop: str = "uniform") -> None:
-        if crop not in CROPS:
-            raise LassbenchError(f"unknown crop '{crop}' ({' or '.join(CROPS)})")
         self.data_dir = data_dir
         self.mixing = mixing
         self.seed = seed
-        self.crop = crop
+        self.crop = checked_crop(crop)
         self.dataset = read_dataset_json(data_dir)
         self.items = read_item_manifest(data_dir / "manifest.csv")
         self.sample_rate = int(self.dataset.get("sample_rate") or self.items["sample_rate"].iloc[0])
@@ -253,7 +249,7 @@ class TrainingData(_Batches):
 
     def _read(self, row: pd.Series, kind: str) -> np.ndarray:
         # read at every validation (no cache): 64 items of 10 s at 32 kHz would hold ~160 MB for the whole run
-        return read_audio(self.data_dir / kind / f"{row['id']}.wav", sample_rate=self.sample_rate)[0]
+        return read_item_audio(self.data_dir, row, kind, self.sample_rate)
 
 
 class _MixedSource:
@@ -295,8 +291,7 @@ class MixedTrainingData(_Batches):
 def open_training_data(data: str | Path | list[str | Path] | tuple[str | Path, ...], *, mixing: str = "remix",
                        seed: int = 0, crop: str = "uniform") -> TrainingData | MixedTrainingData:
     """One built benchmark, or several trained on together (:class:`MixedTrainingData`)."""
-    if crop not in CROPS:
-        raise LassbenchError(f"unknown crop '{crop}' ({' or '.join(CROPS)})")
+    checked_crop(crop)
     paths = [data] if isinstance(data, (str, Path)) else list(data)
     if not paths:
         raise LassbenchError("--data: no benchmark given")
@@ -364,6 +359,17 @@ def _check_folders(paths, data_dir: Path) -> None:
     if missing:
         raise LassbenchError(f"{data_dir}: training sources under {missing[0]} not found (moved?): rebuild the "
                              "benchmark, or use --mixing fixed")
+
+
+def read_item_audio(data_dir: Path, row: pd.Series, kind: str, sample_rate: int) -> np.ndarray:
+    """A built item's ``mixture`` or ``target`` at ``sample_rate``."""
+    return read_audio(data_dir / kind / f"{row['id']}.wav", sample_rate=sample_rate)[0]
+
+
+def checked_crop(crop: str) -> str:
+    if crop not in CROPS:
+        raise LassbenchError(f"unknown crop '{crop}' ({' or '.join(CROPS)})")
+    return crop
 
 
 def _crop_offset(length: int, segment: int, rng: np.random.Generator) -> int:
