@@ -129,13 +129,17 @@ class _FixedSource:
         length = int(row["num_samples"])
         rng = np.random.default_rng([self.seed, index, 7])
         if self.crop == "active" and length > segment:
-            offset = _active_crop_offset(read_item_audio(self.data_dir, row, "target", self.sample_rate), segment, rng)
+            whole = read_item_audio(self.data_dir, row, "target", self.sample_rate)
+            offset = _active_crop_offset(whole, segment, rng)
+            target = whole[offset:offset + segment]  # read once: the range is a slice of the whole
         else:
             offset = _crop_offset(length, segment, rng)
-        mixture, target = (read_audio_range(self.data_dir / kind / f"{row['id']}.wav", offset, segment,
-                                            sample_rate=self.sample_rate) for kind in ("mixture", "target"))
+            target = self._read_range(row, "target", offset, segment)
+        mixture = self._read_range(row, "mixture", offset, segment)
         return _Example(_fit(mixture, 0, segment), _fit(target, 0, segment), row["query"], list(row["labels"]))
 
+    def _read_range(self, row: pd.Series, kind: str, offset: int, frames: int) -> np.ndarray:
+        return read_audio_range(self.data_dir / kind / f"{row['id']}.wav", offset, frames, sample_rate=self.sample_rate)
 
 
 class ExampleDataset(torch.utils.data.Dataset):

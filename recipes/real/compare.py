@@ -17,14 +17,10 @@ import numpy as np
 import pandas as pd
 
 
-def per_item(results: Path, system: str, metric: str) -> pd.Series:
+def per_item(results: Path, system: str, metric: str) -> tuple[pd.Series, pd.Series]:
+    """A system's per-item ``metric`` and each item's class (its first label), indexed by item id."""
     frame = pd.read_csv(results / system / "per_item.csv").set_index("item")
-    return frame[metric]
-
-
-def class_of_items(results: Path, system: str) -> pd.Series:
-    frame = pd.read_csv(results / system / "per_item.csv").set_index("item")
-    return frame["labels"].map(lambda value: (json.loads(value) or ["?"])[0])
+    return frame[metric], frame["labels"].map(lambda value: (json.loads(value) or ["?"])[0])
 
 
 def paired_difference(a: pd.Series, b: pd.Series, resamples: int = 10_000, seed: int = 0) -> dict[str, float]:
@@ -46,14 +42,15 @@ def main() -> None:
     parser.add_argument("--results", type=Path, default=Path("leaderboards/results/real"))
     parser.add_argument("--metric", default="si_sdri")
     args = parser.parse_args()
-    scores = {system: per_item(args.results, system, args.metric) for system in args.systems}
+    read = {system: per_item(args.results, system, args.metric) for system in args.systems}
+    scores = {system: values for system, (values, _) in read.items()}
     first = args.systems[0]
     print(f"## {args.metric}: {first} minus each other system, item by item\n")
     print("| other | mean difference (dB) | 95 % bootstrap CI | items won | n |\n|---|---|---|---|---|")
     for other in args.systems[1:]:
         d = paired_difference(scores[first], scores[other])
         print(f"| {other} | {d['mean']:.2f} | [{d['ci95_low']:.2f}, {d['ci95_high']:.2f}] | {d['wins']} | {d['n']} |")
-    classes = class_of_items(args.results, first)
+    classes = read[first][1]
     table = pd.DataFrame({system: scores[system].loc[classes.index] for system in args.systems})
     grouped = table.groupby(classes.to_numpy())
     summary = grouped.mean().round(1).assign(items=grouped.size()).sort_values("items", ascending=False)
