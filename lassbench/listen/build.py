@@ -1,15 +1,16 @@
-"""``lassbench listen build``: a self-contained MUSHRA-style test page from runs saved with ``--save-audio``.
+"""``lassbench listen build``: a blind, self-contained MUSHRA-style test page from runs saved with ``--save-audio``.
 
 Inputs: result folders ``OUT/<benchmark>/<system>`` of ``lassbench run ... --save-audio`` (estimates under
 ``estimates/<id>.wav``, ``run.json``, ``per_item.csv``) and the built benchmark they separated (mixtures and targets).
-Output folder::
+Output, the folder sent to listeners (nothing in it names a condition)::
 
-    index.html          the test: HTML + JS, the test description embedded (opens from file://, no server)
-    test.json           what was built: items, queries, condition order per trial, loudness gains, per-item metrics
-    audio/<trial>/      ref.wav (the open reference) and 1.wav .. n.wav (the conditions in their shuffled order)
+    index.html          the test: HTML + JS, trials with opaque stimulus ids embedded (opens from file://, no server)
+    audio/<trial>/      ref.wav (the open reference) and <stimulus id>.wav per condition
 
-Trials (items) and the order of conditions within each are drawn with ``seed``; the same inputs give the same
-``test_id``, so ratings collected on an earlier build of the same test stay valid.
+and, outside it, the key (default ``<folder>.key.json``, see :mod:`lassbench.listen.key`): items, queries, which
+stimulus id is which condition, loudness gains, per-item metrics. Trials (items) are drawn with ``seed``; the ids and
+the per-trial order come from the key's secret, so the same inputs rebuilt beside the same key give the same
+``test_id`` and ratings collected on an earlier build stay valid.
 """
 
 from __future__ import annotations
@@ -26,10 +27,18 @@ import pandas as pd
 from lassbench import __version__
 from lassbench.audio import read_audio, sha256_file, write_audio, write_text_atomic
 from lassbench.errors import LassbenchError
+from lassbench.listen.key import (
+    LEGACY_KEY,
+    blind_order,
+    blinding_secret,
+    check_outside_folder,
+    default_key_path,
+    write_key,
+)
 from lassbench.listen.page import render_page
 from lassbench.listen.stimuli import FIXED_CONDITIONS, REFERENCE, trial_stimuli
-from lassbench.manifests import built_benchmark_dir, read_dataset_json, read_item_manifest
-from lassbench.paths import check_output_folder
+from lassbench.manifests import built_benchmark_dir, read_dataset_json, read_item_manifest, read_manifest
+from lassbench.paths import check_output_file, check_output_folder
 
 CORRELATED_METRICS = ("sdri", "si_sdri")  # + every clap_score*@digest column a run has
 
@@ -45,6 +54,11 @@ class ListenConfig:
     loudness_lufs: float = -23.0
     max_seconds: float | None = 10.0
     title: str = "Listening test: language-queried source separation"
+    key: str | None = None  # the key file; default <out>.key.json, beside the folder sent to listeners
+
+    @property
+    def key_path(self) -> Path:
+        return Path(self.key) if self.key else default_key_path(self.out)
 
 
 @dataclass
@@ -58,7 +72,46 @@ class RunFolder:
 
 
 def build_test(config: ListenConfig) -> Path:
-    """Write the test folder; returns the path of index.html."""
+    """Write the listeners' folder and, outside it, the key; returns the path of index.html."""
+    _check_config(config)
+    runs = [_read_run(Path(r)) for r in config.runs]
+    _check_systems(runs)
+    data_dir = _benchmark_folder(config.data, runs)
+    manifest = read_item_manifest(data_dir / "manifest.csv")
+    ids = _pick_items(manifest, data_dir, runs, config)
+    out, key = Path(config.out), config.key_path
+    check_output_folder(out, "--out")
+    check_output_file(key, "--key")
+    check_outside_folder(key, out)
+    queries = dict(zip(manifest["id"].astype(str), manifest["query"], strict=True))
+    test = {
+        "title": config.title,
+        "benchmark": runs[0].benchmark or data_dir.name,
+        "data": str(data_dir),
+        "folder": str(out.resolve()),
+        "systems": [r.system for r in runs],
+        "fixed_conditions": list(FIXED_CONDITIONS),
+        "seed": config.seed,
+        "loudness_lufs": config.loudness_lufs,
+        "max_seconds": config.max_seconds,
+        "items": [{"trial_id": f"t{n:02d}", "item": item, "query": queries[item]}
+                  for n, item in enumerate(ids, start=1)],
+    }
+    identity = {k: test[k] for k in ("benchmark", "systems", "seed", "loudness_lufs", "max_seconds", "items")}
+    test["identity_sha256"] = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
+    secret = blinding_secret(key, test["identity_sha256"])
+    test["test_id"] = hashlib.sha256((test["identity_sha256"] + secret).encode()).hexdigest()[:12]
+    test["trials"] = [_build_trial(t["trial_id"], t["item"], t["query"], data_dir, runs, config, secret, out)
+                      for t in test.pop("items")]
+    test["blinding"] = {"secret": secret, "rule": "stimulus id = 's' + HMAC-SHA256(secret, trial_id NUL condition)"
+                        "[:12]; display order = ids sorted"}
+    test["lassbench_version"] = __version__
+    write_key(key, test)
+    _remove_stale(out, test["trials"])
+    return write_text_atomic(out / "index.html", render_page(test))
+
+
+def _check_config(config: ListenConfig) -> None:
     if config.trials < 1:
         raise LassbenchError("--trials must be at least 1")
     if config.seed < 0:
@@ -73,39 +126,27 @@ def build_test(config: ListenConfig) -> Path:
                              "measured over 0.4 s blocks)")
     if not -70 < config.loudness_lufs < 0:
         raise LassbenchError(f"--loudness {config.loudness_lufs:g}: expected a level in LUFS between -70 and 0")
-    runs = [_read_run(Path(r)) for r in config.runs]
-    _check_systems(runs)
-    data_dir = _benchmark_folder(config.data, runs)
-    manifest = read_item_manifest(data_dir / "manifest.csv")
-    ids = _pick_items(manifest, data_dir, runs, config)
-    out = Path(config.out)
-    check_output_folder(out, "--out")
-    rng = np.random.default_rng(config.seed)
-    queries = dict(zip(manifest["id"].astype(str), manifest["query"], strict=True))
-    trials = [_build_trial(f"t{n:02d}", item, queries[item], data_dir, runs, config, rng, out)
-              for n, item in enumerate(ids, start=1)]
-    test = {
-        "title": config.title,
-        "benchmark": runs[0].benchmark or data_dir.name,
-        "data": str(data_dir),
-        "systems": [r.system for r in runs],
-        "fixed_conditions": list(FIXED_CONDITIONS),
-        "seed": config.seed,
-        "loudness_lufs": config.loudness_lufs,
-        "max_seconds": config.max_seconds,
-        "trials": trials,
-        "lassbench_version": __version__,
-    }
-    identity = {k: test[k] for k in ("benchmark", "systems", "seed", "loudness_lufs", "max_seconds")}
-    identity["trials"] = [{k: t[k] for k in ("trial_id", "item", "query", "stimuli")} for t in trials]
-    test["test_id"] = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:12]
-    write_text_atomic(out / "test.json", json.dumps(test, indent=2) + "\n")
-    return write_text_atomic(out / "index.html", render_page(test))
+
+
+def _remove_stale(out: Path, trials: list[dict]) -> None:
+    """A rebuild into the same folder leaves no earlier build's audio or key (older builds kept it inside)."""
+    kept = {out / t["reference"] for t in trials} | {out / s["file"] for t in trials for s in t["stimuli"]}
+    for wav in (out / "audio").glob("*/*.wav"):
+        if wav not in kept:
+            wav.unlink()
+    for folder in (out / "audio").glob("*/"):
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
+    (out / LEGACY_KEY).unlink(missing_ok=True)
 
 
 def _read_run(folder: Path) -> RunFolder:
+    if not folder.is_dir():
+        raise LassbenchError(f"{folder}: run folder not found; expected a result folder OUT/<benchmark>/<system> "
+                             "written by `lassbench run MODEL --save-audio` (estimates/<id>.wav, run.json)")
     if not (folder / "estimates").is_dir():
-        raise LassbenchError(f"{folder}: no estimates/ folder; rerun with `lassbench run MODEL --save-audio`")
+        raise LassbenchError(f"{folder}: no estimates/ folder in this run folder (it was run without "
+                             "--save-audio); rerun `lassbench run MODEL --save-audio`")
     info = {}
     if (folder / "run.json").is_file():
         try:
@@ -114,7 +155,7 @@ def _read_run(folder: Path) -> RunFolder:
             raise LassbenchError(f"{folder / 'run.json'}: cannot read ({exc})") from exc
     metrics = None
     if (folder / "per_item.csv").is_file():
-        metrics = pd.read_csv(folder / "per_item.csv", dtype={"item": str}).set_index("item")
+        metrics = read_manifest(folder / "per_item.csv", ["item"]).set_index("item")
     return RunFolder(system=str(info.get("system") or folder.name), folder=folder,
                      benchmark=info.get("benchmark") or folder.parent.name, metrics=metrics,
                      data=info.get("data"), manifest_sha256=info.get("manifest_sha256"))
@@ -177,24 +218,25 @@ def _pick_items(manifest: pd.DataFrame, data_dir: Path, runs: list[RunFolder], c
 
 
 def _build_trial(trial_id: str, item: str, query: str, data_dir: Path, runs: list[RunFolder],
-                 config: ListenConfig, rng: np.random.Generator, out: Path) -> dict:
+                 config: ListenConfig, secret: str, out: Path) -> dict:
     target, rate = read_audio(data_dir / "target" / f"{item}.wav")
     mixture = _read_at(data_dir / "mixture" / f"{item}.wav", rate)
     estimates = {r.system: _read_at(r.folder / "estimates" / f"{item}.wav", rate) for r in runs}
     stimuli, levels = trial_stimuli(target, mixture, estimates, rate, loudness_lufs=config.loudness_lufs,
                                     max_seconds=config.max_seconds, where=f"item {item}")
-    conditions = [c for c in stimuli if c != REFERENCE]
-    order = [conditions[k] for k in rng.permutation(len(conditions))]
-    files = {REFERENCE: f"audio/{trial_id}/ref.wav"}
-    files.update({c: f"audio/{trial_id}/{k}.wav" for k, c in enumerate(order, start=1)})
-    for condition, relative in files.items():
-        write_audio(out / relative, stimuli[condition], rate, subtype="PCM_16")
+    order = blind_order(secret, trial_id, [c for c in stimuli if c != REFERENCE])
+    reference = f"audio/{trial_id}/ref.wav"
+    write_audio(out / reference, stimuli[REFERENCE], rate, subtype="PCM_16")
+    shown = []
+    for stimulus, condition in order:
+        shown.append({"id": stimulus, "condition": condition, "file": f"audio/{trial_id}/{stimulus}.wav"})
+        write_audio(out / shown[-1]["file"], stimuli[condition], rate, subtype="PCM_16")
     return {
         "trial_id": trial_id,
         "item": item,
         "query": query,
-        "reference": files[REFERENCE],
-        "stimuli": [{"id": c, "file": files[c]} for c in order],
+        "reference": reference,
+        "stimuli": shown,
         "levels": levels,
         "metrics": {r.system: _item_metrics(r, item) for r in runs},
     }
@@ -212,4 +254,5 @@ def _item_metrics(run: RunFolder, item: str) -> dict:
         return {}
     row = run.metrics.loc[item]
     names = [c for c in run.metrics.columns if c in CORRELATED_METRICS or c.startswith("clap_score")]
-    return {name: float(row[name]) for name in names if pd.notna(row[name])}
+    values = {name: pd.to_numeric(row[name], errors="coerce") for name in names}  # per_item.csv cells are text
+    return {name: float(value) for name, value in values.items() if pd.notna(value)}

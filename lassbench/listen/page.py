@@ -1,4 +1,4 @@
-"""The static test page: one HTML file with its CSS and JS inline, the test description embedded as JSON.
+"""The static test page: one HTML file with its CSS and JS inline, the trials embedded as JSON.
 
 It works from ``file://`` with no server: audio plays through ``<audio>`` elements (``fetch()`` is refused from
 file://), started from a click (browsers block audio until a user gesture); answers are kept in ``localStorage``
@@ -8,20 +8,34 @@ format (one row per rated stimulus)::
     test_id,session,listener,trial_id,rating_stimulus,rating_score,rating_time
 
 ``rating_time`` is the milliseconds the listener spent on the trial (all visits), as webMUSHRA records it.
-Condition names appear in the exported CSV (and, as in webMUSHRA, in the page source) but never on screen:
-listeners see letters in a per-trial random order.
+The page is blind: it knows stimuli only by their opaque ids (the key that names their conditions stays with the
+experimenter), shown as letters in the key's per-trial order. Text from data (title, queries) reaches the page
+only as escaped HTML or as JSON with ``< > &`` and U+2028/2029 escaped, substituted in one pass; every exported CSV
+cell that a spreadsheet would run as a formula gets a leading apostrophe, the rule of
+:func:`lassbench.manifests.write_manifest_csv`, which ``listen score`` undoes.
 """
 
 from __future__ import annotations
 
 import html
 import json
+import re
 
 RATINGS_COLUMNS = ("test_id", "session", "listener", "trial_id", "rating_stimulus", "rating_score", "rating_time")
+_PLACEHOLDER = re.compile(r"__(TITLE|TEST_JSON)__")
+# inside <script>, "<!--", "<script" and "</script" change how the HTML parser reads the rest; U+2028/2029 end
+# lines in pre-2019 JavaScript. JSON string escapes keep the value the same.
+_SCRIPT_SAFE = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028",
+                              "\u2029": "\\u2029"})
+
+
+def script_json(value) -> str:
+    """JSON that can sit inside a ``<script>`` element whatever its strings contain."""
+    return json.dumps(value, ensure_ascii=False).translate(_SCRIPT_SAFE)
 
 
 def render_page(test: dict) -> str:
-    """index.html for ``test`` (the content of test.json)."""
+    """index.html for ``test`` (the key): only what listeners need, stimuli by their opaque ids."""
     public = {
         "test_id": test["test_id"],
         "title": test["title"],
@@ -29,9 +43,9 @@ def render_page(test: dict) -> str:
         "trials": [{"trial_id": t["trial_id"], "query": t["query"], "reference": t["reference"],
                     "stimuli": [{"id": s["id"], "file": s["file"]} for s in t["stimuli"]]} for t in test["trials"]],
     }
-    # JSON inside <script>: "</" would end the element early
-    embedded = json.dumps(public, ensure_ascii=False).replace("</", "<\\/")
-    return _TEMPLATE.replace("__TITLE__", html.escape(test["title"])).replace("__TEST_JSON__", embedded)
+    values = {"TITLE": html.escape(test["title"]), "TEST_JSON": script_json(public)}
+    # one pass: text substituted for one placeholder is never searched for the other
+    return _PLACEHOLDER.sub(lambda m: values[m.group(1)], _TEMPLATE)
 
 
 _TEMPLATE = """<!DOCTYPE html>
@@ -182,7 +196,13 @@ function showTrial(index) {
 }
 
 function csvCell(value) {
-  const text = String(value);
+  // a spreadsheet runs a cell starting with = + - @ tab or CR as a formula: an apostrophe keeps it text
+  // (numbers excepted), as lassbench's own CSV writer does; listen score removes one apostrophe again, so text
+  // that really starts with apostrophes before such a character gets one more
+  let text = String(value);
+  if (/^'*[=+\\-@\\t\\r]/.test(text) && !/^[+-]?(\\d+\\.?\\d*|\\.\\d+)([eE][+-]?\\d+)?$/.test(text)) {
+    text = "'" + text;
+  }
   return /[",\\n\\r]/.test(text) ? '"' + text.replace(/"/g, '""') + '"' : text;
 }
 

@@ -7,7 +7,7 @@ that second rule (the anchor did not degrade it). Per condition the Recommendati
 inter-quartile range, plus means with 95% confidence intervals (here Student's t over all retained ratings).
 
 Correlation: for each (trial, system under test), the mean retained rating against the system's objective score on
-that item (``sdri``, ``si_sdri``, ``clap_score@..``/``clap_score_i@..`` where the run had them, from test.json),
+that item (``sdri``, ``si_sdri``, ``clap_score@..``/``clap_score_i@..`` where the run had them, from the key),
 Pearson's r and Spearman's rho with their p-values and n pairs.
 """
 
@@ -23,7 +23,8 @@ from scipy import stats
 
 from lassbench.audio import write_text_atomic
 from lassbench.errors import LassbenchError
-from lassbench.listen.page import RATINGS_COLUMNS
+from lassbench.listen.key import check_outside_folder, read_key
+from lassbench.listen.ratings import read_ratings
 from lassbench.listen.stimuli import HIDDEN_REFERENCE, MID_ANCHOR
 from lassbench.manifests import write_manifest_csv
 
@@ -31,65 +32,6 @@ REFERENCE_FLOOR = 90.0  # §4.1.2: hidden reference rated below this ...
 MID_ANCHOR_CEILING = 90.0  # ... or the mid-range anchor above this ...
 MAX_SHARE = 0.15  # ... for more than this share of the items excludes the assessor
 ANCHOR_ITEM_SHARE = 0.25  # an item whose mid anchor more of the assessors rate > 90 is not held against anyone
-
-
-def read_test(test: str | Path) -> dict:
-    """test.json of a built test (the folder or the file)."""
-    path = Path(test)
-    path = path / "test.json" if path.is_dir() else path
-    try:
-        test = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise LassbenchError(f"{path}: cannot read the test description ({exc}); pass the folder `listen build` "
-                             "wrote") from exc
-    missing = [k for k in ("test_id", "trials") if not isinstance(test, dict) or k not in test]
-    if missing:
-        raise LassbenchError(f"{path}: not a test description written by `listen build` (no {', '.join(missing)})")
-    return test
-
-
-def read_ratings(paths: list[str | Path], test: dict) -> tuple[pd.DataFrame, int]:
-    """All rating rows (``assessor`` = the listener id, else the session), checked against the test; a stimulus
-    rated again (a later export, a second file) keeps its last rating. Returns (rows, duplicates dropped)."""
-    if not paths:
-        raise LassbenchError("name at least one ratings CSV exported from the test page")
-    frames = []
-    for path in paths:
-        try:
-            frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-        except (OSError, ValueError) as exc:
-            raise LassbenchError(f"{path}: cannot read ratings CSV ({exc})") from exc
-        missing = [c for c in RATINGS_COLUMNS if c not in frame.columns]
-        if missing:
-            raise LassbenchError(f"{path}: not a ratings export (lacks column(s) {', '.join(missing)})")
-        _check_rows(frame, path, test)
-        frames.append(frame)
-    rows = pd.concat(frames, ignore_index=True)
-    rows["rating_score"] = rows["rating_score"].astype(float)
-    rows["rating_time"] = pd.to_numeric(rows["rating_time"], errors="coerce")
-    rows["assessor"] = [listener or session for listener, session in zip(rows["listener"], rows["session"],
-                                                                           strict=True)]
-    before = len(rows)
-    rows = rows.drop_duplicates(["assessor", "trial_id", "rating_stimulus"], keep="last").reset_index(drop=True)
-    return rows, before - len(rows)
-
-
-def _check_rows(frame: pd.DataFrame, path, test: dict) -> None:
-    other = sorted(set(frame["test_id"]) - {test["test_id"]})
-    if other:
-        raise LassbenchError(f"{path}: ratings of test {other[0]}, not of this test ({test['test_id']}); pass the "
-                             "test folder these ratings came from")
-    conditions = {t["trial_id"]: {s["id"] for s in t["stimuli"]} for t in test["trials"]}
-    for line, (trial, stimulus, score) in enumerate(
-            zip(frame["trial_id"], frame["rating_stimulus"], frame["rating_score"], strict=True), start=2):
-        if stimulus not in conditions.get(trial, ()):
-            raise LassbenchError(f"{path}:{line}: unknown trial/stimulus {trial}/{stimulus}")
-        try:
-            value = float(score)
-        except ValueError:
-            value = math.nan
-        if not 0 <= value <= 100:
-            raise LassbenchError(f"{path}:{line}: rating_score {score!r} is not a number in 0..100")
 
 
 def post_screen(rows: pd.DataFrame) -> dict[str, dict]:
@@ -155,9 +97,12 @@ def correlations(rows: pd.DataFrame, test: dict) -> list[dict]:
     return out
 
 
-def score_ratings(paths: list[str | Path], test_dir: str | Path, out: str | Path | None = None) -> dict:
-    """Read, screen, summarise; write ``OUT/listening_summary.json`` and ``OUT/conditions.csv`` (unless None)."""
-    test = read_test(test_dir)
+def score_ratings(paths: list[str | Path], key: str | Path, out: str | Path | None = None) -> dict:
+    """Read, reunite with the key (the file, or the listeners' folder it sits beside), screen, summarise; write
+    ``OUT/listening_summary.json`` and ``OUT/conditions.csv`` (unless None)."""
+    test = read_key(key)
+    if out is not None and test.get("folder"):
+        check_outside_folder(Path(out), Path(test["folder"]), "--out")
     rows, duplicates = read_ratings(paths, test)
     if rows.empty:
         raise LassbenchError("the ratings file(s) hold no ratings (only a header?): export them from the test page "
