@@ -42,7 +42,7 @@ def sound(seed: int, seconds: float = 1.0, rate: int = RATE) -> np.ndarray:
 
 
 def make_runs(root: Path, n_items: int = 6, systems=("sys-good", "sys-bad"),
-              rate: int = RATE) -> tuple[Path, list[Path]]:
+              rate: int = RATE, queries: list[str] | None = None) -> tuple[Path, list[Path]]:
     """A built benchmark 'toy' (mixture/, target/, manifest.csv, dataset.json) and run folders
     results/toy/<system>/ with estimates/, run.json and per_item.csv, as `lassbench run --save-audio` writes them."""
     bench = root / "toy"
@@ -53,7 +53,8 @@ def make_runs(root: Path, n_items: int = 6, systems=("sys-good", "sys-bad"),
         write_audio(bench / "target" / f"{item}.wav", target, rate)
         write_audio(bench / "mixture" / f"{item}.wav", target + noise, rate)
         row = dict.fromkeys(ITEM_COLUMNS, "")
-        row.update(id=item, split="test", target_id=f"src{k}", query=f"a tone number {k}", sample_rate=rate)
+        row.update(id=item, split="test", target_id=f"src{k}", query=queries[k] if queries else f"a tone number {k}",
+                   sample_rate=rate)
         rows.append(row)
         for quality, system in enumerate(systems):
             estimate = target + (0.1 + 0.6 * quality) * noise
