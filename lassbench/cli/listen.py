@@ -21,7 +21,7 @@ The test is blind: the folder names no condition (opaque stimulus ids); the key 
 
 _SCORE_EPILOG = """\b
 Example:
-  lassbench listen score ratings_*.csv --key listening/synth.key.json --out listening/synth/results
+  lassbench listen score ratings_*.csv --key listening/synth.key.json --out listening/synth-results
   lassbench listen score webMUSHRA/results/<testId>/mushra.csv --key listening/synth.key.json
 
 \b
