@@ -55,6 +55,7 @@ from lassbench.evaluate import (
     ProtocolRules,
     breakdowns,
     format_table,
+    headline_of,
     item_classes,
     protocol_rules,
     summarize,
@@ -84,8 +85,6 @@ from lassbench.run_stream import (
     remove_partials,
     run_shard,
 )
-
-MAIN_METRICS = ("sdr", "sdri", "si_sdr", "si_sdri")
 
 
 @dataclass
@@ -146,6 +145,8 @@ def run_model(config: RunConfig, *, log=None) -> list[RunOutcome]:
     plans = [plan for plan in plans if _askable(model, plan, log)]
     base = _base_fingerprint(config, checkpoint, data_dir, device)
     base["si_sdr_convention"] = rules.convention
+    if rules.sdr != "sdr":  # only then: runs scored with the energy-ratio headline keep their fingerprint
+        base["headline_sdr"] = rules.sdr
     if _resampled(model):  # only then: runs at the model's own rate keep their fingerprint
         base["resampled"] = [int(model.input_rate), int(model.sample_rate)]  # not reused from before the rate fix
     if clap is not None:  # only then: runs without CLAP keep their fingerprint
@@ -183,7 +184,7 @@ def _run_variant(model, plan: VariantPlan, items: pd.DataFrame, config: RunConfi
     workers = default_workers() if config.workers is None else config.workers
     failure = None
     try:
-        run_shard(model, reader, partial, fingerprint, shard=Shard(dist.rank, dist.world), metrics=MAIN_METRICS,
+        run_shard(model, reader, partial, fingerprint, shard=Shard(dist.rank, dist.world), metrics=rules.metrics,
                   workers=workers, device=device, desc=f"separate {system}",
                   estimates_dir=out_dir / "estimates" if config.save_audio else None, clap=clap,
                   convention=rules.convention)
@@ -199,9 +200,10 @@ def _run_variant(model, plan: VariantPlan, items: pd.DataFrame, config: RunConfi
     rows = merge_partials(partial, fingerprint, len(reader))
     per_item = _per_item(rows, items, plan)
     clap_names = [clap.score_name, clap.improvement_name] if clap is not None else []
-    names = [c for c in (*MAIN_METRICS, *FALSE_SEPARATION_METRICS, *clap_names) if c in per_item.columns]
+    names = [c for c in (*rules.metrics, *FALSE_SEPARATION_METRICS, *clap_names) if c in per_item.columns]
     summary = summarize(per_item, names, aggregate=rules.aggregate, convention=rules.convention)
     summary["aggregate_from"] = rules.source
+    summary["headline"] = headline_of(rules, names)
     summary["definitions"].update({k: v for k, v in FALSE_SEPARATION_DEFINITIONS.items() if k in names})
     if clap is not None:
         summary["definitions"].update(clap.info["definitions"])
@@ -584,7 +586,8 @@ def print_outcomes(outcomes: list[RunOutcome]) -> str:
                      f"({outcome.run_info['n_items']} items) -> {outcome.out_dir}")
         lines.append(format_table(outcome.summary))
     if len(outcomes) > 1:
-        base = outcomes[0].summary["metrics"].get("sdri", {}).get("mean", math.nan)
+        sdri = outcomes[0].summary.get("headline", {}).get("sdri", "sdri")  # CLAPSep's: bss_sdri
+        base = outcomes[0].summary["metrics"].get(sdri, {}).get("mean", math.nan)
         lines.append("By query variant (SDRi drop vs. the benchmark's query):")
         for outcome in outcomes:
             metrics = outcome.summary["metrics"]
@@ -593,7 +596,7 @@ def print_outcomes(outcomes: list[RunOutcome]) -> str:
                 lines.append(f"  {outcome.variant:<12} false-separation level {level:7.2f} dB, "
                              f"{100 * share:.0f}% of items below {QUIET_THRESHOLD_DB:g} dB")
                 continue
-            value = metrics["sdri"]["mean"]
+            value = metrics[sdri]["mean"]
             against = outcome.run_info.get("scored_against", "target")
             note = "   (scored against the interferer)" if against == "interferer" else f"   ({value - base:+.2f})"
             lines.append(f"  {outcome.variant:<12} {value:7.2f} dB{note}")
