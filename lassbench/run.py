@@ -17,6 +17,7 @@ under torchrun every rank takes its share of the batches while rank 0 merges one
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -143,6 +144,8 @@ def run_model(config: RunConfig, *, log=None) -> list[RunOutcome]:
     benchmark = dataset.get("name") or data_dir.name
     plans = _plans(items, manifest, variants, dataset, data_dir, config.seed, log)
     plans = [plan for plan in plans if _askable(model, plan, log)]
+    if not getattr(model, "takes_negative_query", False):  # only then do negatives reach the model (and fingerprint)
+        plans = [dataclasses.replace(plan, negatives=None) for plan in plans]
     base = _base_fingerprint(config, checkpoint, data_dir, device)
     base["si_sdr_convention"] = rules.convention
     if rules.sdr != "sdr":  # only then: runs scored with the energy-ratio headline keep their fingerprint
@@ -278,6 +281,8 @@ def _clap_scorer(clap: str | None, device: str):
 def _fingerprint(base: dict, plan: VariantPlan) -> str:
     content = {**base, "variant": plan.variant, "reference": plan.reference, "queries": plan.queries,
                "labels": plan.labels, "references": plan.references}
+    if plan.negatives is not None:
+        content["negatives"] = plan.negatives
     return hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode("utf-8")).hexdigest()
 
 

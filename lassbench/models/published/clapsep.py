@@ -487,6 +487,26 @@ def shape_of(state: dict[str, torch.Tensor]) -> tuple[dict, dict]:
     return encoder, decoder
 
 
+def torchlibrosa_kernels(prefix_stft: str = "stft.", prefix_istft: str = "istft.") -> dict[str, torch.Tensor]:
+    """CLAPSep's STFT / ISTFT tensors as torchlibrosa initialises them (``DFTBase.dft_matrix`` / ``idft_matrix``
+    times a periodic Hann window, float64 then float32): for files saved without them."""
+    import numpy as np
+    from scipy.signal import get_window
+
+    n = N_FFT
+    x, y = np.meshgrid(np.arange(n), np.arange(n))
+    window = get_window("hann", n, fftbins=True)
+    dft = np.power(np.exp(-2 * np.pi * 1j / n), x * y)[:, : n // 2 + 1] * window[:, None]
+    idft = np.power(np.exp(2 * np.pi * 1j / n), x * y) / n * window[None, :]
+    return {
+        prefix_stft + "conv_real.weight": torch.Tensor(np.real(dft).T)[:, None, :],
+        prefix_stft + "conv_imag.weight": torch.Tensor(np.imag(dft).T)[:, None, :],
+        prefix_istft + "conv_real.weight": torch.Tensor(np.real(idft).T)[:, :, None],
+        prefix_istft + "conv_imag.weight": torch.Tensor(np.imag(idft).T)[:, :, None],
+        prefix_istft + "ola_window": torch.Tensor(window ** 2),
+    }
+
+
 def merge_lora(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Fold every ``lora_A`` / ``lora_B`` pair into its layer's weight: ``W + B A * (alpha / r)``, alpha = 1
     (``process_model`` leaves loralib's default)."""

@@ -59,6 +59,7 @@ DROPPED: dict[str, list[DropRule]] = {
     ],
 }
 LORA_MERGED = "LoRA adapters (lora_A, lora_B) merged into their projection's weight: W + B A / r"
+KERNELS_COMPUTED = "absent from the file, computed as torchlibrosa does: STFT / ISTFT kernels and window"
 
 BERT_PREFIX = "module.text_embedder.bert_layer."
 CLAPSEP_TEXT_PREFIX = "clap_model.model.text_branch."
@@ -102,6 +103,8 @@ def _load_clapsep(spec: PublishedSpec, payload: dict, path: Path, folder: str | 
     from lassbench.models.published import clapsep
 
     state = _clapsep_state(payload, path, folder)
+    kernels = {k: v for k, v in clapsep.torchlibrosa_kernels().items() if k not in state}
+    state.update(kernels)  # on_save_checkpoint's tuned-only file leaves the fixed STFT / ISTFT kernels out
     lora = sum(k.endswith((".lora_A", ".lora_B")) for k in state)
     state = clapsep.merge_lora(state)
     try:
@@ -114,8 +117,10 @@ def _load_clapsep(spec: PublishedSpec, payload: dict, path: Path, folder: str | 
     dropped = match_state(net, state, DROPPED["clapsep"], path)
     if lora:
         dropped[LORA_MERGED] = lora
-    report = {"model": spec.name, "keys_loaded": len(state) - sum(v for k, v in dropped.items() if k != LORA_MERGED),
-              "keys_dropped": dropped, "encoder": encoder, "decoder": decoder}
+    if kernels:
+        dropped[KERNELS_COMPUTED] = len(kernels)
+    report = {"model": spec.name, "keys_loaded": len(net.state_dict()), "keys_dropped": dropped, "encoder": encoder,
+              "decoder": decoder}
     return PublishedSeparator(spec, net, tokenizer, source).to(device).eval(), report
 
 
