@@ -100,6 +100,7 @@ class SystemResult:
     # lists re-mixed from raw clips); "" when unknown (reported rows, results from before the flag)
     exact: str = ""
     clap: dict = field(default_factory=dict)  # summary.json "clap": checkpoint, SHA-256, rate, window (clapscore)
+    headline_sdri: str = "sdri"  # the per_item.csv column of the sdri column (summary.json "headline")
 
     @property
     def is_reference(self) -> bool:
@@ -180,6 +181,7 @@ def read_result_folder(folder: str | Path) -> SystemResult:
         folder=folder,
         item_set=str(summary.get("item_set_sha1") or _item_set_from_per_item(folder)),
         clap=summary["clap"] if isinstance(summary.get("clap"), dict) else {},
+        headline_sdri=str(_headline(summary).get("sdri", "sdri")),
     )
 
 
@@ -627,9 +629,10 @@ def _per_item_sdri(board: Leaderboard) -> dict[str, pd.DataFrame]:
         if not path.is_file():
             continue
         frame = read_manifest(path, [])  # restores defused cells, as every reader of our CSVs must
-        if "sdri" not in frame.columns:
+        column = result.headline_sdri  # the benchmark's SDRi: CLAPSep's lists plot bss_sdri
+        if column not in frame.columns:
             continue
-        frame["sdri"] = pd.to_numeric(frame["sdri"], errors="coerce")
+        frame["sdri"] = pd.to_numeric(frame[column], errors="coerce")
         frame = frame[frame["sdri"].notna()]
         if len(frame):
             found[result.system] = frame

@@ -12,7 +12,7 @@ from lassbench.build import BuildConfig, build_dataset
 from lassbench.cli import main
 from lassbench.errors import LassbenchError
 from lassbench.evaluate import evaluate_manifest, write_results
-from lassbench.leaderboard import read_result_folder
+from lassbench.leaderboard import _per_item_sdri, build_leaderboards, read_result_folder
 from lassbench.manifests import read_item_manifest
 
 RATE = 32000
@@ -125,6 +125,9 @@ def test_a_clapsep_benchmark_scores_torchmetrics_bss_sdr_by_default_and_the_lead
     assert row.value("sdri") == pytest.approx(summary["metrics"]["bss_sdri"]["mean"])
     assert row.value("sdr") == pytest.approx(summary["metrics"]["bss_sdr"]["mean"])
     assert "BSS-Eval" in row.sdr_definition
+    board = next(iter(build_leaderboards([row]).values()))
+    plotted = _per_item_sdri(board)["my-system"]  # what the per-class plot draws as SDRi
+    np.testing.assert_allclose(plotted["sdri"], per_item["bss_sdri"], atol=1e-3)
 
 
 def test_metrics_named_on_the_command_line_override_the_headline(tmp_path):
