@@ -207,3 +207,21 @@ def test_run_on_a_clapsep_benchmark_sends_its_negative_captions_and_the_negative
         expected = model(mixture, QueryBatch([row["negative_query"]], negatives=[row["query"]])).numpy()[0]
     assert np.abs(swapped - expected).max() < 1e-5
     assert json.loads((main_run.out_dir / "run.json").read_text())["model"] == "clapsep"
+
+
+def _cli(args: list[str]) -> int:
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+        raise SystemExit(0)
+    return exit_info.value.code
+
+
+def test_separate_cli_takes_a_negative_query_for_clapsep_and_it_changes_the_output(tmp_path, files):
+    sf.write(tmp_path / "mix.wav", clapsep_input()[0][:64000], 32000, subtype="FLOAT")
+    common = ["separate", "--model", "clapsep", "--checkpoint", str(files["ckpt"]), "--text-encoder",
+              str(files["roberta"]), "--input", str(tmp_path / "mix.wav"), "--query", "a dog barks", "--no-progress"]
+    assert _cli([*common, "--output", str(tmp_path / "plain.wav")]) == 0
+    assert _cli([*common, "--negative-query", "a man speaks", "--output", str(tmp_path / "negative.wav")]) == 0
+    plain, negative = sf.read(tmp_path / "plain.wav")[0], sf.read(tmp_path / "negative.wav")[0]
+    assert plain.shape == negative.shape == (64000,)
+    assert np.abs(plain - negative).max() > 1e-4 * np.abs(plain).max()
