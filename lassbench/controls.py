@@ -125,7 +125,7 @@ def interferer_plan(items: pd.DataFrame, clips: dict[str, Clip], data_dir: Path)
 
 def negative_plan(items: pd.DataFrame, clips: dict[str, Clip], data_dir: Path) -> VariantPlan:
     """The benchmark's ``negative_query`` as the query, scored against the first interferer; a model that takes a
-    negative query is told not to separate the item's own query (the two swapped, as CLAPSep's authors pair them)."""
+    negative query is told not to separate the item's own query (the two swapped: the interferer is now the target)."""
     negatives = _negative_queries(items)
     if negatives is None:
         raise SkipVariant("negative: the benchmark stores no `negative_query` column (CLAPSep's protocol does)")
