@@ -73,8 +73,8 @@ def test_clapsep_reproduces_the_official_test_step_with_and_without_a_negative_q
         without = model(mixture, QueryBatch(POSITIVE)).numpy()
     peak = np.abs(GOLDEN["estimate_every64"]).max()
     assert with_negative.shape[1] == int(GOLDEN["estimate_len"])
-    assert np.abs(with_negative[:, ::64] - GOLDEN["estimate_every64"]).max() <= 1e-6 * peak
-    assert np.abs(without[:, ::64] - GOLDEN["no_negative_every64"]).max() <= 1e-6 * peak
+    assert np.abs(with_negative[:, ::64] - GOLDEN["estimate_every64"]).max() <= 1e-5 * peak
+    assert np.abs(without[:, ::64] - GOLDEN["no_negative_every64"]).max() <= 1e-5 * peak
     assert np.abs(with_negative - without).max() > 1e-3 * peak  # the negative query changes the estimate
 
 
@@ -115,7 +115,7 @@ def test_a_file_of_tuned_tensors_is_completed_from_the_clap_checkpoint_beside_th
     mixture = torch.from_numpy(clapsep_input()[:1])
     with torch.no_grad():
         estimate = model(mixture, QueryBatch(POSITIVE[:1], negatives=NEGATIVE[:1])).numpy()
-    assert np.abs(estimate[:, ::64] - GOLDEN["estimate_every64"][:1]).max() <= 1e-6 * np.abs(estimate).max()
+    assert np.abs(estimate[:, ::64] - GOLDEN["estimate_every64"][:1]).max() <= 1e-5 * np.abs(estimate).max()
 
 
 @pytest.mark.parametrize("change, needle", [
