@@ -180,7 +180,8 @@ def main():
     torch.save({"state_dict": state}, out / "clapsep-official-state.pt")  # for local CLI checks only
     np.savez_compressed(out / "clapsep-golden.npz", estimate_every64=estimate[:, ::64],
                         no_negative_every64=no_negative.numpy()[:, ::64], estimate_len=estimate.shape[1],
-                        positive=pos.numpy(), negative=neg.numpy(), resampled_every256=resample(mixed).numpy()[:, ::256],
+                        positive=pos.numpy(), negative=neg.numpy(),
+                        resampled_every256=resample(mixed).numpy()[:, ::256],
                         melW=state["audio_branch.logmel_extractor.melW"].numpy())  # librosa's slaney mel filters
     print("clapsep estimate", estimate.shape, float(np.abs(estimate).mean()), float(np.abs(estimate).max()),
           "no-negative differs by", float(np.abs(estimate - no_negative.numpy()).max()))
