@@ -50,6 +50,8 @@ class VariantPlan:
     labels: list[list[str]]
     references: list[str | None]
     reference: str = TARGET  # TARGET | INTERFERER | NONE
+    # what *not* to separate, per item ("" for none), sent to models that take a negative query (CLAPSep); None: none
+    negatives: list[str] | None = None
 
     @property
     def scores_false_separation(self) -> bool:
@@ -71,9 +73,16 @@ def parse_controls(values) -> list[str]:
 
 
 def target_plan(items: pd.DataFrame, variant: str, queries: list[str]) -> VariantPlan:
-    """The item's own target, asked for with ``queries`` (the item's labels go to tag / class models)."""
+    """The item's own target, asked for with ``queries`` (the item's labels go to tag / class models); the
+    benchmark's ``negative_query`` (CLAPSep's lists: the interferer's caption) is what not to separate."""
     return VariantPlan(variant, list(queries), [list(labels) for labels in items["labels"]],
-                       [f"target/{i}.wav" for i in items["id"]], TARGET)
+                       [f"target/{i}.wav" for i in items["id"]], TARGET, negatives=_negative_queries(items))
+
+
+def _negative_queries(items: pd.DataFrame) -> list[str] | None:
+    if "negative_query" not in items:
+        return None
+    return [("" if _missing(q) else str(q)).strip() for q in items["negative_query"]]
 
 
 @dataclass
@@ -115,16 +124,18 @@ def interferer_plan(items: pd.DataFrame, clips: dict[str, Clip], data_dir: Path)
 
 
 def negative_plan(items: pd.DataFrame, clips: dict[str, Clip], data_dir: Path) -> VariantPlan:
-    """The benchmark's ``negative_query`` as the query; score against the first interferer."""
-    if "negative_query" not in items:
+    """The benchmark's ``negative_query`` as the query, scored against the first interferer; a model that takes a
+    negative query is told not to separate the item's own query (the two swapped: the interferer is now the target)."""
+    negatives = _negative_queries(items)
+    if negatives is None:
         raise SkipVariant("negative: the benchmark stores no `negative_query` column (CLAPSep's protocol does)")
-    negatives = [("" if _missing(q) else str(q)).strip() for q in items["negative_query"]]
     empty = [i for i, q in zip(items["id"], negatives, strict=True) if not q]
     if empty:
         raise SkipVariant(f"negative: {len(empty)} item(s) have no negative_query (first: {empty[0]})")
     first = _first_interferers(items, data_dir, "negative")
     labels = [clips[sid].labels if sid in clips else [] for sid in first]
-    return VariantPlan("negative", negatives, labels, [f"interferers/{i}_0.wav" for i in items["id"]], INTERFERER)
+    return VariantPlan("negative", negatives, labels, [f"interferers/{i}_0.wav" for i in items["id"]], INTERFERER,
+                       negatives=[str(q) for q in items["query"]])
 
 
 def absent_plan(items: pd.DataFrame, clips: dict[str, Clip], seed: int) -> VariantPlan:

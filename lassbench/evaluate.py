@@ -14,11 +14,13 @@ condition, query``]) and ``OUT/summary.json``::
     {"n_items", "aggregate", ["class_column"], "si_sdr_convention",
      "metrics": {name: {"mean", "median", "std", "ci95_low", "ci95_high", "n", ...}},
      "definitions": {name: text}, "breakdowns": {"snr_bucket": {}, "label": {}, "condition": {}},
-     "benchmark", "protocol", "lassbench_version"}   (+ "aggregate_from", "exact", ... from evaluate_manifest)
+     "benchmark", "protocol", "lassbench_version"}
+    (+ "aggregate_from", "headline", "exact", ... from evaluate_manifest)
 
 ``metrics[name]["mean"]`` is the headline number under ``aggregate`` (see :func:`summarize`); ``ci95_*`` is its
-bootstrap interval; ``median``/``std`` are over items. A built benchmark's protocol chooses the SI-SDR convention
-and the aggregate (:func:`protocol_rules`); both are recorded.
+bootstrap interval; ``median``/``std`` are over items. A built benchmark's protocol chooses the SI-SDR convention,
+the aggregate and which SDR is its headline (``headline``: ``{"sdr": "bss_sdr", "sdri": "bss_sdri"}`` for CLAPSep's
+BSS-Eval figures) (:func:`protocol_rules`); all are recorded.
 """
 
 from __future__ import annotations
@@ -235,8 +237,8 @@ def evaluate_manifest(manifest: str | Path, estimates: str | Path, *, out: str |
     ``aggregate`` and ``convention`` (SI-SDR) default to what the benchmark's protocol prescribes
     (:func:`protocol_rules` on its ``dataset.json``); summary.json records both and where they came from."""
     manifest, aggregate_option = Path(manifest), aggregate is not None
-    names = _metrics_for(metrics, has_mixtures=True)
     rules = protocol_rules(read_dataset_json(manifest.parent))
+    names = _metrics_for(rules.metrics if metrics is None else metrics, has_mixtures=True)
     aggregate, convention = aggregate or rules.aggregate, _check_convention(convention or rules.convention)
     _check_aggregate(aggregate, has_labels=True)
     if out is not None:
@@ -291,6 +293,7 @@ def evaluate_manifest(manifest: str | Path, estimates: str | Path, *, out: str |
     summary = summarize(per_item[per_item["item"].isin(set(targeted))], names, aggregate=aggregate,
                         convention=convention)
     summary["aggregate_from"] = "option" if aggregate_option else rules.source
+    summary["headline"] = headline_of(rules, names)
     summary["n_items"] = len(per_item)
     if scorer is not None:
         summary["metrics"].update(summarize(per_item, clap_names, aggregate=aggregate)["metrics"])
@@ -442,6 +445,9 @@ def _dataset_identity(base: Path) -> tuple[str | None, str | None]:
 # --- aggregation -----------------------------------------------------------------------------------------------
 
 
+HEADLINE_SDRS = ("sdr", "bss_sdr")
+
+
 @dataclass(frozen=True)
 class ProtocolRules:
     """How a benchmark's published evaluator scores: SI-SDR convention and headline aggregate, and their source."""
@@ -449,6 +455,17 @@ class ProtocolRules:
     convention: str
     aggregate: str
     source: str  # "dataset.json" when the benchmark states its aggregation, else "default"
+    sdr: str = "sdr"  # the SDR of the headline sdr / sdri columns: "sdr" (energy ratio) or "bss_sdr" (BSS-Eval)
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        """What is scored by default: the four headline columns, and BSS-Eval's pair where it is the headline."""
+        return DEFAULT_METRICS + (("bss_sdr", "bss_sdri") if self.sdr == "bss_sdr" else ())
+
+    @property
+    def headline(self) -> dict[str, str]:
+        """summary.json ``headline``: the metric each leaderboard column shows (``sdr`` -> ``bss_sdr`` for CLAPSep)."""
+        return {"sdr": self.sdr, "sdri": self.sdr + "i"}
 
 
 def protocol_rules(dataset: dict) -> ProtocolRules:
@@ -462,8 +479,18 @@ def protocol_rules(dataset: dict) -> ProtocolRules:
     aggregate = parameters.get("aggregation")
     if aggregate is not None and aggregate not in AGGREGATES:
         raise LassbenchError(f"dataset.json: unknown aggregation {aggregate!r}; known: {', '.join(AGGREGATES)}")
+    # benchmarks built before dataset.json recorded it: CLAPSep's evaluator always reported BSS-Eval SDR
+    sdr = parameters.get("headline_sdr") or ("bss_sdr" if dataset.get("protocol") == "clapsep" else "sdr")
+    if sdr not in HEADLINE_SDRS:
+        raise LassbenchError(f"dataset.json: unknown headline_sdr {sdr!r}; known: {', '.join(HEADLINE_SDRS)}")
     return ProtocolRules(si_sdr_convention(dataset.get("protocol")), aggregate or "mean",
-                         "dataset.json" if aggregate else "default")
+                         "dataset.json" if aggregate else "default", sdr)
+
+
+def headline_of(rules: ProtocolRules, scored: Iterable[str]) -> dict[str, str]:
+    """The protocol's headline mapping, limited to the metrics actually scored (``--metrics`` may leave some out)."""
+    scored = set(scored)
+    return {column: name for column, name in rules.headline.items() if name in scored}
 
 
 def summarize(per_item: pd.DataFrame, metrics: Iterable[str], *, aggregate: str = "mean", n_boot: int = 1000,

@@ -17,7 +17,8 @@ Rules the tables keep, because the field mixes them silently:
 * Reference systems (``mixture``, ``oracle-irm``, ``oracle-ibm``, or any run whose ``query_type`` is
   ``none``) are listed with ``reference=yes`` and an empty ``rank``: they bound the table, not compete in it.
 * Every row names its metric definitions (``sdr_definition``, ``si_sdr_definition``) and its ``aggregation``:
-  AudioSep/DCASE "SDR" is the plain energy ratio, CLAPSep's is BSS-Eval; AudioSep's "SISDR" column is absolute
+  AudioSep/DCASE "SDR" is the plain energy ratio, CLAPSep's is BSS-Eval (summary.json ``headline`` puts ``bss_sdr``
+  / ``bss_sdri`` in the ``sdr`` / ``sdri`` columns of a ``clapsep`` benchmark); AudioSep's "SISDR" column is absolute
   SI-SDR (it sits in ``si_sdr``, not ``si_sdri``); AudioSep's AudioSet figure is a mean of per-class medians.
 * Output is deterministic (sorted rows, 3-decimal floats, ``date`` taken from run.json, never from the
   clock), so regenerating from committed results reproduces committed CSVs byte for byte.
@@ -99,6 +100,7 @@ class SystemResult:
     # lists re-mixed from raw clips); "" when unknown (reported rows, results from before the flag)
     exact: str = ""
     clap: dict = field(default_factory=dict)  # summary.json "clap": checkpoint, SHA-256, rate, window (clapscore)
+    headline_sdri: str = "sdri"  # the per_item.csv column of the sdri column (summary.json "headline")
 
     @property
     def is_reference(self) -> bool:
@@ -155,6 +157,7 @@ def read_result_folder(folder: str | Path) -> SystemResult:
     if not isinstance(metrics, dict) or not all(isinstance(v, dict) for v in metrics.values()):
         raise LassbenchError(f"{folder / 'summary.json'}: 'metrics' must map metric names to statistics")
     definitions = summary.get("definitions") if isinstance(summary.get("definitions"), dict) else {}
+    metrics = _headline_columns(summary, metrics)
     benchmark = str(run.get("benchmark") or summary.get("benchmark") or folder.parent.name)
     system = str(run.get("system") or run.get("model") or folder.name)
     return SystemResult(
@@ -169,7 +172,7 @@ def read_result_folder(folder: str | Path) -> SystemResult:
         n_items=_as_int(summary.get("n_items", run.get("n_items")), folder / "summary.json"),
         protocol=str(run.get("protocol") or summary.get("protocol") or ""),
         aggregation=str(summary.get("aggregate") or "mean"),
-        sdr_definition=str(definitions.get("sdr", "")),
+        sdr_definition=str(definitions.get(_headline(summary).get("sdr", "sdr"), "")),
         si_sdr_definition=str(definitions.get("si_sdr", "")),
         checkpoint_sha256=str(run.get("checkpoint_sha256") or ""),
         lassbench_version=str(run.get("lassbench_version") or summary.get("lassbench_version") or ""),
@@ -178,7 +181,23 @@ def read_result_folder(folder: str | Path) -> SystemResult:
         folder=folder,
         item_set=str(summary.get("item_set_sha1") or _item_set_from_per_item(folder)),
         clap=summary["clap"] if isinstance(summary.get("clap"), dict) else {},
+        headline_sdri=str(_headline(summary).get("sdri", "sdri")),
     )
+
+
+def _headline(summary: dict) -> dict[str, str]:
+    headline = summary.get("headline")
+    return headline if isinstance(headline, dict) else {}
+
+
+def _headline_columns(summary: dict, metrics: dict) -> dict:
+    """Metrics keyed by table column: where the benchmark's headline SDR is another metric (CLAPSep's BSS-Eval
+    ``bss_sdr``), the ``sdr`` / ``sdri`` columns show it and ``sdr_definition`` says so."""
+    columns = dict(metrics)
+    for column, name in _headline(summary).items():
+        if column in METRICS and name in metrics:
+            columns[column] = metrics[name]
+    return columns
 
 
 def _item_set_from_per_item(folder: Path) -> str:
@@ -610,9 +629,10 @@ def _per_item_sdri(board: Leaderboard) -> dict[str, pd.DataFrame]:
         if not path.is_file():
             continue
         frame = read_manifest(path, [])  # restores defused cells, as every reader of our CSVs must
-        if "sdri" not in frame.columns:
+        column = result.headline_sdri  # the benchmark's SDRi: CLAPSep's lists plot bss_sdri
+        if column not in frame.columns:
             continue
-        frame["sdri"] = pd.to_numeric(frame["sdri"], errors="coerce")
+        frame["sdri"] = pd.to_numeric(frame[column], errors="coerce")
         frame = frame[frame["sdri"].notna()]
         if len(frame):
             found[result.system] = frame

@@ -17,6 +17,7 @@ under torchrun every rank takes its share of the batches while rank 0 merges one
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -55,6 +56,7 @@ from lassbench.evaluate import (
     ProtocolRules,
     breakdowns,
     format_table,
+    headline_of,
     item_classes,
     protocol_rules,
     summarize,
@@ -84,8 +86,6 @@ from lassbench.run_stream import (
     remove_partials,
     run_shard,
 )
-
-MAIN_METRICS = ("sdr", "sdri", "si_sdr", "si_sdri")
 
 
 @dataclass
@@ -144,8 +144,12 @@ def run_model(config: RunConfig, *, log=None) -> list[RunOutcome]:
     benchmark = dataset.get("name") or data_dir.name
     plans = _plans(items, manifest, variants, dataset, data_dir, config.seed, log)
     plans = [plan for plan in plans if _askable(model, plan, log)]
+    if not getattr(model, "takes_negative_query", False):  # only then do negatives reach the model (and fingerprint)
+        plans = [dataclasses.replace(plan, negatives=None) for plan in plans]
     base = _base_fingerprint(config, checkpoint, data_dir, device)
     base["si_sdr_convention"] = rules.convention
+    if rules.sdr != "sdr":  # only then: runs scored with the energy-ratio headline keep their fingerprint
+        base["headline_sdr"] = rules.sdr
     if _resampled(model):  # only then: runs at the model's own rate keep their fingerprint
         base["resampled"] = [int(model.input_rate), int(model.sample_rate)]  # not reused from before the rate fix
     if clap is not None:  # only then: runs without CLAP keep their fingerprint
@@ -183,7 +187,7 @@ def _run_variant(model, plan: VariantPlan, items: pd.DataFrame, config: RunConfi
     workers = default_workers() if config.workers is None else config.workers
     failure = None
     try:
-        run_shard(model, reader, partial, fingerprint, shard=Shard(dist.rank, dist.world), metrics=MAIN_METRICS,
+        run_shard(model, reader, partial, fingerprint, shard=Shard(dist.rank, dist.world), metrics=rules.metrics,
                   workers=workers, device=device, desc=f"separate {system}",
                   estimates_dir=out_dir / "estimates" if config.save_audio else None, clap=clap,
                   convention=rules.convention)
@@ -199,9 +203,10 @@ def _run_variant(model, plan: VariantPlan, items: pd.DataFrame, config: RunConfi
     rows = merge_partials(partial, fingerprint, len(reader))
     per_item = _per_item(rows, items, plan)
     clap_names = [clap.score_name, clap.improvement_name] if clap is not None else []
-    names = [c for c in (*MAIN_METRICS, *FALSE_SEPARATION_METRICS, *clap_names) if c in per_item.columns]
+    names = [c for c in (*rules.metrics, *FALSE_SEPARATION_METRICS, *clap_names) if c in per_item.columns]
     summary = summarize(per_item, names, aggregate=rules.aggregate, convention=rules.convention)
     summary["aggregate_from"] = rules.source
+    summary["headline"] = headline_of(rules, names)
     summary["definitions"].update({k: v for k, v in FALSE_SEPARATION_DEFINITIONS.items() if k in names})
     if clap is not None:
         summary["definitions"].update(clap.info["definitions"])
@@ -276,6 +281,8 @@ def _clap_scorer(clap: str | None, device: str):
 def _fingerprint(base: dict, plan: VariantPlan) -> str:
     content = {**base, "variant": plan.variant, "reference": plan.reference, "queries": plan.queries,
                "labels": plan.labels, "references": plan.references}
+    if plan.negatives is not None:
+        content["negatives"] = plan.negatives
     return hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode("utf-8")).hexdigest()
 
 
@@ -584,7 +591,8 @@ def print_outcomes(outcomes: list[RunOutcome]) -> str:
                      f"({outcome.run_info['n_items']} items) -> {outcome.out_dir}")
         lines.append(format_table(outcome.summary))
     if len(outcomes) > 1:
-        base = outcomes[0].summary["metrics"].get("sdri", {}).get("mean", math.nan)
+        sdri = outcomes[0].summary.get("headline", {}).get("sdri", "sdri")  # CLAPSep's: bss_sdri
+        base = outcomes[0].summary["metrics"].get(sdri, {}).get("mean", math.nan)
         lines.append("By query variant (SDRi drop vs. the benchmark's query):")
         for outcome in outcomes:
             metrics = outcome.summary["metrics"]
@@ -593,7 +601,7 @@ def print_outcomes(outcomes: list[RunOutcome]) -> str:
                 lines.append(f"  {outcome.variant:<12} false-separation level {level:7.2f} dB, "
                              f"{100 * share:.0f}% of items below {QUIET_THRESHOLD_DB:g} dB")
                 continue
-            value = metrics["sdri"]["mean"]
+            value = metrics[sdri]["mean"]
             against = outcome.run_info.get("scored_against", "target")
             note = "   (scored against the interferer)" if against == "interferer" else f"   ({value - base:+.2f})"
             lines.append(f"  {outcome.variant:<12} {value:7.2f} dB{note}")

@@ -73,6 +73,7 @@ class BatchReader(Dataset):
             "lengths": [len(m) for m in mixtures],
             "mixture": _stack(mixtures, length), "reference": _stack(references, length),
             "queries": [self.plan.queries[i] for i in span], "labels": [self.plan.labels[i] for i in span],
+            "negatives": None if self.plan.negatives is None else [self.plan.negatives[i] for i in span],
         }
 
     def _reference(self, i: int, length: int) -> np.ndarray:
@@ -151,7 +152,8 @@ def _batch_size(reader: BatchReader, b: int) -> int:
 
 
 def _separate(separate: Separator, batch: dict, device: str) -> list[np.ndarray]:
-    query = QueryBatch(queries=batch["queries"], labels=batch["labels"], targets=batch["reference"])
+    query = QueryBatch(queries=batch["queries"], labels=batch["labels"], targets=batch["reference"],
+                       negatives=batch.get("negatives"))
     with torch.no_grad():
         output = separate(batch["mixture"].to(device), query.to_device(device)).cpu().numpy()
     # the batch was padded to its longest item: score (and save) each estimate at its item's true length only

@@ -69,6 +69,7 @@ class SeparateConfig:
     overlap_seconds: float = 1.0
     progress: bool = True
     text_encoder: str | None = None  # published systems: the tokenizer folder (docs/models.md)
+    negative_query: str | None = None  # what not to separate: models that take one (clapsep) only
 
 
 @dataclass(frozen=True)
@@ -182,6 +183,15 @@ def _check_chunking(chunk_seconds: float, overlap_seconds: float) -> None:
         raise LassbenchError(f"--overlap must be at least 0 and at least {MIN_STEP_SECONDS:g} s shorter than --chunk")
 
 
+def _check_negative_query(model: str, negative: str | None, accepted: bool) -> None:
+    if negative is None:
+        return
+    if not accepted:
+        raise LassbenchError(f"model '{model}' takes no negative query: --negative-query is for clapsep")
+    if not negative.strip():
+        raise LassbenchError("empty --negative-query: describe the sound to leave out, or omit the option")
+
+
 def _check_query(query: str) -> None:
     if not query.strip():
         raise LassbenchError("empty query: describe the sound to separate, e.g. --query 'a dog barks'")
@@ -221,14 +231,15 @@ class Separator:
         self.sample_rate = int(getattr(model, "sample_rate", None) or backbone.sample_rate)
         self._min_length = 2 * int(getattr(model, "n_fft", None) or backbone.n_fft)  # reflect padding needs frames
 
-    def chunk_function(self, query: str) -> Callable[[np.ndarray], np.ndarray]:
+    def chunk_function(self, query: str, negative_query: str | None = None) -> Callable[[np.ndarray], np.ndarray]:
         """Mono float32 chunk at :attr:`sample_rate` -> same-length estimate, for :func:`overlap_add`."""
         import torch
 
         from lassbench.models.lassnet import QueryBatch
 
         _check_query(query)
-        batch = QueryBatch([query], labels=[[query]])
+        _check_negative_query(self.name, negative_query, getattr(self.model, "takes_negative_query", False))
+        batch = QueryBatch([query], labels=[[query]], negatives=[negative_query] if negative_query else None)
 
         def apply(chunk: np.ndarray) -> np.ndarray:
             padded = np.pad(chunk, (0, max(0, self._min_length - len(chunk))))
@@ -239,9 +250,10 @@ class Separator:
         return apply
 
     def separate(self, audio: np.ndarray, sample_rate: int, query: str, *, chunk_seconds: float = 10.0,
-                 overlap_seconds: float = 1.0) -> np.ndarray:
+                 overlap_seconds: float = 1.0, negative_query: str | None = None) -> np.ndarray:
         """The estimate of ``query`` in ``audio`` (``(n,)``, or ``(channels, n)`` which is averaged to mono), at
-        ``sample_rate`` and the same length and level as the input."""
+        ``sample_rate`` and the same length and level as the input. ``negative_query``: what not to separate, for
+        models that take one (clapsep); others refuse it."""
         _check_chunking(chunk_seconds, overlap_seconds)
         audio = np.asarray(audio, dtype=np.float32)
         if audio.ndim == 2 and audio.shape[0] > audio.shape[1]:  # soundfile's (n, channels): easy to pass by mistake
@@ -258,7 +270,7 @@ class Separator:
         gain = level_gain(float(np.sqrt(np.mean(audio.astype(np.float64) ** 2))))
         at_model = soxr.resample(audio * np.float32(gain), sample_rate, self.sample_rate).astype(np.float32)
         chunk, overlap = _chunk_sizes(chunk_seconds, overlap_seconds, self.sample_rate)
-        pieces = [p for p, _ in overlap_add([at_model], self.chunk_function(query), chunk, overlap)]
+        pieces = [p for p, _ in overlap_add([at_model], self.chunk_function(query, negative_query), chunk, overlap)]
         estimate = soxr.resample(np.concatenate(pieces), self.sample_rate, sample_rate).astype(np.float32)
         estimate = np.pad(estimate[: len(audio)], (0, max(0, len(audio) - len(estimate))))
         return estimate / np.float32(gain)
@@ -299,7 +311,9 @@ def separate_file(config: SeparateConfig, *, log: Callable[[str], None] = _stder
     if config.checkpoint is not None and not Path(config.checkpoint).is_file():
         raise LassbenchError(f"{config.checkpoint}: checkpoint not found")
     _text_model_entry(config.model)
-    from lassbench.models.registry import check_published_checkpoint
+    from lassbench.models.registry import check_published_checkpoint, takes_negative_query
+
+    _check_negative_query(config.model, config.negative_query, takes_negative_query(config.model))
 
     check_published_checkpoint(config.model, config.checkpoint)
     check_device(config.device)
@@ -334,7 +348,8 @@ def stream_separate(input_path: str | Path, output_path: str | Path, scan: Input
             to_model = soxr.ResampleStream(scan.sample_rate, model_sr, 1, dtype="float32")
             to_output = soxr.ResampleStream(model_sr, scan.sample_rate, 1, dtype="float32")
             blocks = _resampled_blocks(source, Path(input_path), to_model, gain, bar)
-            for piece, last in overlap_add(blocks, separator.chunk_function(config.query), chunk, overlap):
+            for piece, last in overlap_add(blocks, separator.chunk_function(config.query, config.negative_query), chunk,
+                                             overlap):
                 out = to_output.resample_chunk(piece, last=last) / np.float32(gain)
                 if subtype != "FLOAT":
                     clipped += int(np.count_nonzero(np.abs(out) > 1.0))

@@ -43,7 +43,8 @@ def _parse_num_items(value: str | None) -> int | dict[str, int] | None:
 @click.option("--index", "index", default=None, metavar="PATH_OR_URL",
               help="Published index file (lassnet: evaluation_indexes.csv; audiosep: <set>_eval.csv, with --sources "
                    "AudioSep's evaluation/data/<set> to read its rendered files as they are; dcase2024: "
-                   "source,noise,snr,caption list; clapsep: audiocaps_eval.csv). Required by those protocols.")
+                   "source,noise,snr,caption list; clapsep: audiocaps_eval.csv, esc_eval.csv, fsd_eval.csv, "
+                   "music_eval.csv or audioset_eval.csv). Required by those protocols.")
 @click.option("--splits", default=None, metavar="LIST",
               help="Comma-separated splits to build, e.g. train,val,test. Default: val,test (those present).")
 @click.option("--num-items", default=None, metavar="N|SPLIT=N,...",

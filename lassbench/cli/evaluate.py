@@ -14,7 +14,8 @@ Examples:
   lassbench evaluate --references ref/ --estimates est/ --mixtures mix/ --out results/x --metrics sdri,bss_sdr
 
 \b
-Metrics (default sdr,sdri,si_sdr,si_sdri; without --mixtures or --manifest: sdr,si_sdr):
+Metrics (default sdr,sdri,si_sdr,si_sdri, plus bss_sdr,bss_sdri on clapsep benchmarks, whose headline SDR they
+are; without --mixtures or --manifest: sdr,si_sdr):
   sdr       energy ratio 10log10(|s|^2/|s-ŝ|^2), as the AudioSep / DCASE 2024 evaluators
   sdri      sdr(s, ŝ) - sdr(s, mixture)
   si_sdr    scale-invariant SDR, absolute (AudioSep's "SISDR" column), by protocol: AudioSep's

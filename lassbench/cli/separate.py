@@ -19,10 +19,13 @@ EXTENSIONS = ".wav (32-bit float, default), .flac, .ogg, .aiff, .mp3"
 @click.option("--overlap", "overlap_seconds", default=1.0, show_default=True, help="Cross-faded seconds.")
 @click.option("--progress/--no-progress", default=True, show_default=True,
               help="Progress bar on stderr for inputs longer than 30 s.")
+@click.option("--negative-query", default=None,
+              help='What NOT to extract, e.g. "a man speaks": models that take one (clapsep); others refuse it.')
 @click.option("--text-encoder", default=None, type=click.Path(),
               help="Published systems (lassnet-release, audiosep, ...): their tokenizer folder (docs/models.md).")
 def command(input_path: str, query: str, output: str, model: str, checkpoint: str | None, device: str,
-            chunk_seconds: float, overlap_seconds: float, progress: bool, text_encoder: str | None) -> None:
+            chunk_seconds: float, overlap_seconds: float, progress: bool, negative_query: str | None,
+            text_encoder: str | None) -> None:
     """Extract the sound described by --query from --input; streams, so any length works.
 
     Stereo (multi-channel) input is averaged to mono, and a note says so. The input is brought to the level the
@@ -35,5 +38,5 @@ def command(input_path: str, query: str, output: str, model: str, checkpoint: st
     path = separate_file(SeparateConfig(input=input_path, output=output, query=query, model=model,
                                         checkpoint=checkpoint, device=device, chunk_seconds=chunk_seconds,
                                         overlap_seconds=overlap_seconds, progress=progress,
-                                        text_encoder=text_encoder))
+                                        text_encoder=text_encoder, negative_query=negative_query))
     click.echo(f"wrote {path}")

@@ -24,10 +24,11 @@ class QueryBatch:
     queries: list[str]
     labels: list[list[str]] = field(default_factory=list)
     targets: torch.Tensor | None = None
+    negatives: list[str] | None = None  # what *not* to separate ("" for none), for models that take it (CLAPSep)
 
     def to_device(self, device: str | torch.device) -> QueryBatch:
         targets = None if self.targets is None else self.targets.to(device)
-        return QueryBatch(self.queries, self.labels, targets)
+        return QueryBatch(self.queries, self.labels, targets, self.negatives)
 
 
 @dataclass

@@ -82,6 +82,7 @@ _PUBLISHED_DESCRIPTIONS = {
     "audiosep": "AudioSep (Audio-AGI/AudioSep): CLAP text + ResUNet30, 32 kHz",
     "dcase2024-baseline": "DCASE 2024 Task 9 baseline: AudioSep retrained at 16 kHz",
     "audiosep-dp": "AudioSep-DP (DCASE 2024 Task 9 winner): ResUNet30 + DPRNN, 16 kHz",
+    "clapsep": "CLAPSep (Aisaka0v0/CLAPSep): LoRA-tuned CLAP HTSAT + decoder, positive and negative query, 32 kHz",
 }
 MODELS.update({
     name: ModelEntry(name, "caption", _PUBLISHED_DESCRIPTIONS[name], False, _published_only(name), spec)
@@ -95,6 +96,12 @@ def check_published_checkpoint(name: str, checkpoint: str | Path | None) -> None
     if entry.published is not None and not checkpoint:
         raise LassbenchError(f"'{name}' runs its published checkpoint, never downloaded here: get it from "
                              f"{entry.published.checkpoint} and pass --checkpoint FILE")
+
+
+def takes_negative_query(name: str) -> bool:
+    """Whether model ``name`` also takes what *not* to separate (``separate --negative-query``)."""
+    entry = get_model_entry(name)
+    return entry.published is not None and entry.published.family == "clapsep"
 
 
 def get_model_entry(name: str) -> ModelEntry:

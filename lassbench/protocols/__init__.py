@@ -7,7 +7,7 @@ lassbench   lassbench's own loudness-controlled protocol (:mod:`lassbench.protoc
 lassnet     LASS-Net's evaluation pairs and its released mixing rule (:mod:`.lassnet`)
 audiosep    AudioSep's six lists: its rendered files as they are, or re-mixed (:mod:`.audiosep`)
 dcase2024   DCASE 2024 Task 9 index lists, mixed as its evaluator does (:mod:`.dcase2024`)
-clapsep     CLAPSep's AudioCaps list with negative captions, mixed as its evaluator does (:mod:`.clapsep`)
+clapsep     CLAPSep's five lists with negative captions, mixed as its AudioCaps evaluator does (:mod:`.clapsep`)
 ==========  ==========================================================================================
 
 Every protocol module exposes ``prepare(frame, request) -> Prepared``: which source clips to read, then a

@@ -1,8 +1,20 @@
-"""``clapsep``: CLAPSep's AudioCaps evaluation list, mixed as its evaluator mixes it, with its negative captions.
+"""``clapsep``: CLAPSep's five evaluation lists, mixed as its evaluator mixes AudioCaps, with their negative captions.
 
-Source: Aaronhuang-778/CLAPSep (5404111) — ``metadata/evaluation/audiocaps_eval.csv`` (header
-``source_file,positive_caption,noise_file,negative_caption``; 4,785 rows of AudioCaps clips named ``Y<id>.wav``)
-and the ``AudioCapsTest`` dataset of ``evaluation/eval_audiocaps.py``. For each row:
+Source: Aisaka0v0/CLAPSep (5404111) — ``metadata/evaluation/<list>_eval.csv`` (header
+``source_file,positive_caption,noise_file,negative_caption``) and the ``AudioCapsTest`` dataset of
+``evaluation/eval_audiocaps.py``:
+
+===========  ======================  ======  ====================================================================
+list         file                    rows    clips named
+===========  ======================  ======  ====================================================================
+audiocaps    ``audiocaps_eval.csv``   4,785  AudioCaps test clips ``Y<id>.wav``
+audioset     ``audioset_eval.csv``   18,869  AudioSet evaluation clips ``Y<id>.wav``, query "The sounds of ..."
+esc50        ``esc_eval.csv``         7,500  ESC-50 clips ``<fold>-<id>-<take>-<class>.wav``
+fsd50k       ``fsd_eval.csv``         8,000  FSD50K clips (CLAPSep's 8-hex-digit names)
+music        ``music_eval.csv``      19,805  MUSIC segments ``<youtube id>_<n>.wav``
+===========  ======================  ======  ====================================================================
+
+For each row:
 
 * both clips loaded at 32 kHz (librosa) and cropped / zero-padded to 10 s;
 * ``mixture = torchaudio.functional.add_noise(target, noise, snr=0)``: the noise scaled by
@@ -12,15 +24,24 @@ and the ``AudioCapsTest`` dataset of ``evaluation/eval_audiocaps.py``. For each 
 * the query is ``positive_caption``; ``negative_caption`` (the noise clip's caption: what *not* to separate) is kept
   per item in the manifest column ``negative_query``.
 
+The repository publishes an evaluator for AudioCaps only (its README: "Evaluation: TODO"); the other four lists are
+mixed by the same ``AudioCapsTest`` rule, which the paper states for all its benchmarks (0 dB, 10 s), so their builds
+say ``"exact": false`` (the rule is the authors' AudioCaps code, not a published evaluator of that list). The
+``*_samples.csv`` files are audio-query lists (class, example clips) and are refused.
+
 CLAPSep scores with torchmetrics' BSS-Eval SDR and SI-SDR (``zero_mean=False``), improvements over the mixture,
-plain means. Every row is built (no loudness gate); rows naming a missing clip fail the build unless
-``--allow-missing``.
+plain means over items (``test_step``): dataset.json says ``headline_sdr: bss_sdr``, so ``run`` and ``evaluate``
+score ``bss_sdr`` / ``bss_sdri`` by default and leaderboards show them in the ``sdr`` / ``sdri`` columns. Every row
+is built (no loudness gate); rows naming a missing clip fail the build unless ``--allow-missing``.
 """
 
 from __future__ import annotations
 
+from pathlib import PurePosixPath
+
 import pandas as pd
 
+from lassbench.errors import LassbenchError
 from lassbench.mixing import ItemSpec
 from lassbench.protocols import (
     BuildRequest,
@@ -38,10 +59,23 @@ SAMPLE_RATE = 32000
 SECONDS = 10  # load_wav's max_length = sr * 10
 SNR_DB = 0.0
 COLUMNS = ("source_file", "positive_caption", "noise_file", "negative_caption")
+LISTS = {"audiocaps": "audiocaps", "audioset": "audioset", "esc": "esc50", "fsd": "fsd50k", "music": "music"}
+EVALUATED = "audiocaps"  # the one list with a published evaluator (evaluation/eval_audiocaps.py)
+
+
+def list_name(location: str) -> str:
+    """Which of CLAPSep's lists an index is, from its file name (``<list>_eval.csv``); unknown names are taken as
+    AudioCaps-like lists (the same layout and rule)."""
+    stem = PurePosixPath(location.split("?", 1)[0]).name.lower()
+    if "_samples" in stem:
+        raise LassbenchError(f"{location}: an audio-query list (class, example clips), not an evaluation list: pass "
+                             "<list>_eval.csv (" + ", ".join(f"{k}_eval.csv" for k in LISTS) + ")")
+    return next((name for prefix, name in LISTS.items() if stem.startswith(prefix)), EVALUATED)
 
 
 def prepare(frame: pd.DataFrame, request: BuildRequest) -> Prepared:
-    location = require_index(request, NAME, "CLAPSep's audiocaps_eval.csv: " + ",".join(COLUMNS))
+    location = require_index(request, NAME, "one of CLAPSep's <list>_eval.csv: " + ",".join(COLUMNS))
+    which = list_name(location)
     # the evaluator reads it with csv.reader(skipinitialspace=True); read_index_rows strips every cell
     header, rows = read_index_rows(location, COLUMNS)
     col = {name: header.index(name) for name in COLUMNS}
@@ -64,5 +98,6 @@ def prepare(frame: pd.DataFrame, request: BuildRequest) -> Prepared:
     rate = request.sample_rate or SAMPLE_RATE
     return prepare_from_index(frame, request, split=split, rows_ids=rows_ids, make_spec=make, skipped=missing,
                               location=location, rows=len(rows), default_rate=SAMPLE_RATE,
-                              parameters={"snr_db": SNR_DB, "seconds": SECONDS, "declip_peak": 0.9},
-                              num_samples=SECONDS * rate, exact=rate == SAMPLE_RATE)
+                              parameters={"list": which, "snr_db": SNR_DB, "seconds": SECONDS, "declip_peak": 0.9,
+                                          "aggregation": "mean", "headline_sdr": "bss_sdr"},
+                              num_samples=SECONDS * rate, exact=rate == SAMPLE_RATE and which == EVALUATED)

@@ -47,9 +47,22 @@ DROPPED: dict[str, list[DropRule]] = {
         DropRule(r"query_encoder\.model\.text_branch\.embeddings\.(position_ids|token_type_ids)",
                  "index buffer saved by older transformers; recomputed"),
     ],
+    "clapsep": [
+        DropRule(r"clap_model\.model\.(audio_branch|audio_projection|audio_transform)\..*",
+                 "CLAP's own audio branch and projection: used for audio queries only"),
+        DropRule(r"clap_model\.model\.(text_transform\..*|logit_scale_a|logit_scale_t)",
+                 "CLAP's contrastive-training heads: not part of get_text_embedding"),
+        DropRule(r"clap_model\.model\.text_branch\.embeddings\.(position_ids|token_type_ids)",
+                 "index buffer saved by older transformers; recomputed"),
+        DropRule(r"audio_branch\.(norm|tscam_conv|head)\..*",
+                 "HTSAT's classification head: computed by the official forward, never read by the decoder"),
+    ],
 }
+LORA_MERGED = "LoRA adapters (lora_A, lora_B) merged into their projection's weight: W + B A / r"
+KERNELS_COMPUTED = "absent from the file, computed as torchlibrosa does: STFT / ISTFT kernels and window"
 
 BERT_PREFIX = "module.text_embedder.bert_layer."
+CLAPSEP_TEXT_PREFIX = "clap_model.model.text_branch."
 ROBERTA_PREFIX = "query_encoder.model.text_branch."
 DPRNN_PREFIX = "ss_model.base.DPRNN.0.row_rnn."
 
@@ -63,6 +76,8 @@ def load_published(name: str, path: str | Path, *, text_encoder: str | None = No
     path = Path(path)
     _check_tokenizer_folder(spec, text_encoder)  # before reading a checkpoint of up to 1.5 GB
     payload = read_checkpoint_file(path)
+    if spec.family == "clapsep":
+        return _load_clapsep(spec, payload, path, text_encoder, device)
     if spec.family == "lassnet-release":
         state = _lassnet_state(payload, path)
     else:
@@ -79,6 +94,75 @@ def load_published(name: str, path: str | Path, *, text_encoder: str | None = No
     model = PublishedSeparator(spec, net, tokenizer, source)
     report = {"model": name, "keys_loaded": len(state) - sum(dropped.values()), "keys_dropped": dropped}
     return model.to(device).eval(), report
+
+
+def _load_clapsep(spec: PublishedSpec, payload: dict, path: Path, folder: str | None,
+                  device: str) -> tuple[PublishedSeparator, dict]:
+    from transformers.initialization import no_init_weights
+
+    from lassbench.models.published import clapsep
+
+    state = _clapsep_state(payload, path, folder)
+    kernels = {k: v for k, v in clapsep.torchlibrosa_kernels().items() if k not in state}
+    state.update(kernels)  # on_save_checkpoint's tuned-only file leaves the fixed STFT / ISTFT kernels out
+    lora = sum(k.endswith((".lora_A", ".lora_B")) for k in state)
+    state = clapsep.merge_lora(state)
+    try:
+        encoder, decoder = clapsep.shape_of(state)
+    except (KeyError, IndexError) as exc:
+        raise LassbenchError(f"{path}: weight {exc} missing (CLAPSep's HTSAT or decoder cannot be rebuilt)") from exc
+    with no_init_weights():
+        net = clapsep.CLAPSepSystem(_text_model(state, CLAPSEP_TEXT_PREFIX, "roberta", path), encoder, decoder)
+    tokenizer, source = load_tokenizer(spec, folder, net.clap_model.model.text_branch.config.vocab_size)
+    dropped = match_state(net, state, DROPPED["clapsep"], path)
+    if lora:
+        dropped[LORA_MERGED] = lora
+    if kernels:
+        dropped[KERNELS_COMPUTED] = len(kernels)
+    report = {"model": spec.name, "keys_loaded": len(net.state_dict()), "keys_dropped": dropped, "encoder": encoder,
+              "decoder": decoder}
+    return PublishedSeparator(spec, net, tokenizer, source).to(device).eval(), report
+
+
+def _clapsep_state(payload: dict, path: Path, folder: str | None) -> dict[str, torch.Tensor]:
+    """The Lightning checkpoint of CLAPSep's train.py (``state_dict``: ``clap_model.*``, ``audio_branch.*``,
+    ``decoder_model.*``, ``stft.*``, ``istft.*``) or the same keys saved bare; a file holding only the tuned tensors
+    (``on_save_checkpoint`` in model/CLAPSep.py keeps LoRA, attention biases and the decoder) is completed from the
+    LAION-CLAP checkpoint it was trained from, found alone in the --text-encoder folder."""
+    _refuse_lassbench(payload, path)
+    state = _tensors(payload["state_dict"] if isinstance(payload.get("state_dict"), dict) else payload)
+    if not any(k.startswith("decoder_model.") for k in state):
+        if any(k.startswith("ss_model.") for k in state):
+            raise LassbenchError(f"{path}: an AudioSep-family separator: run it as audiosep, dcase2024-baseline or "
+                                 f"audiosep-dp")
+        if any("audio_branch." in k for k in state) and any("text_branch." in k for k in state):
+            raise LassbenchError(f"{path}: this is a LAION-CLAP checkpoint, not CLAPSep's: pass CLAPSep's checkpoint "
+                                 f"and put the CLAP file (music_audioset_epoch_15_esc_90.14.pt) in --text-encoder")
+        raise LassbenchError(f"{path}: no CLAPSep decoder weights (decoder_model.*) in this file")
+    needed = ("clap_model.model.text_branch.embeddings.word_embeddings.weight", "audio_branch.patch_embed.proj.weight")
+    if any(k not in state for k in needed):
+        state = {**_clapsep_base_from_folder(folder, path), **state}
+    return state
+
+
+def _clapsep_base_from_folder(folder: str | None, path: Path) -> dict[str, torch.Tensor]:
+    """LAION-CLAP's tensors under CLAPSep's names: the whole model as ``clap_model.model.*`` and its audio branch
+    again as ``audio_branch.*`` (the copy that CLAPSep tunes with LoRA)."""
+    files = sorted(Path(folder).glob("*.pt")) if folder else []
+    if len(files) != 1:
+        raise LassbenchError(
+            f"{path}: holds only CLAPSep's tuned tensors (no CLAP text branch or HTSAT weights); put the LAION-CLAP "
+            f"checkpoint it was trained from (music_audioset_epoch_15_esc_90.14.pt) alone beside the tokenizer in "
+            f"the --text-encoder folder"
+        )
+    payload = read_checkpoint_file(files[0])
+    clap = {k.removeprefix("module."): v for k, v in
+            _tensors(payload["state_dict"] if isinstance(payload.get("state_dict"), dict) else payload).items()}
+    if not any(k.startswith("text_branch.") for k in clap):
+        raise LassbenchError(f"{files[0]}: not a LAION-CLAP checkpoint (no text_branch.* weights)")
+    base = {"clap_model.model." + k: v for k, v in clap.items()}
+    base.update({k: v for k, v in clap.items() if k.startswith("audio_branch.")})
+    return base
 
 
 def read_checkpoint_file(path: Path) -> dict:

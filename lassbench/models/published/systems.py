@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from lassbench.models.published import clap_text, lassnet_release
+from lassbench.models.published import clap_text, clapsep, lassnet_release
 from lassbench.models.published.resunet30 import ResUNet30
 from lassbench.models.rate import fit_length as _fit
 from lassbench.models.rate import resample_batch as _resample
@@ -17,7 +17,7 @@ from lassbench.models.rate import resample_batch as _resample
 @dataclass(frozen=True)
 class PublishedSpec:
     name: str
-    family: str  # "lassnet-release" | "resunet30"
+    family: str  # "lassnet-release" | "resunet30" | "clapsep"
     sample_rate: int
     n_fft: int
     hop: int
@@ -59,6 +59,15 @@ PUBLISHED: dict[str, PublishedSpec] = {
         "https://zenodo.org/records/14208090 (16 kHz AudioSep-DP)",
         "github.com/apple-yinhan/TQ-SED LASS_codes/models/resunet.py + FaSNet.py",
     ),
+    "clapsep": PublishedSpec(
+        "clapsep", "clapsep", 32000, 1024, 320, False,
+        "roberta-base tokenizer folder with vocab.json + merges.txt",
+        "Ma et al., CLAPSep: Leveraging Contrastive Pre-trained Model for Multi-Modal Query-Conditioned Target Sound "
+        "Extraction, arXiv:2402.17455",
+        "https://huggingface.co/spaces/AisakaMikoto/CLAPSep/tree/main/model (linked from the README of "
+        "github.com/Aisaka0v0/CLAPSep), with LAION-CLAP's music_audioset_epoch_15_esc_90.14.pt",
+        "github.com/Aisaka0v0/CLAPSep model/CLAPSep.py + model/CLAPSep_decoder.py",
+    ),
 }
 
 
@@ -88,6 +97,11 @@ class PublishedSeparator(nn.Module):
 
     query_type = "caption"
 
+    @property
+    def takes_negative_query(self) -> bool:
+        """CLAPSep also takes what *not* to separate (``QueryBatch.negatives``)."""
+        return self.spec.family == "clapsep"
+
     def __init__(self, spec: PublishedSpec, net: nn.Module, tokenizer, tokenizer_source: str) -> None:
         super().__init__()
         self.spec = spec
@@ -101,22 +115,35 @@ class PublishedSeparator(nn.Module):
         self.min_samples = 10 * spec.sample_rate if spec.family == "lassnet-release" else 0
 
     def forward(self, mixture: torch.Tensor, batch) -> torch.Tensor:
-        tokenize = lassnet_release.tokenize if self.spec.family == "lassnet-release" else clap_text.tokenize
-        device = mixture.device
-        input_ids, attention_mask = tokenize(self.tokenizer, list(batch.queries))
         wav = _resample(mixture, self.input_rate, self.sample_rate)
         length = wav.shape[-1]
         wav = _fit(wav, max(length, self.min_samples))
-        estimate = self.net.separate(wav, input_ids.to(device), attention_mask.to(device))[..., :length]
-        return _fit(_resample(estimate, self.sample_rate, self.input_rate), mixture.shape[-1])
+        if self.spec.family == "clapsep":
+            estimate = self.net.separate(wav, self._clapsep_embedding(batch, mixture.device))
+        else:
+            tokenize = lassnet_release.tokenize if self.spec.family == "lassnet-release" else clap_text.tokenize
+            input_ids, attention_mask = tokenize(self.tokenizer, list(batch.queries))
+            estimate = self.net.separate(wav, input_ids.to(mixture.device), attention_mask.to(mixture.device))
+        return _fit(_resample(estimate[..., :length], self.sample_rate, self.input_rate), mixture.shape[-1])
+
+    def _clapsep_embedding(self, batch, device) -> torch.Tensor:
+        negatives = list(getattr(batch, "negatives", None) or [""] * len(batch.queries))
+        absent = [not n.strip() for n in negatives]
+        positive = [t.to(device) for t in clapsep.tokenize(self.tokenizer, list(batch.queries))]
+        negative = None if all(absent) else [t.to(device) for t in clapsep.tokenize(self.tokenizer, negatives)]
+        return self.net.embed(positive, negative, absent)
 
 
 def separator_parameters(spec: PublishedSpec) -> int:
     """Parameters of the separator (text encoder excluded), counted on the meta device: nothing is allocated.
+    CLAPSep's: its LoRA-tuned HTSAT copy and its decoder.
     AudioSep-DP's DPRNN is counted at the released size (6 layers, hidden 256: TQ-SED config/edit_config_yaml.py)."""
     with torch.device("meta"):
         if spec.family == "lassnet-release":
             net = lassnet_release.UNetRes_FiLM(cond_dim=256)
+        elif spec.family == "clapsep":  # the released configuration (experiments/CLAPSep_base/config.json)
+            net = nn.ModuleList([clapsep.HTSATEncoder(**clapsep.RELEASED_ENCODER),
+                                 clapsep.MaskDecoder(**clapsep.RELEASED_DECODER)])
         else:
             net = ResUNet30(spec.n_fft, spec.hop, dprnn=(6, 256) if spec.dprnn else None)
     return sum(p.numel() for p in net.parameters())
