@@ -396,6 +396,7 @@ def _main_sort_key(result: SystemResult) -> tuple:
     return (
         SOURCES.index(result.source) if result.source in SOURCES else len(SOURCES),
         result.is_reference,
+        bool(result.subset),  # partial runs after the ranked ones
         math.isnan(sdri),
         -sdri if not math.isnan(sdri) else 0.0,
         result.system,
