@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lassbench.errors import LassbenchError
-from lassbench.evaluate import item_set_digest
+from lassbench.evaluate import item_set_digest, subset_record
 
 DEFAULT_SPLIT = "test"  # the split a result folder without a key scores
 LOCK_NAME = ".lassbench-run.lock"
@@ -41,10 +41,7 @@ def item_selection(split: str | None, limit: int | None, n_selected: int, n_spli
     parts = [split] if split and split != DEFAULT_SPLIT else []
     if limit is not None:
         parts.append(f"first{limit}")
-    subset = None
-    if limit is not None:
-        subset = {"n_items": n_selected, "of": n_split, "split": split or "", "selection": f"--limit {limit}",
-                  "label": f"first {n_selected} of {n_split} {split or ''} items".replace("  ", " ")}
+    subset = subset_record(n_selected, n_split, split, f"--limit {limit}", first=True) if limit is not None else None
     return ItemSelection("".join(f"+{part}" for part in parts), limit, subset)
 
 
