@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 
@@ -40,3 +41,26 @@ def check_output_file(path: str | Path, flag: str) -> None:
     if path.is_dir():
         raise LassbenchError(f"{flag} {path}: is a folder; give a file name")
     check_output_folder(path.parent, flag)
+
+
+WRITE_ERRNOS = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk quota exceeded",
+                errno.EROFS: "read-only file system", errno.EACCES: "permission denied"}
+
+
+def write_failure_message(exc: OSError) -> str | None:
+    """One line for an OSError that means "cannot write here" (full disk, quota, read-only, permissions), naming
+    the path and what to do; ``None`` for any other OSError. Writes are atomic and long steps resume, so a rerun
+    after freeing space completes; a path in the lassbench cache names ``LASSBENCH_CACHE``, which moves it."""
+    reason = WRITE_ERRNOS.get(exc.errno)
+    if reason is None:
+        return None
+    where = exc.filename or "a file"
+    advice = ("free some space and rerun the same command (finished work is kept)"
+              if exc.errno in (errno.ENOSPC, errno.EDQUOT) else "write somewhere else")
+    try:
+        in_cache = Path(str(where)).resolve().is_relative_to(cache_dir().resolve())
+    except (OSError, ValueError):
+        in_cache = False
+    if in_cache:
+        advice += f"; it is in the lassbench cache {cache_dir()}: set LASSBENCH_CACHE to a writable folder with room"
+    return f"cannot write {where}: {reason}; {advice}"
