@@ -337,6 +337,7 @@ def queries_table(systems: list[SystemResult]) -> pd.DataFrame:
     records = []
     for result in rows:
         delta, matched, note = _query_delta(result, [r for r in rows if r.model == result.model])
+        note = "; ".join(n for n in (f"partial: {result.subset}" if result.subset else "", note) if n)
         record = {"model": result.model, "variant": result.variant, "sdri_delta_vs_caption": _fmt(delta),
                   "delta_items": "" if matched is None else str(matched), "notes": note,
                   "scored_against": result.scored_against, "below_-20db_share": _fmt(result.value("below_-20db"))}
