@@ -40,6 +40,9 @@ def resolve_benchmark(data: str | Path | None, log) -> Path:
     if path.is_file() and is_corpus(path.parent) and path.name == "manifest.csv":
         return corpus_benchmark(path.parent, log)
     if path.is_dir() and not (path / "manifest.csv").is_file():
+        if _is_packaged(path):
+            raise LassbenchError(f"{path}: a `download packaged` that did not finish (no manifest.csv yet); rerun "
+                                 f"`lassbench download packaged --out {path}` to complete it")
         raise LassbenchError(f"{path}: neither a built benchmark nor a downloaded corpus (no manifest.csv); "
                              "build one with `lassbench build-dataset --sources DIR`")
     return built_benchmark_dir(path)

@@ -69,3 +69,12 @@ def test_a_corpus_is_built_once_with_the_protocol_default_and_reused(tmp_path):
     assert built == corpus / "benchmarks" / "audiocaps" and len(notes) == 1
     assert dataset["protocol"] == "lassbench" and set(dataset["counts"]) == {"val", "test"}
     assert resolve_benchmark(str(corpus), notes.append) == built and len(notes) == 1  # reused, not rebuilt
+
+
+def test_an_unfinished_packaged_download_says_to_rerun_it(tmp_path, capsys):
+    (tmp_path / "real").mkdir()
+    (tmp_path / "real" / OWNER_MARK).touch()  # what a download stopped before its manifest leaves
+    with pytest.raises(SystemExit) as exit_info:
+        cli_main(["run", "mixture", "--data", str(tmp_path / "real"), "--out", str(tmp_path / "results")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exit_info.value.code == 2 and len(err) == 1 and "download packaged --out" in err[0]
