@@ -181,8 +181,7 @@ def _run_variant(model, plan: VariantPlan, items: pd.DataFrame, config: RunConfi
         if dist.rank == 0:
             log(f"{out_dir}: kept the results of an identical finished run (delete the folder to run it again)")
         return finished if dist.rank == 0 else None
-    if dist.rank == 0:
-        refuse_other_item_set(out_dir, items["id"], replace=config.replace)
+    refuse_other_item_set(out_dir, items["id"], replace=config.replace)  # every rank: none starts separating
     partial = out_dir / PARTIAL_DIR
     if dist.rank == 0:  # temp files a run killed with SIGKILL left (those of live writers are kept)
         sweep_stale_temps(out_dir)
