@@ -491,7 +491,7 @@ def write_leaderboards(
         apart = {**incomparable(rows), **partial_notes(rows)}
         notes += [f"{name}: {s.system}: {apart[id(s)]}" for s in rows if id(s) in apart]
         notes += [f"{name}: {r['model']}@{r['variant']}: {r['notes']}" for r in board.queries.to_dict("records")
-                  if r["notes"]]
+                  if r["notes"] and r["variant"] != "default"]  # a main run's note is already in the main table's
     plot_paths = _write_plots(boards, out, notes) if plots else {}
     md_path = None
     if markdown is not None:
