@@ -9,6 +9,7 @@ killed with SIGKILL left behind without touching the temp files of a writer that
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import re
@@ -234,10 +235,22 @@ def write_audio(path: str | Path, data: np.ndarray, sample_rate: int, *, subtype
     """
     data = np.asarray(data)
     frames = data.T if data.ndim == 2 else data
-    with atomic_path(path) as tmp:
+    with atomic_path(path) as tmp, audio_write_errors(path):
         sf.write(str(tmp), frames, int(sample_rate), subtype=subtype, format="WAV")
         _clear_peak_timestamp(tmp)
     return Path(path)
+
+
+@contextlib.contextmanager
+def audio_write_errors(path: str | Path) -> Iterator[None]:
+    """libsndfile reports a full disk as "System error.": turn it into the OSError it is (ENOSPC when the folder
+    has less than 1 MiB left, else EIO), naming ``path``, so the CLI prints one line saying what to do."""
+    try:
+        yield
+    except sf.LibsndfileError as exc:
+        stats = os.statvfs(Path(path).parent)
+        full = stats.f_bavail * stats.f_frsize < (1 << 20)
+        raise OSError(errno.ENOSPC if full else errno.EIO, f"cannot write audio ({exc})", str(path)) from exc
 
 
 def _clear_peak_timestamp(path: Path) -> None:

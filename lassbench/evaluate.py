@@ -41,7 +41,7 @@ from tqdm import tqdm
 from lassbench import __version__
 from lassbench.audio import list_audio_files, read_audio, write_text_atomic
 from lassbench.errors import LassbenchError
-from lassbench.manifests import decode_list, read_dataset_json, read_item_manifest, write_manifest_csv
+from lassbench.manifests import decode_list, read_dataset_json, read_item_manifest, read_manifest, write_manifest_csv
 from lassbench.metrics import (
     DEFAULT_METRICS,
     METRICS,
@@ -221,7 +221,8 @@ def evaluate_folders(references: str | Path, estimates: str | Path, mixtures: st
 def evaluate_manifest(manifest: str | Path, estimates: str | Path, *, out: str | Path | None,
                       metrics: Iterable[str] | str | None = None, align: str | None = None,
                       aggregate: str | None = None, progress: bool = False, clap=None, split: str | None = None,
-                      convention: str | None = None) -> tuple[pd.DataFrame, dict]:
+                      convention: str | None = None, ids: str | Path | None = None, limit: int | None = None
+                      ) -> tuple[pd.DataFrame, dict]:
     """Score ``<estimates>/<id>.wav`` against a built benchmark's ``target/<id>.wav`` (mixtures
     ``mixture/<id>.wav``), adding the protocol columns ``snr_db, labels, condition, query`` and the breakdowns by
     SNR bucket, label and condition. ``benchmark``/``protocol`` come from ``dataset.json`` beside the manifest.
@@ -233,6 +234,9 @@ def evaluate_manifest(manifest: str | Path, estimates: str | Path, *, out: str |
 
     ``split`` scores only the manifest's items of that split (estimates are needed for those only), so a system
     run on the test split is scored on the same items as ``lassbench run`` scores; duplicate ids are refused.
+    ``ids`` (a file: one id per line, or a CSV with an ``id`` column such as a sub-manifest) and ``limit`` (the
+    first N items) score a subset; so does a sub-manifest saved beside the benchmark's ``manifest.csv``. A subset
+    is recorded as ``summary["subset"]`` (``n_items``, ``of``, ``label``), which the leaderboard shows.
 
     ``aggregate`` and ``convention`` (SI-SDR) default to what the benchmark's protocol prescribes
     (:func:`protocol_rules` on its ``dataset.json``); summary.json records both and where they came from."""
@@ -247,6 +251,7 @@ def evaluate_manifest(manifest: str | Path, estimates: str | Path, *, out: str |
     if frame.empty:
         raise LassbenchError(f"{manifest}: manifest has no items")
     _check_unique_ids(frame["id"], manifest)
+    frame, subset = _select_subset(frame, manifest, split, ids, limit)
     base, estimates = manifest.parent, Path(estimates)
     if not estimates.is_dir():
         raise LassbenchError(f"{estimates}: estimates folder not found")
@@ -264,11 +269,13 @@ def evaluate_manifest(manifest: str | Path, estimates: str | Path, *, out: str |
     expected = {i: estimates / f"{i}.wav" for i in ids}
     missing = [f"{i}.wav" for i, p in expected.items() if not p.is_file()]
     if missing:
-        raise LassbenchError(f"{estimates}: missing {_listing(missing)} listed in {manifest}")
+        raise LassbenchError(f"{estimates}: missing {_listing(missing)} listed in {manifest}; to score only "
+                             "some items, pass --ids FILE (one id per line, or a CSV with an id column) or --limit N")
     for folder, wanted in (("target", targeted), ("mixture", ids)):
         absent = [f"{folder}/{i}.wav" for i in wanted if not (base / folder / f"{i}.wav").is_file()]
         if absent:
-            raise LassbenchError(f"{manifest}: benchmark audio missing beside the manifest: {_listing(absent)}")
+            raise LassbenchError(f"{manifest}: benchmark audio missing beside the manifest: {_listing(absent)}; to "
+                                 "score a subset of a built benchmark, pass its manifest.csv with --ids SUBSET.csv")
     scorer = _clap_scorer(clap)  # after the cheap file checks, before the long work: a bad checkpoint fails first
 
     def describe(item: str, role: str) -> str:
@@ -305,9 +312,65 @@ def evaluate_manifest(manifest: str | Path, estimates: str | Path, *, out: str |
     summary["exact"] = read_dataset_json(base).get("exact")  # false: the benchmark approximates its protocol
     if split is not None:
         summary["split"] = split
+    if subset is not None:
+        summary["subset"] = subset
     if out is not None:
         write_results(per_item, summary, out)
     return per_item, summary
+
+
+def subset_record(n_items: int, of: int, split: str | None, selection: str, *, first: bool = False) -> dict:
+    """``summary.json`` / ``run.json`` ``subset`` of a result over part of its split: what the leaderboard shows."""
+    label = f"{'first ' if first else ''}{n_items} of {of} {split + ' ' if split else ''}items"
+    return {"n_items": n_items, "of": of, "split": split or "", "selection": selection, "label": label}
+
+
+def _select_subset(frame: pd.DataFrame, manifest: Path, split: str | None, ids: str | Path | None,
+                   limit: int | None) -> tuple[pd.DataFrame, dict | None]:
+    """The items ``--ids`` / ``--limit`` keep (manifest order), and the subset record when they are not all."""
+    if limit is not None and (isinstance(limit, bool) or limit < 1):
+        raise LassbenchError(f"--limit {limit}: give a positive number of items (leave it out for all)")
+    of, selection = _whole_split_size(frame, manifest, split), "sub-manifest " + manifest.name
+    if ids is not None:
+        wanted = read_id_list(ids)
+        unknown = sorted(set(wanted) - set(frame["id"].astype(str)))
+        if unknown:
+            raise LassbenchError(f"{ids}: {len(unknown)} id(s) not in {manifest}"
+                                 f"{' split ' + split if split else ''}: {', '.join(unknown[:_MAX_LISTED])}")
+        frame, selection = frame[frame["id"].astype(str).isin(set(wanted))].reset_index(drop=True), f"--ids {ids}"
+    if limit is not None and limit < len(frame):
+        frame, selection = frame.iloc[:limit].reset_index(drop=True), f"--limit {limit}"
+    if len(frame) >= of:
+        return frame, None
+    return frame, subset_record(len(frame), of, split, selection, first=selection.startswith("--limit"))
+
+
+def _whole_split_size(frame: pd.DataFrame, manifest: Path, split: str | None) -> int:
+    """Items of the benchmark's split: of ``manifest.csv`` beside a sub-manifest, else of ``frame`` itself."""
+    whole = manifest.parent / "manifest.csv"
+    if manifest.name == "manifest.csv" or not whole.is_file():
+        return len(frame)
+    try:
+        full = read_item_manifest(whole)
+    except LassbenchError:
+        return len(frame)
+    full = full[full["split"] == split] if split is not None and "split" in full else full
+    return max(len(full), len(frame))
+
+
+def read_id_list(path: str | Path) -> list[str]:
+    """Item ids from a file: a CSV with an ``id`` column (a sub-manifest), else one id per line."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise LassbenchError(f"{path}: cannot read the id list ({exc})") from None
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if lines and "id" in [c.strip() for c in lines[0].split(",")]:
+        lines = [str(i) for i in read_manifest(path, ["id"])["id"]]
+    if not lines:
+        raise LassbenchError(f"{path}: no item id in the file")
+    return lines
 
 
 def _select_split(frame: pd.DataFrame, split: str | None, manifest: Path) -> pd.DataFrame:

@@ -60,8 +60,9 @@ MAIN_COLUMNS = [
     "lassbench_version", "date",
 ]
 QUERY_COLUMNS = [
-    "model", "variant", "query_type", *METRICS, "sdri_delta_vs_caption", *CONTROL_COLUMNS, *CI_COLUMNS, "n_items",
-    "protocol", "aggregation", "sdr_definition", "si_sdr_definition", "checkpoint_sha256", "lassbench_version", "date",
+    "model", "variant", "query_type", *METRICS, "sdri_delta_vs_caption", "delta_items", *CONTROL_COLUMNS,
+    *CI_COLUMNS, "n_items", "protocol", "aggregation", "sdr_definition", "si_sdr_definition", "checkpoint_sha256",
+    "lassbench_version", "date", "notes",
 ]
 REPORTED_REQUIRED = ("benchmark", "system", "citation")
 REPORTED_COLUMNS = [
@@ -101,6 +102,7 @@ class SystemResult:
     exact: str = ""
     clap: dict = field(default_factory=dict)  # summary.json "clap": checkpoint, SHA-256, rate, window (clapscore)
     headline_sdri: str = "sdri"  # the per_item.csv column of the sdri column (summary.json "headline")
+    subset: str = ""  # summary.json "subset" label of a partial run (`run --limit`, `evaluate --ids/--limit`)
 
     @property
     def is_reference(self) -> bool:
@@ -182,6 +184,7 @@ def read_result_folder(folder: str | Path) -> SystemResult:
         item_set=str(summary.get("item_set_sha1") or _item_set_from_per_item(folder)),
         clap=summary["clap"] if isinstance(summary.get("clap"), dict) else {},
         headline_sdri=str(_headline(summary).get("sdri", "sdri")),
+        subset=_subset_label(summary.get("subset")),
     )
 
 
@@ -198,6 +201,13 @@ def _headline_columns(summary: dict, metrics: dict) -> dict:
         if column in METRICS and name in metrics:
             columns[column] = metrics[name]
     return columns
+
+
+def _subset_label(subset) -> str:
+    """summary.json's ``subset`` (a partial run) as a short label; "" for a run over its whole split."""
+    if not isinstance(subset, dict):
+        return ""
+    return str(subset.get("label") or f"{subset.get('n_items', '?')} of {subset.get('of', '?')} items")
 
 
 def _item_set_from_per_item(folder: Path) -> str:
@@ -276,7 +286,7 @@ def main_table(systems: list[SystemResult]) -> pd.DataFrame:
     """Default-variant runs, outside systems and reported rows of one benchmark, ranked by SDRi per source."""
     rows = [s for s in systems if s.source == "reported" or s.variant == "default"]
     rows.sort(key=_main_sort_key)
-    apart = incomparable(rows)
+    apart = {**incomparable(rows), **partial_notes(rows)}
     records, rank, previous_source = [], 0, None
     for result in rows:
         if result.source != previous_source:
@@ -330,6 +340,11 @@ def incomparable(systems: list[SystemResult]) -> dict[int, str]:
     }
 
 
+def partial_notes(systems: list[SystemResult]) -> dict[int, str]:
+    """``id(result) -> note`` for partial runs (a subset of their split): listed, never ranked as the system's row."""
+    return {id(s): f"partial: {s.subset}; not ranked" for s in systems if s.subset}
+
+
 def queries_table(systems: list[SystemResult]) -> pd.DataFrame:
     """One row per (model, variant) of the query-robustness study, the model's main run (variant ``default``,
     the benchmark's own caption) first; ``sdri_delta_vs_caption`` is SDRi minus that of the ``caption`` variant
@@ -338,16 +353,12 @@ def queries_table(systems: list[SystemResult]) -> pd.DataFrame:
     reproduced = [s for s in systems if s.source == "reproduced"]
     studied = {s.model for s in reproduced if s.variant != "default"}
     rows = sorted((s for s in reproduced if s.model in studied), key=lambda s: (s.model, _variant_key(s.variant)))
-    baseline: dict[str, float] = {}
-    for result in rows:  # sorted: "default" comes before "caption", which then overrides it
-        if result.variant in ("default", "caption"):
-            baseline[result.model] = result.value("sdri")
     records = []
     for result in rows:
-        delta = result.value("sdri") - baseline.get(result.model, math.nan)
-        if result.scored_against != "target":
-            delta = math.nan
+        delta, matched, note = _query_delta(result, [r for r in rows if r.model == result.model])
+        note = "; ".join(n for n in (f"partial: {result.subset}" if result.subset else "", note) if n)
         record = {"model": result.model, "variant": result.variant, "sdri_delta_vs_caption": _fmt(delta),
+                  "delta_items": "" if matched is None else str(matched), "notes": note,
                   "scored_against": result.scored_against, "below_-20db_share": _fmt(result.value("below_-20db"))}
         for stat, column in (("mean", ""), ("ci95_low", "_ci95_low"), ("ci95_high", "_ci95_high")):
             record[f"false_separation_db{column}"] = _fmt(result.value("false_separation_db", stat))
@@ -355,11 +366,57 @@ def queries_table(systems: list[SystemResult]) -> pd.DataFrame:
     return pd.DataFrame(records, columns=QUERY_COLUMNS)
 
 
+def _query_delta(result: SystemResult, study: list[SystemResult]) -> tuple[float, int | None, str]:
+    """(SDRi minus the baseline's, items the difference is over, note). The baseline is the model's ``caption``
+    run, else its main run, preferring one over the same items; over another item set the difference is taken on
+    the items both scored (from their per_item.csv), or left empty and flagged when they cannot be matched."""
+    if result.scored_against != "target":
+        return math.nan, None, ""
+    baselines = [r for r in study if r.variant in ("default", "caption")]
+    if not baselines:
+        return math.nan, None, ""
+    baseline = min(baselines, key=lambda r: (r.item_set != result.item_set, bool(r.subset),
+                                             r.variant != "caption"))
+    if baseline.item_set == result.item_set or not (baseline.item_set and result.item_set):
+        return result.value("sdri") - baseline.value("sdri"), result.n_items, ""
+    matched = _matched_sdri(result, baseline)
+    if matched is None:
+        return math.nan, None, (f"not comparable: other items than {baseline.system} "
+                                f"({result.n_items} vs {baseline.n_items}) and no per_item.csv to match them")
+    ours, theirs, count = matched
+    return ours - theirs, count, (f"ΔSDRi over the {count} items both scored (mean), not over this row's "
+                                  f"{result.n_items} vs {baseline.system}'s {baseline.n_items}")
+
+
+def _matched_sdri(result: SystemResult, baseline: SystemResult) -> tuple[float, float, int] | None:
+    """Mean SDRi of two runs over the items both scored; None without per-item SDRi or common items."""
+    frames = [_per_item_column(r, "sdri") for r in (result, baseline)]
+    if any(f is None for f in frames):
+        return None
+    common = frames[0].index.intersection(frames[1].index)
+    if common.empty:
+        return None
+    return float(frames[0].loc[common].mean()), float(frames[1].loc[common].mean()), len(common)
+
+
+def _per_item_column(result: SystemResult, column: str) -> pd.Series | None:
+    """``column`` of a result's per_item.csv indexed by item (NaN rows dropped); None when it has none."""
+    path = result.folder / "per_item.csv" if result.folder is not None else None
+    if path is None or not path.is_file():
+        return None
+    frame = read_manifest(path, [])
+    if "item" not in frame.columns or column not in frame.columns:
+        return None
+    values = pd.to_numeric(frame[column], errors="coerce")
+    return pd.Series(values.to_numpy(), index=frame["item"].astype(str)).dropna()
+
+
 def _main_sort_key(result: SystemResult) -> tuple:
     sdri = result.value("sdri")
     return (
         SOURCES.index(result.source) if result.source in SOURCES else len(SOURCES),
         result.is_reference,
+        bool(result.subset),  # partial runs after the ranked ones
         math.isnan(sdri),
         -sdri if not math.isnan(sdri) else 0.0,
         result.system,
@@ -410,7 +467,7 @@ def _check_unique(rows: list[SystemResult]) -> None:
     """Two folders claiming the same row would make the table depend on which one is read last."""
     seen: dict[tuple, SystemResult] = {}
     for result in rows:
-        key = (result.source, result.system, result.variant, result.citation)
+        key = (result.source, result.system, result.variant, result.citation, result.subset)
         if key in seen:
             first = seen[key]
             where = [str(r.folder) if r.folder else f"reported row {r.citation}" for r in (first, result)]
@@ -450,8 +507,10 @@ def write_leaderboards(
     notes: list[str] = []
     for name, board in boards.items():
         rows = [s for s in board.systems if s.source == "reported" or s.variant == "default"]
-        apart = incomparable(rows)
+        apart = {**incomparable(rows), **partial_notes(rows)}
         notes += [f"{name}: {s.system}: {apart[id(s)]}" for s in rows if id(s) in apart]
+        notes += [f"{name}: {r['model']}@{r['variant']}: {r['notes']}" for r in board.queries.to_dict("records")
+                  if r["notes"] and r["variant"] != "default"]  # a main run's note is already in the main table's
     plot_paths = _write_plots(boards, out, notes) if plots else {}
     md_path = None
     if markdown is not None:
@@ -501,7 +560,9 @@ def render_markdown(
         "Generated by `lassbench leaderboard`; do not edit by hand, rerun the command.",
         "`reproduced` rows were scored with lassbench; `reported` rows are figures copied from the cited",
         "source. The two are ranked separately and never averaged. Reference systems (mixture, oracle masks)",
-        "have no rank. Intervals are bootstrap 95% CIs.",
+        "have no rank. Intervals are bootstrap 95% CIs. A partial run (a subset of its split: `run --limit`,",
+        "`evaluate --ids`) and a run over another item set than the table's other rows are listed unranked, with a",
+        "note; the query-robustness ΔSDRi is taken over the items both runs scored.",
     ]
     for name, board in boards.items():
         lines += ["", f"## {name}", "", *_markdown_main(board.main)]
@@ -541,10 +602,12 @@ def _markdown_clap(frame: pd.DataFrame) -> list[str]:
 def _markdown_queries(frame: pd.DataFrame) -> list[str]:
     header = ["model", "variant", "query", "scored against", "SDRi (95% CI)", "ΔSDRi vs caption", "SI-SDRi",
               "False-sep. dB (95% CI)", "share < −20 dB", "n"]
+    records = frame.to_dict("records")
     rows = [[r["model"], r["variant"], r["query_type"], r["scored_against"], _with_ci(r, "sdri"),
              r["sdri_delta_vs_caption"], r["si_sdri"], _with_ci(r, "false_separation_db"), r["below_-20db_share"],
-             r["n_items"]] for r in frame.to_dict("records")]
-    return _markdown_table(header, rows)
+             r["n_items"]] for r in records]
+    notes = [f"- Note on {r['model']}@{r['variant']}: {r['notes']}" for r in records if r["notes"]]
+    return [*_markdown_table(header, rows), *([""] + notes if notes else [])]
 
 
 def _markdown_definitions(frame: pd.DataFrame) -> list[str]:
@@ -620,10 +683,14 @@ def _grouped_bars(axes, classes: pd.DataFrame) -> None:
 
 
 def _per_item_sdri(board: Leaderboard) -> dict[str, pd.DataFrame]:
-    """system -> per_item rows with numeric ``sdri`` (and ``labels`` if scored from a manifest)."""
+    """system -> per_item rows with numeric ``sdri`` (and ``labels`` if scored from a manifest), of the main rows
+    over the table's usual item set only: the per-class bars compare matched items (partial and other-item-set
+    rows are left out, as they are left unranked)."""
     found = {}
-    for result in sorted(board.systems, key=_main_sort_key):
-        if result.source != "reproduced" or result.variant != "default" or result.folder is None:
+    main = [s for s in board.systems if s.source == "reproduced" and s.variant == "default"]
+    apart = {**incomparable(main), **partial_notes(main)}
+    for result in sorted(main, key=_main_sort_key):
+        if result.folder is None or id(result) in apart:
             continue
         path = result.folder / "per_item.csv"
         if not path.is_file():

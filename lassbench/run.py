@@ -37,6 +37,7 @@ from tqdm import tqdm
 
 from lassbench import __version__
 from lassbench.audio import audio_info, sha256_file, sweep_stale_temps, write_text_atomic
+from lassbench.benchmark_data import SYNTH_FIRST_USE_NOTE, resolve_benchmark
 from lassbench.controls import (
     FALSE_SEPARATION_DEFINITIONS,
     FALSE_SEPARATION_METRICS,
@@ -63,7 +64,6 @@ from lassbench.evaluate import (
     write_results,
 )
 from lassbench.manifests import (
-    built_benchmark_dir,
     decode_list,
     locate_sources,
     read_dataset_json,
@@ -77,6 +77,7 @@ from lassbench.models.registry import (
     get_model_entry,
     load_model,
 )
+from lassbench.result_folders import ItemSelection, exclusive_out, item_selection, refuse_other_item_set
 from lassbench.run_stream import (
     PARTIAL_DIR,
     BatchReader,
@@ -102,6 +103,7 @@ class RunConfig:
     save_audio: bool = False
     limit: int | None = None
     seed: int = 0
+    replace: bool = False  # overwrite a finished result over another item set in the same folder
     workers: int | None = None  # DataLoader reader processes; None: default_workers()
     text_encoder: str | None = None  # published systems: the tokenizer folder (docs/models.md)
     clap: str | None = None  # CLAP checkpoint folder or hub name: adds reference-free CLAPScore (lassbench.clapscore)
@@ -130,10 +132,16 @@ def run_model(config: RunConfig, *, log=None) -> list[RunOutcome]:
     controls = check_config(config)
     variants = _variants(entry.query_type, config, controls)
     check_out(config.out)
+    with exclusive_out(config.out):
+        return _run_locked(config, entry, variants, log)
+
+
+def _run_locked(config: RunConfig, entry, variants: list[str], log) -> list[RunOutcome]:
     data_dir = _resolve_data(config.data, log)
     dataset = read_dataset_json(data_dir)
     manifest = read_item_manifest(data_dir / "manifest.csv")
     items = _select_items(data_dir, config.split, config.limit, manifest)
+    selection = item_selection(config.split, config.limit, len(items), _split_size(manifest, config.split))
     rules = _scoring_rules(dataset, items)
     dist = init_distributed(config.device)
     device = process_device(config.device, dist)
@@ -146,7 +154,7 @@ def run_model(config: RunConfig, *, log=None) -> list[RunOutcome]:
     plans = [plan for plan in plans if _askable(model, plan, log)]
     if not getattr(model, "takes_negative_query", False):  # only then do negatives reach the model (and fingerprint)
         plans = [dataclasses.replace(plan, negatives=None) for plan in plans]
-    base = _base_fingerprint(config, checkpoint, data_dir, device)
+    base = _base_fingerprint(config, checkpoint, data_dir, device, selection)
     base["si_sdr_convention"] = rules.convention
     if rules.sdr != "sdr":  # only then: runs scored with the energy-ratio headline keep their fingerprint
         base["headline_sdr"] = rules.sdr
@@ -157,7 +165,7 @@ def run_model(config: RunConfig, *, log=None) -> list[RunOutcome]:
     outcomes = []
     for plan in plans:
         outcome = _run_variant(model, plan, items, config, entry.query_type, checkpoint, dataset, benchmark,
-                               data_dir, base, dist, device, log, rules, clap=clap)
+                               data_dir, base, dist, device, log, rules, clap=clap, selection=selection)
         if outcome is not None:
             outcomes.append(outcome)
     return outcomes
@@ -165,16 +173,19 @@ def run_model(config: RunConfig, *, log=None) -> list[RunOutcome]:
 
 def _run_variant(model, plan: VariantPlan, items: pd.DataFrame, config: RunConfig, query_type: str,
                  checkpoint: Path | None, dataset: dict, benchmark: str, data_dir: Path, base: dict,
-                 dist: Distributed, device: str, log, rules: ProtocolRules, clap=None) -> RunOutcome | None:
+                 dist: Distributed, device: str, log, rules: ProtocolRules, clap=None,
+                 selection: ItemSelection | None = None) -> RunOutcome | None:
     started = time.time()
+    selection = selection or ItemSelection()
     system = config.model if plan.variant == "default" else f"{config.model}@{plan.variant}"
-    out_dir = Path(config.out) / benchmark / system
+    out_dir = Path(config.out) / benchmark / (system + selection.key)
     fingerprint = _fingerprint(base, plan)
     finished = _finished(out_dir, fingerprint)
     if finished is not None:
         if dist.rank == 0:
             log(f"{out_dir}: kept the results of an identical finished run (delete the folder to run it again)")
         return finished if dist.rank == 0 else None
+    refuse_other_item_set(out_dir, items["id"], replace=config.replace)  # every rank: none starts separating
     partial = out_dir / PARTIAL_DIR
     if dist.rank == 0:  # temp files a run killed with SIGKILL left (those of live writers are kept)
         sweep_stale_temps(out_dir)
@@ -214,9 +225,13 @@ def _run_variant(model, plan: VariantPlan, items: pd.DataFrame, config: RunConfi
     summary["breakdowns"] = breakdowns(per_item, names)
     summary.update(benchmark=benchmark, protocol=dataset.get("protocol"), exact=dataset.get("exact"),
                    lassbench_version=__version__)
+    if selection.subset is not None:
+        summary["subset"] = selection.subset
     info = _run_info(config, query_type, model, checkpoint, dataset, benchmark, plan.variant,
                      time.time() - started, len(per_item))
     info.update(scored_against=plan.reference, world_size=dist.world, fingerprint=fingerprint)
+    if selection.subset is not None:
+        info["subset"] = selection.subset
     if clap is not None:
         info["clap"] = clap.info
     write_results(per_item, summary, out_dir)
@@ -257,12 +272,15 @@ def _finished(out_dir: Path, fingerprint: str) -> RunOutcome | None:
     return RunOutcome(info.get("variant", "default"), out_dir, summary, info)
 
 
-def _base_fingerprint(config: RunConfig, checkpoint: Path | None, data_dir: Path, device: str) -> dict:
+def _base_fingerprint(config: RunConfig, checkpoint: Path | None, data_dir: Path, device: str,
+                      selection: ItemSelection | None = None) -> dict:
     """Everything besides the variant that changes a score or what is written: the same options give the same rows
-    (``save_audio``: rows kept from a run without it have no estimate files)."""
+    (``save_audio``: rows kept from a run without it have no estimate files). A ``--limit`` that covers the whole
+    split is no limit: the run is the full run."""
+    limit = selection.limit if selection is not None else config.limit
     return {
         "model": config.model, "checkpoint_sha256": sha256_file(checkpoint) if checkpoint else None,
-        "manifest_sha256": sha256_file(data_dir / "manifest.csv"), "split": config.split, "limit": config.limit,
+        "manifest_sha256": sha256_file(data_dir / "manifest.csv"), "split": config.split, "limit": limit,
         "batch_size": config.batch_size, "device_type": torch.device(device).type, "seed": config.seed,
         "lassbench_version": __version__, "torch_version": torch.__version__, "save_audio": config.save_audio,
         "text_encoder": str(Path(config.text_encoder).resolve()) if config.text_encoder else None,
@@ -482,21 +500,18 @@ def _load_system(name: str, checkpoint: str | None, device: str, text_encoder: s
     return model, path
 
 
-FIRST_USE_NOTE = "building the embedded synth benchmark (first use; later runs reuse it)..."  # = cli.run's
+FIRST_USE_NOTE = SYNTH_FIRST_USE_NOTE  # = cli.run's
 
 
 def _resolve_data(data: str | None, log) -> Path:
-    if data is None:
-        from lassbench.build import default_benchmark, default_out
+    return resolve_benchmark(data, log)
 
-        if not (default_out(None, "lassbench") / "dataset.json").is_file():
-            log(FIRST_USE_NOTE)
-        return Path(default_benchmark(progress=True))
-    if data == "real" and not Path(data).exists():  # the embedded real-recordings benchmark (docs/real-corpus.md)
-        from lassbench.corpora.packaged import real_benchmark
 
-        return real_benchmark(log)
-    return built_benchmark_dir(data)
+def _split_size(manifest: pd.DataFrame, split: str) -> int:
+    """Items of ``split`` in the manifest (all of them when it has no split column), before any --limit."""
+    if "split" in manifest and split:
+        return int((manifest["split"] == split).sum())
+    return len(manifest)
 
 
 def _select_items(data_dir: Path, split: str, limit: int | None, manifest: pd.DataFrame | None = None

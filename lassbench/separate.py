@@ -26,7 +26,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from lassbench.audio import atomic_path, sweep_stale_temps, wav_shortfall
+from lassbench.audio import atomic_path, audio_write_errors, sweep_stale_temps, wav_shortfall
 from lassbench.errors import LassbenchError
 
 READ_BLOCK = 65536
@@ -341,7 +341,8 @@ def stream_separate(input_path: str | Path, output_path: str | Path, scan: Input
         except Exception as exc:
             raise LassbenchError(f"{output_path}: cannot write {fmt} at {scan.sample_rate} Hz ({_short(exc)}); "
                                  "use .wav") from exc
-        with sink, _bar(scan.frames, scan.sample_rate, "separating", config.progress) as bar:
+        with audio_write_errors(output_path), sink, _bar(scan.frames, scan.sample_rate, "separating",
+                                                         config.progress) as bar:
             separator = load()
             model_sr = separator.sample_rate
             chunk, overlap = _chunk_sizes(config.chunk_seconds, config.overlap_seconds, model_sr)

@@ -28,7 +28,7 @@ def test_quickstart_run_builds_the_default_benchmark_offline_and_scores_it(tmp_p
     done = _lassbench("run", "lassnet", "--limit", "24", "--out", str(tmp_path / "results"), env=env)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "sdri" in done.stdout
-    run_info = json.loads((tmp_path / "results" / "synth" / "lassnet" / "run.json").read_text())
+    run_info = json.loads((tmp_path / "results" / "synth" / "lassnet+first24" / "run.json").read_text())
     assert run_info["checkpoint"] == "shipped:lassnet-tiny.pt" and run_info["n_items"] == 24
 
 

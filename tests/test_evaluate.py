@@ -329,3 +329,76 @@ def test_cli_rejects_two_files_differing_only_by_extension(tmp_path, capsys):
     write_audio(f["est"] / "clip0.flac", tone_item(0)[1], RATE)
     code, _, err = run_cli(["--references", f["ref"], "--estimates", f["est"], "--out", tmp_path / "r"], capsys)
     assert_one_line_error(code, err, "clip0.flac", "clip0.wav")
+
+
+# --- subsets -------------------------------------------------------------------------------------------------
+
+
+def _only_estimates(estimates: Path, keep: set[str]) -> None:
+    for path in estimates.glob("*.wav"):
+        if path.stem not in keep:
+            path.unlink()
+
+
+def test_ids_file_scores_only_those_items_and_the_leaderboard_row_says_it_is_partial(tmp_path, capsys):
+    from lassbench.leaderboard import write_leaderboards
+
+    manifest, estimates = write_benchmark(tmp_path)
+    _only_estimates(estimates, {"b", "d"})
+    (tmp_path / "ids.txt").write_text("d\nb\n")
+    out = tmp_path / "results" / "synth" / "mine"
+    code, _, err = run_cli(["--manifest", manifest, "--ids", tmp_path / "ids.txt", "--estimates", estimates,
+                            "--out", out], capsys)
+    summary = json.loads((out / "summary.json").read_text())
+    assert code == 0 and "scored a subset: 2 of 4 items" in err
+    assert summary["n_items"] == 2 and summary["subset"]["label"] == "2 of 4 items"
+    assert pd.read_csv(out / "per_item.csv")["item"].tolist() == ["b", "d"]  # manifest order
+    write_leaderboards(tmp_path / "results", tmp_path / "lb", plots=False)
+    row = pd.read_csv(tmp_path / "lb" / "synth.csv", dtype=str, keep_default_na=False).iloc[0]
+    assert row["rank"] == "" and "partial: 2 of 4 items; not ranked" in row["notes"]
+
+
+def test_limit_scores_the_first_items_of_the_split(tmp_path, capsys):
+    manifest, estimates = write_benchmark(tmp_path)
+    _only_estimates(estimates, {"a", "b", "c"})
+    code, _, _ = run_cli(["--manifest", manifest, "--split", "test", "--limit", "3", "--estimates", estimates,
+                          "--out", tmp_path / "r"], capsys)
+    subset = json.loads((tmp_path / "r" / "summary.json").read_text())["subset"]
+    assert code == 0 and subset["label"] == "first 3 of 4 test items" and subset["selection"] == "--limit 3"
+
+
+def test_a_sub_manifest_beside_the_benchmark_is_scored_as_a_subset_of_it(tmp_path, capsys):
+    manifest, estimates = write_benchmark(tmp_path)
+    full = pd.read_csv(manifest, dtype=str, keep_default_na=False)
+    full[full["id"].isin(["a", "c"])].to_csv(manifest.parent / "five.csv", index=False)
+    code, _, _ = run_cli(["--manifest", manifest.parent / "five.csv", "--estimates", estimates, "--out",
+                          tmp_path / "r"], capsys)
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert code == 0 and summary["n_items"] == 2 and summary["subset"]["of"] == 4
+
+
+def test_a_sub_manifest_saved_elsewhere_is_given_with_ids(tmp_path, capsys):
+    manifest, estimates = write_benchmark(tmp_path)
+    full = pd.read_csv(manifest, dtype=str, keep_default_na=False)
+    full[full["id"].isin(["a", "c"])].to_csv(tmp_path / "sub.csv", index=False)
+    code, _, err = run_cli(["--manifest", tmp_path / "sub.csv", "--estimates", estimates, "--out", tmp_path / "r"],
+                           capsys)
+    assert_one_line_error(code, err, "benchmark audio missing beside the manifest", "--ids SUBSET.csv")
+    code, _, _ = run_cli(["--manifest", manifest, "--ids", tmp_path / "sub.csv", "--estimates", estimates, "--out",
+                          tmp_path / "r"], capsys)
+    assert code == 0 and json.loads((tmp_path / "r" / "summary.json").read_text())["subset"]["n_items"] == 2
+
+
+def test_ids_not_in_the_manifest_are_one_line_naming_them(tmp_path, capsys):
+    manifest, estimates = write_benchmark(tmp_path)
+    (tmp_path / "ids.txt").write_text("a\nzz\n")
+    code, _, err = run_cli(["--manifest", manifest, "--ids", tmp_path / "ids.txt", "--estimates", estimates,
+                            "--out", tmp_path / "r"], capsys)
+    assert_one_line_error(code, err, "1 id(s) not in", "zz")
+
+
+def test_missing_estimates_suggest_scoring_a_subset(tmp_path, capsys):
+    manifest, estimates = write_benchmark(tmp_path)
+    _only_estimates(estimates, {"a"})
+    code, _, err = run_cli(["--manifest", manifest, "--estimates", estimates, "--out", tmp_path / "r"], capsys)
+    assert_one_line_error(code, err, "missing 3 file(s)", "--ids FILE", "--limit N")

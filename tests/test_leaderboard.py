@@ -411,3 +411,19 @@ def test_summaries_written_by_the_evaluation_harness_make_a_leaderboard_row(tmp_
     assert (row["system"], row["rank"], row["n_items"]) == ("my-system", "1", "4")
     assert float(row["sdri"]) == pytest.approx(summary["metrics"]["sdri"]["mean"], abs=1e-3)
     assert row["sdr_definition"] and row["sdri_ci95_low"] and row["aggregation"] == "mean"
+
+
+def test_a_query_delta_over_other_items_is_taken_on_the_items_both_scored(tmp_path):
+    root = tmp_path / "results"
+    main = pd.DataFrame({"item": ["a", "b", "c", "d"], "sdri": [8.0, 6.0, 4.0, 2.0]})
+    wrong = pd.DataFrame({"item": ["a", "b"], "sdri": [-1.0, -3.0]})
+    write_result(root, "synth", "lassnet", 5.0, run=run_json("lassnet"), per_item=main)
+    write_result(root, "synth", "lassnet@wrong-query", -2.0, run=run_json("lassnet", variant="wrong-query"),
+                 per_item=wrong)
+    write_result(root, "synth", "lassnet@tags", 4.0, run=run_json("lassnet", variant="tags"))  # no per_item.csv
+    outputs = write_leaderboards(root, tmp_path / "lb", plots=False)
+    table = read_table(tmp_path / "lb" / "synth_queries.csv").set_index("variant")
+    assert table.loc["wrong-query", "sdri_delta_vs_caption"] == "-9.000"  # (-1 - 3) / 2 - (8 + 6) / 2, not -7
+    assert table.loc["wrong-query", "delta_items"] == "2" and "2 items both scored" in table.loc["wrong-query", "notes"]
+    assert table.loc["tags", "sdri_delta_vs_caption"] == "-1.000"  # item set unknown: taken as it is
+    assert any("wrong-query" in note and "both scored" in note for note in outputs.notes)

@@ -368,3 +368,20 @@ def test_apt_failure_reports_the_archive_version_then_falls_back_to_http_from_th
         assert fetch_deb(pin, tmp_path / "debs").read_bytes() == payload  # apt-get failed; HTTP from the sources
         with pytest.raises(LassbenchError, match="archive now has version 1.0-2; the pin is 1.0-1.*HTTP 404"):
             fetch_deb(DebPin("testsounds-data", "1.0-1", "pool/gone.deb", "0" * 64), tmp_path / "other")
+
+
+@pytest.mark.slow
+def test_run_data_real_builds_from_the_corpus_downloaded_to_data_real_without_fetching_it_again(served, tmp_path,
+                                                                                             monkeypatch):
+    from lassbench.run import _resolve_data
+
+    server, _, table = served
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("LASSBENCH_CACHE", str(tmp_path / "cache"))
+    _build(server, table, tmp_path / "data" / "real")  # `lassbench download packaged --out data/real`
+    fetched = sum(server.requests.values())
+    notes = []
+    built = _resolve_data("real", notes.append)
+    assert built == Path("data") / "real" / "benchmarks" / "real" and (built / "dataset.json").is_file()
+    assert sum(server.requests.values()) == fetched and not (tmp_path / "cache" / "corpora").exists()
+    assert _resolve_data("data/real", notes.append) == built and len(notes) == 1  # built once, where it lies

@@ -324,7 +324,7 @@ def test_cli_runs_a_published_checkpoint_on_a_benchmark_and_separates_a_file(tmp
     assert result.returncode == 0, result.stderr
     import json
 
-    info = json.loads((tmp_path / "results" / bench.name / "dcase2024-baseline" / "run.json").read_text())
+    info = json.loads((tmp_path / "results" / bench.name / "dcase2024-baseline+first1" / "run.json").read_text())
     assert info["checkpoint_bytes"] == Path(files["dcase2024-baseline"]).stat().st_size
     assert len(info["checkpoint_sha256"]) == 64 and info["text_encoder"] == str(files["roberta"])
     import soundfile as sf

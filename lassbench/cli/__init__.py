@@ -131,13 +131,29 @@ def main(argv: list[str] | None = None) -> None:
     except LassbenchError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
-    except Exception as exc:  # a bug, not bad input: still one line, with a way to get the traceback
-        if os.environ.get("LASSBENCH_DEBUG"):
-            raise
-        click.echo(
-            f"internal error: {type(exc).__name__}: {exc} (set LASSBENCH_DEBUG=1 for the traceback)", err=True
-        )
-        sys.exit(1)
+    except OSError as exc:
+        _exit_on_write_failure(exc)
+    except Exception as exc:
+        _internal_error(exc)
+
+
+def _exit_on_write_failure(exc: OSError) -> None:
+    """A full disk, a read-only folder, ... is the environment, not a bug: one ``error:`` line, exit 2."""
+    from lassbench.paths import write_failure_message
+
+    message = write_failure_message(exc)
+    if message is None:
+        _internal_error(exc)
+    click.echo(f"error: {message}", err=True)
+    sys.exit(2)
+
+
+def _internal_error(exc: Exception) -> None:
+    """A bug, not bad input: still one line, with a way to get the traceback."""
+    if os.environ.get("LASSBENCH_DEBUG"):
+        raise exc
+    click.echo(f"internal error: {type(exc).__name__}: {exc} (set LASSBENCH_DEBUG=1 for the traceback)", err=True)
+    sys.exit(1)
 
 
 def _handle_sigterm() -> None:

@@ -11,6 +11,7 @@ from lassbench.errors import LassbenchError
 _EPILOG = """\b
 Examples:
   lassbench evaluate --manifest data/synth/manifest.csv --split test --estimates out/lassnet --out results/lassnet
+  lassbench evaluate --manifest data/synth/manifest.csv --split test --ids my5.txt --estimates out/five --out r/five
   lassbench evaluate --references ref/ --estimates est/ --mixtures mix/ --out results/x --metrics sdri,bss_sdr
 
 \b
@@ -54,8 +55,13 @@ docs/evaluation.md.
               "Needs --manifest; items with an empty target_id get only these. See docs/evaluation.md.")
 @click.option("--split", help="With --manifest: score only the items of this split (e.g. test), so estimates are "
               "needed for those only and the row is comparable with `lassbench run` (which scores test).")
+@click.option("--ids", "ids_file", type=click.Path(path_type=Path), help="With --manifest: score only these items "
+              "(a file with one id per line, or a CSV with an id column such as a sub-manifest). summary.json and "
+              "the leaderboard row say it is a subset.")
+@click.option("--limit", type=int, help="With --manifest: score only the first N items (after --split and --ids); "
+              "recorded as a subset like --ids.")
 def command(manifest, references, estimates, mixtures, out, metric_names, align, aggregate, si_sdr, clap,
-            split) -> None:
+            split, ids_file, limit) -> None:
     """Score separated estimates: SDR, SDRi, SI-SDR(i), BSS-Eval SDR, with bootstrap 95% CIs."""
     from lassbench.evaluate import evaluate_folders, evaluate_manifest, format_table
 
@@ -65,11 +71,15 @@ def command(manifest, references, estimates, mixtures, out, metric_names, align,
         if mixtures is not None:
             raise LassbenchError("--mixtures is read from the manifest's folder; drop it when using --manifest")
         _, summary = evaluate_manifest(manifest, estimates, out=out, metrics=metric_names, align=align,
-                                       aggregate=aggregate, progress=True, clap=clap, split=split, convention=si_sdr)
+                                       aggregate=aggregate, progress=True, clap=clap, split=split, convention=si_sdr,
+                                       ids=ids_file, limit=limit)
         for name, skipped in summary.get("not_scored", {}).items():
             click.echo(f"not scored: {name} for {skipped['n']} item(s): {skipped['reason']}", err=True)
-    elif split is not None:
-        raise LassbenchError("--split selects rows of a manifest: use it with --manifest")
+        if summary.get("subset"):
+            click.echo(f"note: scored a subset: {summary['subset']['label']} ({summary['subset']['selection']})",
+                       err=True)
+    elif split is not None or ids_file is not None or limit is not None:
+        raise LassbenchError("--split, --ids and --limit select rows of a manifest: use them with --manifest")
     elif clap is not None:
         raise LassbenchError("--clap needs the queries: score a benchmark with --manifest (a CSV with id,query)")
     else:

@@ -38,7 +38,8 @@ def command(
     \b
     Main table OUT/<benchmark>.csv: default-variant runs and outside systems, ranked by SDRi, plus
     reported (paper) figures ranked separately; reference systems (mixture, oracle-*) are listed unranked,
-    and so are rows that scored another item set than the table's other rows (noted: not comparable).
+    and so are rows that scored another item set than the table's other rows (noted: not comparable) and
+    partial runs (`run --limit`, `evaluate --ids/--limit`; noted: partial).
     Query-robustness table OUT/<benchmark>_queries.csv: one row per (model, variant) of `lassbench run
     MODEL --queries all`. Every row names its SDR definition and aggregation.
 

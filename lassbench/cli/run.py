@@ -10,8 +10,10 @@ import click
 @click.command("run")
 @click.argument("model")
 @click.option("--data", default=None, type=click.Path(),
-              help="Built benchmark folder, or 'real' (real recordings, docs/real-corpus.md; downloaded and built on "
-                   "first use); default: the embedded synth benchmark (built on first use, offline).")
+              help="Built benchmark folder; a corpus folder from `lassbench download packaged|audiocaps` (its "
+                   "benchmark is built once inside it); or 'real' (real recordings, docs/real-corpus.md: found in "
+                   "data/real or the cache, downloaded only when absent). Default: the embedded synth benchmark "
+                   "(built on first use, offline).")
 @click.option("--split", default="test", show_default=True)
 @click.option("--checkpoint", default=None, type=click.Path(), help="Default: the checkpoint shipped for MODEL.")
 @click.option("--out", default="results", show_default=True, type=click.Path(),
@@ -28,20 +30,26 @@ import click
 @click.option("--queries", type=click.Choice(["caption", "all"]), default="caption", show_default=True,
               help="all: query-robustness study (other captions, tags, paraphrases, wrong query).")
 @click.option("--save-audio", is_flag=True, help="Keep the estimates under OUT/.../estimates/.")
-@click.option("--limit", type=int, default=None, help="Only the first N items (quick look).")
+@click.option("--limit", type=int, default=None,
+              help="Only the first N items (quick look). Results go to OUT/<benchmark>/<system>+firstN/, beside "
+                   "the full run, never over it; the leaderboard lists them unranked.")
+@click.option("--replace", is_flag=True,
+              help="Overwrite a finished result in the same folder that scored another item set (e.g. after the "
+                   "benchmark was rebuilt); without it such a run is refused.")
 @click.option("--clap", default=None, help="Also score reference-free CLAPScore with this CLAP checkpoint (folder "
               "or hub name, e.g. laion/clap-htsat-unfused); see docs/evaluation.md.")
 @click.option("--text-encoder", default=None, type=click.Path(),
               help="Published systems (lassnet-release, audiosep, ...): their tokenizer folder (docs/models.md).")
 def command(model: str, data: str | None, split: str, checkpoint: str | None, out: str, device: str,
             batch_size: int, workers: int | None, controls: tuple[str, ...], queries: str, save_audio: bool,
-            limit: int | None, clap: str | None, text_encoder: str | None) -> None:
+            limit: int | None, replace: bool, clap: str | None, text_encoder: str | None) -> None:
     """Separate a benchmark with MODEL, score it (SDR, SDRi, SI-SDR, SI-SDRi with 95% CIs), write results.
 
     MODEL is one of `lassbench models`: lassnet, tag-queried, class-conditioned, or the references mixture,
     oracle-irm, oracle-ibm. Scores are appended batch by batch: an interrupted run resumes where it stopped when
     the same command is run again. Under `torchrun --nproc_per_node N -m lassbench run ...` the processes share
-    the items and the first one writes the one result.
+    the items and the first one writes the one result. One run at a time writes into an --out folder (a second
+    is refused); a run over other items (--limit, --split) gets its own result folder.
     """
     announced = _announce_first_use(data)  # before the heavy imports below: a first run says what it waits for
     from lassbench.run import RunConfig, print_outcomes, run_model
@@ -49,8 +57,8 @@ def command(model: str, data: str | None, split: str, checkpoint: str | None, ou
     try:
         outcomes = run_model(RunConfig(model=model, data=data, split=split, checkpoint=checkpoint, out=out,
                                        device=device, batch_size=batch_size, control=list(controls),
-                                       queries=queries, save_audio=save_audio, limit=limit, workers=workers,
-                                       text_encoder=text_encoder, clap=clap),
+                                       queries=queries, save_audio=save_audio, limit=limit, replace=replace,
+                                       workers=workers, text_encoder=text_encoder, clap=clap),
                              log=lambda line: line == announced or click.echo(line, err=True))
     except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: the entry point prints which and exits 128 + signal
         from lassbench.cli import Interrupted
