@@ -41,6 +41,7 @@ from lassbench.mixing import ItemSpec, RenderedItem, fit_length, integrated_loud
 from lassbench.paths import cache_dir, check_output_folder
 from lassbench.pools import process_pool
 from lassbench.protocols import BuildRequest, Prepared, get_protocol
+from lassbench.safe_names import check_names
 
 STATE_DIR = ".lassbench"
 SOURCES_TABLE = "sources.csv"  # every measured clip: path, split, length, loudness (what training remixes from)
@@ -119,7 +120,7 @@ def build_dataset(config: BuildConfig) -> BuildResult:
                   for sid, (level, frames, reason) in levels.items()}
     plan = prepared.plan({sid for sid, (_, _, reason) in levels.items() if reason is None})
     specs = plan.specs
-    _check_unique(specs)
+    _check_item_ids(specs)
     skipped = _skipped_rows(resolved.skipped, excluded, prepared.skipped,
                             source_skips, plan.skipped)
     leaks = _leakage(out, specs, resolved.frame, config)
@@ -246,7 +247,9 @@ def _check_config(config: BuildConfig) -> None:
 
 
 
-def _check_unique(specs: list[ItemSpec]) -> None:
+def _check_item_ids(specs: list[ItemSpec]) -> None:
+    """Ids are unique file stems (the sources were checked where they were read; this holds for any protocol)."""
+    check_names((spec.item_id for spec in specs), "item id", "build-dataset")
     seen: set[str] = set()
     for spec in specs:
         if spec.item_id in seen:

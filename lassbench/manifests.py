@@ -66,6 +66,7 @@ import pandas as pd
 
 from lassbench.audio import atomic_path
 from lassbench.errors import LassbenchError
+from lassbench.safe_names import check_names
 
 SOURCE_COLUMNS = ["source_id", "path", "captions", "labels", "split", "sample_rate", "num_samples", "duration", "sha1"]
 ITEM_COLUMNS = [
@@ -132,6 +133,7 @@ def read_source_manifest(path: str | Path) -> pd.DataFrame:
         frame[column] = _decoded(frame, column, path) if column in frame else [[] for _ in range(len(frame))]
     if "split" not in frame:
         frame["split"] = ""
+    check_names((s for s in frame["split"] if s), "split", path)  # a split names the ids of the items built from it
     frame["path"] = [str(_resolve(path.parent, p)) for p in frame["path"]]
     duplicated = frame["source_id"][frame["source_id"].duplicated()].tolist()
     if duplicated:
@@ -142,6 +144,7 @@ def read_source_manifest(path: str | Path) -> pd.DataFrame:
 def read_item_manifest(path: str | Path) -> pd.DataFrame:
     """Item manifest with list columns decoded and numeric columns typed."""
     frame = read_manifest(path, ["id", "query"])
+    check_names(frame["id"], "item id", path)  # ids are file stems: mixture/<id>.wav, estimates/<id>.wav
     for column in ("captions", "labels", "interferer_ids", "interferer_lufs"):
         if column in frame:
             frame[column] = _decoded(frame, column, path)

@@ -191,7 +191,7 @@ def test_names_with_path_separators_or_dot_names_are_rejected(tmp_path):
     assert check_source_name("09-07-14_2338_Foz, fisherman next to the river.wav", tmp_path) == (
         "09-07-14_2338_Foz, fisherman next to the river")
     for name in ("sub/clip.wav", "back\\slash.wav", "..", "."):
-        with pytest.raises(LassbenchError, match="not a file name|path separator"):
+        with pytest.raises(LassbenchError, match="not plain file names"):
             check_source_name(name, tmp_path)
 
 

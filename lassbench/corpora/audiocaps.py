@@ -47,12 +47,12 @@ from lassbench.corpora.audiocaps_sources import (
     ClipError,
     ClipRequest,
     ClipSource,
-    is_safe_stem,
     make_source,
 )
 from lassbench.errors import LassbenchError
 from lassbench.manifests import SOURCE_COLUMNS, read_manifest, write_manifest_csv
 from lassbench.paths import cache_dir
+from lassbench.safe_names import is_plain_name
 
 SPLITS = ("train", "val", "test")
 METADATA_URL_TEMPLATE = "https://raw.githubusercontent.com/cdjkim/audiocaps/master/dataset/{split}.csv"
@@ -301,11 +301,11 @@ def _validate_ids(clips: list[AudiocapsClip], strict: bool) -> tuple[list[Audioc
     """Ids become file names (and URLs): anything but a YouTube id (or, for local sources, a plain stem) is out."""
     valid, invalid = [], []
     for clip in clips:
-        ok = YOUTUBE_ID_PATTERN.fullmatch(clip.youtube_id) if strict else is_safe_stem(clip.youtube_id)
+        ok = YOUTUBE_ID_PATTERN.fullmatch(clip.youtube_id) if strict else is_plain_name(clip.youtube_id)
         if ok:
             valid.append(clip)
         else:
-            kind = "an 11-character YouTube id [A-Za-z0-9_-]" if strict else "a file name without path separators"
+            kind = "an 11-character YouTube id [A-Za-z0-9_-]" if strict else "a plain file name"
             invalid.append(ClipOutcome(clip.youtube_id, INVALID_ID, f"metadata id is not {kind}; skipped", 0))
     return valid, invalid
 

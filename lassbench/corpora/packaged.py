@@ -38,6 +38,7 @@ from lassbench.errors import LassbenchError
 from lassbench.manifests import SOURCE_COLUMNS, encode_list, write_manifest_csv
 from lassbench.mixing import integrated_loudness
 from lassbench.paths import check_output_folder
+from lassbench.safe_names import check_names
 
 # Set aside for evaluating models trained on this corpus: never part of it (nor of any training data).
 RESERVED_PACKAGES = (
@@ -120,6 +121,8 @@ def load_table(path: str | Path | None = None) -> PackageTable:
                  for r in raw["rules"]]
     except (KeyError, TypeError, ValueError, re.error) as exc:
         raise LassbenchError(f"{origin}: malformed package table ({exc})") from exc
+    check_names(pins, "package name", origin)  # licences/<name>.copyright, audio/<name>-<file>.wav
+    check_names((pin.deb_name for pin in pins.values()), "package file name", origin)  # debs/<file name>
     reserved = sorted(name for name in pins if is_reserved(name))
     if reserved:
         raise LassbenchError(f"{origin}: {', '.join(reserved)} reserved for evaluation; never part of this corpus")
