@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from filelock import FileLock, Timeout
 
 from lassbench.audio import AudioInfo, atomic_path, audio_info, resample, sha1_file, write_audio
 from lassbench.corpora.audiocaps_labels import AudiosetLabels, load_audioset_labels
@@ -279,16 +280,10 @@ def _prepare_out_dir(out_dir: Path) -> Path:
 def _exclusive_lock(out_dir: Path) -> Iterator[None]:
     """Two runs into one folder would empty each other's .partial/: refuse the second (released even on SIGKILL)."""
     try:
-        import fcntl
-    except ImportError:  # not POSIX: run unlocked
-        yield
-        return
-    with open(out_dir / ".lock", "w") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            raise LassbenchError(f"{out_dir}: another download is writing into this folder") from exc
-        yield
+        with FileLock(out_dir / ".lock", timeout=0):
+            yield
+    except Timeout as exc:
+        raise LassbenchError(f"{out_dir}: another download is writing into this folder") from exc
 
 
 def _fresh_dir(path: Path) -> Path:
