@@ -10,7 +10,7 @@ source_id      unique id, also the file stem (AudioCaps: the 11-character YouTub
 path           audio path, relative to the manifest's folder (absolute allowed)
 captions       JSON list of human captions of the clip (may be empty for unlabelled folders)
 labels         JSON list of class labels (display names; may be empty)
-split          corpus split the clip belongs to (train / val / test / "")
+split          corpus split the clip belongs to (train / val / test / ""; a plain file name: ids are <split>-<n>)
 sample_rate    int
 num_samples    int
 duration       seconds, float
@@ -26,7 +26,7 @@ Corpora may add columns (AudioCaps: ``youtube_id, audiocap_ids, start_time``; sy
 ==================  ======================================================================================
 column              meaning
 ==================  ======================================================================================
-id                  item id, also the file stem of its wavs
+id                  item id, also the file stem of its wavs (a plain file name: :mod:`lassbench.safe_names`)
 split               train / val / test
 target_id           source_id of the target clip; empty for an item without a reference (a real mixture):
                     ``evaluate`` scores it reference-free only (``--clap``)

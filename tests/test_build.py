@@ -272,6 +272,7 @@ def test_export_hf_saves_a_dataset_dict_with_audio_bytes(tmp_path, synth_manifes
     export_hf(result.out, tmp_path / "hf")
     loaded = datasets.load_from_disk(str(tmp_path / "hf"))
     assert set(loaded) == {"val", "test"} and len(loaded["val"]) == 3
+    assert loaded["val"].features["mixture"] == datasets.Audio(decode=False)
     row = loaded["val"][0]
     assert row["mixture"]["bytes"] == (result.out / "mixture" / f"{row['id']}.wav").read_bytes()
     assert row["query"]

@@ -318,11 +318,16 @@ def _poison_checkpoint(path: Path) -> Path:
         body += pickle.TUPLE2 + pickle.BUILD + pickle.POP  # ... and setattr(obj, "__defaults__", ("poisoned",))
     body += pickle.EMPTY_DICT + _text("hyper_parameters") + b"clightning\nAttributeDict\n" + pickle.EMPTY_TUPLE
     body += pickle.REDUCE + pickle.SETITEM + pickle.STOP
+    return _torch_zip(path, body)
+
+
+def _torch_zip(path: Path, pickled: bytes) -> Path:
+    """A torch zip checkpoint whose ``data.pkl`` is ``pickled``; its one storage holds 4 floats (0, 1, 2, 3)."""
     saved = io.BytesIO()
-    torch.save({"x": torch.zeros(1)}, saved)
-    with zipfile.ZipFile(io.BytesIO(saved.getvalue())) as source, zipfile.ZipFile(path, "w") as poisoned:
+    torch.save({"x": torch.arange(4.0)}, saved)
+    with zipfile.ZipFile(io.BytesIO(saved.getvalue())) as source, zipfile.ZipFile(path, "w") as written:
         for info in source.infolist():
-            poisoned.writestr(info, body if info.filename.endswith("/data.pkl") else source.read(info))
+            written.writestr(info, pickled if info.filename.endswith("/data.pkl") else source.read(info))
     return path
 
 
@@ -347,12 +352,7 @@ def _checkpoint_with(path: Path, size: int) -> Path:
               + pickle.TUPLE + pickle.REDUCE)
     body = (pickle.PROTO + b"\x02" + pickle.EMPTY_DICT + _text("hyper_parameters") + b"clightning\nAttributeDict\n"
             + pickle.EMPTY_TUPLE + pickle.REDUCE + pickle.SETITEM + _text("a") + tensor + pickle.SETITEM + pickle.STOP)
-    saved = io.BytesIO()
-    torch.save({"x": torch.arange(4.0)}, saved)
-    with zipfile.ZipFile(io.BytesIO(saved.getvalue())) as source, zipfile.ZipFile(path, "w") as written:
-        for info in source.infolist():
-            written.writestr(info, body if info.filename.endswith("/data.pkl") else source.read(info))
-    return path
+    return _torch_zip(path, body)
 
 
 def test_a_tensor_reaching_past_its_storage_is_a_corrupt_checkpoint(tmp_path):
