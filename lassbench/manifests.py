@@ -173,9 +173,12 @@ def read_dataset_json(data_dir: str | Path) -> dict:
     if not path.is_file():
         return {}
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        dataset = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:  # ValueError: bad JSON or bad UTF-8
         raise LassbenchError(f"{path}: cannot read dataset.json ({exc})") from exc
+    if isinstance(dataset, dict) and dataset.get("name"):
+        check_names([dataset["name"]], "benchmark name", path)  # run writes OUT/<name>/<system>/
+    return dataset
 
 
 def locate_sources(data_dir: str | Path, dataset: dict) -> str | None:

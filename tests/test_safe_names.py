@@ -115,6 +115,16 @@ def test_run_refuses_item_ids_that_are_not_plain_file_names(tmp_path, capsys, na
 
 
 @pytest.mark.parametrize("name", BAD_NAMES, ids=repr)
+def test_run_refuses_a_benchmark_name_that_would_leave_out(tmp_path, capsys, name):
+    bench = _built(tmp_path, "test-000001")
+    _wav(bench / "mixture" / "test-000001.wav")
+    (bench / "dataset.json").write_text(json.dumps({"name": _bad(name, tmp_path)}))
+    code, err = run_cli(["run", "mixture", "--data", bench, "--out", tmp_path / "results", "--save-audio"], capsys)
+    assert_refused(code, err, "benchmark name", "dataset.json")
+    assert_nothing_escaped(tmp_path)
+
+
+@pytest.mark.parametrize("name", BAD_NAMES, ids=repr)
 def test_evaluate_refuses_item_ids_that_are_not_plain_file_names(tmp_path, capsys, name):
     bench = _built(tmp_path, _bad(name, tmp_path))
     code, err = run_cli(["evaluate", "--manifest", bench / "manifest.csv", "--estimates", bench / "estimates",
