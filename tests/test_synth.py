@@ -60,7 +60,7 @@ def test_a_failed_generation_leaves_nothing_that_looks_finished(tmp_path, monkey
     monkeypatch.setattr(synth, "_generate_into", explode)
     with pytest.raises(RuntimeError):
         synth_corpus(tmp_path / "c", clips={"val": 2})
-    assert [p.name for p in tmp_path.iterdir()] == [".c.lock"]  # the (released) generation lock only
+    assert [p.name for p in tmp_path.iterdir()] == ["c.lock"]  # the (released) generation lock only
 
 
 def test_two_first_runs_generate_once_the_second_waits_and_reuses(tmp_path, monkeypatch):

@@ -556,7 +556,7 @@ def synth_corpus(
         return manifest
     root.parent.mkdir(parents=True, exist_ok=True)
     # a second first run waits for the one generating, then reuses its corpus
-    with FileLock(root.parent / f".{root.name}.lock"):
+    with FileLock(root.parent / f"{root.name}.lock"):
         if manifest.is_file():
             return manifest
         _sweep_debris(root.parent)
