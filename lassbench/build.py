@@ -24,6 +24,7 @@ import json
 import math
 import os
 import shutil
+import tempfile
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -41,10 +42,12 @@ from lassbench.mixing import ItemSpec, RenderedItem, fit_length, integrated_loud
 from lassbench.paths import cache_dir, check_output_folder
 from lassbench.pools import process_pool
 from lassbench.protocols import BuildRequest, Prepared, get_protocol
+from lassbench.safe_names import check_names
 
 STATE_DIR = ".lassbench"
 SOURCES_TABLE = "sources.csv"  # every measured clip: path, split, length, loudness (what training remixes from)
 SUBTYPES = ("FLOAT", "PCM_16", "PCM_24")
+HF_WRITER_BATCH = 16  # rows datasets holds before writing them (its default, 1,000, would hold 1,000 items' audio)
 
 
 @dataclass
@@ -119,7 +122,7 @@ def build_dataset(config: BuildConfig) -> BuildResult:
                   for sid, (level, frames, reason) in levels.items()}
     plan = prepared.plan({sid for sid, (_, _, reason) in levels.items() if reason is None})
     specs = plan.specs
-    _check_unique(specs)
+    _check_item_ids(specs)
     skipped = _skipped_rows(resolved.skipped, excluded, prepared.skipped,
                             source_skips, plan.skipped)
     leaks = _leakage(out, specs, resolved.frame, config)
@@ -246,7 +249,9 @@ def _check_config(config: BuildConfig) -> None:
 
 
 
-def _check_unique(specs: list[ItemSpec]) -> None:
+def _check_item_ids(specs: list[ItemSpec]) -> None:
+    """Ids are unique file stems (the sources were checked where they were read; this holds for any protocol)."""
+    check_names((spec.item_id for spec in specs), "item id", "build-dataset")
     seen: set[str] = set()
     for spec in specs:
         if spec.item_id in seen:
@@ -573,42 +578,54 @@ def _jsonable(value):
 
 
 def export_hf(built: str | Path, out: str | Path) -> Path:
-    """Save a built benchmark as a ``datasets.DatasetDict`` (one dataset per split) at ``out``.
+    """Save a built benchmark as a ``datasets.DatasetDict`` (one dataset per split) at ``out``, streaming: each
+    item's WAV bytes are read when ``datasets`` writes that row, so memory stays flat whatever the size
+    (``benchmarks/export_hf.py``).
 
     Audio columns are ``Audio(decode=False)`` holding the WAV bytes: ``datasets`` 5.x encodes and decodes audio only
-    through ``torchcodec``, which does not load beside the CPU torch build, so the table is assembled in Arrow
-    directly; read ``row["mixture"]["bytes"]`` with soundfile.
+    through ``torchcodec``, which does not load beside the CPU torch build, so rows are written as the plain
+    ``{bytes, path}`` struct that is ``Audio``'s storage and the column is then declared ``Audio`` (no rewrite);
+    read ``row["mixture"]["bytes"]`` with soundfile.
     """
     import datasets
-    import pyarrow as pa
 
     from lassbench.manifests import read_item_manifest
 
     built, out = Path(built), Path(out)
     frame = read_item_manifest(built / "manifest.csv")
     text, texts = datasets.Value("string"), datasets.List(datasets.Value("string"))
+    wav = {"bytes": datasets.Value("binary"), "path": text}
     features = datasets.Features({
         "id": text, "query": text, "captions": texts, "labels": texts, "target_id": text, "interferer_ids": texts,
         "snr_db": datasets.Value("float64"), "condition": text, "sample_rate": datasets.Value("int32"),
-        "mixture": datasets.Audio(decode=False), "target": datasets.Audio(decode=False),
+        "mixture": wav, "target": wav,
     })
-    schema = features.arrow_schema
-    splits = {}
-    for split, part in frame.groupby("split", sort=False):
-        columns = {
-            "id": part["id"].astype(str).tolist(), "query": part["query"].astype(str).tolist(),
-            "captions": [[str(c) for c in v] for v in part["captions"]],
-            "labels": [[str(c) for c in v] for v in part["labels"]],
-            "target_id": part["target_id"].astype(str).tolist(),
-            "interferer_ids": [[str(c) for c in v] for v in part["interferer_ids"]],
-            "snr_db": [float(v) for v in part["snr_db"]], "condition": part["condition"].astype(str).tolist(),
-            "sample_rate": [int(v) for v in part["sample_rate"]],
-        }
-        for kind in ("mixture", "target"):
-            columns[kind] = [{"bytes": (built / kind / f"{i}.wav").read_bytes(), "path": f"{i}.wav"}
-                             for i in part["id"]]
-        table = pa.table({name: pa.array(values, type=schema.field(name).type) for name, values in columns.items()},
-                         schema=schema)
-        splits[str(split)] = datasets.Dataset(table, info=datasets.DatasetInfo(features=features))
-    datasets.DatasetDict(splits).save_to_disk(str(out))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".export-hf-", dir=out.parent) as cache:  # never reused: a fresh cache
+        splits = {}
+        for split, part in frame.groupby("split", sort=False):
+            rows = datasets.Dataset.from_generator(
+                _hf_rows, features=features, cache_dir=cache, writer_batch_size=HF_WRITER_BATCH,
+                gen_kwargs={"built": str(built), "items": _hf_fields(part)},
+            )
+            for kind in ("mixture", "target"):
+                rows = rows.cast_column(kind, datasets.Audio(decode=False))
+            splits[str(split)] = rows
+        datasets.DatasetDict(splits).save_to_disk(str(out))
     return out
+
+
+def _hf_fields(part: pd.DataFrame) -> list[dict]:
+    """The text columns of a split's items (small: no audio)."""
+    return [{
+        "id": str(row["id"]), "query": str(row["query"]), "captions": [str(c) for c in row["captions"]],
+        "labels": [str(c) for c in row["labels"]], "target_id": str(row["target_id"]),
+        "interferer_ids": [str(c) for c in row["interferer_ids"]], "snr_db": float(row["snr_db"]),
+        "condition": str(row["condition"]), "sample_rate": int(row["sample_rate"]),
+    } for row in part.to_dict("records")]
+
+
+def _hf_rows(built: str, items: list[dict]):
+    for item in items:
+        yield {**item, **{kind: {"bytes": (Path(built) / kind / f"{item['id']}.wav").read_bytes(),
+                                 "path": f"{item['id']}.wav"} for kind in ("mixture", "target")}}

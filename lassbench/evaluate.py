@@ -52,6 +52,7 @@ from lassbench.metrics import (
     si_sdr_convention,
 )
 from lassbench.paths import check_output_folder
+from lassbench.safe_names import check_names
 
 AGGREGATES = ("mean", "class-median-mean", "class-mean")
 ALIGNS = ("trim", "pad")
@@ -256,9 +257,7 @@ def evaluate_manifest(manifest: str | Path, estimates: str | Path, *, out: str |
     if not estimates.is_dir():
         raise LassbenchError(f"{estimates}: estimates folder not found")
     ids = [str(i) for i in frame["id"]]
-    unsafe = [i for i in ids if not i or i in (".", "..") or "/" in i or "\\" in i]
-    if unsafe:
-        raise LassbenchError(f"{manifest}: item id(s) that are not plain file names: {', '.join(unsafe[:5])}")
+    check_names(ids, "item id", manifest)
     targeted = _ids_with_target(frame, ids, base)
     if aggregate != "mean":  # before the scoring: every summarised item needs its class
         summarised = set(ids if clap is not None else targeted)

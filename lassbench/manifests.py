@@ -10,7 +10,7 @@ source_id      unique id, also the file stem (AudioCaps: the 11-character YouTub
 path           audio path, relative to the manifest's folder (absolute allowed)
 captions       JSON list of human captions of the clip (may be empty for unlabelled folders)
 labels         JSON list of class labels (display names; may be empty)
-split          corpus split the clip belongs to (train / val / test / "")
+split          corpus split the clip belongs to (train / val / test / ""; a plain file name: ids are <split>-<n>)
 sample_rate    int
 num_samples    int
 duration       seconds, float
@@ -26,7 +26,7 @@ Corpora may add columns (AudioCaps: ``youtube_id, audiocap_ids, start_time``; sy
 ==================  ======================================================================================
 column              meaning
 ==================  ======================================================================================
-id                  item id, also the file stem of its wavs
+id                  item id, also the file stem of its wavs (a plain file name: :mod:`lassbench.safe_names`)
 split               train / val / test
 target_id           source_id of the target clip; empty for an item without a reference (a real mixture):
                     ``evaluate`` scores it reference-free only (``--clap``)
@@ -65,6 +65,7 @@ import pandas as pd
 
 from lassbench.audio import atomic_path
 from lassbench.errors import LassbenchError
+from lassbench.safe_names import check_names
 
 SOURCE_COLUMNS = ["source_id", "path", "captions", "labels", "split", "sample_rate", "num_samples", "duration", "sha1"]
 ITEM_COLUMNS = [
@@ -128,6 +129,7 @@ def read_source_manifest(path: str | Path) -> pd.DataFrame:
         frame[column] = _decoded(frame, column, path) if column in frame else [[] for _ in range(len(frame))]
     if "split" not in frame:
         frame["split"] = ""
+    check_names((s for s in frame["split"] if s), "split", path)  # a split names the ids of the items built from it
     frame["path"] = [str(_resolve(path.parent, p)) for p in frame["path"]]
     duplicated = frame["source_id"][frame["source_id"].duplicated()].tolist()
     if duplicated:
@@ -138,6 +140,7 @@ def read_source_manifest(path: str | Path) -> pd.DataFrame:
 def read_item_manifest(path: str | Path) -> pd.DataFrame:
     """Item manifest with list columns decoded and numeric columns typed."""
     frame = read_manifest(path, ["id", "query"])
+    check_names(frame["id"], "item id", path)  # ids are file stems: mixture/<id>.wav, estimates/<id>.wav
     for column in ("captions", "labels", "interferer_ids", "interferer_lufs"):
         if column in frame:
             frame[column] = _decoded(frame, column, path)
@@ -166,9 +169,12 @@ def read_dataset_json(data_dir: str | Path) -> dict:
     if not path.is_file():
         return {}
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        dataset = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:  # ValueError: bad JSON or bad UTF-8
         raise LassbenchError(f"{path}: cannot read dataset.json ({exc})") from exc
+    if isinstance(dataset, dict) and dataset.get("name"):
+        check_names([dataset["name"]], "benchmark name", path)  # run writes OUT/<name>/<system>/
+    return dataset
 
 
 def locate_sources(data_dir: str | Path, dataset: dict) -> str | None:

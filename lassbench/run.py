@@ -87,6 +87,7 @@ from lassbench.run_stream import (
     remove_partials,
     run_shard,
 )
+from lassbench.safe_names import check_names
 
 
 @dataclass
@@ -518,10 +519,7 @@ def _select_items(data_dir: Path, split: str, limit: int | None, manifest: pd.Da
                   ) -> pd.DataFrame:
     items = read_item_manifest(data_dir / "manifest.csv") if manifest is None else manifest
     ids = items["id"].astype(str)
-    unsafe = [i for i in ids if not i or i in (".", "..") or "/" in i or "\\" in i]
-    if unsafe:  # ids are file stems: mixture/<id>.wav, estimates/<id>.wav
-        raise LassbenchError(f"{data_dir / 'manifest.csv'}: item id(s) that are not plain file names: "
-                             f"{', '.join(unsafe[:5])}")
+    check_names(ids, "item id", data_dir / "manifest.csv")  # ids are file stems: mixture/<id>.wav
     duplicated = sorted(set(ids[ids.duplicated()]))
     if duplicated:
         raise LassbenchError(f"{data_dir / 'manifest.csv'}: duplicate item id(s) {', '.join(duplicated[:5])} "

@@ -2,8 +2,9 @@
 
 ``/media/<name>`` serves a registered file with its content type and HTTP range support (ffmpeg seeks with range
 requests, as it does on YouTube). Per-name behaviour: ``missing`` (404), ``truncate`` (the body stops part-way
-under a full Content-Length), ``fail_first`` (503 for the first N requests), and a global ``delay`` per request.
-Request counts per name are kept so tests can prove a clip was not fetched twice.
+under a full Content-Length), ``fail_first`` (503 for the first N requests), ``unannounced`` (no Content-Length: the
+body, sent in 64 KiB writes, ends when the connection closes), and a global ``delay`` per request. Request counts
+per name are kept so tests can prove a clip was not fetched twice, and bytes sent so they can prove a client stopped.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ class MediaServer:
     missing: set[str] = field(default_factory=set)
     truncate: dict[str, float] = field(default_factory=dict)  # name -> fraction of the body actually sent
     fail_first: dict[str, int] = field(default_factory=dict)  # name -> number of 503 answers before serving
+    unannounced: set[str] = field(default_factory=set)
+    sent: Counter = field(default_factory=Counter)  # name -> body bytes the client accepted
     delay: float = 0.0
     requests: Counter = field(default_factory=Counter)
 
@@ -83,12 +86,25 @@ def _handler_for(server: MediaServer) -> type[BaseHTTPRequestHandler]:
             self.send_response(status)
             self.send_header("Content-Type", content_type)
             self.send_header("Accept-Ranges", "bytes")
-            self.send_header("Content-Length", str(end - start))
+            if name in server.unannounced:
+                self.close_connection = True
+            else:
+                self.send_header("Content-Length", str(end - start))
             if status == 206:
                 self.send_header("Content-Range", f"bytes {start}-{end - 1}/{len(payload)}")
             self.end_headers()
-            if send_body:
+            if send_body and name in server.unannounced:
+                self._stream(name, payload[start:end])
+            elif send_body:
                 self._body(payload[start:end], server.truncate.get(name))
+
+        def _stream(self, name: str, body: bytes) -> None:
+            try:
+                for at in range(0, len(body), 1 << 16):
+                    self.wfile.write(body[at:at + (1 << 16)])
+                    server.sent[name] += len(body[at:at + (1 << 16)])
+            except (BrokenPipeError, ConnectionResetError):
+                pass
 
         def _body(self, chunk: bytes, fraction: float | None) -> None:
             try:

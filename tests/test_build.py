@@ -191,7 +191,7 @@ def test_names_with_path_separators_or_dot_names_are_rejected(tmp_path):
     assert check_source_name("09-07-14_2338_Foz, fisherman next to the river.wav", tmp_path) == (
         "09-07-14_2338_Foz, fisherman next to the river")
     for name in ("sub/clip.wav", "back\\slash.wav", "..", "."):
-        with pytest.raises(LassbenchError, match="not a file name|path separator"):
+        with pytest.raises(LassbenchError, match="not plain file names"):
             check_source_name(name, tmp_path)
 
 
@@ -272,6 +272,7 @@ def test_export_hf_saves_a_dataset_dict_with_audio_bytes(tmp_path, synth_manifes
     export_hf(result.out, tmp_path / "hf")
     loaded = datasets.load_from_disk(str(tmp_path / "hf"))
     assert set(loaded) == {"val", "test"} and len(loaded["val"]) == 3
+    assert loaded["val"].features["mixture"] == datasets.Audio(decode=False)
     row = loaded["val"][0]
     assert row["mixture"]["bytes"] == (result.out / "mixture" / f"{row['id']}.wav").read_bytes()
     assert row["query"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import io
 
 import numpy as np
@@ -200,8 +201,44 @@ def test_official_metadata_is_fetched_once_then_read_from_the_cache(tmp_path, mo
         template = server.url("{split}.csv")
         first = fetch_audiocaps_metadata("test", template)
     second = fetch_audiocaps_metadata("test", template)  # server gone: the cache answers
-    assert first == second == tmp_path / "cache" / "audiocaps" / "test.csv"
+    assert first == second and first.parent == tmp_path / "cache" / "audiocaps" and first.name.startswith("test-")
     assert read_audiocaps_metadata(second)[0].captions == ("one",)
+
+
+METADATA = b"audiocap_id,youtube_id,start_time,caption\n1,abcdefghijk,20,one\n"
+
+
+def test_the_default_metadata_is_one_commit_of_the_official_repository_with_a_hash_per_split():
+    from lassbench.corpora import audiocaps
+
+    assert f"/cdjkim/audiocaps/{audiocaps.METADATA_COMMIT}/dataset/" in audiocaps.METADATA_URL_TEMPLATE
+    assert len(audiocaps.METADATA_COMMIT) == 40 and set(audiocaps.METADATA_SHA256) == set(audiocaps.SPLITS)
+
+
+def test_the_pinned_metadata_url_is_refused_when_its_bytes_are_not_the_pinned_ones(tmp_path, monkeypatch):
+    from lassbench.corpora import audiocaps
+
+    monkeypatch.setenv("LASSBENCH_CACHE", str(tmp_path / "cache"))
+    with MediaServer() as server:
+        server.add("test.csv", METADATA, "csv")
+        monkeypatch.setattr(audiocaps, "METADATA_URL_TEMPLATE", server.url("{split}.csv"))
+        with pytest.raises(LassbenchError, match="SHA-256 [0-9a-f]{64} differs from the expected b91c4b7d"):
+            fetch_audiocaps_metadata("test")
+        assert not list((tmp_path / "cache" / "audiocaps").glob("*"))  # a refused file is never cached
+        monkeypatch.setattr(audiocaps, "METADATA_SHA256", {"test": hashlib.sha256(METADATA).hexdigest()})
+        assert read_audiocaps_metadata(fetch_audiocaps_metadata("test"))[0].youtube_id == "abcdefghijk"
+
+
+def test_another_metadata_file_is_taken_from_the_environment_and_checked_when_a_hash_is_given(tmp_path, monkeypatch):
+    monkeypatch.setenv("LASSBENCH_CACHE", str(tmp_path / "cache"))
+    with MediaServer() as server:
+        server.add("val.csv", METADATA, "csv")
+        monkeypatch.setenv("LASSBENCH_AUDIOCAPS_METADATA_URL", server.url("{split}.csv"))
+        monkeypatch.setenv("LASSBENCH_AUDIOCAPS_METADATA_SHA256", "0" * 64)
+        with pytest.raises(LassbenchError, match="differs from the expected 0000"):
+            fetch_audiocaps_metadata("val")
+        monkeypatch.setenv("LASSBENCH_AUDIOCAPS_METADATA_SHA256", hashlib.sha256(METADATA).hexdigest().upper())
+        assert read_audiocaps_metadata(fetch_audiocaps_metadata("val"))[0].captions == ("one",)
 
 
 def test_unreachable_metadata_url_suggests_metadata_csv(tmp_path, monkeypatch):
@@ -210,4 +247,4 @@ def test_unreachable_metadata_url_suggests_metadata_csv(tmp_path, monkeypatch):
         template = server.url("{split}.csv").replace("/media/", "/nothing-here/")
         with pytest.raises(LassbenchError, match=r"cannot fetch AudioCaps val metadata .* pass --metadata CSV"):
             fetch_audiocaps_metadata("val", template)
-    assert not (tmp_path / "cache" / "audiocaps" / "val.csv").exists()
+    assert not list((tmp_path / "cache" / "audiocaps").glob("val*"))

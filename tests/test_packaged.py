@@ -17,15 +17,18 @@ import soundfile as sf
 from media_server import MediaServer
 
 from lassbench.cli import main as cli_main
-from lassbench.corpora.deb import DebPin, apt_mirrors, ar_members, fetch_deb, iter_deb_files
-from lassbench.corpora.packaged import (
-    PackagedConfig,
-    arrange,
-    download_packaged,
-    load_table,
+from lassbench.corpora import deb as deb_module
+from lassbench.corpora.deb import (
+    DebPin,
+    apt_mirrors,
+    ar_members,
+    dep5_match,
+    fetch_deb,
+    iter_deb_files,
     parse_copyright,
     stanza_for,
 )
+from lassbench.corpora.packaged import PackagedConfig, arrange, download_packaged, load_table
 from lassbench.errors import LassbenchError
 from lassbench.manifests import read_source_manifest
 
@@ -270,6 +273,91 @@ def test_dep5_stanzas_join_continuation_lines_and_the_last_match_wins():
     public = parse_copyright("Files: sounds/*\nCopyright: not-applicable\nLicense:\n Public Domain\nComment:\n Made by"
                              " Sam.\n")
     assert stanza_for(public, "sounds/a.wav").copyright == "Made by Sam."
+
+
+def test_dep5_patterns_know_only_star_and_question_mark_and_their_escapes():
+    stanzas = parse_copyright("Files: *\nCopyright: A\nLicense: GPL-2+\n\n"
+                              "Files: sounds/[ab].wav\nCopyright: B\nLicense: CC0-1.0\n\n"
+                              "Files: sounds/star\\*.wav sounds/what\\?.wav sounds/back\\\\slash.wav\n"
+                              "Copyright: C\nLicense: CC-BY-4.0\n")
+    assert stanza_for(stanzas, "sounds/[ab].wav").copyright == "B"  # the brackets are in the file's name
+    assert stanza_for(stanzas, "sounds/a.wav").copyright == "A"  # not a character class
+    for name in ("sounds/star*.wav", "sounds/what?.wav", "sounds/back\\slash.wav"):
+        assert stanza_for(stanzas, name).copyright == "C", name
+    for name in ("sounds/starry.wav", "sounds/whatX.wav", "sounds/star\\X.wav"):
+        assert stanza_for(stanzas, name).copyright == "A", name  # \* and \? are literal, not wildcards
+    assert dep5_match("kits/*", "kits/a/b/.hidden.h2") and dep5_match("a?c", "a/c") and not dep5_match("a?c", "ac")
+
+
+def _pin(payload: bytes, size: int | None = None) -> DebPin:
+    return DebPin("testsounds-data", "1.0-1", POOL, hashlib.sha256(payload).hexdigest(),
+                  len(payload) if size is None else size)
+
+
+def test_a_mirror_streaming_far_more_than_the_pin_is_cut_off_and_nothing_is_kept(tmp_path):
+    with MediaServer() as server:
+        server.files[POOL] = (bytes(64 << 20), "application/octet-stream")  # 64 MiB, no Content-Length
+        server.unannounced.add(POOL)
+        with pytest.raises(LassbenchError, match="more than .* bytes for a pin of 17,000; stopped and refused"):
+            fetch_deb(_pin(b"x", size=17_000), tmp_path / "debs", mirror=server.url("").rstrip("/"), use_apt=False)
+    assert server.sent[POOL] < 16 << 20 and server.requests[POOL] == 1  # stopped, and not retried
+    assert not list((tmp_path / "debs").iterdir())
+
+
+def test_an_announced_size_or_a_received_size_other_than_the_pin_is_refused(tmp_path):
+    large, small = b"!<arch>\n" + bytes(2 << 20), b"!<arch>\n" + bytes(4000)
+    with MediaServer() as server:
+        server.files[POOL] = (large, "application/octet-stream")
+        server.files["pool/small.deb"] = (small, "application/octet-stream")
+        mirror = server.url("").rstrip("/")
+        with pytest.raises(LassbenchError, match="2,097,160 bytes announced, the pin is 10; refusing it"):
+            fetch_deb(_pin(large, size=10), tmp_path / "debs", mirror=mirror, use_apt=False)
+        pin = DebPin("small", "1", "pool/small.deb", hashlib.sha256(small).hexdigest(), 5000)
+        with pytest.raises(LassbenchError, match="4,008 bytes, the pin is 5,000; refusing it"):
+            fetch_deb(pin, tmp_path / "debs", mirror=mirror, use_apt=False)
+    assert not list((tmp_path / "debs").iterdir())
+
+
+def test_transient_failures_are_retried_with_backoff_and_a_404_is_not(tmp_path, monkeypatch):
+    waits = []
+    monkeypatch.setattr(deb_module.time, "sleep", waits.append)
+    payload = make_deb(_package_files())
+    with MediaServer() as server:
+        server.files[POOL] = (payload, "application/octet-stream")
+        server.fail_first[POOL] = 2
+        mirror = server.url("").rstrip("/")
+        assert fetch_deb(_pin(payload), tmp_path / "debs", mirror=mirror, use_apt=False).read_bytes() == payload
+        assert server.requests[POOL] == 3 and waits == list(deb_module.RETRY_DELAYS_S)
+        gone = DebPin("gone", "1", "pool/gone.deb", "0" * 64, 10)
+        with pytest.raises(LassbenchError, match="HTTP 404"):
+            fetch_deb(gone, tmp_path / "other", mirror=mirror, use_apt=False)
+        assert server.requests["pool/gone.deb"] == 1
+
+
+def test_a_transfer_cut_every_time_fails_after_three_tries(tmp_path, monkeypatch):
+    monkeypatch.setattr(deb_module.time, "sleep", lambda s: None)
+    payload = make_deb(_package_files())
+    with MediaServer() as server:
+        server.files[POOL] = (payload, "application/octet-stream")
+        server.truncate[POOL] = 0.5
+        with pytest.raises(LassbenchError, match=r"\(3 tries\)"):
+            fetch_deb(_pin(payload), tmp_path / "debs", mirror=server.url("").rstrip("/"), use_apt=False)
+        assert server.requests[POOL] == 3
+
+
+def test_an_apt_download_is_hashed_as_a_stream_never_read_whole(tmp_path, monkeypatch):
+    payload = make_deb(_package_files())
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (tmp_path / "payload.deb").write_bytes(payload)
+    (bin_dir / "apt-get").write_text(f"#!/bin/sh\ncp {tmp_path / 'payload.deb'} testsounds-data_1.0-1_all.deb\n")
+    (bin_dir / "apt-get").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    real_read_bytes = Path.read_bytes
+    monkeypatch.setattr(Path, "read_bytes", lambda self: pytest.fail(f"read whole: {self}") if self.suffix == ".deb"
+                        else real_read_bytes(self))
+    target = fetch_deb(_pin(payload), tmp_path / "debs")
+    assert target.name == Path(POOL).name and deb_module.sha256_file(target) == _pin(payload).sha256
 
 
 def test_short_events_are_repeated_within_the_clip_and_long_ones_cut():

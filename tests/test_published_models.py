@@ -8,8 +8,13 @@ tests/published_fixtures.py; docs/models.md says how.
 
 from __future__ import annotations
 
+import io
+import pickle
+import struct
 import subprocess
 import sys
+import zipfile
+from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +27,7 @@ from lassbench.models.lassnet import QueryBatch
 from lassbench.models.published import clap_text, lassnet_release
 from lassbench.models.published.loading import load_published, read_checkpoint_file
 from lassbench.models.published.resunet30 import ResUNet30
-from lassbench.models.registry import MODELS, load_model
+from lassbench.models.registry import CHECKPOINT_DIR, MODELS, load_model, read_checkpoint
 
 SYSTEMS = list(fx.INPUTS)
 
@@ -290,6 +295,70 @@ def test_pickled_hyper_parameters_are_read_as_inert_placeholders_never_executed(
     for key, value in state.items():
         assert torch.equal(payload["state_dict"][key], value) and payload["state_dict"][key].dtype == value.dtype
     assert not _EXECUTED
+
+
+def _text(value: str) -> bytes:
+    raw = value.encode()
+    return pickle.BINUNICODE + struct.pack("<I", len(raw)) + raw
+
+
+# every global the tensors-only reader hands out, and one it does not know
+HANDED_OUT = [("torch._utils", "_rebuild_tensor_v2"), ("torch._utils", "_rebuild_parameter"),
+              ("collections", "OrderedDict"), ("torch", "Size"), ("torch", "FloatStorage"), ("lightning", "Callback")]
+
+
+def _poison_checkpoint(path: Path) -> Path:
+    """A torch zip whose pickle sets attributes (``__defaults__``, ``poison``) on each global it is handed, then
+    holds an object the weights-only unpickler refuses, so the tensors-only reader is the one that reads it."""
+    body = pickle.PROTO + b"\x02"
+    for module, name in HANDED_OUT:
+        body += f"c{module}\n{name}\n".encode()
+        body += pickle.EMPTY_DICT + _text("poison") + _text("yes") + pickle.SETITEM  # BUILD: obj.__dict__.update
+        body += pickle.EMPTY_DICT + _text("__defaults__") + _text("poisoned") + pickle.TUPLE1 + pickle.SETITEM
+        body += pickle.TUPLE2 + pickle.BUILD + pickle.POP  # ... and setattr(obj, "__defaults__", ("poisoned",))
+    body += pickle.EMPTY_DICT + _text("hyper_parameters") + b"clightning\nAttributeDict\n" + pickle.EMPTY_TUPLE
+    body += pickle.REDUCE + pickle.SETITEM + pickle.STOP
+    return _torch_zip(path, body)
+
+
+def _torch_zip(path: Path, pickled: bytes) -> Path:
+    """A torch zip checkpoint whose ``data.pkl`` is ``pickled``; its one storage holds 4 floats (0, 1, 2, 3)."""
+    saved = io.BytesIO()
+    torch.save({"x": torch.arange(4.0)}, saved)
+    with zipfile.ZipFile(io.BytesIO(saved.getvalue())) as source, zipfile.ZipFile(path, "w") as written:
+        for info in source.infolist():
+            written.writestr(info, pickled if info.filename.endswith("/data.pkl") else source.read(info))
+    return path
+
+
+def test_a_checkpoint_that_sets_attributes_on_what_it_unpickles_cannot_break_later_loads(tmp_path):
+    defaults = torch._utils._rebuild_tensor_v2.__defaults__
+    payload = read_checkpoint_file(_poison_checkpoint(tmp_path / "poison.ckpt"))
+    assert set(payload) == {"hyper_parameters"}
+    assert torch._utils._rebuild_tensor_v2.__defaults__ == defaults
+    for owner in (torch._utils._rebuild_tensor_v2, torch._utils._rebuild_parameter, OrderedDict, torch.Size):
+        assert not hasattr(owner, "poison")
+    shipped = read_checkpoint(CHECKPOINT_DIR / "lassnet-tiny.pt")  # torch's own loader, after the poisoned load
+    assert shipped["model"] == "lassnet" and shipped["state_dict"]
+
+
+def _checkpoint_with(path: Path, size: int) -> Path:
+    """{"hyper_parameters": <lightning object>, "a": a float tensor of ``size`` elements on a 4-element storage}."""
+    storage = (pickle.MARK + _text("storage") + b"ctorch\nFloatStorage\n" + _text("0") + _text("cpu")
+               + pickle.BININT1 + b"\x04" + pickle.TUPLE + pickle.BINPERSID)
+    tensor = (b"ctorch._utils\n_rebuild_tensor_v2\n" + pickle.MARK + storage + pickle.BININT1 + b"\x00"
+              + pickle.BININT1 + bytes([size]) + pickle.TUPLE1 + pickle.BININT1 + b"\x01" + pickle.TUPLE1
+              + pickle.NEWFALSE + b"ccollections\nOrderedDict\n" + pickle.EMPTY_TUPLE + pickle.REDUCE
+              + pickle.TUPLE + pickle.REDUCE)
+    body = (pickle.PROTO + b"\x02" + pickle.EMPTY_DICT + _text("hyper_parameters") + b"clightning\nAttributeDict\n"
+            + pickle.EMPTY_TUPLE + pickle.REDUCE + pickle.SETITEM + _text("a") + tensor + pickle.SETITEM + pickle.STOP)
+    return _torch_zip(path, body)
+
+
+def test_a_tensor_reaching_past_its_storage_is_a_corrupt_checkpoint(tmp_path):
+    assert torch.equal(read_checkpoint_file(_checkpoint_with(tmp_path / "fits.ckpt", 3))["a"], torch.arange(3.0))
+    with pytest.raises(LassbenchError, match="truncated or corrupt checkpoint"):
+        read_checkpoint_file(_checkpoint_with(tmp_path / "past.ckpt", 64))
 
 
 def test_published_systems_are_listed_and_never_run_without_a_checkpoint(tmp_path):

@@ -1,4 +1,6 @@
 import json
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
@@ -58,7 +60,22 @@ def test_a_failed_generation_leaves_nothing_that_looks_finished(tmp_path, monkey
     monkeypatch.setattr(synth, "_generate_into", explode)
     with pytest.raises(RuntimeError):
         synth_corpus(tmp_path / "c", clips={"val": 2})
-    assert list(tmp_path.iterdir()) == []
+    assert [p.name for p in tmp_path.iterdir()] == ["c.lock"]  # the (released) generation lock only
+
+
+def test_two_first_runs_generate_once_the_second_waits_and_reuses(tmp_path, monkeypatch):
+    generated = []
+
+    def slow(folder, **kwargs):
+        generated.append(folder)
+        time.sleep(0.5)  # the second run arrives while the first generates
+        real(folder, **kwargs)
+
+    real = synth._generate_into
+    monkeypatch.setattr(synth, "_generate_into", slow)
+    with ThreadPoolExecutor(2) as pool:
+        manifests = list(pool.map(lambda _: synth_corpus(tmp_path / "c", clips={"val": 3}), range(2)))
+    assert len(generated) == 1 and manifests[0] == manifests[1] and manifests[0].is_file()
 
 
 def test_splits_come_from_disjoint_seeds(corpus):

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import errno
+import hashlib
 import os
 import shutil
 import tempfile
@@ -31,8 +32,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from filelock import FileLock, Timeout
 
-from lassbench.audio import AudioInfo, atomic_path, audio_info, resample, sha1_file, write_audio
+from lassbench.audio import AudioInfo, atomic_path, audio_info, resample, sha1_file, sha256_file, write_audio
 from lassbench.corpora.audiocaps_labels import AudiosetLabels, load_audioset_labels
 from lassbench.corpora.audiocaps_sources import (
     AGE_RESTRICTED,
@@ -47,15 +49,25 @@ from lassbench.corpora.audiocaps_sources import (
     ClipError,
     ClipRequest,
     ClipSource,
-    is_safe_stem,
     make_source,
 )
 from lassbench.errors import LassbenchError
 from lassbench.manifests import SOURCE_COLUMNS, read_manifest, write_manifest_csv
 from lassbench.paths import cache_dir
+from lassbench.safe_names import is_plain_name
 
 SPLITS = ("train", "val", "test")
-METADATA_URL_TEMPLATE = "https://raw.githubusercontent.com/cdjkim/audiocaps/master/dataset/{split}.csv"
+# the official CSVs at one commit of cdjkim/audiocaps (2025-02-25), and their SHA-256: a moved branch cannot change
+# which clips a download means; another file is used only when asked for (METADATA_URL_ENV / METADATA_SHA256_ENV)
+METADATA_COMMIT = "d004db3ea1b01cf4fd0347dd8d27db90cadc8809"
+METADATA_URL_TEMPLATE = f"https://raw.githubusercontent.com/cdjkim/audiocaps/{METADATA_COMMIT}/dataset/{{split}}.csv"
+METADATA_SHA256 = {
+    "train": "c0c5223db682b3bf724ce7e7ce58d5b36929f74572e8526a7211f92d2eef7c8e",
+    "val": "dab1c96641d5f3053ddb99dca3949450da9a75737bda53e11cc0aa8b102be0c3",
+    "test": "b91c4b7ded2f4f6e7db5b9c4983dc1e1dca3d556f505b61e3fd65cac7e1c638a",
+}
+METADATA_URL_ENV = "LASSBENCH_AUDIOCAPS_METADATA_URL"  # another URL template ({split}); unchecked unless...
+METADATA_SHA256_ENV = "LASSBENCH_AUDIOCAPS_METADATA_SHA256"  # ...this gives the SHA-256 it must have
 METADATA_COLUMNS = ("audiocap_id", "youtube_id", "start_time", "caption")
 MANIFEST_COLUMNS = [*SOURCE_COLUMNS, "youtube_id", "audiocap_ids", "start_time"]
 FAILURE_COLUMNS = ["youtube_id", "reason_class", "message", "attempts"]
@@ -82,7 +94,8 @@ class AudiocapsDownloadConfig:
     metadata: Path | None = None           # local CSV; else fetched from metadata_url_template and cached
     source: str = "youtube"                # youtube | dir:PATH | hf:NAME_OR_PATH
     url_template: str = DEFAULT_URL_TEMPLATE
-    metadata_url_template: str = METADATA_URL_TEMPLATE
+    metadata_url_template: str | None = None  # None: $LASSBENCH_AUDIOCAPS_METADATA_URL, else the pinned commit
+    metadata_sha256: str | None = None  # None: $LASSBENCH_AUDIOCAPS_METADATA_SHA256, else the pin (pinned URL only)
     sample_rate: int = 32000
     clip_seconds: float = 10.0
     min_duration: float = 1.0              # shorter clips are dropped (too_short); longer ones kept at real length
@@ -188,15 +201,18 @@ def _parse_start_time(path: Path, line: int, text: str) -> float:
     return value
 
 
-def fetch_audiocaps_metadata(
-    split: str, url_template: str = METADATA_URL_TEMPLATE, timeout: float = 30.0
-) -> Path:
-    """The official CSV of ``split``, downloaded once into ``cache_dir()/audiocaps/`` and validated."""
+def fetch_audiocaps_metadata(split: str, url_template: str | None = None, timeout: float = 30.0, *,
+                             sha256: str | None = None) -> Path:
+    """The official CSV of ``split`` at the pinned commit, downloaded once into ``cache_dir()/audiocaps/``, checked
+    against its pinned SHA-256 and validated. ``url_template`` (else ``$LASSBENCH_AUDIOCAPS_METADATA_URL``) fetches
+    another file, checked against ``sha256`` (else ``$LASSBENCH_AUDIOCAPS_METADATA_SHA256``) when one is given."""
     _check_split(split)
-    cached = cache_dir() / "audiocaps" / f"{split}.csv"
-    if cached.is_file():
+    url = (url_template or os.environ.get(METADATA_URL_ENV) or METADATA_URL_TEMPLATE).replace("{split}", split)
+    expected = (sha256 or os.environ.get(METADATA_SHA256_ENV)
+                or (METADATA_SHA256[split] if url == METADATA_URL_TEMPLATE.replace("{split}", split) else None))
+    cached = cache_dir() / "audiocaps" / f"{split}-{hashlib.sha256(url.encode()).hexdigest()[:12]}.csv"
+    if cached.is_file() and (expected is None or sha256_file(cached) == expected.lower()):
         return cached
-    url = url_template.replace("{split}", split)
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:
             payload = response.read()
@@ -206,6 +222,11 @@ def fetch_audiocaps_metadata(
             f"cannot fetch AudioCaps {split} metadata from {url} ({reason}); offline, pass --metadata CSV "
             f"(columns {','.join(METADATA_COLUMNS)})"
         ) from exc
+    digest = hashlib.sha256(payload).hexdigest()
+    if expected is not None and digest != expected.lower():
+        raise LassbenchError(
+            f"AudioCaps {split} metadata from {url}: SHA-256 {digest} differs from the expected {expected.lower()}; "
+            f"refusing it (another file: set {METADATA_SHA256_ENV}, or pass --metadata CSV)")
     with atomic_path(cached) as tmp:
         tmp.write_bytes(payload)
         read_audiocaps_metadata(tmp)  # never cache a page that is not the metadata
@@ -228,7 +249,8 @@ def download_audiocaps(config: AudiocapsDownloadConfig) -> DownloadReport:
     _check_config(config)
     out_dir = _prepare_out_dir(Path(config.out_dir))
     with _exclusive_lock(out_dir):
-        metadata = config.metadata or fetch_audiocaps_metadata(config.split, config.metadata_url_template)
+        metadata = config.metadata or fetch_audiocaps_metadata(config.split, config.metadata_url_template,
+                                                                sha256=config.metadata_sha256)
         clips = read_audiocaps_metadata(metadata)
         labels = load_audioset_labels(config.audioset_labels) if config.audioset_labels else None
         source = make_source(config.source, url_template=config.url_template, split=config.split,
@@ -279,16 +301,10 @@ def _prepare_out_dir(out_dir: Path) -> Path:
 def _exclusive_lock(out_dir: Path) -> Iterator[None]:
     """Two runs into one folder would empty each other's .partial/: refuse the second (released even on SIGKILL)."""
     try:
-        import fcntl
-    except ImportError:  # not POSIX: run unlocked
-        yield
-        return
-    with open(out_dir / ".lock", "w") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            raise LassbenchError(f"{out_dir}: another download is writing into this folder") from exc
-        yield
+        with FileLock(out_dir / ".lock", timeout=0):
+            yield
+    except Timeout as exc:
+        raise LassbenchError(f"{out_dir}: another download is writing into this folder") from exc
 
 
 def _fresh_dir(path: Path) -> Path:
@@ -301,11 +317,11 @@ def _validate_ids(clips: list[AudiocapsClip], strict: bool) -> tuple[list[Audioc
     """Ids become file names (and URLs): anything but a YouTube id (or, for local sources, a plain stem) is out."""
     valid, invalid = [], []
     for clip in clips:
-        ok = YOUTUBE_ID_PATTERN.fullmatch(clip.youtube_id) if strict else is_safe_stem(clip.youtube_id)
+        ok = YOUTUBE_ID_PATTERN.fullmatch(clip.youtube_id) if strict else is_plain_name(clip.youtube_id)
         if ok:
             valid.append(clip)
         else:
-            kind = "an 11-character YouTube id [A-Za-z0-9_-]" if strict else "a file name without path separators"
+            kind = "an 11-character YouTube id [A-Za-z0-9_-]" if strict else "a plain file name"
             invalid.append(ClipOutcome(clip.youtube_id, INVALID_ID, f"metadata id is not {kind}; skipped", 0))
     return valid, invalid
 

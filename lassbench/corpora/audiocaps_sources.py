@@ -107,16 +107,6 @@ class ClipSource(Protocol):
     def fetch(self, clip: ClipRequest, work_dir: Path) -> tuple[np.ndarray, int]: ...
 
 
-def is_safe_stem(name: str) -> bool:
-    """A file stem that cannot leave its folder: no separators, no leading dot, no control characters."""
-    return (
-        0 < len(name) <= 200
-        and not name.startswith(".")
-        and not any(ch in name for ch in "/\\\0")
-        and all(ch.isprintable() for ch in name)
-    )
-
-
 def make_source(spec: str, *, url_template: str = DEFAULT_URL_TEMPLATE, split: str = "",
                 ffmpeg: str = "ffmpeg", socket_timeout: float = 30.0) -> ClipSource:
     """``youtube`` (default), ``dir:PATH`` or ``hf:NAME_OR_PATH``; checks what the source needs before any clip."""

@@ -7,11 +7,17 @@ module), so a corpus can be built on machines without ``dpkg``.
 Fetching: ``apt-get download NAME=VERSION`` where it works; elsewhere (or with ``--mirror``) an HTTP GET of
 ``<mirror>/<pool filename>``, the mirror taken from the machine's apt sources when not given. Either way the file's
 SHA-256 must equal the pinned one: a package whose pinned version is gone, or whose bytes differ, is refused with a
-message that says so, never silently replaced.
+message that says so, never silently replaced. An HTTP download is hashed as it streams to disk, cut off once it
+passes the pinned size by :data:`SIZE_MARGIN`, refused when its size differs from the pin, and tried again after
+2 s and 8 s when the failure may pass (connection, timeout, HTTP 5xx, a cut transfer).
+
+The package's DEP-5 copyright file (``usr/share/doc/<name>/copyright``) says which licence covers which file:
+:func:`parse_copyright`, :func:`stanza_for`.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import http.client
 import io
@@ -20,6 +26,7 @@ import re
 import shutil
 import subprocess
 import tarfile
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -27,10 +34,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from tqdm import tqdm
+
 from lassbench.audio import atomic_path, sha256_file
 from lassbench.errors import LassbenchError
 
 APT_SOURCE_FILES = (Path("/etc/apt/sources.list"), Path("/etc/apt/sources.list.d"))
+SIZE_MARGIN = 1 << 20  # bytes accepted past a pinned size before a download is cut off (then refused by its size)
+UNPINNED_LIMIT = 1 << 30  # the cut-off for a pin without a size (the largest pinned package is 161 MB)
+RETRY_DELAYS_S = (2.0, 8.0)  # waits before the second and third try of a transient failure
+CHUNK_BYTES = 1 << 20
 _AR_MAGIC = b"!<arch>\n"
 
 
@@ -175,7 +188,7 @@ def fetch_deb(pin: DebPin, dest: Path, *, mirror: str | None = None, use_apt: bo
         errors.append("no --mirror given and no http(s) mirror in the apt sources")
     for base in mirrors:
         try:
-            return _verified(_http_download(f"{base.rstrip('/')}/{pin.filename}", target, timeout), pin)
+            return _http_download(f"{base.rstrip('/')}/{pin.filename}", target, pin, timeout)
         except LassbenchError as exc:
             errors.append(str(exc))
             if "SHA-256" in str(exc):
@@ -184,13 +197,16 @@ def fetch_deb(pin: DebPin, dest: Path, *, mirror: str | None = None, use_apt: bo
 
 
 def _verified(path: Path, pin: DebPin) -> Path:
-    digest = sha256_file(path)
+    _check_digest(sha256_file(path), pin, path)
+    return path
+
+
+def _check_digest(digest: str, pin: DebPin, path: Path) -> None:
     if digest != pin.sha256:
         path.unlink(missing_ok=True)
         raise LassbenchError(
             f"{pin.name} {pin.version}: SHA-256 {digest} differs from the pinned {pin.sha256}: the archive's file "
             "changed; refusing it (update the pin only after checking the new package)")
-    return path
 
 
 def _apt_download(pin: DebPin, dest: Path, target: Path) -> Path:
@@ -201,7 +217,7 @@ def _apt_download(pin: DebPin, dest: Path, target: Path) -> Path:
                              f"{_available_note(pin)}")
     # apt names the file with the epoch's ':' escaped as %3a; give it the pool's name
     for path in sorted(dest.glob(f"{pin.name}_*.deb")):
-        if path != target and hashlib.sha256(path.read_bytes()).hexdigest() == pin.sha256:
+        if path != target and sha256_file(path) == pin.sha256:
             path.replace(target)
     if not target.is_file():
         raise LassbenchError(f"apt-get download {pin.name}={pin.version}: no file with the pinned SHA-256 appeared")
@@ -217,18 +233,124 @@ def _available_note(pin: DebPin) -> str:
     return f" (the archive now has version {found.group(1)}; the pin is {pin.version})" if found else ""
 
 
-def _http_download(url: str, target: Path, timeout: float) -> Path:
+def _http_download(url: str, target: Path, pin: DebPin, timeout: float) -> Path:
+    """GET ``url`` into ``target``, retried with backoff on transient failures (connection, timeout, HTTP 5xx,
+    a cut transfer); a file that is too large, of another size or another hash is refused at once."""
+    for delay in (*RETRY_DELAYS_S, None):
+        try:
+            return _stream(url, target, pin, timeout)
+        except _Transient as exc:
+            if delay is None:
+                raise LassbenchError(f"GET {url}: {exc} ({len(RETRY_DELAYS_S) + 1} tries)") from exc
+            time.sleep(delay)
+    raise AssertionError("unreachable")
+
+
+class _Transient(Exception):
+    """A failure worth another try."""
+
+
+def _stream(url: str, target: Path, pin: DebPin, timeout: float) -> Path:
+    """One GET, hashed as it is written, cut off past the pinned size (+ a margin): a mirror answering with far
+    more than the pin never fills the disk."""
+    limit = pin.size + SIZE_MARGIN if pin.size else UNPINNED_LIMIT
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response, atomic_path(target) as tmp:
-            with open(tmp, "wb") as out:
-                shutil.copyfileobj(response, out, 1 << 20)
+            announced = int(response.headers.get("Content-Length") or 0)
+            if announced > limit:
+                raise LassbenchError(f"GET {url}: {announced:,} bytes announced, the pin is {pin.size:,}; refusing it")
+            digest, written = hashlib.sha256(), 0
+            with open(tmp, "wb") as out, tqdm(total=pin.size or announced or None, unit="B", unit_scale=True,
+                                              desc=pin.deb_name, leave=False, disable=None) as bar:
+                while chunk := response.read(CHUNK_BYTES):
+                    written += len(chunk)
+                    if written > limit:
+                        raise LassbenchError(f"GET {url}: more than {limit:,} bytes for a pin of {pin.size:,}; "
+                                             "stopped and refused")
+                    out.write(chunk)
+                    digest.update(chunk)
+                    bar.update(len(chunk))
+            if announced and written < announced:  # urllib returns what came before the connection closed
+                raise _Transient(f"transfer cut at {written:,} of {announced:,} bytes")
+            if pin.size and written != pin.size:
+                raise LassbenchError(f"GET {url}: {written:,} bytes, the pin is {pin.size:,}; refusing it")
+            _check_digest(digest.hexdigest(), pin, tmp)
     except urllib.error.HTTPError as exc:
+        if exc.code >= 500:
+            raise _Transient(f"HTTP {exc.code}") from exc
         raise LassbenchError(f"GET {url}: HTTP {exc.code}") from exc
     except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
-        raise LassbenchError(f"GET {url}: {exc}") from exc
+        raise _Transient(str(exc)) from exc
     return target
 
 
 def _last_line(text: str) -> str:
     lines = [line for line in text.strip().splitlines() if line.strip()]
     return lines[-1] if lines else "no message"
+
+
+# -- copyright (DEP-5) ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Stanza:
+    files: tuple[str, ...]
+    copyright: str
+    licence: str
+
+
+def parse_copyright(text: str) -> list[Stanza]:
+    """The ``Files`` stanzas of a machine-readable copyright file (continuation lines joined)."""
+    stanzas = []
+    for block in re.split(r"\n\s*\n", text):
+        fields: dict[str, list[str]] = {}
+        key = None
+        for line in block.splitlines():
+            if line[:1] in {" ", "\t"} and key:
+                fields[key].append(line.strip())
+            elif ":" in line:
+                key, value = line.split(":", 1)
+                key = key.strip().lower()
+                fields[key] = [value.strip()]
+        if "files" not in fields:
+            continue
+        files = tuple(" ".join(fields["files"]).split())
+        copyright_ = "; ".join(v for v in fields.get("copyright", []) if v and v != ".")
+        if copyright_.lower() in {"", "not-applicable", "none"}:  # public-domain stanzas credit in their Comment
+            copyright_ = " ".join(v for v in fields.get("comment", []) if v and v != ".")
+        licence_lines = [v for v in fields.get("license", []) if v and v != "."]
+        stanzas.append(Stanza(files, copyright_, licence_lines[0] if licence_lines else ""))
+    return stanzas
+
+
+def stanza_for(stanzas: list[Stanza], source_path: str) -> Stanza | None:
+    """The last stanza whose ``Files`` pattern matches ``source_path`` (DEP-5: later stanzas override earlier)."""
+    found = None
+    for stanza in stanzas:
+        if any(dep5_match(pattern, source_path) for pattern in stanza.files):
+            found = stanza
+    return found
+
+
+def dep5_match(pattern: str, path: str) -> bool:
+    """Whether a DEP-5 ``Files`` pattern matches ``path``: ``*`` is any run of characters and ``?`` one character
+    (both match ``/`` and a leading dot); ``\\*``, ``\\?`` and ``\\\\`` are the literal characters. Nothing else is
+    special: ``[ab]`` is those four characters, as in a file's name (shell globs and :mod:`fnmatch` read a
+    character class there)."""
+    return _dep5_regex(pattern).fullmatch(path) is not None
+
+
+@functools.lru_cache(maxsize=1024)
+def _dep5_regex(pattern: str) -> re.Pattern:
+    parts, escaped = [], False
+    for char in pattern:
+        if escaped:
+            parts.append(re.escape(char) if char in "*?\\" else re.escape("\\" + char))
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        else:
+            parts.append({"*": ".*", "?": "."}.get(char) or re.escape(char))
+    if escaped:  # a trailing backslash stands for itself
+        parts.append(re.escape("\\"))
+    return re.compile("".join(parts), re.DOTALL)

@@ -18,6 +18,7 @@ import pandas as pd
 
 from lassbench.audio import AUDIO_EXTENSIONS, audio_info, list_audio_files
 from lassbench.errors import LassbenchError
+from lassbench.safe_names import check_name
 
 CAPTIONS_FILE = "captions.csv"
 LABELS_FILE = "labels.csv"
@@ -25,11 +26,8 @@ LABELS_FILE = "labels.csv"
 
 def check_source_name(name: str, folder: Path) -> str:
     """The id of ``folder/name`` (its stem) after checking it is a safe, plain file name inside ``folder``."""
-    if "/" in name or "\\" in name or name in {"", ".", ".."}:
-        raise LassbenchError(f"{folder}: file name {name!r} contains a path separator or is not a file name")
-    stem = Path(name).stem
-    if stem in {"", ".", ".."}:
-        raise LassbenchError(f"{folder}: file name {name!r} has an empty id")
+    check_name(name, "file name", folder)
+    stem = check_name(Path(name).stem, "file id", folder)
     resolved = (folder / name).resolve()
     if not resolved.is_relative_to(folder.resolve()):
         raise LassbenchError(f"{folder}: {name!r} resolves outside the folder ({resolved})")

@@ -33,11 +33,12 @@ import numpy as np
 import pandas as pd
 
 from lassbench.audio import read_audio, sha1_file, sweep_stale_temps, write_audio, write_text_atomic
-from lassbench.corpora.deb import DebPin, fetch_deb, iter_deb_files
+from lassbench.corpora.deb import DebPin, Stanza, fetch_deb, iter_deb_files, parse_copyright, stanza_for
 from lassbench.errors import LassbenchError
 from lassbench.manifests import SOURCE_COLUMNS, encode_list, write_manifest_csv
 from lassbench.mixing import integrated_loudness
 from lassbench.paths import check_output_folder
+from lassbench.safe_names import check_names
 
 # Set aside for evaluating models trained on this corpus: never part of it (nor of any training data).
 RESERVED_PACKAGES = (
@@ -120,6 +121,8 @@ def load_table(path: str | Path | None = None) -> PackageTable:
                  for r in raw["rules"]]
     except (KeyError, TypeError, ValueError, re.error) as exc:
         raise LassbenchError(f"{origin}: malformed package table ({exc})") from exc
+    check_names(pins, "package name", origin)  # licences/<name>.copyright, audio/<name>-<file>.wav
+    check_names((pin.deb_name for pin in pins.values()), "package file name", origin)  # debs/<file name>
     reserved = sorted(name for name in pins if is_reserved(name))
     if reserved:
         raise LassbenchError(f"{origin}: {', '.join(reserved)} reserved for evaluation; never part of this corpus")
@@ -129,49 +132,6 @@ def load_table(path: str | Path | None = None) -> PackageTable:
         if rule.label not in classes:
             raise LassbenchError(f"{origin}: a rule names the unknown class {rule.label!r}")
     return PackageTable(pins, classes, rules)
-
-
-# -- copyright (DEP-5) ------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Stanza:
-    files: tuple[str, ...]
-    copyright: str
-    licence: str
-
-
-def parse_copyright(text: str) -> list[Stanza]:
-    """The ``Files`` stanzas of a machine-readable copyright file (continuation lines joined)."""
-    stanzas = []
-    for block in re.split(r"\n\s*\n", text):
-        fields: dict[str, list[str]] = {}
-        key = None
-        for line in block.splitlines():
-            if line[:1] in {" ", "\t"} and key:
-                fields[key].append(line.strip())
-            elif ":" in line:
-                key, value = line.split(":", 1)
-                key = key.strip().lower()
-                fields[key] = [value.strip()]
-        if "files" not in fields:
-            continue
-        files = tuple(" ".join(fields["files"]).split())
-        copyright_ = "; ".join(v for v in fields.get("copyright", []) if v and v != ".")
-        if copyright_.lower() in {"", "not-applicable", "none"}:  # public-domain stanzas credit in their Comment
-            copyright_ = " ".join(v for v in fields.get("comment", []) if v and v != ".")
-        licence_lines = [v for v in fields.get("license", []) if v and v != "."]
-        stanzas.append(Stanza(files, copyright_, licence_lines[0] if licence_lines else ""))
-    return stanzas
-
-
-def stanza_for(stanzas: list[Stanza], source_path: str) -> Stanza | None:
-    """The last stanza whose ``Files`` glob matches ``source_path`` (DEP-5: later stanzas override earlier)."""
-    found = None
-    for stanza in stanzas:
-        if any(fnmatch.fnmatchcase(source_path, glob) for glob in stanza.files):
-            found = stanza
-    return found
 
 
 # -- selection and splits ---------------------------------------------------------------------------------------

@@ -47,6 +47,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import scipy
+from filelock import FileLock
 from scipy import signal
 
 from lassbench.audio import TEMP_MARK, sha1_file, sweep_stale_temps, temp_prefix, write_audio
@@ -540,7 +541,8 @@ def synth_corpus(
     (:func:`generator_digest`: this module's code and the numpy / scipy versions) and the parameters, so a cache
     made by other code is never reused. Generation writes into a temporary folder named after this process, renamed
     onto ``root`` at the end: a killed run leaves nothing that looks finished, and the next run removes the folder
-    of a process that no longer exists. ``clips`` maps split -> number of clips (default 1200 / 150 / 200).
+    of a process that no longer exists. A file lock beside ``root`` makes a second first run wait for the one
+    generating, then reuse its corpus. ``clips`` maps split -> number of clips (default 1200 / 150 / 200).
     """
     clips = dict(DEFAULT_CLIPS if clips is None else clips)
     unknown = sorted(set(clips) - set(SPLIT_SEED_CODES))
@@ -553,17 +555,17 @@ def synth_corpus(
     if manifest.is_file():
         return manifest
     root.parent.mkdir(parents=True, exist_ok=True)
-    _sweep_debris(root.parent)
-    tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(root), suffix=TEMP_MARK, dir=root.parent))
-    try:
-        _generate_into(tmp, sample_rate=sample_rate, duration=duration, seed=seed, clips=clips)
+    # a second first run waits for the one generating, then reuses its corpus
+    with FileLock(root.parent / f"{root.name}.lock"):
+        if manifest.is_file():
+            return manifest
+        _sweep_debris(root.parent)
+        tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(root), suffix=TEMP_MARK, dir=root.parent))
         try:
+            _generate_into(tmp, sample_rate=sample_rate, duration=duration, seed=seed, clips=clips)
             os.replace(tmp, root)
-        except OSError:
-            if not manifest.is_file():  # not a concurrent twin that finished first: a real problem
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
     return manifest
 
 

@@ -37,6 +37,7 @@ import pandas as pd
 
 from lassbench.errors import LassbenchError
 from lassbench.mixing import ItemSpec
+from lassbench.safe_names import check_names
 
 PROTOCOLS: dict[str, str] = {
     "lassbench": "lassbench.protocols.lassbench",
@@ -60,6 +61,9 @@ class BuildRequest:
     allow_missing: bool = False  # index rows naming absent clips: skip them (recorded) instead of failing
     exclude_ids: frozenset[str] = frozenset()
     options: dict = field(default_factory=dict)  # protocol-specific parameters (e.g. LassbenchParams fields)
+
+    def __post_init__(self) -> None:
+        check_names(self.splits or (), "split", "--splits")  # item ids are <split>-<n>: file stems
 
 
 @dataclass

@@ -352,16 +352,12 @@ class _Opaque:
     def __init__(self, *args, **kwargs) -> None:
         pass
 
-    def __setstate__(self, state) -> None:
+    def __setstate__(self, *state) -> None:  # *state: a BUILD on the class itself calls it with the state alone
         pass
 
 
-_SAFE = {
-    ("collections", "OrderedDict"): OrderedDict,
-    ("torch._utils", "_rebuild_tensor_v2"): torch._utils._rebuild_tensor_v2,
-    ("torch._utils", "_rebuild_parameter"): torch._utils._rebuild_parameter,
-    ("torch", "Size"): torch.Size,
-}
+class _Marker:
+    """What the pickle gets for a storage class or a storage: an object of this load alone (see find_class)."""
 
 
 _STORAGE_DTYPES = {
@@ -372,25 +368,83 @@ _STORAGE_DTYPES = {
 }
 
 
+def _fresh(function):
+    """A new function object calling ``function``: a pickle can set attributes on whatever it is handed (BUILD,
+    e.g. ``__defaults__``), so it is never handed a shared object, only one that dies with the load."""
+
+    def call(*args):
+        return function(*args)
+
+    return call
+
+
 class _TensorsOnly(pickle.Unpickler):
+    """Rebuilds tensors, ``OrderedDict`` and ``torch.Size`` through wrappers made for this load; everything else
+    becomes a fresh :class:`_Opaque` class. Nothing the file names reaches torch's own functions or classes, so a
+    load cannot change what a later load does."""
+
     def __init__(self, file, archive: zipfile.ZipFile, root: str) -> None:
         super().__init__(file)
         self.archive, self.root = archive, root
+        self._issued: dict[int, tuple[object, object]] = {}  # id(marker) -> (marker, dtype or (storage, dtype))
 
     def find_class(self, module: str, name: str):
         if module == "torch" and name in _STORAGE_DTYPES:
-            return _STORAGE_DTYPES[name]  # the storage's dtype stands for its class
-        if (module, name) in _SAFE:
-            return _SAFE[(module, name)]
+            return self._issue(_STORAGE_DTYPES[name])  # the storage's dtype stands for its class
+        makers = {
+            ("collections", "OrderedDict"): lambda *args: OrderedDict(*args),
+            ("torch._utils", "_rebuild_tensor_v2"): self._rebuild_tensor,
+            ("torch._utils", "_rebuild_parameter"): self._rebuild_parameter,
+            ("torch", "Size"): lambda *args: torch.Size(_sizes(*args)),
+        }
+        if (module, name) in makers:
+            return _fresh(makers[(module, name)])
         return type(f"{module}.{name}", (_Opaque,), {})
 
     def persistent_load(self, pid):
-        _, dtype, key, _, _ = pid
+        _, kind, key, _, _ = pid
+        dtype = self._lookup(kind)
         if not isinstance(dtype, torch.dtype):
-            raise pickle.UnpicklingError(f"unsupported storage type {dtype!r}")
+            raise pickle.UnpicklingError(f"unsupported storage type {kind!r}")
         data = self.archive.read(f"{self.root}/data/{key}")
         untyped = torch.UntypedStorage.from_buffer(data, dtype=torch.uint8) if data else torch.UntypedStorage(0)
-        return torch.storage.TypedStorage(wrap_storage=untyped, dtype=dtype, _internal=True)
+        return self._issue((untyped, dtype))
+
+    def _issue(self, value) -> _Marker:
+        marker = _Marker()
+        self._issued[id(marker)] = (marker, value)
+        return marker
+
+    def _lookup(self, marker):
+        issued = self._issued.get(id(marker))
+        return issued[1] if issued is not None and issued[0] is marker else None
+
+    def _rebuild_tensor(self, storage, offset, size, stride, *_ignored) -> torch.Tensor:
+        # requires_grad, backward hooks and metadata are dropped: weights are read, nothing is attached to them
+        found = self._lookup(storage)
+        if not isinstance(found, tuple):
+            raise pickle.UnpicklingError("a tensor without a storage of this file")
+        untyped, dtype = found
+        size, stride = _sizes(size), _sizes(stride)
+        if type(offset) is not int or offset < 0 or len(size) != len(stride):
+            raise pickle.UnpicklingError(f"tensor offset {offset!r}, size {size}, stride {stride}")
+        end = offset + sum((n - 1) * step for n, step in zip(size, stride, strict=True)) + 1 if all(size) else 0
+        if end * dtype.itemsize > untyped.nbytes():  # set_ would silently grow the storage
+            raise pickle.UnpicklingError(f"a tensor of size {size} reaches past its storage ({untyped.nbytes()} bytes)")
+        return torch.empty((0,), dtype=dtype).set_(untyped, offset, size, stride)
+
+    @staticmethod
+    def _rebuild_parameter(data, *_ignored) -> torch.Tensor:
+        if not isinstance(data, torch.Tensor):
+            raise pickle.UnpicklingError(f"a parameter of {type(data).__name__}, not a tensor")
+        return data
+
+
+def _sizes(values=()) -> tuple[int, ...]:
+    values = tuple(values)
+    if not all(type(v) is int and v >= 0 for v in values):
+        raise pickle.UnpicklingError(f"tensor size or stride {values!r}")
+    return values
 
 
 def read_tensors_only(path: Path) -> dict:
@@ -401,7 +455,8 @@ def read_tensors_only(path: Path) -> dict:
             root = pickles[0].rsplit("/", 1)[0]
             with archive.open(pickles[0]) as file:
                 return _TensorsOnly(file, archive, root).load()
-    except (zipfile.BadZipFile, IndexError, KeyError, pickle.UnpicklingError, EOFError) as exc:
+    except (zipfile.BadZipFile, IndexError, KeyError, pickle.UnpicklingError, EOFError, TypeError, ValueError,
+            AttributeError, RuntimeError) as exc:  # RuntimeError: torch refuses a view past its storage's end
         raise LassbenchError(f"{path}: truncated or corrupt checkpoint ({_first_line(exc)})") from exc
 
 
