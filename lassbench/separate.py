@@ -15,6 +15,7 @@ exists, is not empty or truncated, and holds no NaN/Inf. The cheap checks import
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import sys
@@ -191,6 +192,14 @@ def _check_query(query: str) -> None:
         raise LassbenchError(f"the query is not UTF-8 text ({ascii(query)}): check the terminal's encoding") from exc
 
 
+def _check_class(model, query: str) -> None:
+    """A class-conditioned model takes no free text: the query must name one of the classes it was trained on."""
+    classes = getattr(model, "class_index", None)
+    if classes is not None and query not in classes:
+        raise LassbenchError(f"the class-conditioned model takes a class name as the query, not {query!r}: "
+                             f"give --query one of: {'; '.join(sorted(classes))}")
+
+
 def check_device(device: str) -> None:
     """Refuse a device torch does not know or this machine does not have, before anything is loaded."""
     import torch
@@ -228,6 +237,7 @@ class Separator:
         from lassbench.models.lassnet import QueryBatch
 
         _check_query(query)
+        _check_class(self.model, query)
         batch = QueryBatch([query], labels=[[query]])
 
         def apply(chunk: np.ndarray) -> np.ndarray:
@@ -240,15 +250,16 @@ class Separator:
 
     def separate(self, audio: np.ndarray, sample_rate: int, query: str, *, chunk_seconds: float = 10.0,
                  overlap_seconds: float = 1.0) -> np.ndarray:
-        """The estimate of ``query`` in ``audio`` (``(n,)``, or ``(channels, n)`` which is averaged to mono), at
-        ``sample_rate`` and the same length and level as the input."""
+        """The estimate of ``query`` in ``audio`` (``(n,)``, or ``(channels, n)`` whose channels are separated one
+        by one), at ``sample_rate`` and the same shape and level as the input."""
         _check_chunking(chunk_seconds, overlap_seconds)
         audio = np.asarray(audio, dtype=np.float32)
         if audio.ndim == 2 and audio.shape[0] > audio.shape[1]:  # soundfile's (n, channels): easy to pass by mistake
             raise LassbenchError(f"audio of shape {audio.shape} looks like (n, channels) as soundfile.read returns; "
                                  "pass (channels, n) — e.g. audio.T — or one channel")
-        if audio.ndim == 2:
-            audio = audio.mean(axis=0)
+        if audio.ndim == 2:  # the models are mono: each channel is separated on its own
+            return np.stack([self.separate(channel, sample_rate, query, chunk_seconds=chunk_seconds,
+                                           overlap_seconds=overlap_seconds) for channel in audio])
         if audio.ndim != 1 or audio.size == 0:
             raise LassbenchError(f"audio must be a non-empty (n,) or (channels, n) array, not shape {audio.shape}")
         if not np.isfinite(audio).all():
@@ -282,7 +293,7 @@ def _text_model_entry(model: str):
     from lassbench.models.registry import get_model_entry
 
     entry = get_model_entry(model)
-    if entry.query_type not in ("caption", "tags"):
+    if entry.query_type not in ("caption", "tags", "class-id"):  # class-id: --query names one of its classes
         raise LassbenchError(f"model '{model}' cannot take a text query (query type: {entry.query_type})")
     return entry
 
@@ -290,8 +301,10 @@ def _text_model_entry(model: str):
 # ---------------------------------------------------------------------------------------------------- files
 
 
-def separate_file(config: SeparateConfig, *, log: Callable[[str], None] = _stderr) -> Path:
-    """Separate ``config.input`` into ``config.output``; every check runs before the model is loaded."""
+def separate_file(config: SeparateConfig, *, log: Callable[[str], None] = _stderr,
+                  loaded: Callable[[], Separator] | None = None) -> Path:
+    """Separate ``config.input`` into ``config.output``; every check runs before the model is loaded. ``loaded``
+    returns the separator to use (e.g. one already loaded for a folder of files) instead of loading one."""
     output_format = check_output(config.input, config.output)
     check_input(config.input)
     _check_chunking(config.chunk_seconds, config.overlap_seconds)
@@ -304,12 +317,13 @@ def separate_file(config: SeparateConfig, *, log: Callable[[str], None] = _stder
     check_published_checkpoint(config.model, config.checkpoint)
     check_device(config.device)
     scan = scan_input(config.input, progress=config.progress)
-    if scan.channels > 1:
-        log(f"note: {config.input} has {scan.channels} channels; separating their average (mono output)")
-    return stream_separate(config.input, config.output, scan, output_format,
-                           lambda: load_separator(config.model, config.checkpoint, device=config.device,
-                                                  text_encoder=config.text_encoder),
-                           config, log=log)
+    load = loaded or (lambda: load_separator(config.model, config.checkpoint, device=config.device,
+                                             text_encoder=config.text_encoder))
+    if scan.channels > 1:  # the models are mono: each channel is separated, so the output keeps the input's channels
+        from lassbench.separate_channels import separate_channels
+
+        return separate_channels(config, scan.channels, output_format, functools.cache(load), log)
+    return stream_separate(config.input, config.output, scan, output_format, load, config, log=log)
 
 
 def stream_separate(input_path: str | Path, output_path: str | Path, scan: InputScan, output_format: tuple[str, str],
