@@ -65,8 +65,8 @@ def read_queries(path: str | Path) -> list[tuple[str, str]]:
     """(file name, query) rows of a ``file,query`` CSV; every file once, every query non-empty."""
     path = Path(path)
     try:
-        rows = list(csv.DictReader(io.StringIO(path.read_text(encoding="utf-8-sig"))))
-        header = set(rows[0]) if rows else set()
+        reader = csv.DictReader(io.StringIO(path.read_text(encoding="utf-8-sig")))
+        rows, header = list(reader), set(reader.fieldnames or [])
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise LassbenchError(f"{path}: cannot read the queries CSV ({exc})") from exc
     if not {"file", "query"} <= header:
