@@ -148,6 +148,15 @@ def test_http_fetch_cuts_clips_with_captions_labels_and_provenance(served, tmp_p
     assert set(provenance["source_id"]) == set(frame["source_id"]) and provenance["licence"].notna().all()
 
 
+def test_download_shows_progress_while_fetching_and_cutting(served, tmp_path, capsys):
+    server, _, table = served
+    download_packaged(PackagedConfig(out_dir=tmp_path / "corpus", table=table, use_apt=False, sample_rate=16000,
+                                     mirror=f"http://127.0.0.1:{server.port}/media", progress=True))
+    err = capsys.readouterr().err
+    assert "fetching packages" in err and "0/1 " in err  # counted in packages
+    assert "cutting clips" in err and "0/16 " in err  # counted in clips
+
+
 def test_splits_are_disjoint_by_recording_group(served, tmp_path):
     server, _, table = served
     _build(server, table, tmp_path / "corpus")
