@@ -29,6 +29,7 @@ import soxr
 
 from lassbench.audio import atomic_path, sweep_stale_temps, wav_shortfall
 from lassbench.errors import LassbenchError
+from lassbench.progress import ticking
 
 READ_BLOCK = 65536
 SCAN_BLOCK = 1 << 20  # the check pass only decodes and sums: bigger blocks, fewer Python steps
@@ -280,12 +281,13 @@ def load_separator(model: str = "lassnet", checkpoint: str | Path | None = None,
     """A text-queried model ready to separate: ``checkpoint`` or the one shipped for ``model``."""
     entry = _text_model_entry(model)
     check_device(device)
-    from lassbench.models.registry import load_model
-
     path = Path(checkpoint) if checkpoint else entry.shipped_checkpoint()
     if path is None:
         raise LassbenchError(f"no checkpoint ships for '{model}': pass --checkpoint")
-    loaded, _ = load_model(path, expected=model, device=device, text_encoder=text_encoder)
+    with ticking(f"loading {model}"):  # importing torch and the text encoder takes seconds
+        from lassbench.models.registry import load_model
+
+        loaded, _ = load_model(path, expected=model, device=device, text_encoder=text_encoder)
     return Separator(loaded, model, entry.query_type, device)
 
 

@@ -24,6 +24,7 @@ from lassbench.models.oracle import OracleMask
 from lassbench.models.published.systems import PUBLISHED, PublishedSpec
 from lassbench.models.text_encoders import TEXT_ENCODERS, load_text_encoder, resolve_text_encoder
 from lassbench.models.zoo import CHECKPOINT_DIR, ZOO  # noqa: F401  (CHECKPOINT_DIR: re-exported for run.py)
+from lassbench.progress import ticking
 
 
 @dataclass(frozen=True)
@@ -156,6 +157,12 @@ def load_model(path: str | Path, *, expected: str | None = None, device: str = "
                text_encoder: str | None = None) -> tuple[nn.Module, dict]:
     """Rebuild the model a checkpoint describes and load its weights. A published system (``expected`` names
     one) is built from its released checkpoint, with its tokenizer from the ``text_encoder`` folder."""
+    with ticking(f"loading {expected or Path(path).name}"):  # the text encoder alone takes seconds on a CPU
+        return _load_model(path, expected, device, text_encoder)
+
+
+def _load_model(path: str | Path, expected: str | None, device: str, text_encoder: str | None
+                ) -> tuple[nn.Module, dict]:
     if expected is not None and get_model_entry(expected).published is not None:
         from lassbench.models.published.loading import load_published
 
