@@ -111,7 +111,8 @@ def main() -> None:
     if real.is_dir():
         print("\n## On the real-recordings test set\n")
         print("The real-recordings bars, from the results of `recipes/real/run.sh` (stage 3) on the 157 test "
-              "mixtures of the real-recordings benchmark ([real-corpus.md](real-corpus.md)); means over the test items.\n")
+              "mixtures of the real-recordings benchmark ([real-corpus.md](real-corpus.md)); means over the test "
+              "items.\n")
         _table(real_bars(real))
 
 
