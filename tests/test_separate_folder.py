@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from separator_stubs import STUB_RATE as RATE
+from separator_stubs import StubModel
 
 import lassbench.separate as separate_module
 import lassbench.separate_folder as folder_module
@@ -18,16 +20,9 @@ from lassbench.errors import LassbenchError
 from lassbench.separate import SeparateConfig, Separator
 from lassbench.separate_folder import RECORD, plan_folder, separate_folder
 
-RATE = 16000
 
-
-class _QueryEcho:
+class _QueryEcho(StubModel):
     """Scales the mixture by the query's length: which query reached which file shows in the estimate."""
-
-    class config:  # noqa: N801 - mirrors SeparatorConfig's attribute path
-        class backbone:  # noqa: N801
-            sample_rate = RATE
-            n_fft = 512
 
     def __call__(self, mixture, batch):
         return mixture * (len(batch.queries[0]) / 100.0)

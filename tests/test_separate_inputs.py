@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from separator_stubs import IdentityModel
 
 import lassbench.separate as separate_module
 from lassbench.audio import read_audio, write_audio
@@ -175,21 +176,9 @@ def test_every_supported_extension_is_listed_by_libsndfile():
 # ---------------------------------------------------------------------------------------------------- with a model
 
 
-class _IdentityModel:
-    """Stands in for a network where the property under test is the plumbing (formats, channels, level)."""
-
-    class config:  # noqa: N801 - mirrors SeparatorConfig's attribute path
-        class backbone:  # noqa: N801
-            sample_rate = RATE
-            n_fft = 512
-
-    def __call__(self, mixture, batch):
-        return mixture
-
-
 @pytest.fixture()
 def identity(monkeypatch):
-    separator = Separator(_IdentityModel(), "lassnet", "caption")
+    separator = Separator(IdentityModel(), "lassnet", "caption")
     monkeypatch.setattr(separate_module, "load_separator", lambda *a, **k: separator)
     return separator
 
@@ -232,7 +221,7 @@ def test_samples_beyond_full_scale_are_clipped_in_flac_and_reported(tmp_path, id
     assert len(notes) == 1 and "exceeded full scale and were clipped" in notes[0]
 
 
-class _LevelDependentModel(_IdentityModel):
+class _LevelDependentModel(IdentityModel):
     """A mask that depends on the absolute level, like a network fed log-magnitudes: not scale-equivariant alone."""
 
     def __call__(self, mixture, batch):

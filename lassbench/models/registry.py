@@ -23,23 +23,22 @@ from lassbench.models.lassnet import SeparatorConfig, TextQueriedSeparator, size
 from lassbench.models.oracle import OracleMask
 from lassbench.models.published.systems import PUBLISHED, PublishedSpec
 from lassbench.models.text_encoders import TEXT_ENCODERS, load_text_encoder, resolve_text_encoder
-from lassbench.models.zoo import CHECKPOINT_DIR, ZOO  # noqa: F401  (CHECKPOINT_DIR: re-exported for run.py)
+from lassbench.models.zoo import CHECKPOINT_DIR, ZOO, ZooEntry  # noqa: F401  (CHECKPOINT_DIR: re-exported for run.py)
 from lassbench.progress import ticking
 
 
 @dataclass(frozen=True)
 class ModelEntry:
-    """A zoo entry (:mod:`lassbench.models.zoo`) with the code that builds it."""
+    """A zoo entry (:mod:`lassbench.models.zoo`: name, query type, description, ...) with the code that builds it."""
 
-    name: str
-    query_type: str  # caption | tags | class-id | none | oracle
-    description: str
-    trainable: bool
+    zoo: ZooEntry
     build: Callable[[SeparatorConfig], nn.Module]
     published: PublishedSpec | None = None  # runs a released checkpoint (lassbench.models.published)
 
-    def shipped_checkpoint(self, size: str = "tiny") -> Path | None:
-        return ZOO[self.name].shipped_checkpoint(size)
+    def __getattr__(self, attribute: str):  # name, query_type, description, trainable, shipped_checkpoint
+        if attribute == "zoo":  # not set yet (a copy being made): no recursion
+            raise AttributeError(attribute)
+        return getattr(self.zoo, attribute)
 
 
 def _text_model(cls: type[TextQueriedSeparator]) -> Callable[[SeparatorConfig], nn.Module]:
@@ -66,8 +65,7 @@ _BUILDERS: dict[str, Callable[[SeparatorConfig], nn.Module]] = {
     **{name: _published_only(name) for name in PUBLISHED},
 }
 MODELS: dict[str, ModelEntry] = {
-    name: ModelEntry(name, entry.query_type, entry.description, entry.trainable, _BUILDERS[name],
-                     PUBLISHED.get(name))
+    name: ModelEntry(entry, _BUILDERS[name], PUBLISHED.get(name))
     for name, entry in ZOO.items()
 }
 
