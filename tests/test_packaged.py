@@ -309,6 +309,17 @@ def test_run_data_real_builds_the_benchmark_from_the_cached_corpus_once(served, 
     assert real_benchmark(notes.append) == built and len(notes) == 1  # reused, not rebuilt
 
 
+def test_the_first_real_benchmark_build_shows_its_progress(served, tmp_path, monkeypatch, capsys):
+    from lassbench.corpora.packaged import real_benchmark
+
+    server, _, table = served
+    monkeypatch.setenv("LASSBENCH_CACHE", str(tmp_path / "cache"))
+    _build(server, table, tmp_path / "cache" / "corpora" / "packaged")
+    real_benchmark(lambda line: None)
+    err = capsys.readouterr().err
+    assert "measuring sources" in err and "building items" in err
+
+
 def test_dataset_card_class_table_matches_the_committed_build_listing():
     root = Path(__file__).resolve().parents[1]
     committed = pd.read_csv(root / "recipes" / "real" / "classes.csv")

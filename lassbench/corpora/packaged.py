@@ -526,5 +526,5 @@ def real_benchmark(log=print, *, mirror: str | None = None) -> Path:
         log(f"downloading the real-recordings corpus to {corpus} (first use; ~420 MB of pinned Debian packages)...")
         download_packaged(PackagedConfig(out_dir=corpus, mirror=mirror, use_apt=mirror is None))
     log(f"building the real benchmark in {out} (first use; later runs reuse it)...")
-    build_dataset(BuildConfig(out=out, sources=str(corpus), splits=("val", "test"), seed=0, progress=False))
+    build_dataset(BuildConfig(out=out, sources=str(corpus), splits=("val", "test"), seed=0, progress=True))
     return out
