@@ -201,6 +201,17 @@ def _check_class(model, query: str) -> None:
                              f"give --query one of: {'; '.join(sorted(classes))}")
 
 
+def _check_tags(separator: Separator, query: str) -> None:
+    """A tag-queried model was trained on class tags: refuse tags its checkpoint says it never saw."""
+    if separator.query_type != "tags" or separator.tags is None:
+        return
+    known = set(separator.tags)
+    unknown = [] if query in known else [t.strip() for t in query.split(",") if t.strip() not in known]
+    if unknown:
+        raise LassbenchError(f"the tag-queried model was never trained on the tag(s) {', '.join(map(repr, unknown))}: "
+                             f"give --query one or more of (comma-separated): {'; '.join(separator.tags)}")
+
+
 def check_device(device: str) -> None:
     """Refuse a device torch does not know or this machine does not have, before anything is loaded."""
     import torch
@@ -221,11 +232,12 @@ def check_device(device: str) -> None:
 class Separator:
     """A loaded text-queried model that separates arrays of any length, rate and level."""
 
-    def __init__(self, model, name: str, query_type: str, device: str = "cpu") -> None:
+    def __init__(self, model, name: str, query_type: str, device: str = "cpu", tags: list[str] | None = None) -> None:
         self.model = model
         self.name = name
         self.query_type = query_type
         self.device = device
+        self.tags = tags  # tag-queried: the tags its checkpoint was trained on, when it records them
         # lassbench's models carry a config; published systems (models/published) their rate and STFT size
         backbone = getattr(getattr(model, "config", None), "backbone", None)
         self.sample_rate = int(getattr(model, "sample_rate", None) or backbone.sample_rate)
@@ -239,6 +251,7 @@ class Separator:
 
         _check_query(query)
         _check_class(self.model, query)
+        _check_tags(self, query)
         batch = QueryBatch([query], labels=[[query]])
 
         def apply(chunk: np.ndarray) -> np.ndarray:
@@ -287,8 +300,10 @@ def load_separator(model: str = "lassnet", checkpoint: str | Path | None = None,
     with ticking(f"loading {model}"):  # importing torch and the text encoder takes seconds
         from lassbench.models.registry import load_model
 
-        loaded, _ = load_model(path, expected=model, device=device, text_encoder=text_encoder)
-    return Separator(loaded, model, entry.query_type, device)
+        loaded, payload = load_model(path, expected=model, device=device, text_encoder=text_encoder)
+    if entry.query_type == "tags" and payload.get("tags") is None:  # checkpoints trained before tags were recorded
+        _stderr(f"note: {path.name} does not record the tags it was trained on, so tag queries are not checked")
+    return Separator(loaded, model, entry.query_type, device, tags=payload.get("tags"))
 
 
 def _text_model_entry(model: str):

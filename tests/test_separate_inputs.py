@@ -311,3 +311,21 @@ def test_class_conditioned_takes_a_class_name_and_lists_its_classes_for_anything
     assert not (tmp_path / "est.wav").exists()
     config.query = "Dog"
     assert sf.info(str(separate_file(config))).frames == RATE
+
+
+def test_tags_a_tag_queried_checkpoint_never_saw_are_refused_with_the_tags_it_knows():
+    tags = ["Dog", "Livestock, farm animals, working animals", "Rain"]
+    separator = Separator(IdentityModel(), "tag-queried", "tags", tags=tags)
+    x = np.zeros(RATE, dtype=np.float32)
+    for known in ("Dog", "Rain, Dog", "Livestock, farm animals, working animals"):  # a tag may hold commas
+        assert separator.separate(x, RATE, known).shape == x.shape
+    with pytest.raises(LassbenchError, match=r"never trained on the tag\(s\) 'Cat'.*Dog; Livestock"):
+        separator.separate(x, RATE, "Dog, Cat")
+
+
+def test_a_tag_queried_checkpoint_without_its_tags_says_queries_are_not_checked(capsys):
+    if separate_module._text_model_entry("tag-queried").shipped_checkpoint() is None:
+        pytest.skip("no shipped tag-queried checkpoint")
+    assert load_separator("tag-queried").tags is None  # shipped before checkpoints recorded their tags
+    assert capsys.readouterr().err.strip() == (
+        "note: tag-queried-tiny.pt does not record the tags it was trained on, so tag queries are not checked")

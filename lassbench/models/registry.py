@@ -2,7 +2,8 @@
 
 A checkpoint is a plain dict (loadable with ``torch.load(..., weights_only=True)``): ``model`` (registry name),
 ``config`` (the :class:`SeparatorConfig` as a dict), ``state_dict``, ``text_encoder``, ``data_fingerprint``,
-``step``, ``lassbench_version`` and, for training checkpoints, ``optimizer`` and ``rng``.
+``step``, ``lassbench_version``, for tag-queried models ``tags`` (the tags of the training data) and, for training
+checkpoints, ``optimizer`` and ``rng``.
 """
 
 from __future__ import annotations
