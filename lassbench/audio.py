@@ -48,7 +48,7 @@ def audio_info(path: str | Path) -> AudioInfo:
     try:
         info = sf.info(str(path))
     except Exception as exc:  # soundfile raises several types for one cause: unreadable
-        raise LassbenchError(f"{path}: cannot read audio ({_short(exc)})") from exc
+        raise unreadable(path, exc) from exc
     return AudioInfo(sample_rate=int(info.samplerate), num_samples=int(info.frames), channels=int(info.channels))
 
 
@@ -62,7 +62,7 @@ def read_audio(
     try:
         data, sr = sf.read(str(path), dtype="float32", always_2d=True)
     except Exception as exc:
-        raise LassbenchError(f"{path}: cannot read audio ({_short(exc)})") from exc
+        raise unreadable(path, exc) from exc
     data = data.T  # (channels, n)
     if mono:
         data = data.mean(axis=0)
@@ -70,6 +70,16 @@ def read_audio(
         data = resample(data, sr, sample_rate)
         sr = sample_rate
     return np.ascontiguousarray(data, dtype=np.float32), int(sr)
+
+
+def read_single_channel(path: str | Path, *, role: str = "audio") -> tuple[np.ndarray, int]:
+    """:func:`read_audio` for a file that must hold one channel (an estimate scored against a mono reference):
+    averaging the channels would score a signal nobody wrote, so a multi-channel file is refused."""
+    data, sr = read_audio(path, mono=False)
+    if data.shape[0] != 1:
+        raise LassbenchError(f"{path}: {role} has {data.shape[0]} channels but the references are mono; write one "
+                             "channel per file (the channel to score, or the mean of the channels)")
+    return data[0], sr
 
 
 def read_audio_range(path: str | Path, start: int, frames: int, *, sample_rate: int | None = None) -> np.ndarray:
@@ -83,9 +93,22 @@ def read_audio_range(path: str | Path, start: int, frames: int, *, sample_rate: 
                 data = fh.read(frames=max(frames, 0), dtype="float32", always_2d=True)
                 return np.ascontiguousarray(data.mean(axis=1), dtype=np.float32)
     except Exception as exc:
-        raise LassbenchError(f"{path}: cannot read audio ({_short(exc)})") from exc
+        raise unreadable(path, exc) from exc
     whole, _ = read_audio(path, sample_rate=sample_rate)
     return whole[max(start, 0):max(start, 0) + max(frames, 0)]
+
+
+def unreadable(path: str | Path, exc: Exception) -> LassbenchError:
+    """The error for audio soundfile could not open. libsndfile reports a missing file as "System error.", which
+    names neither the file nor the cause: say what is wrong with the path when it is the path."""
+    path = Path(path)
+    if not path.exists():
+        return LassbenchError(f"{path}: no such file")
+    if path.is_dir():
+        return LassbenchError(f"{path}: is a folder, not an audio file")
+    if not os.access(path, os.R_OK):
+        return LassbenchError(f"{path}: permission denied")
+    return LassbenchError(f"{path}: cannot read audio ({_short(exc)})")
 
 
 def resample(x: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:

@@ -39,7 +39,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from lassbench import __version__
-from lassbench.audio import list_audio_files, read_audio, write_text_atomic
+from lassbench.audio import list_audio_files, read_audio, read_single_channel, write_text_atomic
 from lassbench.errors import LassbenchError
 from lassbench.manifests import decode_list, read_dataset_json, read_item_manifest, read_manifest, write_manifest_csv
 from lassbench.metrics import (
@@ -410,7 +410,7 @@ def _clap_scorer(clap):
 
 def _estimate_and_mixture(estimate_path: Path, mixture_path: Path) -> tuple:
     """(estimate, mixture, rate) for CLAPScore; the two rates must agree (CLAP resamples both the same way)."""
-    estimate, rate = read_audio(estimate_path)
+    estimate, rate = read_single_channel(estimate_path, role="the estimate")
     mixture, mixture_rate = read_audio(mixture_path)
     if mixture_rate != rate:
         raise LassbenchError(f"{estimate_path}: sample rate {rate} Hz but the mixture {mixture_path} is "
@@ -490,7 +490,7 @@ def _read_items(ids: list[str], reference_of, estimate_of, mixture_of) -> Iterat
             if path is None:
                 loaded[role] = None
                 continue
-            loaded[role], other_rate = read_audio(path)
+            loaded[role], other_rate = read_single_channel(path, role=f"the {role}")
             if other_rate != rate:
                 raise LassbenchError(
                     f"{path}: sample rate {other_rate} Hz but the reference {reference_of(item)} is {rate} Hz; "

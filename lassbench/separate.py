@@ -15,6 +15,7 @@ exists, is not empty or truncated, and holds no NaN/Inf. The cheap checks import
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import sys
@@ -28,6 +29,7 @@ import soxr
 
 from lassbench.audio import atomic_path, audio_write_errors, sweep_stale_temps, wav_shortfall
 from lassbench.errors import LassbenchError
+from lassbench.progress import ticking
 
 READ_BLOCK = 65536
 SCAN_BLOCK = 1 << 20  # the check pass only decodes and sums: bigger blocks, fewer Python steps
@@ -201,6 +203,25 @@ def _check_query(query: str) -> None:
         raise LassbenchError(f"the query is not UTF-8 text ({ascii(query)}): check the terminal's encoding") from exc
 
 
+def _check_class(model, query: str) -> None:
+    """A class-conditioned model takes no free text: the query must name one of the classes it was trained on."""
+    classes = getattr(model, "class_index", None)
+    if classes is not None and query not in classes:
+        raise LassbenchError(f"the class-conditioned model takes a class name as the query, not {query!r}: "
+                             f"give --query one of: {'; '.join(sorted(classes))}")
+
+
+def _check_tags(separator: Separator, query: str) -> None:
+    """A tag-queried model was trained on class tags: refuse tags its checkpoint says it never saw."""
+    if separator.query_type != "tags" or separator.tags is None:
+        return
+    known = set(separator.tags)
+    unknown = [] if query in known else [t.strip() for t in query.split(",") if t.strip() not in known]
+    if unknown:
+        raise LassbenchError(f"the tag-queried model was never trained on the tag(s) {', '.join(map(repr, unknown))}: "
+                             f"give --query one or more of (comma-separated): {'; '.join(separator.tags)}")
+
+
 def check_device(device: str) -> None:
     """Refuse a device torch does not know or this machine does not have, before anything is loaded."""
     import torch
@@ -221,11 +242,12 @@ def check_device(device: str) -> None:
 class Separator:
     """A loaded text-queried model that separates arrays of any length, rate and level."""
 
-    def __init__(self, model, name: str, query_type: str, device: str = "cpu") -> None:
+    def __init__(self, model, name: str, query_type: str, device: str = "cpu", tags: list[str] | None = None) -> None:
         self.model = model
         self.name = name
         self.query_type = query_type
         self.device = device
+        self.tags = tags  # tag-queried: the tags its checkpoint was trained on, when it records them
         # lassbench's models carry a config; published systems (models/published) their rate and STFT size
         backbone = getattr(getattr(model, "config", None), "backbone", None)
         self.sample_rate = int(getattr(model, "sample_rate", None) or backbone.sample_rate)
@@ -239,6 +261,8 @@ class Separator:
 
         _check_query(query)
         _check_negative_query(self.name, negative_query, getattr(self.model, "takes_negative_query", False))
+        _check_class(self.model, query)
+        _check_tags(self, query)
         batch = QueryBatch([query], labels=[[query]], negatives=[negative_query] if negative_query else None)
 
         def apply(chunk: np.ndarray) -> np.ndarray:
@@ -251,16 +275,18 @@ class Separator:
 
     def separate(self, audio: np.ndarray, sample_rate: int, query: str, *, chunk_seconds: float = 10.0,
                  overlap_seconds: float = 1.0, negative_query: str | None = None) -> np.ndarray:
-        """The estimate of ``query`` in ``audio`` (``(n,)``, or ``(channels, n)`` which is averaged to mono), at
-        ``sample_rate`` and the same length and level as the input. ``negative_query``: what not to separate, for
-        models that take one (clapsep); others refuse it."""
+        """The estimate of ``query`` in ``audio`` (``(n,)``, or ``(channels, n)`` whose channels are separated one
+        by one), at ``sample_rate`` and the same shape and level as the input. ``negative_query``: what not to
+        separate, for models that take one (clapsep); others refuse it."""
         _check_chunking(chunk_seconds, overlap_seconds)
         audio = np.asarray(audio, dtype=np.float32)
         if audio.ndim == 2 and audio.shape[0] > audio.shape[1]:  # soundfile's (n, channels): easy to pass by mistake
             raise LassbenchError(f"audio of shape {audio.shape} looks like (n, channels) as soundfile.read returns; "
                                  "pass (channels, n) — e.g. audio.T — or one channel")
-        if audio.ndim == 2:
-            audio = audio.mean(axis=0)
+        if audio.ndim == 2:  # the models are mono: each channel is separated on its own
+            return np.stack([self.separate(channel, sample_rate, query, chunk_seconds=chunk_seconds,
+                                           overlap_seconds=overlap_seconds, negative_query=negative_query)
+                             for channel in audio])
         if audio.ndim != 1 or audio.size == 0:
             raise LassbenchError(f"audio must be a non-empty (n,) or (channels, n) array, not shape {audio.shape}")
         if not np.isfinite(audio).all():
@@ -281,20 +307,23 @@ def load_separator(model: str = "lassnet", checkpoint: str | Path | None = None,
     """A text-queried model ready to separate: ``checkpoint`` or the one shipped for ``model``."""
     entry = _text_model_entry(model)
     check_device(device)
-    from lassbench.models.registry import load_model
-
     path = Path(checkpoint) if checkpoint else entry.shipped_checkpoint()
     if path is None:
         raise LassbenchError(f"no checkpoint ships for '{model}': pass --checkpoint")
-    loaded, _ = load_model(path, expected=model, device=device, text_encoder=text_encoder)
-    return Separator(loaded, model, entry.query_type, device)
+    with ticking(f"loading {model}"):  # importing torch and the text encoder takes seconds
+        from lassbench.models.registry import load_model
+
+        loaded, payload = load_model(path, expected=model, device=device, text_encoder=text_encoder)
+    if entry.query_type == "tags" and payload.get("tags") is None:  # checkpoints trained before tags were recorded
+        _stderr(f"note: {path.name} does not record the tags it was trained on, so tag queries are not checked")
+    return Separator(loaded, model, entry.query_type, device, tags=payload.get("tags"))
 
 
 def _text_model_entry(model: str):
     from lassbench.models.registry import get_model_entry
 
     entry = get_model_entry(model)
-    if entry.query_type not in ("caption", "tags"):
+    if entry.query_type not in ("caption", "tags", "class-id"):  # class-id: --query names one of its classes
         raise LassbenchError(f"model '{model}' cannot take a text query (query type: {entry.query_type})")
     return entry
 
@@ -302,8 +331,10 @@ def _text_model_entry(model: str):
 # ---------------------------------------------------------------------------------------------------- files
 
 
-def separate_file(config: SeparateConfig, *, log: Callable[[str], None] = _stderr) -> Path:
-    """Separate ``config.input`` into ``config.output``; every check runs before the model is loaded."""
+def separate_file(config: SeparateConfig, *, log: Callable[[str], None] = _stderr,
+                  loaded: Callable[[], Separator] | None = None) -> Path:
+    """Separate ``config.input`` into ``config.output``; every check runs before the model is loaded. ``loaded``
+    returns the separator to use (e.g. one already loaded for a folder of files) instead of loading one."""
     output_format = check_output(config.input, config.output)
     check_input(config.input)
     _check_chunking(config.chunk_seconds, config.overlap_seconds)
@@ -318,12 +349,13 @@ def separate_file(config: SeparateConfig, *, log: Callable[[str], None] = _stder
     check_published_checkpoint(config.model, config.checkpoint)
     check_device(config.device)
     scan = scan_input(config.input, progress=config.progress)
-    if scan.channels > 1:
-        log(f"note: {config.input} has {scan.channels} channels; separating their average (mono output)")
-    return stream_separate(config.input, config.output, scan, output_format,
-                           lambda: load_separator(config.model, config.checkpoint, device=config.device,
-                                                  text_encoder=config.text_encoder),
-                           config, log=log)
+    load = loaded or (lambda: load_separator(config.model, config.checkpoint, device=config.device,
+                                             text_encoder=config.text_encoder))
+    if scan.channels > 1:  # the models are mono: each channel is separated, so the output keeps the input's channels
+        from lassbench.separate_channels import separate_channels
+
+        return separate_channels(config, scan.channels, output_format, functools.cache(load), log)
+    return stream_separate(config.input, config.output, scan, output_format, load, config, log=log)
 
 
 def stream_separate(input_path: str | Path, output_path: str | Path, scan: InputScan, output_format: tuple[str, str],

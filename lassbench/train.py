@@ -121,7 +121,8 @@ def train(config: TrainConfig, *, resume: bool = False) -> Path:
                 _save_training_state(out / "last.pt", model, optimizer, config, model_config, done, data.fingerprint)
     if dist.is_main:
         save_checkpoint(out / "model.pt", model, name=config.model, config=model_config, step=config.steps,
-                                data_fingerprint=data.fingerprint, extra={"train_config": _plain(asdict(config))})
+                                data_fingerprint=data.fingerprint,
+                                extra={"train_config": _plain(asdict(config)), **_vocabulary(config, data)})
     barrier(dist, finish=True)
     return out / "model.pt"
 
@@ -332,6 +333,12 @@ def _check_same_run(path: Path, state: dict, config: TrainConfig) -> None:
                              "use the same settings or a new --out")
     if int(state["step"]) > config.steps:
         raise LassbenchError(f"{path}: the checkpoint is already at step {state['step']}, past --steps {config.steps}")
+
+
+def _vocabulary(config: TrainConfig, data) -> dict:
+    """A tag-queried checkpoint records the tags it was trained on, so a query with tags it never saw can be told
+    apart (``lassbench separate`` refuses it) from one it knows."""
+    return {"tags": list(data.tags)} if config.model == "tag-queried" else {}
 
 
 def _save_training_state(path: Path, model, optimizer, config: TrainConfig, model_config: SeparatorConfig,

@@ -220,6 +220,7 @@ class TrainingData(_Batches):
             if fixed.empty:
                 raise LassbenchError(f"{data_dir}: --mixing fixed needs a built train split (--splits train,...)")
             self.classes = sorted({labels[0] for labels in fixed["labels"] if labels})
+            self.tags = sorted({tag for labels in fixed["labels"] for tag in labels})
             self.fingerprint = _digest(sorted(fixed["mixture_sha1"]))
             self.source = _FixedSource(data_dir, fixed, self.seed, self.sample_rate, crop)
         else:
@@ -232,6 +233,7 @@ class TrainingData(_Batches):
         known = {f.name for f in fields(LassbenchParams)}
         params = {k: v for k, v in (self.dataset.get("parameters") or {}).items() if k in known}
         self.classes = sorted({labels[0] for labels in table["labels"] if labels})
+        self.tags = sorted({tag for labels in table["labels"] for tag in labels})  # what tag-queried is asked
         sha1 = table["sha1"] if "sha1" in table else [""] * len(table)
         self.fingerprint = _digest([*sorted(zip(table["source_id"], sha1, strict=True)),
                                     json.dumps(params, sort_keys=True, default=str)])
@@ -283,6 +285,7 @@ class MixedTrainingData(_Batches):
         self.sample_rate = parts[0].sample_rate
         self.data_dir = parts[0].data_dir
         self.classes = sorted({name for part in parts for name in part.classes})
+        self.tags = sorted({tag for part in parts for tag in part.tags})
         self.fingerprint = _digest([part.fingerprint for part in parts])
         self.source = _MixedSource([part.source for part in parts], seed)
 

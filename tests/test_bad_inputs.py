@@ -293,6 +293,6 @@ def test_models_shows_the_shipped_class_conditioned_checkpoint_as_it_is(capsys):
                                            attach_encoder=False))
     twelve = SeparatorConfig.from_dict({**config, "classes": config["classes"][:12]})
     assert count_parameters(build_model("class-conditioned", twelve, attach_encoder=False)) != shipped
-    main(["models"])
+    main(["models", "--params"])
     line = next(row for row in capsys.readouterr().out.splitlines() if row.startswith("class-conditioned"))
     assert f"{shipped:,}" in line.split()

@@ -176,6 +176,22 @@ def test_plain_folder_with_odd_names_builds_and_skipped_clips_have_reasons(tmp_p
     assert all(q for q in manifest["query"])
 
 
+def test_a_folder_without_captions_gets_a_note_that_names_and_labels_become_queries(tmp_path, capsys):
+    folder = _folder_with_bad_clips(tmp_path / "clips")  # 4 labelled clips, 3 bad ones without labels
+    with pytest.raises(SystemExit):  # a build this small plans no item: the note comes first all the same
+        main(["build-dataset", "--sources", str(folder), "--out", str(tmp_path / "out"), "--num-items", "0",
+              "--quiet"])
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == (f"note: 7 of 7 clips in {folder} have no caption (captions.csv): 4 are queried by their first "
+                      "label (labels.csv), 3 by their file name read as words (see docs/data.md)")
+    (folder / "captions.csv").write_text("file_name,caption_1\n" + "".join(
+        f'"{p.name}",a sound\n' for p in folder.glob("*.wav")))
+    with pytest.raises(SystemExit):
+        main(["build-dataset", "--sources", str(folder), "--out", str(tmp_path / "out2"), "--num-items", "0",
+              "--quiet"])
+    assert "no caption" not in capsys.readouterr().err
+
+
 def test_folder_names_escaping_the_folder_are_rejected(tmp_path):
     folder = tmp_path / "clips"
     write_audio(tmp_path / "outside.wav", _tone(1.0, 300.0), SR)

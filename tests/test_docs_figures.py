@@ -1,14 +1,20 @@
-"""Figures written by hand into README.md, docs/benchmarks.md and docs/real-corpus.md match the committed files they
-come from.
+"""Figures in README.md and docs/ match the committed files or the commands they come from, and the pages speak to
+users (no issue numbers, cache paths through $LASSBENCH_CACHE).
 
 The leaderboards and quality bars are generated; these tables are copied, so they are checked here: a retrained
 checkpoint or a rerun recipe that is not carried into the prose fails the suite instead of leaving stale numbers.
+A paragraph of figures that commands print sits between ``<!-- figures: NAME.json -->`` markers: the script in
+docs/figures/ that runs the commands writes NAME.json and the paragraph, the fast tests check that the page says
+what the JSON holds, and a slow test reruns the commands.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import os
 import re
+import subprocess
 from pathlib import Path
 
 import pandas as pd
@@ -70,3 +76,57 @@ def test_training_curves_match_the_committed_logs(page, logs):
     for step, *values in rows:
         for model, value in zip(models, values, strict=True):
             assert float(value) == pytest.approx(curves[model][int(step)], abs=0.005), (model, step)
+
+
+USER_PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+
+def _worked_example():
+    spec = importlib.util.spec_from_file_location("worked_example", ROOT / "docs" / "figures" / "worked_example.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("page", USER_PAGES, ids=[p.name for p in USER_PAGES])
+def test_user_pages_name_no_issue_numbers(page):
+    """Readers cannot look up this project's tracker: the pages say what holds, not which ticket asked for it."""
+    found = re.findall(r"\bissues?\s+#?\d+", page.read_text(), flags=re.IGNORECASE)
+    assert not found, f"{page.name}: {found}"
+
+
+@pytest.mark.parametrize("page", USER_PAGES, ids=[p.name for p in USER_PAGES])
+def test_cache_paths_are_shown_through_lassbench_cache(page):
+    """A command that spells ~/.cache/lassbench fails for everyone who set LASSBENCH_CACHE; only the default may."""
+    text = page.read_text()
+    for match in re.finditer(r"~/\.cache/lassbench", text):
+        before = text[max(0, match.start() - 20):match.start()]
+        assert "default" in before, f"{page.name}: {text[match.start() - 60:match.end() + 40]!r}"
+
+
+def test_the_worked_example_paragraph_says_what_its_figures_file_holds():
+    module = _worked_example()
+    page = module.PAGE.read_text()
+    figures = json.loads(module.FIGURES.read_text())
+    assert module.render_page(page, figures) == page, "rerun: python docs/figures/worked_example.py"
+
+
+@pytest.mark.slow
+def test_the_worked_example_figures_are_what_its_commands_print(tmp_path):
+    """The README's way to find the benchmark honours LASSBENCH_CACHE; on that benchmark the worked example's
+    commands print the committed figures (all but the time, which is the machine's)."""
+    module = _worked_example()
+    line = next(row for row in (ROOT / "README.md").read_text().splitlines() if row.startswith("BENCH=$("))
+    printed = subprocess.run(["bash", "-c", f'{line}\necho "$BENCH"'], capture_output=True, text=True, check=True,
+                             env={**os.environ, "PYTHONPATH": str(ROOT)}).stdout.strip()
+    assert Path(printed).is_relative_to(os.environ["LASSBENCH_CACHE"]) and (Path(printed) / "manifest.csv").is_file()
+    fresh = module.measure(tmp_path, printed)
+    committed = json.loads(module.FIGURES.read_text())
+    assert sorted(fresh) == sorted(committed)
+    for name, value in committed.items():
+        if name in module.TIMED:
+            continue
+        if isinstance(value, float):
+            assert fresh[name] == pytest.approx(value, abs=0.005), name
+        else:
+            assert fresh[name] == value, name

@@ -144,6 +144,8 @@ def write_bad_case(case: str, f: dict[str, Path]) -> None:
         (f["est"] / "clip1.wav").unlink()
     elif case == "unreadable":
         (f["est"] / "clip1.wav").write_bytes(b"RIFF not really a wav")
+    elif case == "stereo":  # two channels were averaged into one score before
+        write_audio(f["est"] / "clip1.wav", np.stack([e, s]), RATE)
 
 
 @pytest.mark.parametrize(
@@ -155,6 +157,7 @@ def write_bad_case(case: str, f: dict[str, Path]) -> None:
         ("rate", ["est/clip1.wav", "sample rate"]),
         ("missing", ["est", "missing 1 file(s): clip1.wav"]),
         ("unreadable", ["est/clip1.wav", "cannot read audio"]),
+        ("stereo", ["est/clip1.wav", "has 2 channels but the references are mono"]),
     ],
 )
 def test_cli_bad_input_is_one_line_naming_the_file(tmp_path, capsys, case, needles):

@@ -48,6 +48,30 @@ def test_unreadable_audio_names_the_file(tmp_path):
         read_audio(tmp_path / "bad.wav")
 
 
+@pytest.mark.parametrize("make, message", [
+    (lambda d: d / "missing.wav", "missing.wav: no such file"),
+    (lambda d: d, "is a folder, not an audio file"),
+])
+def test_reading_a_missing_file_or_a_folder_says_so_and_names_it(tmp_path, make, message):
+    with pytest.raises(LassbenchError, match=message) as caught:
+        read_audio(make(tmp_path))
+    assert "System error" not in str(caught.value)
+
+
+def test_help_examples_keep_their_line_breaks():
+    """A backslash at the end of a docstring line joins it to the next one unless it is escaped."""
+    import re
+
+    import click
+
+    from lassbench.cli import cli
+
+    context = click.Context(cli)
+    for verb in cli.list_commands(context):
+        help_text = cli.get_command(context, verb).help or ""
+        assert not re.search(r"\S {4,}--\w", help_text), verb  # an option run into the previous line's text
+
+
 def test_manifest_cells_that_look_like_formulas_are_defused_and_restored_on_read(tmp_path):
     frame = pd.DataFrame({"source_id": ["-0Gj8-vB1q4", "=cmd()", "plain"], "captions": [["a"], [], ["b"]]})
     write_manifest_csv(frame, tmp_path / "m.csv")

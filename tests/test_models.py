@@ -205,6 +205,33 @@ def test_models_command_lists_the_zoo():
         assert name in result.stdout
 
 
+def test_listing_the_zoo_imports_neither_torch_nor_transformers():
+    code = ("import sys; from lassbench.cli import main\n"
+            "try:\n    main(['models'])\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "[]"
+    assert all(name in result.stdout for name in MODELS)
+
+
+def test_the_zoo_catalogue_and_the_registry_name_the_same_models():
+    from lassbench.models.zoo import ZOO
+
+    assert list(ZOO) == list(MODELS)
+    assert all(ZOO[n].query_type == MODELS[n].query_type and ZOO[n].published == (MODELS[n].published is not None)
+               for n in ZOO)
+
+
+def test_parameter_counts_are_listed_on_request():
+    result = subprocess.run([sys.executable, "-m", "lassbench", "models", "--params"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    header, *rows = result.stdout.splitlines()
+    assert header.split()[:3] == ["model", "query", "params"]
+    counts = {row.split()[0]: int(row.split()[2].replace(",", "")) for row in rows}
+    assert counts["lassnet"] > 100_000 and counts["mixture"] == 0
+
+
 def test_unknown_model_on_the_cli_is_one_line_and_nonzero(tmp_path):
     result = subprocess.run([sys.executable, "-m", "lassbench", "run", "nope", "--data", str(tmp_path)],
                             capture_output=True, text=True)

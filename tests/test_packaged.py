@@ -151,6 +151,15 @@ def test_http_fetch_cuts_clips_with_captions_labels_and_provenance(served, tmp_p
     assert set(provenance["source_id"]) == set(frame["source_id"]) and provenance["licence"].notna().all()
 
 
+def test_download_shows_progress_while_fetching_and_cutting(served, tmp_path, capsys):
+    server, _, table = served
+    download_packaged(PackagedConfig(out_dir=tmp_path / "corpus", table=table, use_apt=False, sample_rate=16000,
+                                     mirror=f"http://127.0.0.1:{server.port}/media", progress=True))
+    err = capsys.readouterr().err
+    assert "fetching packages" in err and "0/1 " in err  # counted in packages
+    assert "cutting clips" in err and "0/16 " in err  # counted in clips
+
+
 def test_splits_are_disjoint_by_recording_group(served, tmp_path):
     server, _, table = served
     _build(server, table, tmp_path / "corpus")
@@ -386,6 +395,17 @@ def test_run_data_real_builds_the_benchmark_from_the_cached_corpus_once(served, 
     assert built == tmp_path / "cache" / "benchmarks" / "real" and (built / "manifest.csv").is_file()
     assert json.loads((built / "dataset.json").read_text())["counts"]["test"] >= 1 and len(notes) == 1
     assert real_benchmark(notes.append) == built and len(notes) == 1  # reused, not rebuilt
+
+
+def test_the_first_real_benchmark_build_shows_its_progress(served, tmp_path, monkeypatch, capsys):
+    from lassbench.corpora.packaged import real_benchmark
+
+    server, _, table = served
+    monkeypatch.setenv("LASSBENCH_CACHE", str(tmp_path / "cache"))
+    _build(server, table, tmp_path / "cache" / "corpora" / "packaged")
+    real_benchmark(lambda line: None)
+    err = capsys.readouterr().err
+    assert "measuring sources" in err and "building items" in err
 
 
 def test_dataset_card_class_table_matches_the_committed_build_listing():

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from separator_stubs import IdentityModel
 
 import lassbench.separate as separate_module
 from lassbench.audio import read_audio, write_audio
@@ -175,21 +176,9 @@ def test_every_supported_extension_is_listed_by_libsndfile():
 # ---------------------------------------------------------------------------------------------------- with a model
 
 
-class _IdentityModel:
-    """Stands in for a network where the property under test is the plumbing (formats, channels, level)."""
-
-    class config:  # noqa: N801 - mirrors SeparatorConfig's attribute path
-        class backbone:  # noqa: N801
-            sample_rate = RATE
-            n_fft = 512
-
-    def __call__(self, mixture, batch):
-        return mixture
-
-
 @pytest.fixture()
 def identity(monkeypatch):
-    separator = Separator(_IdentityModel(), "lassnet", "caption")
+    separator = Separator(IdentityModel(), "lassnet", "caption")
     monkeypatch.setattr(separate_module, "load_separator", lambda *a, **k: separator)
     return separator
 
@@ -202,15 +191,24 @@ def test_output_format_follows_the_extension(tmp_path, mixture, identity, extens
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
-def test_stereo_input_is_averaged_to_mono_and_a_note_says_so(tmp_path, identity):
-    stereo = np.stack([_noise(seed=1), _noise(seed=2)])
+def test_stereo_input_gives_a_stereo_estimate_with_each_channel_separated(tmp_path, identity):
+    stereo = np.stack([_noise(seed=1), _noise(seed=2) * 0.3])  # channels that differ in content and level
     write_audio(tmp_path / "stereo.wav", stereo, RATE)
-    notes = []
     out = separate_file(SeparateConfig(input=str(tmp_path / "stereo.wav"), output=str(tmp_path / "est.wav"),
+                                       query="x"))
+    estimate, _ = read_audio(out, mono=False)
+    assert estimate.shape == stereo.shape
+    np.testing.assert_allclose(estimate, stereo, atol=2e-3)  # identity model: each channel comes back as it was
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["est.wav", "stereo.wav"]  # no work files left
+
+
+def test_stereo_flac_output_is_clipped_once_and_reported(tmp_path, identity):
+    write_audio(tmp_path / "loud.wav", np.stack([_noise() * 30, _noise(seed=3)]), RATE)
+    notes = []
+    out = separate_file(SeparateConfig(input=str(tmp_path / "loud.wav"), output=str(tmp_path / "est.flac"),
                                        query="x"), log=notes.append)
-    assert notes == [f"note: {tmp_path / 'stereo.wav'} has 2 channels; separating their average (mono output)"]
-    estimate, _ = read_audio(out)
-    np.testing.assert_allclose(estimate, stereo.mean(axis=0), atol=2e-3)  # identity model: the downmix, resampled
+    assert sf.info(str(out)).channels == 2
+    assert len(notes) == 1 and "were clipped" in notes[0] and str(out) in notes[0]
 
 
 def test_samples_beyond_full_scale_are_clipped_in_flac_and_reported(tmp_path, identity):
@@ -223,7 +221,7 @@ def test_samples_beyond_full_scale_are_clipped_in_flac_and_reported(tmp_path, id
     assert len(notes) == 1 and "exceeded full scale and were clipped" in notes[0]
 
 
-class _LevelDependentModel(_IdentityModel):
+class _LevelDependentModel(IdentityModel):
     """A mask that depends on the absolute level, like a network fed log-magnitudes: not scale-equivariant alone."""
 
     def __call__(self, mixture, batch):
@@ -300,4 +298,34 @@ def test_an_n_by_channels_array_is_refused_with_the_fix(identity):
     stereo = np.random.default_rng(0).normal(size=(RATE, 2)).astype(np.float32) * 0.1  # what soundfile.read gives
     with pytest.raises(LassbenchError, match=r"\(n, channels\)"):
         identity.separate(stereo, RATE, "a dog barks")
-    assert identity.separate(stereo.T, RATE, "a dog barks").shape == (RATE,)
+    assert identity.separate(stereo.T, RATE, "a dog barks").shape == (2, RATE)  # each channel separated
+
+
+def test_class_conditioned_takes_a_class_name_and_lists_its_classes_for_anything_else(tmp_path, mixture):
+    if separate_module._text_model_entry("class-conditioned").shipped_checkpoint() is None:
+        pytest.skip("no shipped class-conditioned checkpoint")
+    config = SeparateConfig(input=str(mixture), output=str(tmp_path / "est.wav"), model="class-conditioned",
+                            query="a dog barks")
+    with pytest.raises(LassbenchError, match=r"takes a class name as the query.*give --query one of: .*Dog"):
+        separate_file(config)
+    assert not (tmp_path / "est.wav").exists()
+    config.query = "Dog"
+    assert sf.info(str(separate_file(config))).frames == RATE
+
+
+def test_tags_a_tag_queried_checkpoint_never_saw_are_refused_with_the_tags_it_knows():
+    tags = ["Dog", "Livestock, farm animals, working animals", "Rain"]
+    separator = Separator(IdentityModel(), "tag-queried", "tags", tags=tags)
+    x = np.zeros(RATE, dtype=np.float32)
+    for known in ("Dog", "Rain, Dog", "Livestock, farm animals, working animals"):  # a tag may hold commas
+        assert separator.separate(x, RATE, known).shape == x.shape
+    with pytest.raises(LassbenchError, match=r"never trained on the tag\(s\) 'Cat'.*Dog; Livestock"):
+        separator.separate(x, RATE, "Dog, Cat")
+
+
+def test_a_tag_queried_checkpoint_without_its_tags_says_queries_are_not_checked(capsys):
+    if separate_module._text_model_entry("tag-queried").shipped_checkpoint() is None:
+        pytest.skip("no shipped tag-queried checkpoint")
+    assert load_separator("tag-queried").tags is None  # shipped before checkpoints recorded their tags
+    assert capsys.readouterr().err.strip() == (
+        "note: tag-queried-tiny.pt does not record the tags it was trained on, so tag queries are not checked")

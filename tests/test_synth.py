@@ -40,6 +40,12 @@ def test_same_arguments_give_identical_audio(tmp_path):
     assert pd.read_csv(first)["sha1"].tolist() == pd.read_csv(second)["sha1"].tolist()
 
 
+def test_generation_shows_a_progress_bar_counting_clips(tmp_path, capsys):
+    synth_corpus(tmp_path / "c", duration=1.0, clips={"val": 3, "test": 2}, progress=True)
+    err = capsys.readouterr().err
+    assert "generating the synth corpus" in err and "0/5" in err  # counted in clips
+
+
 def test_second_call_reuses_the_cached_corpus(tmp_path):
     manifest = synth_corpus(tmp_path / "c", clips={"val": 3})
     stamp = manifest.stat().st_mtime_ns

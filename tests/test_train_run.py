@@ -84,6 +84,23 @@ def test_resumed_training_continues_with_the_identical_loss_sequence(tiny_benchm
     np.testing.assert_allclose(resumed_log["loss"], full_log["loss"], rtol=1e-5)
 
 
+def test_a_tag_queried_checkpoint_records_its_tags_and_separate_refuses_others(tiny_benchmark, tmp_path):
+    from lassbench.audio import write_audio
+    from lassbench.corpora.synth import synth_classes
+    from lassbench.separate import SeparateConfig, separate_file
+
+    checkpoint = train(_small(TrainConfig(model="tag-queried", data=str(tiny_benchmark)), tmp_path / "tags"))
+    tags = torch.load(checkpoint, weights_only=True)["tags"]
+    assert set(tags) <= set(synth_classes()) and len(tags) >= 3
+    write_audio(tmp_path / "mix.wav", np.random.default_rng(0).normal(size=8000).astype(np.float32) * 0.1, 16000)
+    config = SeparateConfig(input=str(tmp_path / "mix.wav"), output=str(tmp_path / "est.wav"), model="tag-queried",
+                            checkpoint=str(checkpoint), query="Chainsaw")
+    with pytest.raises(LassbenchError, match=r"never trained on the tag\(s\) 'Chainsaw'.*" + tags[0]):
+        separate_file(config)
+    config.query = f"{tags[0]}, {tags[1]}"
+    assert separate_file(config).is_file()
+
+
 def test_resume_without_a_checkpoint_is_a_clear_error(tiny_benchmark, tmp_path):
     config = _small(TrainConfig(model="lassnet", data=str(tiny_benchmark)), tmp_path / "none")
     with pytest.raises(LassbenchError, match="no checkpoint"):

@@ -41,7 +41,8 @@ ON_INTERRUPT: dict[str, str] = {
     "train": "checkpoints already written are kept; rerun with --resume to continue from the last one",
     "run": "scored batches are kept; rerun the same command to resume",
     "evaluate": "no results were written; rerun the same command to score again",
-    "separate": "the output was not written; rerun the same command to start again (separate does not resume)",
+    "separate": "the file being separated was not written; rerun the same command to start it again (a file does "
+                "not resume; a folder keeps its finished estimates and resumes)",
     "leaderboard": "tables already replaced are complete; rerun the same command to write them all",
     "models": "nothing was written",
     "listen": "files already written are complete; rerun the same command to start again (listen does not resume)",

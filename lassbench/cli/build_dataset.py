@@ -111,6 +111,11 @@ def command(sources, out, protocol, index, splits, num_items, seed, sample_rate,
         strict=strict, allow_missing=allow_missing, export_hf=export[1] if export else None, options=options,
         progress=not quiet,
     )
+    if protocol == "lassbench" and sources is not None:  # only this protocol queries clips without captions
+        from lassbench.corpora.folder import uncaptioned_note
+
+        if note := uncaptioned_note(sources):
+            click.echo(note, err=True)
     result = build_dataset(config)
     if result.total == 0:
         raise LassbenchError(f"nothing to build: no item could be planned (skipped sources and index rows, with "

@@ -45,7 +45,7 @@ def command(
 
     \b
     Example (score your own system, then rank it):
-      lassbench evaluate --manifest BENCH/manifest.csv --split test --estimates my_estimates \
+      lassbench evaluate --manifest BENCH/manifest.csv --split test --estimates my_estimates \\
         --out leaderboards/results/synth/my-system
       lassbench leaderboard --results leaderboards/results --out leaderboards
     """

@@ -2,41 +2,71 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 EXTENSIONS = ".wav (32-bit float, default), .flac, .ogg, .aiff, .mp3"
 
 
 @click.command("separate")
-@click.option("--input", "input_path", required=True, type=click.Path(), help="Mixture audio file (any rate).")
-@click.option("--query", required=True, help='What to extract, e.g. "a high-pitched alarm beeps rapidly".')
+@click.option("--input", "input_path", required=True, type=click.Path(),
+              help="Mixture audio file (any rate), or a folder: every audio file in it is separated.")
+@click.option("--query", default=None,
+              help='What to extract, e.g. "a high-pitched alarm beeps rapidly" (class-conditioned: a class name).')
+@click.option("--queries", "queries_csv", default=None, type=click.Path(),
+              help="With a folder --input: CSV of file,query rows, a query per file (instead of --query).")
 @click.option("--output", required=True, type=click.Path(),
-              help=f"Estimate file, at the input's rate and level; its extension picks the format: {EXTENSIONS}.")
+              help=f"Estimate file, at the input's rate and level; its extension picks the format: {EXTENSIONS}. "
+                   "With a folder --input: the folder for the estimates (<input name>.wav).")
 @click.option("--model", default="lassnet", show_default=True)
 @click.option("--checkpoint", default=None, type=click.Path(), help="Default: the checkpoint shipped for MODEL.")
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--chunk", "chunk_seconds", default=10.0, show_default=True, help="Seconds per processed chunk.")
 @click.option("--overlap", "overlap_seconds", default=1.0, show_default=True, help="Cross-faded seconds.")
 @click.option("--progress/--no-progress", default=True, show_default=True,
-              help="Progress bar on stderr for inputs longer than 30 s.")
+              help="Progress bar on stderr for inputs longer than 30 s, and over the files of a folder.")
 @click.option("--negative-query", default=None,
               help='What NOT to extract, e.g. "a man speaks": models that take one (clapsep); others refuse it.')
 @click.option("--text-encoder", default=None, type=click.Path(),
               help="Published systems (lassnet-release, audiosep, ...): their tokenizer folder (docs/models.md).")
-def command(input_path: str, query: str, output: str, model: str, checkpoint: str | None, device: str,
-            chunk_seconds: float, overlap_seconds: float, progress: bool, negative_query: str | None,
+def command(input_path: str, query: str | None, queries_csv: str | None, output: str, model: str,
+            checkpoint: str | None, device: str, chunk_seconds: float, overlap_seconds: float, progress: bool,
+            negative_query: str | None,
             text_encoder: str | None) -> None:
     """Extract the sound described by --query from --input; streams, so any length works.
 
-    Stereo (multi-channel) input is averaged to mono, and a note says so. The input is brought to the level the
-    model was trained at and the estimate scaled back, so the output's level follows the input's. The input is
-    checked (exists, not empty or truncated, no NaN/Inf) and --output refused if it is the input or its extension
-    is not a supported format, all before the model loads. Interrupted runs write nothing; rerunning starts again.
-    """
-    from lassbench.separate import SeparateConfig, separate_file  # torch-free: the checks run before torch loads
+    Multi-channel input gives multi-channel output: each channel is separated on its own. The input is brought to
+    the level the model was trained at and the estimate scaled back, so the output's level follows the input's.
+    The input is checked (exists, not empty or truncated, no NaN/Inf) and --output refused if it is the input or
+    its extension is not a supported format, all before the model loads. An interrupted file is not written.
 
-    path = separate_file(SeparateConfig(input=input_path, output=output, query=query, model=model,
-                                        checkpoint=checkpoint, device=device, chunk_seconds=chunk_seconds,
-                                        overlap_seconds=overlap_seconds, progress=progress,
-                                        text_encoder=text_encoder, negative_query=negative_query))
-    click.echo(f"wrote {path}")
+    \b
+    A folder: one query for every file, or a query per file from a CSV (columns file,query):
+      lassbench separate --input mixtures/ --query "a dog barks" --output estimates/
+      lassbench separate --input mixtures/ --queries queries.csv --output estimates/
+    Reruns skip the estimates already written from the same file, query and model (OUTPUT/separated.csv).
+    """
+    # torch-free: the checks run before torch loads
+    from lassbench.separate import SeparateConfig, separate_file
+
+    config = SeparateConfig(input=input_path, output=output, query=query or "", model=model, checkpoint=checkpoint,
+                            device=device, chunk_seconds=chunk_seconds, overlap_seconds=overlap_seconds,
+                            progress=progress, text_encoder=text_encoder, negative_query=negative_query)
+    if Path(input_path).is_dir():
+        _separate_folder(config, query, queries_csv)
+        return
+    if queries_csv is not None:
+        raise click.UsageError("--queries needs a folder as --input; for one file give --query")
+    if query is None:
+        raise click.UsageError("missing --query: describe the sound to separate, e.g. --query 'a dog barks'")
+    click.echo(f"wrote {separate_file(config)}")
+
+
+def _separate_folder(config, query: str | None, queries_csv: str | None) -> None:
+    from lassbench.separate_folder import plan_folder, separate_folder
+
+    jobs = plan_folder(config.input, config.output, query=query, queries=queries_csv)
+    report = separate_folder(jobs, config, progress=config.progress)
+    kept = f"; {len(report.skipped)} already there, kept" if report.skipped else ""
+    click.echo(f"wrote {len(report.written)} estimate(s) to {config.output}{kept}")

@@ -66,6 +66,26 @@ def index_folder(folder: str | Path) -> tuple[pd.DataFrame, list[tuple[str, str]
     return pd.DataFrame(rows), skipped
 
 
+def uncaptioned_note(folder: str | Path) -> str | None:
+    """The note ``build-dataset`` prints when clips of a plain folder have no caption: the lassbench protocol then
+    queries them by their first label, else by their file name read as words — a query the user never wrote.
+    ``None`` when every clip has a caption, or ``folder`` is not a plain folder of audio (a manifest, synth)."""
+    folder = Path(folder)
+    if not folder.is_dir() or (folder / "manifest.csv").is_file():
+        return None
+    captions = _read_captions(folder / CAPTIONS_FILE)
+    labels = _read_labels(folder / LABELS_FILE)
+    files = list_audio_files(folder)
+    bare = [p for p in files if not (captions.get(p.name) or captions.get(p.stem))]
+    if not bare:
+        return None
+    unlabelled = sum(1 for p in bare if not (labels.get(p.name) or labels.get(p.stem)))
+    by_label = len(bare) - unlabelled
+    return (f"note: {len(bare)} of {len(files)} clips in {folder} have no caption ({CAPTIONS_FILE}): "
+            f"{by_label} are queried by their first label ({LABELS_FILE}), {unlabelled} by their file name read as "
+            "words (see docs/data.md)")
+
+
 def _read_captions(path: Path) -> dict[str, list[str]]:
     if not path.is_file():
         return {}

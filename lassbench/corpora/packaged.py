@@ -24,7 +24,9 @@ import json
 import math
 import re
 import shutil
+import sys
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -80,6 +82,7 @@ class PackagedConfig:
     use_apt: bool = True
     sample_rate: int = 32000
     keep_debs: bool = True
+    progress: bool | None = None  # bars on stderr; None: only when it is a terminal
 
 
 @dataclass
@@ -326,20 +329,24 @@ def download_packaged(config: PackagedConfig) -> PackagedResult:
         (out / sub).mkdir(parents=True, exist_ok=True)
         sweep_stale_temps(out / sub)
     used = sorted({rule.package for rule in table.rules})
-    debs = {name: fetch_deb(table.pins[name], out / "debs", mirror=config.mirror, use_apt=config.use_apt)
-            for name in used}  # all fetched and verified before any cutting starts
-    selected = []
-    for name in used:  # a listing pass: names only, so the split can see every class across packages
-        names = [member for member, _ in iter_deb_files(debs[name], lambda n, p=name: _ruled(table, p, n))]
-        selected += select_members(names, name, table.rules)
+    debs, selected = {}, []
+    with _bar(len(used), "fetching packages", "package", config.progress) as bar:
+        for name in used:  # all fetched, verified and listed before any cutting starts
+            bar.set_postfix_str(name, refresh=False)
+            debs[name] = fetch_deb(table.pins[name], out / "debs", mirror=config.mirror, use_apt=config.use_apt)
+            # a listing pass: names only, so the split can see every class across packages
+            names = [member for member, _ in iter_deb_files(debs[name], lambda n, p=name: _ruled(table, p, n))]
+            selected += select_members(names, name, table.rules)
+            bar.update()
     splits = cap_and_split(selected, table.classes)
     rows, skipped = [], []
-    for name in used:
-        wanted = {s.member: s for s in selected if s.package == name and key(s) in splits}
-        package_rows, package_skipped = _build_package(table, name, debs[name], wanted, splits, out,
-                                                       config.sample_rate)
-        rows += package_rows
-        skipped += package_skipped
+    with _bar(len(splits), "cutting clips", "clip", config.progress) as bar:
+        for name in used:
+            wanted = {s.member: s for s in selected if s.package == name and key(s) in splits}
+            package_rows, package_skipped = _build_package(table, name, debs[name], wanted, splits, out,
+                                                           config.sample_rate, bar.update)
+            rows += package_rows
+            skipped += package_skipped
     if not rows:
         raise LassbenchError("no clips: the rules selected no readable file")
     frame = pd.DataFrame(rows).sort_values("source_id", kind="stable").reset_index(drop=True)
@@ -354,18 +361,27 @@ def download_packaged(config: PackagedConfig) -> PackagedResult:
     return PackagedResult(len(frame), frame["class"].nunique(), splits, out, skipped)
 
 
+def _bar(total: int, label: str, unit: str, progress: bool | None):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=label, unit=unit, file=sys.stderr, leave=False,
+                disable=None if progress is None else not progress)
+
+
 def _ruled(table: PackageTable, package: str, name: str) -> bool:
     return any(r.package == package and r.match.search(name) for r in table.rules)
 
 
 def _build_package(table: PackageTable, name: str, deb: Path, wanted: dict[str, Selected], splits: dict[str, str],
-                   out: Path, sample_rate: int) -> tuple[list[dict], list[tuple[str, str]]]:
+                   out: Path, sample_rate: int, done: Callable[[], object] = lambda: None
+                   ) -> tuple[list[dict], list[tuple[str, str]]]:
     pin = table.pins[name]
     copyright_text = _copyright_text(deb, name)
     write_text_atomic(out / "licences" / f"{name}.copyright", copyright_text)
     stanzas = parse_copyright(copyright_text)
     rows, skipped = [], []
     for member, payload in iter_deb_files(deb, lambda n: n in wanted):
+        done()  # one clip of the progress bar, kept or skipped
         item = wanted[member]
         scratch = out / "debs" / f".{name}.member{Path(member).suffix}"  # the decoder wants the real suffix
         scratch.write_bytes(payload)
@@ -470,5 +486,5 @@ def real_benchmark(log=print, *, mirror: str | None = None) -> Path:
         log(f"downloading the real-recordings corpus to {corpus} (first use; ~420 MB of pinned Debian packages)...")
         download_packaged(PackagedConfig(out_dir=corpus, mirror=mirror, use_apt=mirror is None))
     log(f"building the real benchmark in {out} (first use; later runs reuse it)...")
-    build_dataset(BuildConfig(out=out, sources=str(corpus), splits=("val", "test"), seed=0, progress=False))
+    build_dataset(BuildConfig(out=out, sources=str(corpus), splits=("val", "test"), seed=0, progress=True))
     return out

@@ -32,11 +32,13 @@ Captions always name the pitch and the tempo ("a high-pitched alarm beeps rapidl
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import re
 import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -534,8 +536,10 @@ def synth_corpus(
     duration: float = 4.0,
     seed: int = 0,
     clips: dict[str, int] | None = None,
+    progress: bool | None = None,
 ) -> Path:
-    """Path to the source manifest of the synth corpus, generating it first when absent.
+    """Path to the source manifest of the synth corpus, generating it first when absent (a progress bar on stderr
+    while it does: ``progress`` True or False, or None for only when stderr is a terminal).
 
     ``root`` defaults to ``cache_dir()/synth/<key>``, the key naming the generator's digest
     (:func:`generator_digest`: this module's code and the numpy / scipy versions) and the parameters, so a cache
@@ -562,7 +566,8 @@ def synth_corpus(
         _sweep_debris(root.parent)
         tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(root), suffix=TEMP_MARK, dir=root.parent))
         try:
-            _generate_into(tmp, sample_rate=sample_rate, duration=duration, seed=seed, clips=clips)
+            _generate_into(tmp, sample_rate=sample_rate, duration=duration, seed=seed, clips=clips,
+                           progress=progress)
             os.replace(tmp, root)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -600,16 +605,22 @@ def _sweep_debris(folder: Path) -> None:
             shutil.rmtree(entry, ignore_errors=True)
 
 
-def _generate_into(folder: Path, *, sample_rate: int, duration: float, seed: int, clips: dict[str, int]) -> None:
+def _generate_into(folder: Path, *, sample_rate: int, duration: float, seed: int, clips: dict[str, int],
+                   progress: bool | None = None) -> None:
+    from tqdm import tqdm
+
     jobs = [(split, start, min(start + _CHUNK, count)) for split, count in clips.items()
             for start in range(0, count, _CHUNK)]
     work = partial(_generate_chunk, folder, sample_rate=sample_rate, duration=duration, seed=seed)
     workers = min(len(jobs), os.cpu_count() or 1)
-    if workers > 1:  # ~7 ms per clip: worth both cores for the default 1,550 clips
-        with process_pool(workers) as pool:  # workers die with this process: a killed run leaves no orphans
-            chunks = list(pool.map(work, jobs))
-    else:
-        chunks = [work(job) for job in jobs]
+    bar = tqdm(total=sum(clips.values()), desc="generating the synth corpus", unit="clip", file=sys.stderr,
+               leave=False, disable=None if progress is None else not progress)
+    chunks = []
+    with bar, process_pool(workers) if workers > 1 else contextlib.nullcontext() as pool:
+        # ~7 ms per clip: worth both cores for the default 1,550 clips; workers die with this process
+        for chunk in (pool.map(work, jobs) if pool else map(work, jobs)):
+            chunks.append(chunk)
+            bar.update(len(chunk))
     write_manifest_csv(pd.DataFrame([row for chunk in chunks for row in chunk]), folder / "manifest.csv")
 
 

@@ -2,7 +2,8 @@
 
 A checkpoint is a plain dict (loadable with ``torch.load(..., weights_only=True)``): ``model`` (registry name),
 ``config`` (the :class:`SeparatorConfig` as a dict), ``state_dict``, ``text_encoder``, ``data_fingerprint``,
-``step``, ``lassbench_version`` and, for training checkpoints, ``optimizer`` and ``rng``.
+``step``, ``lassbench_version``, for tag-queried models ``tags`` (the tags of the training data) and, for training
+checkpoints, ``optimizer`` and ``rng``.
 """
 
 from __future__ import annotations
@@ -23,22 +24,22 @@ from lassbench.models.lassnet import SeparatorConfig, TextQueriedSeparator, size
 from lassbench.models.oracle import OracleMask
 from lassbench.models.published.systems import PUBLISHED, PublishedSpec
 from lassbench.models.text_encoders import TEXT_ENCODERS, load_text_encoder, resolve_text_encoder
-
-CHECKPOINT_DIR = Path(__file__).resolve().parent.parent / "checkpoints"
+from lassbench.models.zoo import CHECKPOINT_DIR, ZOO, ZooEntry  # noqa: F401  (CHECKPOINT_DIR: re-exported for run.py)
+from lassbench.progress import ticking
 
 
 @dataclass(frozen=True)
 class ModelEntry:
-    name: str
-    query_type: str  # caption | tags | class-id | none | oracle
-    description: str
-    trainable: bool
+    """A zoo entry (:mod:`lassbench.models.zoo`: name, query type, description, ...) with the code that builds it."""
+
+    zoo: ZooEntry
     build: Callable[[SeparatorConfig], nn.Module]
     published: PublishedSpec | None = None  # runs a released checkpoint (lassbench.models.published)
 
-    def shipped_checkpoint(self, size: str = "tiny") -> Path | None:
-        path = CHECKPOINT_DIR / f"{self.name}-{size}.pt"
-        return path if path.is_file() else None
+    def __getattr__(self, attribute: str):  # name, query_type, description, trainable, shipped_checkpoint
+        if attribute == "zoo":  # not set yet (a copy being made): no recursion
+            raise AttributeError(attribute)
+        return getattr(self.zoo, attribute)
 
 
 def _text_model(cls: type[TextQueriedSeparator]) -> Callable[[SeparatorConfig], nn.Module]:
@@ -48,28 +49,6 @@ def _text_model(cls: type[TextQueriedSeparator]) -> Callable[[SeparatorConfig], 
     return build
 
 
-MODELS: dict[str, ModelEntry] = {
-    "lassnet": ModelEntry(
-        "lassnet", "caption", "LASS-Net: ResUNet + FiLM conditioned on the text query", True,
-        _text_model(TextQueriedSeparator),
-    ),
-    "tag-queried": ModelEntry(
-        "tag-queried", "tags", "same backbone, queried by the target's class tags", True,
-        _text_model(TagQueriedSeparator),
-    ),
-    "class-conditioned": ModelEntry(
-        "class-conditioned", "class-id", "same backbone, learned one-hot class embedding (no free text)", True,
-        ClassConditionedSeparator,
-    ),
-    "mixture": ModelEntry("mixture", "none", "returns the mixture (SDRi = 0 by definition)", False,
-                          lambda config: MixturePassThrough()),
-    "oracle-irm": ModelEntry("oracle-irm", "oracle", "ideal ratio mask from the reference (upper bound)", False,
-                             lambda config: OracleMask("irm", config.backbone.n_fft, config.backbone.hop)),
-    "oracle-ibm": ModelEntry("oracle-ibm", "oracle", "ideal binary mask from the reference (upper bound)", False,
-                             lambda config: OracleMask("ibm", config.backbone.n_fft, config.backbone.hop)),
-}
-
-
 def _published_only(name: str) -> Callable[[SeparatorConfig], nn.Module]:
     def build(config: SeparatorConfig) -> nn.Module:
         raise LassbenchError(f"'{name}' runs a published checkpoint: pass --checkpoint FILE (see docs/models.md)")
@@ -77,17 +56,19 @@ def _published_only(name: str) -> Callable[[SeparatorConfig], nn.Module]:
     return build
 
 
-_PUBLISHED_DESCRIPTIONS = {
-    "lassnet-release": "LASS-Net as released (liuxubo717/LASS): bert-mini + BatchNorm ResUNet, 32 kHz",
-    "audiosep": "AudioSep (Audio-AGI/AudioSep): CLAP text + ResUNet30, 32 kHz",
-    "dcase2024-baseline": "DCASE 2024 Task 9 baseline: AudioSep retrained at 16 kHz",
-    "audiosep-dp": "AudioSep-DP (DCASE 2024 Task 9 winner): ResUNet30 + DPRNN, 16 kHz",
-    "clapsep": "CLAPSep (Aisaka0v0/CLAPSep): LoRA-tuned CLAP HTSAT + decoder, positive and negative query, 32 kHz",
+_BUILDERS: dict[str, Callable[[SeparatorConfig], nn.Module]] = {
+    "lassnet": _text_model(TextQueriedSeparator),
+    "tag-queried": _text_model(TagQueriedSeparator),
+    "class-conditioned": ClassConditionedSeparator,
+    "mixture": lambda config: MixturePassThrough(),
+    "oracle-irm": lambda config: OracleMask("irm", config.backbone.n_fft, config.backbone.hop),
+    "oracle-ibm": lambda config: OracleMask("ibm", config.backbone.n_fft, config.backbone.hop),
+    **{name: _published_only(name) for name in PUBLISHED},
 }
-MODELS.update({
-    name: ModelEntry(name, "caption", _PUBLISHED_DESCRIPTIONS[name], False, _published_only(name), spec)
-    for name, spec in PUBLISHED.items()
-})
+MODELS: dict[str, ModelEntry] = {
+    name: ModelEntry(entry, _BUILDERS[name], PUBLISHED.get(name))
+    for name, entry in ZOO.items()
+}
 
 
 def check_published_checkpoint(name: str, checkpoint: str | Path | None) -> None:
@@ -181,6 +162,12 @@ def load_model(path: str | Path, *, expected: str | None = None, device: str = "
                text_encoder: str | None = None) -> tuple[nn.Module, dict]:
     """Rebuild the model a checkpoint describes and load its weights. A published system (``expected`` names
     one) is built from its released checkpoint, with its tokenizer from the ``text_encoder`` folder."""
+    with ticking(f"loading {expected or Path(path).name}"):  # the text encoder alone takes seconds on a CPU
+        return _load_model(path, expected, device, text_encoder)
+
+
+def _load_model(path: str | Path, expected: str | None, device: str, text_encoder: str | None
+                ) -> tuple[nn.Module, dict]:
     if expected is not None and get_model_entry(expected).published is not None:
         from lassbench.models.published.loading import load_published
 

@@ -64,7 +64,7 @@ def bars(root: Path) -> list[tuple[str, str, bool | None]]:
 
 
 def real_bars(root: Path) -> list[tuple[str, str, bool | None]]:
-    """Issue 14's bars on the real-recordings test split (SI-SDRi: SDRi alone rewards a louder, distorted estimate)."""
+    """The bars on the real-recordings test split (SI-SDRi: SDRi alone rewards a louder, distorted estimate)."""
     def get(system: str, metric: str = "si_sdri") -> float | None:
         return mean_sdri(root / system, metric=metric)
 
@@ -110,8 +110,9 @@ def main() -> None:
     real = Path(args.results) / "real"
     if real.is_dir():
         print("\n## On the real-recordings test set\n")
-        print("Issue 14's bars, from the results of `recipes/real/run.sh` (stage 3) on the 157 test mixtures of the "
-              "real-recordings benchmark ([real-corpus.md](real-corpus.md)); means over the test items.\n")
+        print("The real-recordings bars, from the results of `recipes/real/run.sh` (stage 3) on the 157 test "
+              "mixtures of the real-recordings benchmark ([real-corpus.md](real-corpus.md)); means over the test "
+              "items.\n")
         _table(real_bars(real))
 
 
