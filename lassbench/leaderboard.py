@@ -223,15 +223,7 @@ def _item_set_from_per_item(folder: Path) -> str:
 def read_reported(path: str | Path) -> list[SystemResult]:
     """The hand-curated ``reported.csv``: every row needs a benchmark, a system, a citation and one metric."""
     path = Path(path)
-    if not path.is_file():
-        raise LassbenchError(f"{path}: reported-results table not found")
-    try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except Exception as exc:
-        raise LassbenchError(f"{path}: cannot parse CSV ({exc})") from exc
-    missing = [c for c in REPORTED_REQUIRED if c not in frame.columns]
-    if missing:
-        raise LassbenchError(f"{path}: missing column(s) {', '.join(missing)}")
+    frame = read_manifest(path, REPORTED_REQUIRED, kind="reported-results table")
     # line numbers as a spreadsheet shows them: the header is line 1
     return [_reported_row(row, path, line) for line, row in enumerate(frame.to_dict("records"), start=2)]
 

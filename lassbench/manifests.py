@@ -93,18 +93,19 @@ def decode_list(value) -> list:
     return parsed if isinstance(parsed, list) else [parsed]
 
 
-def read_manifest(path: str | Path, required: Iterable[str]) -> pd.DataFrame:
-    """Read a manifest CSV keeping every cell a string where it is one, checking ``required`` columns."""
+def read_manifest(path: str | Path, required: Iterable[str], *, kind: str = "manifest") -> pd.DataFrame:
+    """Read a manifest CSV keeping every cell a string where it is one, checking ``required`` columns. ``kind``
+    names the table in error lines (e.g. "reported-results table")."""
     path = Path(path)
     if not path.is_file():
-        raise LassbenchError(f"{path}: manifest not found")
+        raise LassbenchError(f"{path}: {kind} not found")
     try:
         frame = pd.read_csv(path, dtype=str, keep_default_na=False)
     except Exception as exc:
-        raise LassbenchError(f"{path}: cannot parse manifest CSV ({exc})") from exc
+        raise LassbenchError(f"{path}: cannot parse {kind} CSV ({exc})") from exc
     missing = [c for c in required if c not in frame.columns]
     if missing:
-        raise LassbenchError(f"{path}: manifest lacks column(s) {', '.join(missing)}")
+        raise LassbenchError(f"{path}: {kind} lacks column(s) {', '.join(missing)}")
     for column in frame.columns:  # tolist() first: iterating an Arrow-backed column is ~10x slower
         frame[column] = [_uncell(v) for v in frame[column].tolist()]
     return frame

@@ -383,7 +383,7 @@ def test_bad_reported_row_is_a_one_line_error_naming_file_and_line(tmp_path, cap
 
 def test_reported_table_without_citation_column_is_rejected(tmp_path):
     path = write_reported(tmp_path / "reported.csv", [{"benchmark": "synth", "system": "X", "sdri": "1.0"}])
-    with pytest.raises(LassbenchError, match="missing column"):
+    with pytest.raises(LassbenchError, match="lacks column.*citation"):
         read_reported(path)
 
 
