@@ -46,7 +46,14 @@ from lassbench.models.registry import (
     read_checkpoint,
     save_checkpoint,
 )
-from lassbench.train_data import CROPS, TrainBatch, open_training_data
+from lassbench.train_data import CROPS, MIXINGS, TrainBatch, open_training_data
+from lassbench.train_published import (
+    FineTuneOrigin,
+    check_finetune,
+    load_for_finetuning,
+    official_optimizer,
+    save_official,
+)
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +67,7 @@ class TrainConfig:
     size: str = "tiny"
     text_encoder: str | None = None  # None: the size's default
     finetune_text: bool = False
-    mixing: str = "remix"  # remix (on the fly from sources) | fixed (built mixtures)
+    mixing: str = "remix"  # remix (on the fly from sources) | fixed (built mixtures) | audiosep (AudioSep's mixer)
     crop: str = "uniform"  # uniform | active (centred on the target's sound; lassbench.train_data)
     loss: str = "l1"  # l1 | snr (see the module docstring)
     steps: int = 2000
@@ -86,9 +93,12 @@ class TrainConfig:
 def train(config: TrainConfig, *, resume: bool = False) -> Path:
     """Train ``config.model``; returns the path of the final checkpoint (``OUT/model.pt``)."""
     entry = get_model_entry(config.model)
-    if not entry.trainable:
+    published = entry.published is not None
+    if not (entry.trainable or published):
         raise LassbenchError(f"model '{config.model}' has nothing to train")
     check_config(config)
+    if published:
+        check_finetune(config)
     out = Path(config.out)
     if int(os.environ.get("RANK", "0")) == 0:
         check_out(out, resume=resume)
@@ -97,17 +107,23 @@ def train(config: TrainConfig, *, resume: bool = False) -> Path:
     dist = init_distributed(config.device)
     config.device = process_device(config.device, dist)
     data = open_training_data(config.data, mixing=config.mixing, seed=config.seed, crop=config.crop)
-    model_config = _model_config(config, data.classes, data.sample_rate)
     _seed_everything(config.seed)
-    model = build_model(config.model, model_config, finetune_text=config.finetune_text).to(config.device)
-    if config.init and not resume:  # a resumed run continues from last.pt, which already holds the fine-tuned state
-        initialise_from(model, Path(config.init), config.model)
-    optimizer = torch.optim.AdamW(
-        [p for p in model.parameters() if p.requires_grad], lr=config.lr, weight_decay=config.weight_decay
-    )
+    if published:  # the separator trains, CLAP stays frozen (lassbench.train_published)
+        model = load_for_finetuning(config, data.sample_rate, config.device)
+        model_config, trainable = FineTuneOrigin(config.model, str(config.init), config.text_encoder), model.ss_model
+        optimizer = official_optimizer(model, config.lr)
+    else:
+        model_config = _model_config(config, data.classes, data.sample_rate)
+        model = build_model(config.model, model_config, finetune_text=config.finetune_text).to(config.device)
+        if config.init and not resume:  # a resumed run continues from last.pt, which holds the fine-tuned state
+            initialise_from(model, Path(config.init), config.model)
+        trainable = model
+        optimizer = torch.optim.AdamW(
+            [p for p in model.parameters() if p.requires_grad], lr=config.lr, weight_decay=config.weight_decay
+        )
     precision = Precision.of(config.precision, config.device)
-    start = _maybe_resume(out / "last.pt", model, optimizer, precision, config, data.fingerprint) if resume else 0
-    wrapped = _wrap_ddp(model, config.device, dist)
+    start = _maybe_resume(out / "last.pt", trainable, optimizer, precision, config, data.fingerprint) if resume else 0
+    wrapped = _wrap_ddp(model, config.device, dist, find_unused=published)
     if dist.is_main:
         out.mkdir(parents=True, exist_ok=True)
         sweep_stale_temps(out)  # checkpoint / log temps of a run killed with SIGKILL
@@ -118,7 +134,7 @@ def train(config: TrainConfig, *, resume: bool = False) -> Path:
     segment = int(round(config.segment_seconds * data.sample_rate))
     # a step's examples are one process batch of accumulate x batch-size, split into micro-batches in train_step
     batches = data.batches(start, config.steps, config.batch_size * config.accumulate, segment, rank=dist.rank,
-                           world=dist.world, workers=config.workers)
+                           world=dist.world, workers=config.workers, mix_group=config.batch_size)
     bar = tqdm(zip(range(start, config.steps), batches, strict=True), initial=start, total=config.steps,
                disable=not dist.is_main, desc=f"train {config.model}", unit="step", dynamic_ncols=True)
     for step, batch in bar:
@@ -138,15 +154,19 @@ def train(config: TrainConfig, *, resume: bool = False) -> Path:
             if board is not None:
                 _write_tensorboard(board, record)
             if done % config.checkpoint_every == 0 or done == config.steps:
-                _save_training_state(out / "last.pt", model, optimizer, precision, config, model_config, done,
+                _save_training_state(out / "last.pt", trainable, optimizer, precision, config, model_config, done,
                                      data.fingerprint)
     if board is not None:
         board.close()
-    if dist.is_main:
-        save_checkpoint(out / "model.pt", model, name=config.model, config=model_config, step=config.steps,
-                                data_fingerprint=data.fingerprint, extra={"train_config": _plain(asdict(config))})
+    final = out / ("model.ckpt" if published else "model.pt")
+    if dist.is_main and published:
+        save_official(final, model, Path(config.init), config.steps,
+                      {"data_fingerprint": data.fingerprint, "train_config": _plain(asdict(config))})
+    elif dist.is_main:
+        save_checkpoint(final, model, name=config.model, config=model_config, step=config.steps,
+                        data_fingerprint=data.fingerprint, extra={"train_config": _plain(asdict(config))})
     barrier(dist, finish=True)
-    return out / "model.pt"
+    return final
 
 
 def check_config(config: TrainConfig) -> None:
@@ -173,6 +193,8 @@ def check_config(config: TrainConfig) -> None:
         raise LassbenchError(f"--loss {config.loss}: one of {', '.join(LOSSES)}")
     if config.crop not in CROPS:
         raise LassbenchError(f"--crop {config.crop}: one of {', '.join(CROPS)}")
+    if config.mixing not in MIXINGS:
+        raise LassbenchError(f"--mixing {config.mixing}: one of {', '.join(MIXINGS)}")
 
 
 def check_device(device: str) -> None:
@@ -210,7 +232,7 @@ def check_out(out: Path, *, resume: bool) -> None:
     except OSError as exc:
         raise LassbenchError(f"--out {out}: cannot write in {existing} ({exc.strerror})") from None
     if not resume:
-        held = [name for name in ("last.pt", "model.pt") if (out / name).exists()]
+        held = [name for name in ("last.pt", "model.pt", "model.ckpt") if (out / name).exists()]
         if held:
             raise LassbenchError(f"--out {out} already holds a training run ({held[0]}): pass --resume to continue "
                                  "it, or choose another --out")
@@ -499,13 +521,13 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _wrap_ddp(model: torch.nn.Module, device: str, dist: Distributed) -> torch.nn.Module:
+def _wrap_ddp(model: torch.nn.Module, device: str, dist: Distributed, *, find_unused: bool = False) -> torch.nn.Module:
     if dist.world <= 1:
         return model
     from torch.nn.parallel import DistributedDataParallel
 
     device_ids = [torch.device(device).index] if device.startswith("cuda") else None
-    return DistributedDataParallel(model, device_ids=device_ids)
+    return DistributedDataParallel(model, device_ids=device_ids, find_unused_parameters=find_unused)
 
 
 def _plain(data: dict) -> dict:
