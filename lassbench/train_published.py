@@ -7,8 +7,9 @@ built benchmark, by the official recipe (github.com/Audio-AGI/AudioSep at 944583
   ``ss_model.parameters()``;
 - loss: L1 on the waveform (``losses.l1_wav``, ``--loss l1``); mixtures: the official ``SegmentMixer``
   (``--mixing audiosep``, :func:`lassbench.train_data.segment_mix`);
-- optimiser: AdamW with AMSGrad, betas (0.9, 0.999), eps 1e-8, no weight decay; under torchrun, BatchNorm is
-  synchronised over the processes (``sync_batchnorm: True``) and DDP looks for unused parameters (the decoders'
+- optimiser: AdamW with AMSGrad, betas (0.9, 0.999), eps 1e-8, no weight decay; under torchrun on GPUs, BatchNorm is
+  synchronised over the processes (``sync_batchnorm: True``; torch has no CPU SyncBatchNorm), and DDP looks for unused
+  parameters (the decoders'
   ``bn2`` and their FiLM biases exist but are never used: ``ddp_find_unused_parameters_true``).
 
 Not the official schedule: its ``constant_warm_up`` holds the learning rate at 0.001x for 10,000 steps, 0.01x for the
@@ -91,7 +92,8 @@ def load_for_finetuning(config, sample_rate: int, device: str) -> FineTunedSyste
     check_finetune(config, sample_rate)
     separator, _ = load_published(config.model, config.init, text_encoder=config.text_encoder, device=device)
     model = FineTunedSystem(separator)
-    if torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1:
+    # torch's SyncBatchNorm runs on CUDA only: several CPU processes normalise by their own batch's statistics
+    if device.startswith("cuda") and torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1:
         separator.net.ss_model = nn.SyncBatchNorm.convert_sync_batchnorm(separator.net.ss_model)
     return model.train()
 
