@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -130,19 +129,12 @@ def test_a_benchmark_at_another_rate_is_refused_with_the_rate_to_build(released,
                           text_encoder=str(released["tokenizer"]), out=str(tmp_path / "run"), mixing="audiosep"))
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.slow
 def test_a_two_process_torchrun_fine_tunes_audiosep_into_a_checkpoint_the_official_layout_loads(released, tmp_path):
     """Through the command users run (torchrun -m lassbench train audiosep ...), on CPU with gloo."""
     out = tmp_path / "run"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-    command = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node", "2",
-               "--master_addr", "127.0.0.1", "--master_port", str(_free_port()),
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                "-m", "lassbench", "train", "audiosep", "--data", str(released["bench"]), "--out", str(out),
                "--init", str(released["init"]), "--text-encoder", str(released["tokenizer"]), "--steps", "2",
                "--batch-size", "2", "--segment-seconds", "0.25", "--val-every", "2", "--checkpoint-every", "1",
