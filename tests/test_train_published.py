@@ -19,8 +19,8 @@ import torch
 from lassbench.errors import LassbenchError
 from lassbench.models.lassnet import QueryBatch
 from lassbench.models.published.loading import load_published
-from lassbench.train import TrainConfig, train
-from lassbench.train_data import open_training_data, segment_mix
+from lassbench.train import TrainConfig, train, train_step
+from lassbench.train_data import TrainBatch, open_training_data, segment_mix
 from lassbench.train_published import FineTunedSystem, official_optimizer, save_official
 
 GOLDEN_MIXER = Path(__file__).parent / "golden" / "train" / "audiosep-segment-mixer.npz"
@@ -49,11 +49,11 @@ def _state(path: Path) -> dict[str, torch.Tensor]:
     return torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
 
 
-def assert_official_layout(path: Path) -> None:
+def assert_official_layout(path: Path, name: str = "audiosep") -> None:
     """The official ResUNet30 + CLAP state dict: the same keys, shapes and dtypes as the release (recorded from the
-    official code in tests/golden/published/audiosep-layout.json) — what a strict load_state_dict checks."""
+    official code in tests/golden/published/NAME-layout.json) — what a strict load_state_dict checks."""
     state = _state(path)
-    layout = fx.layout("audiosep")
+    layout = fx.layout(name)
     assert set(state) == set(layout)
     assert {k: [list(v.shape), str(v.dtype)] for k, v in state.items()} == layout
 
@@ -106,6 +106,23 @@ def test_the_saved_checkpoint_is_the_init_file_with_the_trained_separator_in_it(
     assert changed == ["ss_model.base.pre_conv.weight"]  # STFT kernels and CLAP carried over as they were
     payload = torch.load(out, weights_only=True)
     assert payload["global_step"] == 200000 + 7 and payload["lassbench"] == {"note": "test"}
+
+
+@pytest.mark.parametrize("name", [pytest.param("audiosep", marks=pytest.mark.slow), "dcase2024-baseline",
+                                  pytest.param("audiosep-dp", marks=pytest.mark.slow)])
+def test_each_fine_tunable_system_takes_a_step_and_saves_its_released_layout(tmp_path, name):
+    init = fx.write_checkpoint(name, tmp_path / f"{name}.ckpt", fx.seeded_state(fx.layout(name)))
+    separator, _ = load_published(name, init, text_encoder=str(fx.write_roberta_vocab(tmp_path / "roberta")))
+    model = FineTunedSystem(separator)
+    batch = TrainBatch(torch.from_numpy(fx.fixed_input(name)), torch.from_numpy(fx.fixed_input(name)[::-1].copy()),
+                       ["a dog barks", "a man speaks"], [[], []])
+    result = train_step(model, official_optimizer(model, 1e-3), batch, "cpu", clip_grad=1.0)
+    assert np.isfinite(float(result)) and result.grad_norm > 0
+    out = save_official(tmp_path / "model.ckpt", model, init, 1, {})
+    assert_official_layout(out, name)
+    state, layout, before = _state(out), fx.layout(name), _state(init)
+    assert not torch.equal(before["ss_model.base.pre_conv.weight"], state["ss_model.base.pre_conv.weight"])
+    assert all(torch.equal(before[k], state[k]) for k in layout if k.startswith("query_encoder."))
 
 
 @pytest.mark.parametrize(("change", "message"), [
