@@ -169,3 +169,17 @@ def test_a_two_process_torchrun_fine_tunes_audiosep_into_a_checkpoint_the_offici
     model, report = load_published("audiosep", out / "model.ckpt", text_encoder=str(released["tokenizer"]))
     estimate = model(torch.from_numpy(fx.fixed_input("audiosep")), QueryBatch(["siren", "alarm"]))
     assert torch.isfinite(estimate).all() and report["keys_loaded"] + sum(report["keys_dropped"].values()) == 375
+
+
+@pytest.mark.slow
+def test_a_resumed_fine_tune_continues_where_it_stopped(released, tmp_path):
+    settings = dict(model="audiosep", data=str(released["bench"]), init=str(released["init"]),
+                    text_encoder=str(released["tokenizer"]), mixing="audiosep", steps=2, batch_size=2,
+                    segment_seconds=0.25, val_every=10, val_items=2, checkpoint_every=1)
+    whole = train(TrainConfig(out=str(tmp_path / "whole"), **settings))
+    train(TrainConfig(out=str(tmp_path / "part"), **{**settings, "steps": 1}))
+    part = train(TrainConfig(out=str(tmp_path / "part"), **settings), resume=True)
+    np.testing.assert_allclose(pd.read_csv(part.parent / "log.csv")["loss"],
+                               pd.read_csv(whole.parent / "log.csv")["loss"], rtol=1e-5)
+    a, b = _state(part), _state(whole)
+    assert max(float((a[k].float() - b[k].float()).abs().max()) for k in a) < 1e-5
