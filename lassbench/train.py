@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import importlib.util
 import logging
 import math
 import os
@@ -189,6 +190,8 @@ def check_config(config: TrainConfig) -> None:
         raise LassbenchError(f"--clip-grad {config.clip_grad}: must be a non-negative number (0: no clipping)")
     check_device(config.device)
     Precision.of(config.precision, config.device)  # refuses what this device cannot do
+    if config.tensorboard and importlib.util.find_spec("tensorboard") is None:
+        raise LassbenchError(TENSORBOARD_MISSING)
     if config.loss not in LOSSES:
         raise LassbenchError(f"--loss {config.loss}: one of {', '.join(LOSSES)}")
     if config.crop not in CROPS:
@@ -498,12 +501,15 @@ def _append_log(path: Path, record: dict) -> None:
         writer.writerow(record)
 
 
+TENSORBOARD_MISSING = ("--tensorboard needs the tensorboard package (pip install tensorboard); log.csv is written "
+                       "without it")
+
+
 def _open_tensorboard(out: Path, start: int):
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:
-        raise LassbenchError("--tensorboard needs the tensorboard package (pip install tensorboard); log.csv is "
-                             "written without it") from None
+        raise LassbenchError(TENSORBOARD_MISSING) from None
     # purge_step hides the events of steps after the checkpoint, which a resumed run trains (and logs) again
     return SummaryWriter(str(out / "tensorboard"), purge_step=start + 1 if start else None)
 

@@ -141,7 +141,7 @@ def test_tensorboard_logging_writes_event_files_or_says_what_to_install(tiny_ben
         import tensorboard  # noqa: F401
     except ImportError:
         with pytest.raises(LassbenchError, match="pip install tensorboard"):
-            train(config)
+            check_config(config)  # before any data is read
         return
     train(config)
     assert list((tmp_path / "tb" / "tensorboard").glob("events.out.tfevents.*"))
