@@ -92,7 +92,8 @@ class TrainConfig:
 
 
 def train(config: TrainConfig, *, resume: bool = False) -> Path:
-    """Train ``config.model``; returns the path of the final checkpoint (``OUT/model.pt``)."""
+    """Train ``config.model``; returns the path of the final checkpoint (``OUT/model.pt``; for a published system
+    ``OUT/model.ckpt``, in its official layout)."""
     entry = get_model_entry(config.model)
     published = entry.published is not None
     if not (entry.trainable or published):
@@ -109,28 +110,16 @@ def train(config: TrainConfig, *, resume: bool = False) -> Path:
     config.device = process_device(config.device, dist)
     data = open_training_data(config.data, mixing=config.mixing, seed=config.seed, crop=config.crop)
     _seed_everything(config.seed)
-    if published:  # the separator trains, CLAP stays frozen (lassbench.train_published)
-        model = load_for_finetuning(config, data.sample_rate, config.device)
-        model_config, trainable = FineTuneOrigin(config.model, str(config.init), config.text_encoder), model.ss_model
-        optimizer = official_optimizer(model, config.lr)
-    else:
-        model_config = _model_config(config, data.classes, data.sample_rate)
-        model = build_model(config.model, model_config, finetune_text=config.finetune_text).to(config.device)
-        if config.init and not resume:  # a resumed run continues from last.pt, which holds the fine-tuned state
-            initialise_from(model, Path(config.init), config.model)
-        trainable = model
-        optimizer = torch.optim.AdamW(
-            [p for p in model.parameters() if p.requires_grad], lr=config.lr, weight_decay=config.weight_decay
-        )
+    model, trainable, model_config, optimizer = _build_trainee(config, data, published, resume=resume)
     precision = Precision.of(config.precision, config.device)
     start = _maybe_resume(out / "last.pt", trainable, optimizer, precision, config, data.fingerprint) if resume else 0
     wrapped = _wrap_ddp(model, config.device, dist, find_unused=published)
+    board = None
     if dist.is_main:
         out.mkdir(parents=True, exist_ok=True)
         sweep_stale_temps(out)  # checkpoint / log temps of a run killed with SIGKILL
         _truncate_log(out / "log.csv", start)  # steps after the last checkpoint are trained (and logged) again
-    board = _open_tensorboard(out, start) if dist.is_main and config.tensorboard else None
-    if dist.is_main:
+        board = _open_tensorboard(out, start) if config.tensorboard else None
         log.info("training %s (%d parameters) from step %d", config.model, count_parameters(model), start)
     segment = int(round(config.segment_seconds * data.sample_rate))
     # a step's examples are one process batch of accumulate x batch-size, split into micro-batches in train_step
@@ -160,14 +149,35 @@ def train(config: TrainConfig, *, resume: bool = False) -> Path:
     if board is not None:
         board.close()
     final = out / ("model.ckpt" if published else "model.pt")
-    if dist.is_main and published:
-        save_official(final, model, Path(config.init), config.steps,
-                      {"data_fingerprint": data.fingerprint, "train_config": _plain(asdict(config))})
-    elif dist.is_main:
-        save_checkpoint(final, model, name=config.model, config=model_config, step=config.steps,
-                        data_fingerprint=data.fingerprint, extra={"train_config": _plain(asdict(config))})
+    if dist.is_main:
+        _save_final(final, model, config, model_config, data.fingerprint, published)
     barrier(dist, finish=True)
     return final
+
+
+def _build_trainee(config: TrainConfig, data, published: bool, *, resume: bool):
+    """(model, the module whose state last.pt holds, what last.pt records as its config, optimiser)."""
+    if published:  # the separator trains, CLAP stays frozen (lassbench.train_published)
+        model = load_for_finetuning(config, data.sample_rate, config.device)
+        origin = FineTuneOrigin(config.model, str(config.init), config.text_encoder)
+        return model, model.ss_model, origin, official_optimizer(model, config.lr)
+    model_config = _model_config(config, data.classes, data.sample_rate)
+    model = build_model(config.model, model_config, finetune_text=config.finetune_text).to(config.device)
+    if config.init and not resume:  # a resumed run continues from last.pt, which holds the fine-tuned state
+        initialise_from(model, Path(config.init), config.model)
+    optimizer = torch.optim.AdamW(
+        [p for p in model.parameters() if p.requires_grad], lr=config.lr, weight_decay=config.weight_decay
+    )
+    return model, model, model_config, optimizer
+
+
+def _save_final(path: Path, model, config: TrainConfig, model_config, fingerprint: str, published: bool) -> None:
+    settings = {"train_config": _plain(asdict(config))}
+    if published:
+        save_official(path, model, Path(config.init), config.steps, {"data_fingerprint": fingerprint, **settings})
+    else:
+        save_checkpoint(path, model, name=config.model, config=model_config, step=config.steps,
+                        data_fingerprint=fingerprint, extra=settings)
 
 
 def check_config(config: TrainConfig) -> None:
@@ -469,7 +479,7 @@ def _check_same_run(path: Path, state: dict, config: TrainConfig) -> None:
 
 
 def _save_training_state(path: Path, model, optimizer, precision: Precision, config: TrainConfig,
-                         model_config: SeparatorConfig, step: int, fingerprint: str) -> None:
+                         model_config: SeparatorConfig | FineTuneOrigin, step: int, fingerprint: str) -> None:
     extra = {"optimizer": optimizer.state_dict(), "train_config": _plain(asdict(config))}
     if precision.scaler:
         extra["scaler"] = precision.scaler.state_dict()
