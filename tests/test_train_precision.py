@@ -145,3 +145,26 @@ def test_tensorboard_logging_writes_event_files_or_says_what_to_install(tiny_ben
         return
     train(config)
     assert list((tmp_path / "tb" / "tensorboard").glob("events.out.tfevents.*"))
+
+
+@pytest.mark.slow
+def test_two_torchrun_processes_accumulating_2_micro_batches_train_like_one_process_with_the_whole_batch(
+        tiny_benchmark, tmp_path):
+    """2 processes x 2 micro-batches of 1 (gradients all-reduced once per step, DDP's no_sync on the first) vs 1
+    process x 4: the same 4 examples per step."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = str(Path(__file__).with_name("ddp_train_worker.py"))
+    env = {k: v for k, v in os.environ.items() if k not in ("WORLD_SIZE", "RANK", "LOCAL_RANK")}
+    env["OMP_NUM_THREADS"] = "1"
+    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", script,
+                    str(tiny_benchmark), str(tmp_path / "ddp"), "1", "0", "2"], env=env, check=True, timeout=600)
+    subprocess.run([sys.executable, script, str(tiny_benchmark), str(tmp_path / "one"), "4", "0"], env=env,
+                   check=True, timeout=600)
+    ddp, one = (pd.read_csv(tmp_path / name / "log.csv") for name in ("ddp", "one"))
+    assert ddp["loss"].to_numpy() == pytest.approx(one["loss"].to_numpy(), rel=1e-4)
+    a, b = _weights(tmp_path / "ddp" / "model.pt"), _weights(tmp_path / "one" / "model.pt")
+    assert float((a - b).norm() / b.norm()) < 1e-4
