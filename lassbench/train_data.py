@@ -8,6 +8,16 @@ audio; an example reads only the frames of its crop from each of its clips.
 
 ``fixed``: the built ``train`` split's mixtures, in a per-epoch permutation (again only the crop is read).
 
+``audiosep``: AudioSep's training recipe (``data/waveform_mixers.py`` and ``data/audiotext_dataset.py`` of
+github.com/Audio-AGI/AudioSep at 944583f). An example is one training clip (uniform from (seed, index), clips under
+1 s left out as the official dataset drops them), a crop of it (zero-padded when shorter) and one of its captions;
+the mixtures are made within each micro-batch of ``--batch-size`` examples by :func:`segment_mix`, a line-by-line
+port of the official ``SegmentMixer``: example ``n``'s interferer is example ``n + 1`` (cyclically), matched in energy
+and moved by a random whole number of dB in [-10, 10], twice, and both are scaled by 0.9/peak if the mixture clips.
+Its draws come from Python's ``random`` seeded per micro-batch from (seed, micro-batch index), as the official
+``training_step`` seeds it per batch; so the examples depend on ``--batch-size`` (the mixing group), not on the number
+of processes or ``--accumulate``.
+
 Example ``j`` of step ``k`` has global index ``k * global_batch + j``; a process of rank ``r`` takes the ``r``-th
 slice, so the union of all processes' batches is the one-process batch, and a resumed run sees the batches it would
 have seen. Each example is a pure function of (seed, index): DataLoader workers (``workers``) render them in other
@@ -33,6 +43,7 @@ import hashlib
 import json
 import logging
 import os
+import random
 from collections.abc import Iterator
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -56,6 +67,8 @@ from lassbench.models.lassnet import QueryBatch
 log = logging.getLogger(__name__)
 
 CROPS = ("uniform", "active")
+MIXINGS = ("remix", "fixed", "audiosep")
+MIN_CLIP_SECONDS = 1.0  # AudioSep's AudioTextDataset drops shorter clips
 ACTIVE_FLOOR_DB = -40.0  # a frame is active within this much of the target's loudest frame
 SOURCES_TABLE = "sources.csv"  # written by build-dataset (lassbench.build.SOURCES_TABLE)
 
@@ -77,6 +90,7 @@ class _Example:
     target: np.ndarray
     query: str
     labels: list[str]
+    index: int = -1  # the global example index (the audiosep mixer's group)
 
 
 class _RemixSource:
@@ -142,6 +156,91 @@ class _FixedSource:
         return read_audio_range(self.data_dir / kind / f"{row['id']}.wav", offset, frames, sample_rate=self.sample_rate)
 
 
+class _ClipSource:
+    """AudioSep's examples: one training clip's crop and caption; mixed later, per micro-batch (:class:`GroupMixer`)."""
+
+    def __init__(self, table: pd.DataFrame, seed: int, sample_rate: int, crop: str = "uniform") -> None:
+        from lassbench.protocols.lassbench import SourcePool
+
+        table = table[table["frames"] >= MIN_CLIP_SECONDS * sample_rate].reset_index(drop=True)
+        if table.empty:
+            raise LassbenchError(f"--mixing audiosep: no training clip of {MIN_CLIP_SECONDS:g} s or more")
+        self.pool = SourcePool.from_frame(table)
+        self.paths, self.frames = table["path"].tolist(), [int(v) for v in table["frames"].tolist()]
+        self.seed, self.sample_rate, self.crop = seed, sample_rate, crop
+
+    def example(self, index: int, segment: int) -> _Example:
+        from lassbench.protocols.lassbench import _fallback_query
+
+        rng = np.random.default_rng([self.seed, index, 17])
+        row = int(rng.integers(len(self.paths)))
+        captions = self.pool.captions[row]
+        query = captions[int(rng.integers(len(captions)))] if captions else _fallback_query(self.pool, row)
+        length = self.frames[row]
+        if self.crop == "active" and length > segment:
+            whole = read_audio(self.paths[row], sample_rate=self.sample_rate)[0]
+            clip = _fit(whole, _active_crop_offset(whole[:length], segment, rng), segment)
+        else:
+            offset = _crop_offset(length, segment, rng)
+            clip = _fit(read_audio_range(self.paths[row], offset, min(segment, length - offset),
+                                         sample_rate=self.sample_rate), 0, segment)
+        return _Example(clip, clip, query, list(self.pool.labels[row]), index)
+
+
+def segment_mix(waveforms: torch.Tensor, rng: random.Random, max_mix_num: int = 2, lower_db: int = -10,
+                higher_db: int = 10) -> tuple[torch.Tensor, torch.Tensor]:
+    """AudioSep's ``SegmentMixer.__call__`` (data/waveform_mixers.py at 944583f), its draws from ``rng`` in the
+    official order; (mixtures, targets), each [B, T]."""
+    batch_size = waveforms.shape[0]
+    mixtures, segments = [], []
+    for n in range(batch_size):
+        segment = waveforms[n].clone()
+        noise = torch.zeros_like(segment)
+        mix_num = rng.randint(2, max_mix_num)
+        for i in range(1, mix_num):
+            noise += _dynamic_loudnorm(waveforms[(n + i) % batch_size], segment, rng, lower_db, higher_db)
+        noise = _dynamic_loudnorm(noise, segment, rng, lower_db, higher_db)
+        mixture = segment + noise
+        max_value = torch.max(torch.abs(mixture))
+        if max_value > 1:
+            segment *= 0.9 / max_value
+            mixture *= 0.9 / max_value
+        segments.append(segment)
+        mixtures.append(mixture)
+    return torch.stack(mixtures), torch.stack(segments)
+
+
+def _dynamic_loudnorm(audio: torch.Tensor, reference: torch.Tensor, rng: random.Random, lower_db: int,
+                      higher_db: int) -> torch.Tensor:
+    """The official ``dynamic_loudnorm``: match ``reference``'s energy (ratio clamped to [0.02, 50]), then a random
+    whole-dB gain."""
+    energy = torch.mean(audio ** 2)
+    reference_energy = max(torch.mean(reference ** 2), 1e-10)
+    ratio = torch.clamp((energy / reference_energy) ** 0.5, 0.02, 50)
+    gain = np.power(10.0, rng.randint(lower_db, higher_db) / 20.0)
+    return gain * (audio / ratio)
+
+
+class GroupMixer:
+    """Collate for ``--mixing audiosep``: each run of ``group`` consecutive examples (one micro-batch) is mixed by
+    :func:`segment_mix` with draws seeded from (seed, its first index // group)."""
+
+    def __init__(self, group: int, seed: int) -> None:
+        self.group, self.seed = group, seed
+
+    def __call__(self, examples: list[_Example]) -> TrainBatch:
+        batch = collate(examples)
+        mixtures, targets = [], []
+        for start in range(0, len(examples), self.group):
+            number = examples[start].index // self.group
+            rng = random.Random(int(np.random.default_rng([self.seed, number, 19]).integers(2**63)))
+            mixture, target = segment_mix(batch.target[start:start + self.group], rng)
+            mixtures.append(mixture)
+            targets.append(target)
+        batch.mixture, batch.target = torch.cat(mixtures), torch.cat(targets)
+        return batch
+
+
 class ExampleDataset(torch.utils.data.Dataset):
     """Map-style dataset over global example indices (see the module docstring)."""
 
@@ -184,22 +283,26 @@ class _Batches:
     source: _RemixSource | _FixedSource | _MixedSource
 
     def batch(self, step: int, batch_size: int, segment: int, *, rank: int = 0, world: int = 1,
-              global_batch: int | None = None) -> TrainBatch:
+              global_batch: int | None = None, mix_group: int | None = None) -> TrainBatch:
         """The batch of ``step`` for ``rank``, rendered in this process."""
         sampler = StepBatches(step, step + 1, batch_size, rank=rank, global_batch=global_batch or batch_size * world)
         dataset = ExampleDataset(self.source, segment)
-        return collate([dataset[i] for i in next(iter(sampler))])
+        return self._collate(mix_group or batch_size)([dataset[i] for i in next(iter(sampler))])
 
     def batches(self, start: int, stop: int, batch_size: int, segment: int, *, rank: int = 0, world: int = 1,
-                workers: int = 0) -> Iterator[TrainBatch]:
+                workers: int = 0, mix_group: int | None = None) -> Iterator[TrainBatch]:
         """The batches of steps ``start .. stop - 1`` for ``rank``, rendered ahead by ``workers`` processes (0: in
-        this process); identical whatever ``workers`` is."""
+        this process); identical whatever ``workers`` is. ``mix_group``: the micro-batch size (``--mixing
+        audiosep`` mixes within it; default ``batch_size``)."""
         sampler = StepBatches(start, stop, batch_size, rank=rank, global_batch=batch_size * world)
         loader = torch.utils.data.DataLoader(
-            ExampleDataset(self.source, segment), batch_sampler=sampler, num_workers=workers, collate_fn=collate,
-            prefetch_factor=2 if workers else None,
+            ExampleDataset(self.source, segment), batch_sampler=sampler, num_workers=workers,
+            collate_fn=self._collate(mix_group or batch_size), prefetch_factor=2 if workers else None,
         )
         return iter(loader)
+
+    def _collate(self, group: int):
+        return GroupMixer(group, self.seed) if self.mixing == "audiosep" else collate
 
 
 class TrainingData(_Batches):
@@ -213,7 +316,7 @@ class TrainingData(_Batches):
         self.dataset = read_dataset_json(data_dir)
         self.items = read_item_manifest(data_dir / "manifest.csv")
         self.sample_rate = int(self.dataset.get("sample_rate") or self.items["sample_rate"].iloc[0])
-        if mixing == "remix":
+        if mixing in ("remix", "audiosep"):
             self._init_remix()
         elif mixing == "fixed":
             fixed = self.items[self.items["split"] == "train"].reset_index(drop=True)
@@ -224,7 +327,7 @@ class TrainingData(_Batches):
             self.fingerprint = _digest(sorted(fixed["mixture_sha1"]))
             self.source = _FixedSource(data_dir, fixed, self.seed, self.sample_rate, crop)
         else:
-            raise LassbenchError(f"unknown mixing '{mixing}' (remix or fixed)")
+            raise LassbenchError(f"unknown mixing '{mixing}' ({', '.join(MIXINGS)})")
 
     def _init_remix(self) -> None:
         from lassbench.protocols.lassbench import LassbenchParams
@@ -237,7 +340,10 @@ class TrainingData(_Batches):
         sha1 = table["sha1"] if "sha1" in table else [""] * len(table)
         self.fingerprint = _digest([*sorted(zip(table["source_id"], sha1, strict=True)),
                                     json.dumps(params, sort_keys=True, default=str)])
-        self.source = _RemixSource(table, LassbenchParams(**params), self.seed, self.sample_rate, self.crop)
+        if self.mixing == "audiosep":  # the clips alone: the protocol's parameters play no part
+            self.source = _ClipSource(table, self.seed, self.sample_rate, self.crop)
+        else:
+            self.source = _RemixSource(table, LassbenchParams(**params), self.seed, self.sample_rate, self.crop)
 
     def validation_batches(self, count: int, batch_size: int):
         val = self.items[self.items["split"] == "val"].iloc[:count]
@@ -266,7 +372,7 @@ class _MixedSource:
 
     def example(self, index: int, segment: int) -> _Example:
         which = int(np.random.default_rng([self.seed, index, 13]).integers(len(self.sources)))
-        return self.sources[which].example(index, segment)
+        return self.sources[which].example(index, segment)  # an audiosep group mixes clips of several benchmarks
 
 
 class MixedTrainingData(_Batches):
@@ -281,7 +387,7 @@ class MixedTrainingData(_Batches):
             listing = ", ".join(f"{part.data_dir} {part.sample_rate} Hz" for part in parts)
             raise LassbenchError(f"--data benchmarks at different sample rates ({listing}): rebuild them at one "
                                  "rate with build-dataset --sample-rate")
-        self.parts, self.seed = parts, seed
+        self.parts, self.seed, self.mixing = parts, seed, parts[0].mixing
         self.sample_rate = parts[0].sample_rate
         self.data_dir = parts[0].data_dir
         self.classes = sorted({name for part in parts for name in part.classes})
