@@ -1,12 +1,19 @@
 """``lassbench separate``: one file (or array), one query, any length, any sample rate, any level.
 
-The file is streamed: read in blocks, resampled to the model's rate with a streaming resampler, separated in chunks
-of ``chunk_seconds`` that overlap by ``overlap_seconds`` and are cross-faded (overlap-add with complementary linear
-ramps), resampled back and written block by block — memory stays flat however long the file is.
+Two kinds of model, two ways of running them:
 
-Level: the models were trained on mixtures around :data:`TRAINING_RMS_DB`, and a mask network fed a mixture far
-louder (or quieter) than that separates badly. So the input is scaled by one gain to that RMS on the way in and the
-estimate divided by the same gain on the way out: ``separate(g * x) == g * separate(x)`` up to float rounding.
+* lassbench's own models (``lassnet``, ``tag-queried``): the file is streamed — read in blocks, resampled to the
+  model's rate with a streaming resampler, separated in chunks of ``chunk_seconds`` that overlap by
+  ``overlap_seconds`` and are cross-faded (overlap-add with complementary linear ramps), resampled back and written
+  block by block; memory stays flat however long the file is. They are *level-normalised*: they were trained on
+  mixtures around :data:`TRAINING_RMS_DB`, and a mask network fed a mixture far louder (or quieter) than that
+  separates badly, so the input is scaled by one gain to that RMS on the way in and the estimate divided by the same
+  gain on the way out: ``separate(g * x) == g * separate(x)`` up to float rounding.
+* published systems (``lassnet-release``, ``audiosep``, ``dcase2024-baseline``, ``audiosep-dp``) run as their official
+  inference runs: no level change, the file (resampled to the system's rate, as ``librosa.load`` does) separated in
+  one pass. Past :data:`WHOLE_FILE_SECONDS` the AudioSep family uses its own ``chunk_inference`` (AudioSep's
+  ``pipeline.separate_audio(use_chunk=True)``) and ``lassnet-release``, which has none, lassbench's chunks; either
+  way a note says so. ``--chunk`` given explicitly runs them in lassbench's chunks, also with a note.
 
 Everything that can be checked is checked before the model is loaded (see :func:`check_output`,
 :func:`check_input`, :func:`scan_input`): the output's format, folder and that it is not the input; that the input
@@ -36,6 +43,12 @@ SCAN_BLOCK = 1 << 20  # the check pass only decodes and sums: bigger blocks, few
 TRAINING_RMS_DB = -20.0
 SILENCE_RMS = 1e-9  # below this the input is treated as silence and not scaled
 LONG_FILE_SECONDS = 30.0  # longer inputs get a progress bar
+# Published systems separate a file this long or shorter in one pass, as their official inference does: the longest
+# clip of their evaluation sets (Clotho, 30 s). One pass of AudioSep's network holds ~170 MB of activations per second
+# of audio (docs/models.md), so longer files go through the release's own chunked inference where it has one.
+WHOLE_FILE_SECONDS = 30.0
+DEFAULT_CHUNK_SECONDS = 10.0
+DEFAULT_OVERLAP_SECONDS = 1.0
 MAX_CHUNK_SECONDS = 600.0  # memory stays flat only while chunks stay bounded
 MIN_CHUNK_SECONDS = 0.1
 MIN_STEP_SECONDS = 0.01
@@ -65,8 +78,8 @@ class SeparateConfig:
     model: str = "lassnet"
     checkpoint: str | None = None
     device: str = "cpu"
-    chunk_seconds: float = 10.0
-    overlap_seconds: float = 1.0
+    chunk_seconds: float | None = None  # None: the model's own segmenting (lassbench's models: 10 s chunks)
+    overlap_seconds: float | None = None  # None: 1 s
     progress: bool = True
     text_encoder: str | None = None  # published systems: the tokenizer folder (docs/models.md)
 
@@ -170,7 +183,8 @@ def level_gain(rms: float) -> float:
     return 10.0 ** (TRAINING_RMS_DB / 20.0) / rms
 
 
-def _check_chunking(chunk_seconds: float, overlap_seconds: float) -> None:
+def _check_chunking(chunk_seconds: float | None, overlap_seconds: float | None) -> None:
+    chunk_seconds, overlap_seconds = _chunking(chunk_seconds, overlap_seconds)
     if not (math.isfinite(chunk_seconds) and chunk_seconds > 0):
         raise LassbenchError(f"--chunk must be a positive number of seconds, not {chunk_seconds}")
     if chunk_seconds > MAX_CHUNK_SECONDS:  # one chunk is one forward pass: its spectrogram is held in memory
@@ -180,6 +194,11 @@ def _check_chunking(chunk_seconds: float, overlap_seconds: float) -> None:
     # MIN_STEP_SECONDS: the hop between chunks, also after rounding to samples at any model rate
     if not (math.isfinite(overlap_seconds) and 0 <= overlap_seconds <= chunk_seconds - MIN_STEP_SECONDS):
         raise LassbenchError(f"--overlap must be at least 0 and at least {MIN_STEP_SECONDS:g} s shorter than --chunk")
+
+
+def _chunking(chunk_seconds: float | None, overlap_seconds: float | None) -> tuple[float, float]:
+    return (DEFAULT_CHUNK_SECONDS if chunk_seconds is None else chunk_seconds,
+            DEFAULT_OVERLAP_SECONDS if overlap_seconds is None else overlap_seconds)
 
 
 def _check_query(query: str) -> None:
@@ -211,6 +230,9 @@ def check_device(device: str) -> None:
 class Separator:
     """A loaded text-queried model that separates arrays of any length, rate and level."""
 
+    level_normalised = True  # lassbench's own models; published systems run at the input's own level
+    official_chunking = False  # a published system with its own long-audio inference (AudioSep's chunk_inference)
+
     def __init__(self, model, name: str, query_type: str, device: str = "cpu") -> None:
         self.model = model
         self.name = name
@@ -220,6 +242,9 @@ class Separator:
         backbone = getattr(getattr(model, "config", None), "backbone", None)
         self.sample_rate = int(getattr(model, "sample_rate", None) or backbone.sample_rate)
         self._min_length = 2 * int(getattr(model, "n_fft", None) or backbone.n_fft)  # reflect padding needs frames
+        published = getattr(model, "spec", None)
+        self.level_normalised = published is None
+        self.official_chunking = published is not None and published.family == "resunet30"
 
     def chunk_function(self, query: str) -> Callable[[np.ndarray], np.ndarray]:
         """Mono float32 chunk at :attr:`sample_rate` -> same-length estimate, for :func:`overlap_add`."""
@@ -238,30 +263,74 @@ class Separator:
 
         return apply
 
-    def separate(self, audio: np.ndarray, sample_rate: int, query: str, *, chunk_seconds: float = 10.0,
-                 overlap_seconds: float = 1.0) -> np.ndarray:
+    def segmenting(self, seconds: float, chunk_seconds: float | None = None) -> tuple[str, str | None]:
+        """How an input of ``seconds`` is cut: ``"whole"`` (one pass), ``"official-chunks"`` (the release's
+        ``chunk_inference``) or ``"chunks"`` (lassbench's cross-faded chunks); and the note that tells the user when
+        a published system does not run as its official inference does (``None`` otherwise)."""
+        if self.level_normalised:
+            return "chunks", None
+        official = f"{self.name}'s official inference separates a file in one pass"
+        if chunk_seconds is not None:
+            return "chunks", (f"note: --chunk given: {self.name} separated in lassbench's {chunk_seconds:g} s chunks, "
+                              f"cross-faded; {official}")
+        if seconds <= WHOLE_FILE_SECONDS:
+            return "whole", None
+        longer = f"note: the input ({seconds:.1f} s) is longer than {WHOLE_FILE_SECONDS:g} s"
+        if self.official_chunking:
+            return "official-chunks", (f"{longer}: separated with the release's own chunk_inference (5 s windows, each "
+                                       "keeping its middle 3 s; AudioSep's separate_audio with use_chunk=True), not "
+                                       "in one pass")
+        return "chunks", (f"{longer}: separated in lassbench's {DEFAULT_CHUNK_SECONDS:g} s chunks cross-faded over "
+                          f"{DEFAULT_OVERLAP_SECONDS:g} s; {official} (the difference is measured in docs/models.md)")
+
+    def separate(self, audio: np.ndarray, sample_rate: int, query: str, *, chunk_seconds: float | None = None,
+                 overlap_seconds: float | None = None, log: Callable[[str], None] = _stderr) -> np.ndarray:
         """The estimate of ``query`` in ``audio`` (``(n,)``, or ``(channels, n)`` which is averaged to mono), at
-        ``sample_rate`` and the same length and level as the input."""
+        ``sample_rate`` and the same length as the input. lassbench's own models run level-normalised in chunks
+        (default 10 s, 1 s cross-fade); published systems as their official inference (see :meth:`segmenting`)."""
         _check_chunking(chunk_seconds, overlap_seconds)
-        audio = np.asarray(audio, dtype=np.float32)
-        if audio.ndim == 2 and audio.shape[0] > audio.shape[1]:  # soundfile's (n, channels): easy to pass by mistake
-            raise LassbenchError(f"audio of shape {audio.shape} looks like (n, channels) as soundfile.read returns; "
-                                 "pass (channels, n) — e.g. audio.T — or one channel")
-        if audio.ndim == 2:
-            audio = audio.mean(axis=0)
-        if audio.ndim != 1 or audio.size == 0:
-            raise LassbenchError(f"audio must be a non-empty (n,) or (channels, n) array, not shape {audio.shape}")
-        if not np.isfinite(audio).all():
-            raise LassbenchError("audio holds NaN or infinite samples")
-        if not (isinstance(sample_rate, (int, np.integer)) and sample_rate > 0):
-            raise LassbenchError(f"sample_rate must be a positive integer, not {sample_rate!r}")
-        gain = level_gain(float(np.sqrt(np.mean(audio.astype(np.float64) ** 2))))
+        audio = _checked_mono(audio, sample_rate)
+        gain = level_gain(float(np.sqrt(np.mean(audio.astype(np.float64) ** 2)))) if self.level_normalised else 1.0
         at_model = soxr.resample(audio * np.float32(gain), sample_rate, self.sample_rate).astype(np.float32)
-        chunk, overlap = _chunk_sizes(chunk_seconds, overlap_seconds, self.sample_rate)
-        pieces = [p for p, _ in overlap_add([at_model], self.chunk_function(query), chunk, overlap)]
-        estimate = soxr.resample(np.concatenate(pieces), self.sample_rate, sample_rate).astype(np.float32)
+        plan, note = self.segmenting(len(audio) / sample_rate, chunk_seconds)
+        if note:
+            log(note)
+        if plan == "chunks":
+            chunk, overlap = _chunk_sizes(*_chunking(chunk_seconds, overlap_seconds), self.sample_rate)
+            pieces = [p for p, _ in overlap_add([at_model], self.chunk_function(query), chunk, overlap)]
+            separated = np.concatenate(pieces)
+        else:
+            separated = self._one_pass(at_model, query, official_chunks=plan == "official-chunks")
+        estimate = soxr.resample(separated, self.sample_rate, sample_rate).astype(np.float32)
         estimate = np.pad(estimate[: len(audio)], (0, max(0, len(audio) - len(estimate))))
         return estimate / np.float32(gain)
+
+    def _one_pass(self, audio: np.ndarray, query: str, *, official_chunks: bool) -> np.ndarray:
+        """A published system on the whole input, as its release runs a file (or through its chunk_inference)."""
+        if not official_chunks:
+            return self.chunk_function(query)(audio)
+        net = self.model.net
+        net.chunked = True
+        try:
+            return self.chunk_function(query)(audio)
+        finally:
+            net.chunked = False
+
+
+def _checked_mono(audio: np.ndarray, sample_rate: int) -> np.ndarray:
+    audio = np.asarray(audio, dtype=np.float32)
+    if audio.ndim == 2 and audio.shape[0] > audio.shape[1]:  # soundfile's (n, channels): easy to pass by mistake
+        raise LassbenchError(f"audio of shape {audio.shape} looks like (n, channels) as soundfile.read returns; "
+                             "pass (channels, n) — e.g. audio.T — or one channel")
+    if audio.ndim == 2:
+        audio = audio.mean(axis=0)
+    if audio.ndim != 1 or audio.size == 0:
+        raise LassbenchError(f"audio must be a non-empty (n,) or (channels, n) array, not shape {audio.shape}")
+    if not np.isfinite(audio).all():
+        raise LassbenchError("audio holds NaN or infinite samples")
+    if not (isinstance(sample_rate, (int, np.integer)) and sample_rate > 0):
+        raise LassbenchError(f"sample_rate must be a positive integer, not {sample_rate!r}")
+    return audio
 
 
 def load_separator(model: str = "lassnet", checkpoint: str | Path | None = None, *, device: str = "cpu",
@@ -317,7 +386,6 @@ def stream_separate(input_path: str | Path, output_path: str | Path, scan: Input
                     log: Callable[[str], None] = _stderr) -> Path:
     """Stream ``input_path`` through the separator ``load()`` returns into ``output_path`` (atomic)."""
     fmt, subtype = output_format
-    gain = level_gain(scan.rms)
     clipped = 0
     # what an earlier run killed with SIGKILL left; the user's folder: only names with lassbench's marker
     sweep_stale_temps(Path(output_path).parent, legacy=False)
@@ -329,13 +397,14 @@ def stream_separate(input_path: str | Path, output_path: str | Path, scan: Input
                                  "use .wav") from exc
         with sink, _bar(scan.frames, scan.sample_rate, "separating", config.progress) as bar:
             separator = load()
-            model_sr = separator.sample_rate
-            chunk, overlap = _chunk_sizes(config.chunk_seconds, config.overlap_seconds, model_sr)
-            to_model = soxr.ResampleStream(scan.sample_rate, model_sr, 1, dtype="float32")
-            to_output = soxr.ResampleStream(model_sr, scan.sample_rate, 1, dtype="float32")
-            blocks = _resampled_blocks(source, Path(input_path), to_model, gain, bar)
-            for piece, last in overlap_add(blocks, separator.chunk_function(config.query), chunk, overlap):
-                out = to_output.resample_chunk(piece, last=last) / np.float32(gain)
+            plan, note = separator.segmenting(scan.frames / scan.sample_rate, config.chunk_seconds)
+            if note:
+                log(note)
+            if plan == "chunks":
+                pieces = _streamed(source, Path(input_path), separator, scan, config, bar)
+            else:  # a published system on the whole file: read it whole, as its release does
+                pieces = [_in_one_piece(source, Path(input_path), separator, scan, config, bar)]
+            for out in pieces:
                 if subtype != "FLOAT":
                     clipped += int(np.count_nonzero(np.abs(out) > 1.0))
                     out = np.clip(out, -1.0, 1.0)
@@ -344,6 +413,31 @@ def stream_separate(input_path: str | Path, output_path: str | Path, scan: Input
         log(f"note: {clipped} samples of {output_path} exceeded full scale and were clipped; "
             "write a .wav (32-bit float) to keep them")
     return Path(output_path)
+
+
+def _streamed(source: sf.SoundFile, path: Path, separator: Separator, scan: InputScan, config: SeparateConfig,
+              bar) -> Iterator[np.ndarray]:
+    """Estimate blocks of lassbench's chunked path: flat memory however long the file."""
+    gain = level_gain(scan.rms) if separator.level_normalised else 1.0
+    model_sr = separator.sample_rate
+    chunk, overlap = _chunk_sizes(*_chunking(config.chunk_seconds, config.overlap_seconds), model_sr)
+    to_model = soxr.ResampleStream(scan.sample_rate, model_sr, 1, dtype="float32")
+    to_output = soxr.ResampleStream(model_sr, scan.sample_rate, 1, dtype="float32")
+    blocks = _resampled_blocks(source, path, to_model, gain, bar)
+    for piece, last in overlap_add(blocks, separator.chunk_function(config.query), chunk, overlap):
+        yield to_output.resample_chunk(piece, last=last) / np.float32(gain)
+
+
+def _in_one_piece(source: sf.SoundFile, path: Path, separator: Separator, scan: InputScan, config: SeparateConfig,
+                  bar) -> np.ndarray:
+    blocks = []
+    for block in _blocks(source, path):
+        mono = _mono(block)
+        if not np.isfinite(mono).all():  # changed since it was scanned
+            raise LassbenchError(f"{path}: holds NaN or infinite samples")
+        blocks.append(mono)
+        bar.update(min(len(block), bar.total - bar.n))
+    return separator.separate(np.concatenate(blocks), scan.sample_rate, config.query, log=lambda line: None)
 
 
 def _chunk_sizes(chunk_seconds: float, overlap_seconds: float, rate: int) -> tuple[int, int]:

@@ -250,9 +250,9 @@ def test_a_tokenizer_must_be_given_and_fit_the_embedding(tmp_path, files):
         load_published("lassnet-release", files["lassnet-release"], text_encoder=str(big))
 
 
-@pytest.mark.parametrize("name, needle", [("audiosep", "no vocab.json or merges.txt"),
-                                          ("lassnet-release", "no vocab.txt")])
-def test_an_empty_tokenizer_folder_is_refused_before_the_checkpoint_is_read(tmp_path, files, monkeypatch, name,
+@pytest.mark.parametrize("name, needle", [("audiosep", "no tokenizer.json, no vocab.json"),
+                                          ("lassnet-release", "no tokenizer.json, no vocab.txt")])
+def test_an_empty_or_unrelated_tokenizer_folder_is_refused_before_the_checkpoint_is_read(tmp_path, files, monkeypatch, name,
                                                                             needle):
     import lassbench.models.published.loading as loading
 
@@ -261,8 +261,12 @@ def test_an_empty_tokenizer_folder_is_refused_before_the_checkpoint_is_read(tmp_
 
     monkeypatch.setattr(loading.torch, "load", never)
     (tmp_path / "empty").mkdir()
-    with pytest.raises(LassbenchError, match=needle):
-        load_published(name, files[name], text_encoder=str(tmp_path / "empty"))
+    (tmp_path / "unrelated").mkdir()
+    (tmp_path / "unrelated" / "config.json").write_text('{"model_type": "bert"}')  # a model, but no tokenizer
+    for folder in ("empty", "unrelated"):
+        with pytest.raises(LassbenchError, match=needle) as err:
+            load_published(name, files[name], text_encoder=str(tmp_path / folder))
+        assert "\n" not in str(err.value)
 
 
 _EXECUTED = []
