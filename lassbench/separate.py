@@ -44,8 +44,8 @@ TRAINING_RMS_DB = -20.0
 SILENCE_RMS = 1e-9  # below this the input is treated as silence and not scaled
 LONG_FILE_SECONDS = 30.0  # longer inputs get a progress bar
 # Published systems separate a file this long or shorter in one pass, as their official inference does: the longest
-# clip of their evaluation sets (Clotho, 30 s). One pass of AudioSep's network holds ~170 MB of activations per second
-# of audio (docs/models.md), so longer files go through the release's own chunked inference where it has one.
+# clip of their evaluation sets (Clotho, 30 s). A pass holds every layer's activations for the whole file, so longer
+# files go through the release's own chunked inference where it has one (benchmarks/published_long_input.py).
 WHOLE_FILE_SECONDS = 30.0
 DEFAULT_CHUNK_SECONDS = 10.0
 DEFAULT_OVERLAP_SECONDS = 1.0

@@ -228,8 +228,10 @@ def test_a_truncated_file_is_refused_with_its_size(tmp_path, files):
 def test_the_wrong_sample_rate_variant_is_refused_both_ways(files):
     with pytest.raises(LassbenchError, match="wrong sample-rate variant; run them as audiosep$"):
         load_published("dcase2024-baseline", files["audiosep"], text_encoder=str(files["roberta"]))
-    with pytest.raises(LassbenchError, match="run them as dcase2024-baseline or audiosep-dp"):
+    with pytest.raises(LassbenchError, match="run them as dcase2024-baseline$"):
         load_published("audiosep", files["dcase2024-baseline"], text_encoder=str(files["roberta"]))
+    with pytest.raises(LassbenchError, match="run them as audiosep-dp$"):
+        load_published("dcase2024-baseline", files["audiosep-dp-32k"], text_encoder=str(files["roberta"]))
 
 
 def test_dprnn_weights_and_their_absence_name_the_right_system(files):

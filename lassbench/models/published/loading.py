@@ -183,15 +183,17 @@ def _check_variant(state: dict[str, torch.Tensor], spec: PublishedSpec, path: Pa
     line naming the system they belong to."""
     bins = int(state["ss_model.base.bn0.weight"].shape[0]) if "ss_model.base.bn0.weight" in state else None
     spec = next((v for v in VARIANTS.get(spec.name, ()) if v.n_fft // 2 + 1 == bins), spec)
+    has_dprnn = dprnn_shape(state, DPRNN_PREFIX) is not None
     if bins is not None and bins != spec.n_fft // 2 + 1:
         n_fft = 2 * (bins - 1)
-        fits = [s.name for s in PUBLISHED.values() if s.family == "resunet30" and s.n_fft == n_fft]
+        variants = [v for s in PUBLISHED.values() for v in VARIANTS.get(s.name, (s,))]
+        fits = sorted({v.name for v in variants if v.family == "resunet30" and v.n_fft == n_fft
+                       and v.dprnn == has_dprnn})
         raise LassbenchError(
             f"{path}: these weights use a {n_fft}-point STFT ({bins} bins), {spec.name} needs {spec.n_fft} "
             f"({spec.sample_rate // 1000} kHz): wrong sample-rate variant" + (f"; run them as {' or '.join(fits)}"
                                                                             if fits else "")
         )
-    has_dprnn = dprnn_shape(state, DPRNN_PREFIX) is not None
     if spec.dprnn and not has_dprnn:
         raise LassbenchError(f"{path}: no DPRNN weights (ss_model.base.DPRNN.*): not AudioSep-DP; run it as "
                              f"dcase2024-baseline or audiosep")

@@ -114,18 +114,21 @@ class StubAudio(torch.nn.Module):
         self.patch_embed.proj = torch.nn.Conv2d(1, 8, 4, 4)
 
 
-def audiosep_family(name: str, out: Path):
+def official_audiosep_modules(name: str, out: Path, text_size: dict | None = None, root: Path | None = None):
+    """The release's CLAP_Encoder and ResUNet30 (unseeded), imported from its checkout with the stand-ins named in
+    the module docstring; ``text_size`` overrides the tiny RoBERTa (benchmarks/official_evaluator.py: full size)."""
     import transformers
 
     repo = {"audiosep": "Audio-AGI+AudioSep", "dcase2024-baseline": "Audio-AGI+dcase2024_task9_baseline",
             "audiosep-dp": "TQ-SED/LASS_codes", "audiosep-dp-32k": "TQ-SED/LASS_codes"}[name]
-    root = OFFICIAL / repo
+    root = root or OFFICIAL / repo
     sys.path.insert(0, str(root))
     vocab = fx.write_roberta_vocab(out / "roberta-vocab")
     tok = transformers.RobertaTokenizer(str(vocab / "vocab.json"), str(vocab / "merges.txt"))
-    cfg = transformers.RobertaConfig(vocab_size=len(tok), hidden_size=768, num_hidden_layers=1, num_attention_heads=12,
-                                     intermediate_size=64, max_position_embeddings=40, type_vocab_size=1,
-                                     pad_token_id=1, bos_token_id=0, eos_token_id=2, layer_norm_eps=1e-5)
+    size = text_size or {"vocab_size": len(tok), "num_hidden_layers": 1, "intermediate_size": 64,
+                         "max_position_embeddings": 40}
+    cfg = transformers.RobertaConfig(hidden_size=768, num_attention_heads=12, type_vocab_size=1, pad_token_id=1,
+                                     bos_token_id=0, eos_token_id=2, layer_norm_eps=1e-5, **size)
     transformers.RobertaModel.from_pretrained = classmethod(lambda cls, n, **kw: transformers.RobertaModel(cfg))
     oc = root / "models" / "CLAP" / "open_clip"
     _stub_package("models", root / "models")
@@ -159,6 +162,11 @@ def audiosep_family(name: str, out: Path):
     dp = name.startswith("audiosep-dp")
     kwargs = {"dprnn": True, "dprnn_layers": 6, "dprnn_hidden": 256} if dp else {}
     ss_model = ResUNet30(input_channels=1, output_channels=1, condition_size=512, **kwargs)
+    return root, encoder, ss_model
+
+
+def audiosep_family(name: str, out: Path):
+    root, encoder, ss_model = official_audiosep_modules(name, out)
     state = seed_into(ss_model, "ss_model.", keep=lambda k: ".stft." in k or ".istft." in k)
     state.update(seed_into(encoder, "query_encoder."))
     ss_model.eval()
