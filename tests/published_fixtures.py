@@ -17,7 +17,13 @@ SEED = 20221118
 QUERIES = ["a dog barks", "a man speaks"]
 # system -> (input seconds, sample rate); each input is the shortest that exercises the whole network
 INPUTS = {"lassnet-release": (0.25, 32000), "audiosep": (0.2, 32000), "dcase2024-baseline": (0.2, 16000),
-          "audiosep-dp": (0.2, 16000)}
+          "audiosep-dp": (0.2, 16000), "audiosep-dp-32k": (0.2, 32000)}
+MODEL = {"audiosep-dp-32k": "audiosep-dp"}  # golden system -> lassbench model name (the variant is in the file)
+# The end-to-end goldens: the release's own inference on files of unequal length, one shorter than anything is cut
+# into (lassbench's chunks: 10 s; AudioSep's chunk_inference windows: 5 s), one longer than a chunk_inference window.
+INFERENCE_SECONDS = (0.6, 2.3, 5.6)
+INFERENCE_QUERIES = ["a dog barks", "a man speaks", "the bird sings"]
+STRIDE = 8  # every STRIDE-th sample of an estimate is stored
 BERT_WORDS = ["a", "dog", "barks", "man", "speaks", "##s", "the", "bird", "sings"]
 ROBERTA_CHARS = list("abcdefghijklmnopqrstuvwxyz")
 
@@ -76,6 +82,22 @@ def write_roberta_vocab(folder: Path) -> Path:
     return folder
 
 
+def model_name(system: str) -> str:
+    return MODEL.get(system, system)
+
+
+def inference_inputs(name: str) -> list[np.ndarray]:
+    """Mono float32 inputs at the system's rate, of the lengths :data:`INFERENCE_SECONDS`, at different levels."""
+    rate = INPUTS[name][1]
+    rng = np.random.RandomState(11)
+    out = []
+    for k, seconds in enumerate(INFERENCE_SECONDS):
+        t = np.arange(int(seconds * rate)) / rate
+        tone = np.sin(2 * np.pi * (180 + 240 * k) * t) * (0.5 + 0.5 * np.sin(2 * np.pi * 1.3 * t))
+        out.append(((0.4 / (k + 1)) * tone + 0.03 * rng.randn(len(t))).astype(np.float32))
+    return out
+
+
 def fixed_input(name: str, batch: int = 2) -> np.ndarray:
     seconds, rate = INPUTS[name]
     n = int(seconds * rate)
@@ -83,3 +105,26 @@ def fixed_input(name: str, batch: int = 2) -> np.ndarray:
     rng = np.random.RandomState(7)
     rows = [0.3 * np.sin(2 * np.pi * (220 + 330 * i) * t) + 0.05 * rng.randn(n) for i in range(batch)]
     return np.stack(rows).astype(np.float32)
+
+
+def write_benchmark(folder: Path, mixtures: list[np.ndarray], rate: int, queries: list[str]) -> Path:
+    """A built benchmark (the layout ``lassbench run`` reads) whose mixtures are exactly ``mixtures``: items of
+    unequal length, each scored against a scaled copy of its mixture (the scores are not what is tested)."""
+    import pandas as pd
+    import soundfile as sf
+
+    from lassbench.manifests import encode_list, write_manifest_csv
+
+    rows = []
+    for k, (mixture, query) in enumerate(zip(mixtures, queries, strict=True)):
+        item = f"test-{k:06d}"
+        for kind, audio in (("mixture", mixture), ("target", 0.5 * mixture)):
+            (folder / kind).mkdir(parents=True, exist_ok=True)
+            sf.write(str(folder / kind / f"{item}.wav"), audio, rate, subtype="FLOAT")
+        rows.append({"id": item, "split": "test", "query": query, "captions": encode_list([query]),
+                     "labels": encode_list([]), "sample_rate": rate, "num_samples": len(mixture),
+                     "mixture_path": f"mixture/{item}.wav", "target_path": f"target/{item}.wav"})
+    write_manifest_csv(pd.DataFrame(rows), folder / "manifest.csv")
+    (folder / "dataset.json").write_text(json.dumps({"name": folder.name, "sample_rate": rate, "protocol": "lassbench",
+                                                     "counts": {"test": len(rows)}}))
+    return folder

@@ -39,12 +39,26 @@ def files(tmp_path_factory):
     out = {"bert": fx.write_bert_vocab(root / "bert"), "roberta": fx.write_roberta_vocab(root / "roberta")}
     for name in SYSTEMS:
         suffix = ".pt" if name == "lassnet-release" else ".ckpt"
-        out[name] = fx.write_checkpoint(name, root / f"{name}{suffix}", fx.seeded_state(fx.layout(name)))
+        out[name] = fx.write_checkpoint(fx.model_name(name), root / f"{name}{suffix}",
+                                        fx.seeded_state(fx.layout(name)))
     return out
 
 
 def _tokenizer(name: str, files) -> str:
     return str(files["bert"] if name == "lassnet-release" else files["roberta"])
+
+
+def _transformers5_folder(name: str, files, folder: Path) -> Path:
+    """The tokenizer as transformers >= 5 ``save_pretrained`` writes it: tokenizer.json + tokenizer_config.json."""
+    from transformers import AutoTokenizer
+
+    from lassbench.models.published.loading import load_tokenizer
+    from lassbench.models.published.systems import PUBLISHED
+
+    load_tokenizer(PUBLISHED[name], _tokenizer(name, files)).save_pretrained(folder)
+    assert sorted(p.name for p in folder.iterdir()) == ["tokenizer.json", "tokenizer_config.json"]
+    AutoTokenizer.from_pretrained(folder, local_files_only=True)
+    return folder
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +67,7 @@ def loaded(files):
 
     def get(name):
         if name not in cache:
-            cache[name] = load_published(name, files[name], text_encoder=_tokenizer(name, files))
+            cache[name] = load_published(fx.model_name(name), files[name], text_encoder=_tokenizer(name, files))
         return cache[name]
 
     return get
@@ -62,6 +76,19 @@ def loaded(files):
 @pytest.mark.parametrize("name", SYSTEMS)
 def test_the_official_output_is_reproduced_from_the_released_layout(name, loaded):
     model, report = loaded(name)
+    _assert_module_golden(name, model)
+    assert report["keys_loaded"] + sum(report["keys_dropped"].values()) == len(fx.layout(name))
+    assert model.sample_rate == fx.INPUTS[name][1]  # AudioSep-DP: the 16 or 32 kHz variant, told by the file
+
+
+@pytest.mark.parametrize("name", ["lassnet-release", "audiosep"])
+def test_a_transformers5_tokenizer_folder_runs_the_published_system(name, files, tmp_path):
+    folder = _transformers5_folder(name, files, tmp_path / "saved")
+    model, _ = load_published(name, files[name], text_encoder=str(folder))
+    _assert_module_golden(name, model)
+
+
+def _assert_module_golden(name: str, model) -> None:
     golden = np.load(fx.GOLDEN / f"{name}-golden.npz")
     mixture = torch.from_numpy(fx.fixed_input(name))
     model.min_samples = 0  # the goldens feed the official model the short input itself, not padded to 10 s
@@ -74,7 +101,6 @@ def test_the_official_output_is_reproduced_from_the_released_layout(name, loaded
     assert np.abs(condition - golden["condition"]).max() <= 1e-4
     assert np.abs(golden["estimate_every4"]).mean() > 1e-3  # a real signal, not silence matching silence
     assert np.abs(condition[0] - condition[1]).max() > 1e-3  # the two queries condition differently
-    assert report["keys_loaded"] + sum(report["keys_dropped"].values()) == len(fx.layout(name))
 
 
 def _condition(model, name: str) -> np.ndarray:
@@ -207,8 +233,10 @@ def test_a_truncated_file_is_refused_with_its_size(tmp_path, files):
 def test_the_wrong_sample_rate_variant_is_refused_both_ways(files):
     with pytest.raises(LassbenchError, match="wrong sample-rate variant; run them as audiosep$"):
         load_published("dcase2024-baseline", files["audiosep"], text_encoder=str(files["roberta"]))
-    with pytest.raises(LassbenchError, match="run them as dcase2024-baseline or audiosep-dp"):
+    with pytest.raises(LassbenchError, match="run them as dcase2024-baseline$"):
         load_published("audiosep", files["dcase2024-baseline"], text_encoder=str(files["roberta"]))
+    with pytest.raises(LassbenchError, match="run them as audiosep-dp$"):
+        load_published("dcase2024-baseline", files["audiosep-dp-32k"], text_encoder=str(files["roberta"]))
 
 
 def test_dprnn_weights_and_their_absence_name_the_right_system(files):
@@ -255,10 +283,10 @@ def test_a_tokenizer_must_be_given_and_fit_the_embedding(tmp_path, files):
         load_published("lassnet-release", files["lassnet-release"], text_encoder=str(big))
 
 
-@pytest.mark.parametrize("name, needle", [("audiosep", "no vocab.json or merges.txt"),
-                                          ("lassnet-release", "no vocab.txt")])
-def test_an_empty_tokenizer_folder_is_refused_before_the_checkpoint_is_read(tmp_path, files, monkeypatch, name,
-                                                                            needle):
+@pytest.mark.parametrize("name, needle", [("audiosep", "no tokenizer.json, no vocab.json"),
+                                          ("lassnet-release", "no tokenizer.json, no vocab.txt")])
+def test_an_empty_or_unrelated_tokenizer_folder_is_refused_before_the_checkpoint_is_read(
+        tmp_path, files, monkeypatch, name, needle):
     import lassbench.models.published.loading as loading
 
     def never(*args, **kwargs):
@@ -266,8 +294,12 @@ def test_an_empty_tokenizer_folder_is_refused_before_the_checkpoint_is_read(tmp_
 
     monkeypatch.setattr(loading.torch, "load", never)
     (tmp_path / "empty").mkdir()
-    with pytest.raises(LassbenchError, match=needle):
-        load_published(name, files[name], text_encoder=str(tmp_path / "empty"))
+    (tmp_path / "unrelated").mkdir()
+    (tmp_path / "unrelated" / "config.json").write_text('{"model_type": "bert"}')  # a model, but no tokenizer
+    for folder in ("empty", "unrelated"):
+        with pytest.raises(LassbenchError, match=needle) as err:
+            load_published(name, files[name], text_encoder=str(tmp_path / folder))
+        assert "\n" not in str(err.value)
 
 
 _EXECUTED = []
@@ -406,3 +438,122 @@ def test_cli_runs_a_published_checkpoint_on_a_benchmark_and_separates_a_file(tmp
     assert result.returncode == 0, result.stderr
     estimate, rate = sf.read(tmp_path / "dog.wav")
     assert rate == 16000 and len(estimate) == 24000 and np.abs(estimate).max() > 0
+
+
+# ---- end to end: the release's own inference, matched by `separate`, `run` and the Python API ----
+
+def _inference_golden(name: str) -> list[np.ndarray]:
+    golden = np.load(fx.GOLDEN / f"{name}-inference.npz")
+    assert golden["lengths"].tolist() == [len(a) for a in fx.inference_inputs(name)]
+    return [golden[f"estimate{k}_every{fx.STRIDE}"] for k in range(len(fx.INFERENCE_SECONDS))]
+
+
+def _assert_official(estimate: np.ndarray, golden: np.ndarray, length: int) -> None:
+    """Within 1e-4 of the official estimate's peak, at the input's length."""
+    assert estimate.shape == (length,)
+    peak = float(np.abs(golden).max())
+    assert peak > 1e-2  # a real signal, not silence matching silence
+    assert float(np.abs(estimate[:: fx.STRIDE] - golden).max()) <= 1e-4 * peak
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "lassbench", *args], capture_output=True, text=True)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", SYSTEMS)
+def test_separate_and_the_python_api_give_the_official_inference(name, files, tmp_path):
+    import soundfile as sf
+
+    from lassbench.separate import load_separator
+
+    model, rate = fx.model_name(name), fx.INPUTS[name][1]
+    separator = load_separator(model, files[name], text_encoder=_tokenizer(name, files))
+    for k, (mixture, query, golden) in enumerate(zip(fx.inference_inputs(name), fx.INFERENCE_QUERIES,
+                                                     _inference_golden(name), strict=True)):
+        _assert_official(separator.separate(mixture, rate, query), golden, len(mixture))
+        sf.write(tmp_path / f"mix{k}.wav", mixture, rate, subtype="FLOAT")
+        result = _cli("separate", "--model", model, "--checkpoint", str(files[name]), "--text-encoder",
+                      _tokenizer(name, files), "--input", str(tmp_path / f"mix{k}.wav"), "--query", query,
+                      "--output", str(tmp_path / f"est{k}.wav"))
+        assert result.returncode == 0, result.stderr
+        assert "note:" not in result.stderr  # nothing differs from the official inference
+        estimate, written_rate = sf.read(tmp_path / f"est{k}.wav", dtype="float32")
+        assert written_rate == rate
+        _assert_official(estimate, golden, len(mixture))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", SYSTEMS)
+@pytest.mark.parametrize("batch_size", [1, 8])
+def test_run_on_items_of_unequal_length_gives_the_official_inference(name, batch_size, files, tmp_path):
+    """Batch size 8 puts the three items of unequal length in one batch: it passes once batches are padding-free
+    (an item's estimate must never see its neighbours' length)."""
+    import soundfile as sf
+
+    mixtures = fx.inference_inputs(name)
+    bench = fx.write_benchmark(tmp_path / "unequal", mixtures, fx.INPUTS[name][1], fx.INFERENCE_QUERIES)
+    model = fx.model_name(name)
+    result = _cli("run", model, "--checkpoint", str(files[name]), "--text-encoder", _tokenizer(name, files),
+                  "--data", str(bench), "--batch-size", str(batch_size), "--save-audio", "--out",
+                  str(tmp_path / "results"))
+    assert result.returncode == 0, result.stderr
+    estimates = tmp_path / "results" / "unequal" / model / "estimates"
+    for k, (mixture, golden) in enumerate(zip(mixtures, _inference_golden(name), strict=True)):
+        estimate, _ = sf.read(estimates / f"test-{k:06d}.wav", dtype="float32")
+        _assert_official(estimate, golden, len(mixture))
+
+
+class _Recorder(torch.nn.Module):
+    """Stands in for a published separator: halves its input and records each call's length and mode."""
+
+    def __init__(self, name: str) -> None:
+        import types
+
+        from lassbench.models.published.systems import PUBLISHED
+
+        super().__init__()
+        self.spec = PUBLISHED[name]
+        self.sample_rate, self.n_fft = self.spec.sample_rate, self.spec.n_fft
+        self.net = types.SimpleNamespace(chunked=False)
+        self.calls: list[tuple[int, bool]] = []
+
+    def forward(self, mixture, batch):
+        self.calls.append((mixture.shape[-1], self.net.chunked))
+        return mixture * 0.5
+
+
+def _separate_with(name: str, seconds: float, **kwargs) -> tuple[_Recorder, np.ndarray, np.ndarray, list[str]]:
+    from lassbench.separate import Separator
+
+    recorder = _Recorder(name)
+    rate = recorder.sample_rate
+    audio = (0.001 * np.sin(np.arange(int(seconds * rate)) / 9.0)).astype(np.float32)  # far below -20 dBFS
+    notes: list[str] = []
+    estimate = Separator(recorder, name, "caption").separate(audio, rate, "a dog barks", log=notes.append, **kwargs)
+    return recorder, audio, estimate, notes
+
+
+def test_a_published_system_separates_a_file_whole_at_its_own_level():
+    recorder, audio, estimate, notes = _separate_with("dcase2024-baseline", 25.0)
+    assert recorder.calls == [(len(audio), False)] and not notes
+    assert np.array_equal(estimate, audio * np.float32(0.5))  # no gain on the way in or out
+
+
+def test_past_thirty_seconds_the_audiosep_family_uses_its_own_chunk_inference_and_says_so():
+    recorder, audio, estimate, notes = _separate_with("dcase2024-baseline", 31.0)
+    assert recorder.calls == [(len(audio), True)] and recorder.net.chunked is False
+    assert len(notes) == 1 and "chunk_inference" in notes[0]
+
+
+def test_past_thirty_seconds_lassnet_release_uses_lassbench_chunks_and_says_so():
+    recorder, audio, estimate, notes = _separate_with("lassnet-release", 31.0)
+    assert len(recorder.calls) == 3 and all(length <= 19 * 32000 for length, _ in recorder.calls)
+    assert len(notes) == 1 and "lassbench's 10 s chunks" in notes[0] and "docs/models.md" in notes[0]
+    assert np.allclose(estimate, audio * 0.5, atol=1e-7)  # still no level change
+
+
+def test_an_explicit_chunk_runs_a_published_system_in_lassbench_chunks_with_a_note():
+    recorder, audio, estimate, notes = _separate_with("audiosep", 12.0, chunk_seconds=4.0, overlap_seconds=0.5)
+    assert len(recorder.calls) > 1 and not any(chunked for _, chunked in recorder.calls)
+    assert len(notes) == 1 and notes[0].startswith("note: --chunk given")

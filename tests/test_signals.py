@@ -29,7 +29,7 @@ SLOW_SEPARATE = textwrap.dedent("""
     class Slow(s.Separator):
         def __init__(self):
             self.sample_rate = 16000
-        def chunk_function(self, query):
+        def chunk_function(self, query, negative_query=None):
             def apply(chunk):
                 time.sleep(0.02)
                 return chunk.copy()

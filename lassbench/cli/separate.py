@@ -22,8 +22,10 @@ EXTENSIONS = ".wav (32-bit float, default), .flac, .ogg, .aiff, .mp3"
 @click.option("--model", default="lassnet", show_default=True)
 @click.option("--checkpoint", default=None, type=click.Path(), help="Default: the checkpoint shipped for MODEL.")
 @click.option("--device", default="cpu", show_default=True)
-@click.option("--chunk", "chunk_seconds", default=10.0, show_default=True, help="Seconds per processed chunk.")
-@click.option("--overlap", "overlap_seconds", default=1.0, show_default=True, help="Cross-faded seconds.")
+@click.option("--chunk", "chunk_seconds", type=float, default=None,
+              help="Seconds per processed chunk (lassbench's models: 10). Published systems run the whole file as "
+                   "their official inference does; --chunk makes them use these chunks instead (a note says so).")
+@click.option("--overlap", "overlap_seconds", type=float, default=None, help="Cross-faded seconds (default 1).")
 @click.option("--progress/--no-progress", default=True, show_default=True,
               help="Progress bar on stderr for inputs longer than 30 s, and over the files of a folder.")
 @click.option("--negative-query", default=None,
@@ -31,13 +33,19 @@ EXTENSIONS = ".wav (32-bit float, default), .flac, .ogg, .aiff, .mp3"
 @click.option("--text-encoder", default=None, type=click.Path(),
               help="Published systems (lassnet-release, audiosep, ...): their tokenizer folder (docs/models.md).")
 def command(input_path: str, query: str | None, queries_csv: str | None, output: str, model: str,
-            checkpoint: str | None, device: str, chunk_seconds: float, overlap_seconds: float, progress: bool,
-            negative_query: str | None,
-            text_encoder: str | None) -> None:
+            checkpoint: str | None, device: str, chunk_seconds: float | None, overlap_seconds: float | None,
+            progress: bool, negative_query: str | None, text_encoder: str | None) -> None:
     """Extract the sound described by --query from --input; streams, so any length works.
 
-    Multi-channel input gives multi-channel output: each channel is separated on its own. The input is brought to
-    the level the model was trained at and the estimate scaled back, so the output's level follows the input's.
+    Multi-channel input gives multi-channel output: each channel is separated on its own.
+
+    Level and segmenting. lassbench's own models (lassnet, tag-queried) are level-normalised: they were trained on
+    mixtures around -20 dBFS RMS, so the input is brought to that level and the estimate scaled back (the output's
+    level follows the input's), and the file is separated in cross-faded chunks. Published systems (lassnet-release,
+    audiosep, dcase2024-baseline, audiosep-dp) run as their official inference: no level change, the whole file in
+    one pass; past 30 s the AudioSep family uses its own chunk_inference and lassnet-release lassbench's chunks,
+    with a note. clapsep likewise runs at the input's level.
+
     The input is checked (exists, not empty or truncated, no NaN/Inf) and --output refused if it is the input or
     its extension is not a supported format, all before the model loads. An interrupted file is not written.
 

@@ -76,6 +76,8 @@ def uncaptioned_note(folder: str | Path) -> str | None:
     captions = _read_captions(folder / CAPTIONS_FILE)
     labels = _read_labels(folder / LABELS_FILE)
     files = list_audio_files(folder)
+    for path in files:  # a file name that is refused is the error to show, not a note about captions
+        check_source_name(path.name, folder)
     bare = [p for p in files if not (captions.get(p.name) or captions.get(p.stem))]
     if not bare:
         return None

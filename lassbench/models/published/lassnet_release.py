@@ -49,8 +49,9 @@ class ConvBlockResCond(nn.Module):
             self.film_res = Film(cout, cond_dim)
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        out = self.film1(self.conv1(F.leaky_relu(self.bn1(x), 0.01)), cond)
-        out = self.film2(self.conv2(F.leaky_relu(self.bn2(out), 0.01)), cond)
+        # in place, as the release (model/modules.py): the normalised map is a fresh tensor
+        out = self.film1(self.conv1(F.leaky_relu_(self.bn1(x), 0.01)), cond)
+        out = self.film2(self.conv2(F.leaky_relu_(self.bn2(out), 0.01)), cond)
         residual = self.film_res(self.shortcut(x), cond) if self.is_shortcut else x
         return residual + out
 
@@ -75,7 +76,7 @@ class DecoderBlockRes2BCond(nn.Module):
         self.conv_block3 = ConvBlockResCond(cout, cout, cond_dim)
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        x = self.conv1(F.relu(self.bn1(x)))[:, :, :-1, :]  # 2n+1 -> 2n frames; frequency 2n+1 fits the skip
+        x = self.conv1(F.relu_(self.bn1(x)))[:, :, :-1, :]  # 2n+1 -> 2n frames; frequency 2n+1 fits the skip
         x = torch.cat((x, skip), dim=1)
         return self.conv_block3(self.conv_block2(x, cond), cond)
 

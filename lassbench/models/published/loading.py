@@ -23,7 +23,13 @@ from torch import nn
 
 from lassbench.errors import LassbenchError
 from lassbench.models.published.resunet30 import dprnn_shape
-from lassbench.models.published.systems import PUBLISHED, AudioSepSystem, PublishedSeparator, PublishedSpec
+from lassbench.models.published.systems import (
+    PUBLISHED,
+    VARIANTS,
+    AudioSepSystem,
+    PublishedSeparator,
+    PublishedSpec,
+)
 
 
 @dataclass(frozen=True)
@@ -74,7 +80,7 @@ def load_published(name: str, path: str | Path, *, text_encoder: str | None = No
 
     spec = PUBLISHED[name]
     path = Path(path)
-    _check_tokenizer_folder(spec, text_encoder)  # before reading a checkpoint of up to 1.5 GB
+    tokenizer = load_tokenizer(spec, text_encoder)  # before reading a checkpoint of up to 1.5 GB
     payload = read_checkpoint_file(path)
     if spec.family == "clapsep":
         return _load_clapsep(spec, payload, path, text_encoder, device)
@@ -82,6 +88,7 @@ def load_published(name: str, path: str | Path, *, text_encoder: str | None = No
         state = _lassnet_state(payload, path)
     else:
         state = _audiosep_state(payload, path, spec, text_encoder)
+        spec = _check_variant(state, spec, path)
     with no_init_weights():  # every weight comes from the file: skip initialising 50-180 M parameters first
         if spec.family == "lassnet-release":
             text = _text_model(state, BERT_PREFIX, "bert", path)
@@ -89,9 +96,9 @@ def load_published(name: str, path: str | Path, *, text_encoder: str | None = No
         else:
             text = _text_model(state, ROBERTA_PREFIX, "roberta", path)
             net = AudioSepSystem(spec, text, dprnn_shape(state, DPRNN_PREFIX))
-    tokenizer, source = load_tokenizer(spec, text_encoder, text.config.vocab_size)
+    _check_vocabulary(spec, text_encoder, tokenizer, text.config.vocab_size)
     dropped = match_state(net, state, DROPPED[spec.family], path)
-    model = PublishedSeparator(spec, net, tokenizer, source)
+    model = PublishedSeparator(spec, net, tokenizer, str(text_encoder))
     report = {"model": name, "keys_loaded": len(state) - sum(dropped.values()), "keys_dropped": dropped}
     return model.to(device).eval(), report
 
@@ -234,7 +241,6 @@ def _audiosep_state(payload: dict, path: Path, spec: PublishedSpec, folder: str 
         raise LassbenchError(f"{path}: no separator weights (ss_model.*) in this file")
     if not any(k.startswith(ROBERTA_PREFIX) for k in state):
         state.update(_clap_from_folder(folder, path))
-    _check_variant(state, spec, path)
     return state
 
 
@@ -256,22 +262,28 @@ def _clap_from_folder(folder: str | None, path: Path) -> dict[str, torch.Tensor]
     return state
 
 
-def _check_variant(state: dict[str, torch.Tensor], spec: PublishedSpec, path: Path) -> None:
+def _check_variant(state: dict[str, torch.Tensor], spec: PublishedSpec, path: Path) -> PublishedSpec:
+    """The variant of ``spec`` these weights are (AudioSep-DP: 16 or 32 kHz, told by the STFT size), or one error
+    line naming the system they belong to."""
     bins = int(state["ss_model.base.bn0.weight"].shape[0]) if "ss_model.base.bn0.weight" in state else None
+    spec = next((v for v in VARIANTS.get(spec.name, ()) if v.n_fft // 2 + 1 == bins), spec)
+    has_dprnn = dprnn_shape(state, DPRNN_PREFIX) is not None
     if bins is not None and bins != spec.n_fft // 2 + 1:
         n_fft = 2 * (bins - 1)
-        fits = [s.name for s in PUBLISHED.values() if s.family == "resunet30" and s.n_fft == n_fft]
+        variants = [v for s in PUBLISHED.values() for v in VARIANTS.get(s.name, (s,))]
+        fits = sorted({v.name for v in variants if v.family == "resunet30" and v.n_fft == n_fft
+                       and v.dprnn == has_dprnn})
         raise LassbenchError(
             f"{path}: these weights use a {n_fft}-point STFT ({bins} bins), {spec.name} needs {spec.n_fft} "
             f"({spec.sample_rate // 1000} kHz): wrong sample-rate variant" + (f"; run them as {' or '.join(fits)}"
                                                                             if fits else "")
         )
-    has_dprnn = dprnn_shape(state, DPRNN_PREFIX) is not None
     if spec.dprnn and not has_dprnn:
         raise LassbenchError(f"{path}: no DPRNN weights (ss_model.base.DPRNN.*): not AudioSep-DP; run it as "
                              f"dcase2024-baseline or audiosep")
     if has_dprnn and not spec.dprnn:
         raise LassbenchError(f"{path}: these weights include a DPRNN (AudioSep-DP): run them as audiosep-dp")
+    return spec
 
 
 def _refuse_lassbench(payload: dict, path: Path) -> None:
@@ -316,34 +328,42 @@ def _build_lassnet(bert: nn.Module) -> nn.Module:
     return ReleasedLASSNet(bert)
 
 
-def _check_tokenizer_folder(spec: PublishedSpec, folder: str | None) -> str:
+def load_tokenizer(spec: PublishedSpec, folder: str | None):
+    """The tokenizer in a local folder (never downloaded), loaded before any checkpoint is read so that a wrong
+    folder fails in a second: whatever ``AutoTokenizer`` loads from it (e.g. a ``save_pretrained`` folder holding
+    only ``tokenizer.json`` + ``tokenizer_config.json``), else the release's own tokenizer class from its plain
+    vocabulary files (BERT: ``vocab.txt``; RoBERTa: ``vocab.json`` + ``merges.txt``, as the hub ships them)."""
+    from transformers import AutoTokenizer, BertTokenizer, RobertaTokenizer
+
     hint = f"{spec.name} needs the {spec.text_encoder}: pass --text-encoder DIR"
     if not folder:
         raise LassbenchError(f"no tokenizer given: {hint}")
     if not Path(folder).is_dir():
         raise LassbenchError(f"--text-encoder {folder}: not a folder; {hint}")
-    # the tokenizer's files, checked before a checkpoint of up to 1.5 GB is read (BERT: vocab.txt; RoBERTa: BPE)
-    needed = ("vocab.txt",) if spec.family == "lassnet-release" else ("vocab.json", "merges.txt")
-    missing = [name for name in needed if not (Path(folder) / name).is_file()]
-    if missing:
-        raise LassbenchError(f"--text-encoder {folder}: no {' or '.join(missing)} (not a tokenizer folder); {hint}")
-    return hint
-
-
-def load_tokenizer(spec: PublishedSpec, folder: str | None, vocab_size: int):
-    """The tokenizer from a local folder (never downloaded); (tokenizer, folder)."""
-    from transformers import BertTokenizer, RobertaTokenizer
-
-    hint = _check_tokenizer_folder(spec, folder)
-    cls = BertTokenizer if spec.family == "lassnet-release" else RobertaTokenizer
+    release_class, files = ((BertTokenizer, ("vocab.txt",)) if spec.family == "lassnet-release"
+                            else (RobertaTokenizer, ("vocab.json", "merges.txt")))
+    not_one = f"--text-encoder {folder}: not a tokenizer folder (no tokenizer.json, no {' + '.join(files)})"
     try:
-        tokenizer = cls.from_pretrained(folder, local_files_only=True)
-    except Exception as exc:
-        raise LassbenchError(f"--text-encoder {folder}: cannot load a tokenizer ({_first_line(exc)}); {hint}") from exc
+        tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+    except Exception as exc:  # transformers raises OSError, ValueError, TypeError... for an unusable folder
+        # transformers 5 builds the release's class with an empty vocabulary from any folder: only where its files are
+        if not all((Path(folder) / name).is_file() for name in files):
+            raise LassbenchError(f"{not_one}; {hint}") from exc
+        try:
+            tokenizer = release_class.from_pretrained(folder, local_files_only=True)
+        except Exception as again:
+            raise LassbenchError(f"--text-encoder {folder}: cannot load a tokenizer ({_first_line(again)}); "
+                                 f"{hint}") from again
+    if len(tokenizer.get_vocab()) <= len(tokenizer.all_special_tokens):  # e.g. a model's config.json, no vocabulary
+        raise LassbenchError(f"{not_one}; {hint}")
+    return tokenizer
+
+
+def _check_vocabulary(spec: PublishedSpec, folder: str | None, tokenizer, vocab_size: int) -> None:
     if len(tokenizer) > vocab_size:
         raise LassbenchError(f"--text-encoder {folder}: {len(tokenizer):,} tokens but the checkpoint's embedding has "
-                             f"{vocab_size:,} rows: not this model's tokenizer; {hint}")
-    return tokenizer, str(folder)
+                             f"{vocab_size:,} rows: not this model's tokenizer; {spec.name} needs the "
+                             f"{spec.text_encoder}")
 
 
 class _Opaque:

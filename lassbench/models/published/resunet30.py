@@ -33,8 +33,9 @@ class ConvBlockRes(nn.Module):
         self.has_film = True
 
     def forward(self, x: torch.Tensor, film: dict) -> torch.Tensor:
-        out = self.conv1(F.leaky_relu(self.bn1(x) + film["beta1"], 0.01))
-        out = self.conv2(F.leaky_relu(self.bn2(out) + film["beta2"], 0.01))
+        # in place, as the release: the sum is a fresh tensor, and a second copy of every feature map costs time
+        out = self.conv1(F.leaky_relu_(self.bn1(x) + film["beta1"], 0.01))
+        out = self.conv2(F.leaky_relu_(self.bn2(out) + film["beta2"], 0.01))
         return (self.shortcut(x) if self.is_shortcut else x) + out
 
 
@@ -59,7 +60,7 @@ class DecoderBlockRes1B(nn.Module):
         self.has_film = True
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor, film: dict) -> torch.Tensor:
-        x = self.conv1(F.leaky_relu(self.bn1(x) + film["beta1"], 0.01))
+        x = self.conv1(F.leaky_relu_(self.bn1(x) + film["beta1"], 0.01))
         return self.conv_block2(torch.cat((x, skip), dim=1), film["conv_block2"])
 
 
@@ -117,7 +118,7 @@ class ResUNet30_Base(nn.Module):  # noqa: N801 - the release's class name
         mask_cos, mask_sin = mask_real / norm, mask_imag / norm
         out_cos = cos_in[:, 0] * mask_cos - sin_in[:, 0] * mask_sin
         out_sin = sin_in[:, 0] * mask_cos + cos_in[:, 0] * mask_sin
-        out_mag = F.relu(mag[:, 0] * mask_mag)
+        out_mag = F.relu_(mag[:, 0] * mask_mag)
         spec = torch.complex(out_mag * out_cos, out_mag * out_sin).transpose(1, 2)  # (B, F, T)
         return torch.istft(spec, self.n_fft, self.hop, window=self.window, center=True, length=length)
 

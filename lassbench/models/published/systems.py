@@ -3,7 +3,7 @@ it (text in, waveform out, resampled to and from the system's own rate)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
@@ -31,7 +31,7 @@ class PublishedSpec:
 PUBLISHED: dict[str, PublishedSpec] = {
     "lassnet-release": PublishedSpec(
         "lassnet-release", "lassnet-release", 32000, 1024, 512, False,
-        "bert-mini (prajjwal1/bert-mini) tokenizer folder with vocab.txt",
+        "bert-mini (prajjwal1/bert-mini) tokenizer folder (vocab.txt, or a saved tokenizer.json)",
         "Liu et al., Separate What You Describe, Interspeech 2022",
         "https://drive.google.com/file/d/1f8eCCYYaBdhsFqoi7PJMrT9Oo7GaWLdR (LASSNet.pt, linked from the README of "
         "github.com/liuxubo717/LASS)",
@@ -39,24 +39,24 @@ PUBLISHED: dict[str, PublishedSpec] = {
     ),
     "audiosep": PublishedSpec(
         "audiosep", "resunet30", 32000, 2048, 320, False,
-        "roberta-base tokenizer folder with vocab.json + merges.txt",
+        "roberta-base tokenizer folder (vocab.json + merges.txt, or a saved tokenizer.json)",
         "Liu et al., Separate Anything You Describe, arXiv:2308.05037",
         "https://huggingface.co/spaces/Audio-AGI/AudioSep/tree/main/checkpoint (audiosep_base_4M_steps.ckpt)",
         "github.com/Audio-AGI/AudioSep models/resunet.py + models/clap_encoder.py",
     ),
     "dcase2024-baseline": PublishedSpec(
         "dcase2024-baseline", "resunet30", 16000, 1024, 160, False,
-        "roberta-base tokenizer folder with vocab.json + merges.txt",
+        "roberta-base tokenizer folder (vocab.json + merges.txt, or a saved tokenizer.json)",
         "DCASE 2024 Task 9 baseline (AudioSep retrained at 16 kHz)",
         "https://zenodo.org/records/10887460 (audiosep,baseline-16k,step=200000.ckpt)",
         "github.com/Audio-AGI/dcase2024_task9_baseline models/resunet.py",
     ),
     "audiosep-dp": PublishedSpec(
         "audiosep-dp", "resunet30", 16000, 1024, 160, True,
-        "roberta-base tokenizer folder with vocab.json + merges.txt",
+        "roberta-base tokenizer folder (vocab.json + merges.txt, or a saved tokenizer.json)",
         "Yin et al., Exploring Text-Queried Sound Event Detection with Audio Source Separation, arXiv:2409.13292 "
         "(AudioSep-DP, DCASE 2024 Task 9 winner)",
-        "https://zenodo.org/records/14208090 (16 kHz AudioSep-DP)",
+        "https://zenodo.org/records/14208090 (AudioSep-DP at 16 kHz or 32 kHz)",
         "github.com/apple-yinhan/TQ-SED LASS_codes/models/resunet.py + FaSNet.py",
     ),
     "clapsep": PublishedSpec(
@@ -67,6 +67,15 @@ PUBLISHED: dict[str, PublishedSpec] = {
         "https://huggingface.co/spaces/AisakaMikoto/CLAPSep/tree/main/model (linked from the README of "
         "github.com/Aisaka0v0/CLAPSep), with LAION-CLAP's music_audioset_epoch_15_esc_90.14.pt",
         "github.com/Aisaka0v0/CLAPSep model/CLAPSep.py + model/CLAPSep_decoder.py",
+    ),
+}
+
+# Systems released at more than one rate: the checkpoint's STFT size (bn0's bins) picks the variant when it loads.
+VARIANTS: dict[str, tuple[PublishedSpec, ...]] = {
+    "audiosep-dp": (
+        PUBLISHED["audiosep-dp"],
+        replace(PUBLISHED["audiosep-dp"], sample_rate=32000, n_fft=2048, hop=320,
+                code="github.com/apple-yinhan/TQ-SED LASS_codes/models/resunet_32k.py + FaSNet.py"),
     ),
 }
 
