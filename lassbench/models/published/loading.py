@@ -83,7 +83,7 @@ def load_published(name: str, path: str | Path, *, text_encoder: str | None = No
     tokenizer = load_tokenizer(spec, text_encoder)  # before reading a checkpoint of up to 1.5 GB
     payload = read_checkpoint_file(path)
     if spec.family == "clapsep":
-        return _load_clapsep(spec, payload, path, text_encoder, device)
+        return _load_clapsep(spec, payload, path, text_encoder, tokenizer, device)
     if spec.family == "lassnet-release":
         state = _lassnet_state(payload, path)
     else:
@@ -103,7 +103,7 @@ def load_published(name: str, path: str | Path, *, text_encoder: str | None = No
     return model.to(device).eval(), report
 
 
-def _load_clapsep(spec: PublishedSpec, payload: dict, path: Path, folder: str | None,
+def _load_clapsep(spec: PublishedSpec, payload: dict, path: Path, folder: str | None, tokenizer,
                   device: str) -> tuple[PublishedSeparator, dict]:
     from transformers.initialization import no_init_weights
 
@@ -120,7 +120,7 @@ def _load_clapsep(spec: PublishedSpec, payload: dict, path: Path, folder: str | 
         raise LassbenchError(f"{path}: weight {exc} missing (CLAPSep's HTSAT or decoder cannot be rebuilt)") from exc
     with no_init_weights():
         net = clapsep.CLAPSepSystem(_text_model(state, CLAPSEP_TEXT_PREFIX, "roberta", path), encoder, decoder)
-    tokenizer, source = load_tokenizer(spec, folder, net.clap_model.model.text_branch.config.vocab_size)
+    _check_vocabulary(spec, folder, tokenizer, net.clap_model.model.text_branch.config.vocab_size)
     dropped = match_state(net, state, DROPPED["clapsep"], path)
     if lora:
         dropped[LORA_MERGED] = lora
@@ -128,7 +128,7 @@ def _load_clapsep(spec: PublishedSpec, payload: dict, path: Path, folder: str | 
         dropped[KERNELS_COMPUTED] = len(kernels)
     report = {"model": spec.name, "keys_loaded": len(net.state_dict()), "keys_dropped": dropped, "encoder": encoder,
               "decoder": decoder}
-    return PublishedSeparator(spec, net, tokenizer, source).to(device).eval(), report
+    return PublishedSeparator(spec, net, tokenizer, str(folder)).to(device).eval(), report
 
 
 def _clapsep_state(payload: dict, path: Path, folder: str | None) -> dict[str, torch.Tensor]:
