@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
+import io
 import os
 import re
 import shutil
@@ -86,6 +87,25 @@ def read_audio_range(path: str | Path, start: int, frames: int, *, sample_rate: 
         raise LassbenchError(f"{path}: cannot read audio ({_short(exc)})") from exc
     whole, _ = read_audio(path, sample_rate=sample_rate)
     return whole[max(start, 0):max(start, 0) + max(frames, 0)]
+
+
+def encode_flac(data: np.ndarray, sample_rate: int, *, subtype: str = "PCM_16") -> bytes:
+    """Mono ``data`` as the bytes of a FLAC file (what a WebDataset shard's ``.flac`` member holds)."""
+    buffer = io.BytesIO()
+    sf.write(buffer, np.asarray(data), int(sample_rate), subtype=subtype, format="FLAC")
+    return buffer.getvalue()
+
+
+def decode_audio_range(data: bytes, start: int, frames: int, *, name: str) -> tuple[np.ndarray, int]:
+    """Mono float32 samples ``[start, start + frames)`` (``frames < 0``: to the end) of an encoded file held in
+    memory, and its rate; ``name`` says where the bytes came from in the error."""
+    try:
+        with sf.SoundFile(io.BytesIO(data)) as fh:
+            fh.seek(min(max(start, 0), fh.frames))
+            audio = fh.read(frames=frames, dtype="float32", always_2d=True)
+            return np.ascontiguousarray(audio.mean(axis=1), dtype=np.float32), int(fh.samplerate)
+    except Exception as exc:
+        raise LassbenchError(f"{name}: cannot read audio ({_short(exc)})") from exc
 
 
 def resample(x: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
