@@ -65,6 +65,11 @@ class ShardSource:
         params = {k: v for k, v in (dataset.get("parameters") or {}).items() if k in known}
         self.params, self.seed, self.sample_rate, self.crop = LassbenchParams(**params), seed, sample_rate, crop
         self.shards = [(s["name"], int(s["clips"])) for s in index["shards"]]
+        smallest = min(self.shards, key=lambda shard: shard[1])
+        if smallest[1] <= self.params.max_interferers:  # a shard is the pool each of its examples is drawn from
+            raise LassbenchError(f"{self.folder}/{smallest[0]}.tar holds {smallest[1]} clip(s): too few to draw a "
+                                 f"target and {self.params.max_interferers} interferers; rewrite with a larger "
+                                 "lassbench shard --clips-per-shard")
         self.classes = list(index["classes"])
         self.fingerprint = hashlib.sha1(
             f"shards {index['digest']} {json.dumps(params, sort_keys=True, default=str)}".encode()).hexdigest()[:16]
