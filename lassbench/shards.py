@@ -159,7 +159,8 @@ def shard_sources(data_dir: Path, *, clips_per_shard: int = 1000, seed: int = 0,
                   subtype: str = "PCM_16", out: Path | None = None, progress: bool = True) -> Path:
     """Write the ``train`` clips of a built benchmark's ``sources.csv`` (path, frames, loudness measured by
     build-dataset) as shards in ``out`` (default ``data_dir/shards``), in an order shuffled by ``seed`` so that each
-    shard holds a sample of every class. ``part`` i/N writes shards ``i, i+N, ...`` only (one Slurm array task each);
+    shard holds a sample of every class, in ``ceil(clips / clips_per_shard)`` shards of equal size (to one clip).
+    ``part`` i/N writes shards ``i, i+N, ...`` only (one Slurm array task each);
     finished shards are kept on a rerun; ``index.json`` is written once every shard exists."""
     from lassbench.manifests import read_dataset_json
     from lassbench.train_data import training_sources
@@ -178,8 +179,8 @@ def shard_sources(data_dir: Path, *, clips_per_shard: int = 1000, seed: int = 0,
     count = -(-len(table) // clips_per_shard)
     todo = [n for n in range(count) if n % part[1] == part[0] and not (folder / f"{shard_name(n)}.csv").is_file()]
     for number in _progress(todo, progress):
-        rows = table.iloc[number * clips_per_shard:(number + 1) * clips_per_shard]
-        write_shard(folder / f"{shard_name(number)}.tar", _clips(rows, sample_rate), number * clips_per_shard,
+        first, end = number * len(table) // count, (number + 1) * len(table) // count  # sizes differ by <= 1
+        write_shard(folder / f"{shard_name(number)}.tar", _clips(table.iloc[first:end], sample_rate), first,
                     sample_rate, subtype=subtype)
     if all((folder / f"{shard_name(n)}.csv").is_file() for n in range(count)):
         stale = [p for p in folder.glob("shard-*.csv") if int(p.stem.split("-")[1]) >= count]
