@@ -22,7 +22,8 @@ def _parse_part(value: str) -> tuple[int, int]:
 @click.command("shard", context_settings={"max_content_width": 110})
 @click.argument("benchmark", type=click.Path(path_type=Path))
 @click.option("--clips-per-shard", default=1000, show_default=True,
-              help="Clips in each tar shard (a shard is also the pool an example's interferers are drawn from).")
+              help="Most clips in a tar shard (spread evenly over the shards); a shard is also the pool each training "
+                   "example's target and interferers are drawn from.")
 @click.option("--seed", default=0, show_default=True, help="Order of the clips across shards.")
 @click.option("--subtype", default="PCM_16", show_default=True, type=click.Choice(["PCM_16", "PCM_24"]),
               help="FLAC sample format.")
