@@ -4,6 +4,7 @@ corpus grows from 10k to 1M clips.
     python benchmarks/shards.py --workdir /work/scratch/shards-bench                  # 10k, 100k, 1M (files to 100k)
     python benchmarks/shards.py --sizes 2000,8000 --folder-max 8000 --workdir /tmp/s  # a smoke test
     python benchmarks/shards.py ... --keep                                            # keep the generated corpora
+    python benchmarks/shards.py --draw-pools 1000,100000          # the protocol's draw alone, against the pool size
 
 The corpus: ``--pool`` (256) distinct synth clips of 0.5 s at 16 kHz (the shortest a BS.1770 loudness is defined
 for), measured by a real ``build-dataset`` (which also builds the small val split every corpus shares), then
@@ -143,6 +144,22 @@ def measure(data_dir: Path, workers: int, steps: int) -> dict:
             "worker_rss": max(worker_rss) if worker_rss else float("nan")}
 
 
+def time_draws(sizes: list[int], classes: int = 14, draws: int = 50) -> None:
+    """Milliseconds per ``draw_spec`` over a pool of each size (``classes`` labels in turn, no attributes)."""
+    import pandas as pd
+
+    from lassbench.protocols.lassbench import LassbenchParams, SourcePool, draw_spec
+
+    params = LassbenchParams(contrast_fraction=0.3)
+    for size in sizes:
+        pool = SourcePool.from_frame(pd.DataFrame({"source_id": [f"s{i}" for i in range(size)],
+                                                   "labels": [[f"c{i % classes}"] for i in range(size)]}))
+        started = time.perf_counter()
+        for index in range(draws):
+            draw_spec(index, pool, params, 0, split="train")
+        print(f"pool of {size:,} clips: {(time.perf_counter() - started) / draws * 1000:.1f} ms a draw")
+
+
 def _hwm(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -161,13 +178,20 @@ def main() -> None:
     parser.add_argument("--pool", type=int, default=256)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--steps", type=int, default=30)
-    parser.add_argument("--workdir", type=Path, required=True)
+    parser.add_argument("--workdir", type=Path)
     parser.add_argument("--keep", action="store_true")
+    parser.add_argument("--draw-pools", default=None, metavar="N,N",
+                        help="only time the protocol's draw over pools of these sizes")
     parser.add_argument("--measure", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.draw_pools:
+        time_draws([int(s) for s in args.draw_pools.split(",")])
+        return
     if args.measure:
         print(json.dumps(measure(args.measure, args.workers, args.steps)))
         return
+    if args.workdir is None:
+        parser.error("--workdir is required")
     args.workdir.mkdir(parents=True, exist_ok=True)
     base = build_base(args.workdir, args.pool)
     pool = pool_clips(base)
