@@ -92,7 +92,8 @@ def read_audio_range(path: str | Path, start: int, frames: int, *, sample_rate: 
 def encode_flac(data: np.ndarray, sample_rate: int, *, subtype: str = "PCM_16") -> bytes:
     """Mono ``data`` as the bytes of a FLAC file (what a WebDataset shard's ``.flac`` member holds)."""
     buffer = io.BytesIO()
-    sf.write(buffer, np.asarray(data), int(sample_rate), subtype=subtype, format="FLAC")
+    # libsndfile does not clip float-to-integer conversion: an out-of-range sample would wrap around
+    sf.write(buffer, np.clip(data, -1.0, 1.0), int(sample_rate), subtype=subtype, format="FLAC")
     return buffer.getvalue()
 
 

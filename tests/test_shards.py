@@ -14,6 +14,7 @@ import soundfile
 import torch
 from command_helpers import train_cli
 
+from lassbench.mixing import integrated_loudness
 from lassbench.shard_training import ShardSource
 from lassbench.shards import read_index, read_shard_index, shard_sources
 from lassbench.train_data import open_training_data
@@ -67,6 +68,8 @@ def test_a_shard_is_a_webdataset_tar_of_flac_and_json_members_at_the_indexed_off
             assert (member.offset_data, member.size) == (row.offset, row.size)
             audio, rate = soundfile.read(tar.extractfile(member))
             assert rate == 16000 and len(audio) == row.frames
+            # the index's loudness is the source clip's; PCM_16 quantisation moves it by far less than 0.01 LU
+            assert integrated_loudness(audio, rate) == pytest.approx(row.loudness, abs=0.01)
         meta = json.load(tar.extractfile(members[1]))
     assert meta["source_id"] == table["source_id"].iloc[0] and meta["loudness"] == pytest.approx(table["loudness"][0])
 
