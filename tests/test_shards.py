@@ -4,6 +4,7 @@ rank's and worker's steps from its own shards, resumable at any step."""
 from __future__ import annotations
 
 import json
+import os
 import tarfile
 from pathlib import Path
 
@@ -98,6 +99,31 @@ def test_two_ranks_and_two_workers_each_draw_from_their_own_shards(bench):
     assert set().union(*groups) == {s["name"] for s in read_index(bench / "shards")["shards"]}
     rank0, rank1 = _batches(bench, 0, 2, rank=0, world=2), _batches(bench, 0, 2, rank=1, world=2)
     assert not any(torch.equal(a.mixture, b.mixture) for a, b in zip(rank0, rank1, strict=True))
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="reads the workers' open files from /proc")
+def test_each_dataloader_worker_opens_only_the_shards_of_its_own_steps(bench):
+    data = open_training_data(bench, seed=5)
+    batches = data.batches(0, 8, 2, SEGMENT, rank=1, world=2, workers=2)
+    for _ in range(6):
+        next(batches)
+    opened = [_open_shards(worker.pid) for worker in batches._workers]
+    source: ShardSource = data.source
+    expected = [{source.locate(step, 1, j)[0] + ".tar" for step in range(w, 8, 2) for j in (0, 1)} for w in (0, 1)]
+    assert all(opened) and not opened[0] & opened[1]
+    assert opened[0] <= expected[0] and opened[1] <= expected[1]
+
+
+def _open_shards(pid: int) -> set[str]:
+    names = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:  # closed meanwhile
+            continue
+        if Path(target).name.startswith("shard-"):
+            names.add(Path(target).name)
+    return names
 
 
 def test_the_batches_are_the_same_for_any_number_of_workers(bench):
