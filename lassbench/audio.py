@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
+import io
 import os
 import re
 import shutil
@@ -109,6 +110,26 @@ def unreadable(path: str | Path, exc: Exception) -> LassbenchError:
     if not os.access(path, os.R_OK):
         return LassbenchError(f"{path}: permission denied")
     return LassbenchError(f"{path}: cannot read audio ({_short(exc)})")
+
+
+def encode_flac(data: np.ndarray, sample_rate: int, *, subtype: str = "PCM_16") -> bytes:
+    """Mono ``data`` as the bytes of a FLAC file (what a WebDataset shard's ``.flac`` member holds)."""
+    buffer = io.BytesIO()
+    # libsndfile does not clip float-to-integer conversion: an out-of-range sample would wrap around
+    sf.write(buffer, np.clip(data, -1.0, 1.0), int(sample_rate), subtype=subtype, format="FLAC")
+    return buffer.getvalue()
+
+
+def decode_audio_range(data: bytes, start: int, frames: int, *, name: str) -> tuple[np.ndarray, int]:
+    """Mono float32 samples ``[start, start + frames)`` (``frames < 0``: to the end) of an encoded file held in
+    memory, and its rate; ``name`` says where the bytes came from in the error."""
+    try:
+        with sf.SoundFile(io.BytesIO(data)) as fh:
+            fh.seek(min(max(start, 0), fh.frames))
+            audio = fh.read(frames=frames, dtype="float32", always_2d=True)
+            return np.ascontiguousarray(audio.mean(axis=1), dtype=np.float32), int(fh.samplerate)
+    except Exception as exc:
+        raise LassbenchError(f"{name}: cannot read audio ({_short(exc)})") from exc
 
 
 def resample(x: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:

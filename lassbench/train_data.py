@@ -63,6 +63,7 @@ from lassbench.manifests import (
     read_manifest,
 )
 from lassbench.models.lassnet import QueryBatch
+from lassbench.shards import has_shards
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +115,7 @@ class _RemixSource:
         rng = np.random.default_rng([self.seed, index, 7])
         crops: dict[str, np.ndarray] = {}
         if self.crop == "active" and length > segment:
-            target = read_audio(self.paths[spec.target_id], sample_rate=self.sample_rate)[0]
+            target = self._read_whole(spec.target_id)
             offset = _active_crop_offset(target[:length], segment, rng)
             crops[spec.target_id] = _fit(target, offset, min(segment, length - offset))
         else:
@@ -122,10 +123,15 @@ class _RemixSource:
         size = min(segment, length - offset)
         for sid in dict.fromkeys(spec.source_ids):
             if sid not in crops:
-                audio = read_audio_range(self.paths[sid], offset, size, sample_rate=self.sample_rate)
-                crops[sid] = _fit(audio, 0, size)
+                crops[sid] = _fit(self._read_range(sid, offset, size), 0, size)
         item = render(spec, crops, self.loudness)
         return _Example(_fit(item.mixture, 0, segment), _fit(item.target, 0, segment), spec.query, list(spec.labels))
+
+    def _read_whole(self, source_id: str) -> np.ndarray:
+        return read_audio(self.paths[source_id], sample_rate=self.sample_rate)[0]
+
+    def _read_range(self, source_id: str, offset: int, frames: int) -> np.ndarray:
+        return read_audio_range(self.paths[source_id], offset, frames, sample_rate=self.sample_rate)
 
 
 class _FixedSource:
@@ -285,7 +291,9 @@ class _Batches:
     def batch(self, step: int, batch_size: int, segment: int, *, rank: int = 0, world: int = 1,
               global_batch: int | None = None, mix_group: int | None = None) -> TrainBatch:
         """The batch of ``step`` for ``rank``, rendered in this process."""
-        sampler = StepBatches(step, step + 1, batch_size, rank=rank, global_batch=global_batch or batch_size * world)
+        global_batch = global_batch or batch_size * world
+        sampler = StepBatches(step, step + 1, batch_size, rank=rank, global_batch=global_batch)
+        _bind(self.source, batch_size, global_batch)
         dataset = ExampleDataset(self.source, segment)
         return self._collate(mix_group or batch_size)([dataset[i] for i in next(iter(sampler))])
 
@@ -295,6 +303,7 @@ class _Batches:
         this process); identical whatever ``workers`` is. ``mix_group``: the micro-batch size (``--mixing
         audiosep`` mixes within it; default ``batch_size``)."""
         sampler = StepBatches(start, stop, batch_size, rank=rank, global_batch=batch_size * world)
+        _bind(self.source, batch_size, batch_size * world)
         loader = torch.utils.data.DataLoader(
             ExampleDataset(self.source, segment), batch_sampler=sampler, num_workers=workers,
             collate_fn=self._collate(mix_group or batch_size), prefetch_factor=2 if workers else None,
@@ -316,7 +325,12 @@ class TrainingData(_Batches):
         self.dataset = read_dataset_json(data_dir)
         self.items = read_item_manifest(data_dir / "manifest.csv")
         self.sample_rate = int(self.dataset.get("sample_rate") or self.items["sample_rate"].iloc[0])
-        if mixing in ("remix", "audiosep"):
+        if mixing == "remix" and has_shards(data_dir):
+            from lassbench.shard_training import ShardSource  # training from the sharded sources of `lassbench shard`
+
+            self.source = ShardSource(data_dir, self.dataset, seed, self.sample_rate, self.crop)
+            self.classes, self.tags, self.fingerprint = self.source.classes, self.source.tags, self.source.fingerprint
+        elif mixing in ("remix", "audiosep"):
             self._init_remix()
         elif mixing == "fixed":
             fixed = self.items[self.items["split"] == "train"].reset_index(drop=True)
@@ -369,6 +383,10 @@ class _MixedSource:
 
     def __init__(self, sources: list[_RemixSource | _FixedSource], seed: int) -> None:
         self.sources, self.seed = sources, seed
+
+    def bind(self, batch_size: int, global_batch: int) -> None:
+        for source in self.sources:
+            _bind(source, batch_size, global_batch)
 
     def example(self, index: int, segment: int) -> _Example:
         which = int(np.random.default_rng([self.seed, index, 13]).integers(len(self.sources)))
@@ -477,6 +495,12 @@ def _check_folders(paths, data_dir: Path) -> None:
 def read_item_audio(data_dir: Path, row: pd.Series, kind: str, sample_rate: int) -> np.ndarray:
     """A built item's ``mixture`` or ``target`` at ``sample_rate``."""
     return read_audio(data_dir / kind / f"{row['id']}.wav", sample_rate=sample_rate)[0]
+
+
+def _bind(source, batch_size: int, global_batch: int) -> None:
+    """Tell a source that draws by step (sharded sources: a step's shard) how example indices map to steps."""
+    if hasattr(source, "bind"):
+        source.bind(batch_size, global_batch)
 
 
 def checked_crop(crop: str) -> str:

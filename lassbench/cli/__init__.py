@@ -24,6 +24,7 @@ from lassbench.errors import LassbenchError
 VERBS: dict[str, str] = {
     "download": "download",
     "build-dataset": "build_dataset",
+    "shard": "shard",
     "evaluate": "evaluate",
     "models": "models",
     "train": "train",
@@ -38,6 +39,7 @@ VERBS: dict[str, str] = {
 ON_INTERRUPT: dict[str, str] = {
     "download": "finished clips are kept; rerun the same command to resume",
     "build-dataset": "finished items are kept; rerun the same command to resume",
+    "shard": "finished shards are kept; rerun the same command to resume",
     "train": "checkpoints already written are kept; rerun with --resume to continue from the last one",
     "run": "scored batches are kept; rerun the same command to resume",
     "evaluate": "no results were written; rerun the same command to score again",
