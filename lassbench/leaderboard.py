@@ -99,6 +99,7 @@ class SystemResult:
     # lists re-mixed from raw clips); "" when unknown (reported rows, results from before the flag)
     exact: str = ""
     clap: dict = field(default_factory=dict)  # summary.json "clap": checkpoint, SHA-256, rate, window (clapscore)
+    fad: dict = field(default_factory=dict)  # summary.json "fad": the FAD's embedding model (lassbench.fad)
 
     @property
     def is_reference(self) -> bool:
@@ -178,6 +179,7 @@ def read_result_folder(folder: str | Path) -> SystemResult:
         folder=folder,
         item_set=str(summary.get("item_set_sha1") or _item_set_from_per_item(folder)),
         clap=summary["clap"] if isinstance(summary.get("clap"), dict) else {},
+        fad=summary["fad"] if isinstance(summary.get("fad"), dict) else {},
     )
 
 
@@ -268,7 +270,7 @@ def main_table(systems: list[SystemResult]) -> pd.DataFrame:
         if id(result) in apart:
             record["notes"] = "; ".join(n for n in (record["notes"], apart[id(result)]) if n)
         records.append(record)
-    return _with_clap_columns(pd.DataFrame(records, columns=MAIN_COLUMNS), rows)
+    return _with_fad_columns(_with_clap_columns(pd.DataFrame(records, columns=MAIN_COLUMNS), rows), rows)
 
 
 def _with_clap_columns(frame: pd.DataFrame, rows: list[SystemResult]) -> pd.DataFrame:
@@ -286,6 +288,22 @@ def _with_clap_columns(frame: pd.DataFrame, rows: list[SystemResult]) -> pd.Data
     frame["clap_checkpoint"] = [
         f"{r.clap.get('checkpoint')} sha256={r.clap.get('sha256')} {r.clap.get('sample_rate')} Hz "
         f"{r.clap.get('window_s')} s windows" if r.clap else "" for r in rows]
+    return frame
+
+
+def _with_fad_columns(frame: pd.DataFrame, rows: list[SystemResult]) -> pd.DataFrame:
+    """FAD columns where any row has one (``--fad``): ``fad@<digest>`` per embedding model, so FADs in different
+    embedding spaces never share a column, and ``fad_model`` naming each row's model and its SHA-256."""
+    from lassbench.fad import is_fad_metric
+
+    names = sorted({m for r in rows for m in r.metrics if is_fad_metric(m)})
+    if not names:
+        return frame
+    for name in names:
+        for stat, suffix in (("mean", ""), ("ci95_low", "_ci95_low"), ("ci95_high", "_ci95_high")):
+            frame[f"{name}{suffix}"] = [_fmt(r.value(name, stat)) for r in rows]
+    frame["fad_model"] = [f"{r.fad.get('embedding_model')} {r.fad.get('checkpoint')} sha256={r.fad.get('sha256')}"
+                          if r.fad else "" for r in rows]
     return frame
 
 
@@ -487,6 +505,7 @@ def render_markdown(
     for name, board in boards.items():
         lines += ["", f"## {name}", "", *_markdown_main(board.main)]
         lines += _markdown_clap(board.main)
+        lines += _markdown_fad(board.main)
         lines += _markdown_definitions(board.main)
         if plots and name in plots:
             lines += ["", f"![{name}]({_relative(plots[name], page)})"]
@@ -517,6 +536,20 @@ def _markdown_clap(frame: pd.DataFrame) -> list[str]:
     rows = [[r["system"], *[_with_ci(r, n) for n in names], r["clap_checkpoint"]] for r in records]
     return ["", "CLAPScore (reference-free, [docs/evaluation.md](evaluation.md); one column per CLAP checkpoint):",
             "", *_markdown_table(["system", *names, "CLAP checkpoint"], rows)]
+
+
+def _markdown_fad(frame: pd.DataFrame) -> list[str]:
+    """FAD of the rows that have it, beside their SDRi: one column per embedding model (digest in the name)."""
+    from lassbench.fad import is_fad_metric
+
+    names = [c for c in frame.columns if is_fad_metric(c) and not c.endswith(("_ci95_low", "_ci95_high"))]
+    records = [r for r in frame.to_dict("records") if any(r[n] for n in names)]
+    if not records:
+        return []
+    rows = [[r["system"], _with_ci(r, "sdri"), *[_with_ci(r, n) for n in names], r["fad_model"]] for r in records]
+    return ["", "FAD against the references (lower is better; one value per system over the whole item set; "
+            "[docs/metrics.md](metrics.md) says when it ranks differently from SDR):",
+            "", *_markdown_table(["system", "SDRi (95% CI)", *names, "FAD embedding model"], rows)]
 
 
 def _markdown_queries(frame: pd.DataFrame) -> list[str]:
