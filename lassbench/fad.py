@@ -94,7 +94,7 @@ def bootstrap_interval(estimates: np.ndarray, references: np.ndarray, n_boot: in
     values = np.array([frechet_distance(a[i], b[i]) for i in draws])
     bias = values.mean() - frechet_distance(a, b)
     low, high = np.percentile(values, [2.5, 97.5]) - bias
-    return float(low), float(high)
+    return max(float(low), 0.0), float(high)  # a distance: the shift must not carry the bound below zero
 
 
 def fad_statistics(estimates: np.ndarray, references: np.ndarray, n_boot: int = N_BOOT, seed: int = 0) -> dict:

@@ -301,7 +301,9 @@ def _with_fad_columns(frame: pd.DataFrame, rows: list[SystemResult]) -> pd.DataF
         return frame
     for name in names:
         for stat, suffix in (("mean", ""), ("ci95_low", "_ci95_low"), ("ci95_high", "_ci95_high")):
-            frame[f"{name}{suffix}"] = [_fmt(r.value(name, stat)) for r in rows]
+            # 4 significant digits, not 3 decimals: a near-oracle FAD is far below 0.001
+            values = (r.value(name, stat) for r in rows)
+            frame[f"{name}{suffix}"] = ["" if math.isnan(v) else f"{v:.4g}" for v in values]
     frame["fad_model"] = [f"{r.fad.get('embedding_model')} {r.fad.get('checkpoint')} sha256={r.fad.get('sha256')}"
                           if r.fad else "" for r in rows]
     return frame
