@@ -14,8 +14,9 @@ The distance is computed here, not through a library: both kept libraries import
 level and fadtk pins ``numpy<2`` (docs/metrics.md). ``tr sqrt(C_e C_r)`` is taken as the nuclear norm of
 ``L_e^T L_r`` for factors ``C = L L^T`` (``L = X^T / sqrt(n - 1)`` of the centred embeddings when a set has fewer
 items than dimensions, else the Cholesky factor of ``C``): the eigenvalues of ``C_e C_r`` are the squared
-singular values of ``L_e^T L_r``, and the product never leaves the symmetric, real case where ``sqrtm`` of a singular
-``C_e C_r`` returns NaN or complex noise. tests/test_fad.py pins the libraries' own functions on the same embeddings.
+singular values of ``L_e^T L_r``, so no matrix square root is taken (the libraries' ``sqrtm`` of a singular
+``C_e C_r`` loses digits). tests/test_fad.py pins the libraries' own functions and a 40-digit value on the same
+embeddings (docs/metrics.md has the measured differences).
 
 The interval is a paired bootstrap (resample items, the same indices in both sets), its percentiles shifted by the
 resampling's own bias (:func:`bootstrap_interval`). FAD itself is biased upwards for small sets (fadtk's FAD-inf

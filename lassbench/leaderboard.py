@@ -549,8 +549,11 @@ def _markdown_fad(frame: pd.DataFrame) -> list[str]:
     if not records:
         return []
     rows = [[r["system"], _with_ci(r, "sdri"), *[_with_ci(r, n) for n in names], r["fad_model"]] for r in records]
-    return ["", "FAD against the references (lower is better; one value per system over the whole item set; "
-            "[docs/metrics.md](metrics.md) says when it ranks differently from SDR):",
+    return ["", "FAD against the references (lower is better; one value per system over the whole item set, in "
+            "the named model's embedding space). SDR compares waveforms sample by sample, so it ranks a generative "
+            "separator, whose right-sounding output has another phase, below a masking one that leaks the "
+            "interferer; FAD compares what the outputs sound like as a set. Read both "
+            "([docs/metrics.md](metrics.md)):",
             "", *_markdown_table(["system", "SDRi (95% CI)", *names, "FAD embedding model"], rows)]
 
 
