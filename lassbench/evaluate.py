@@ -39,6 +39,7 @@ from tqdm import tqdm
 from lassbench import __version__
 from lassbench.audio import list_audio_files, read_audio, write_text_atomic
 from lassbench.errors import LassbenchError
+from lassbench.fad import is_fad_metric
 from lassbench.manifests import decode_list, read_dataset_json, read_item_manifest, write_manifest_csv
 from lassbench.metrics import (
     DEFAULT_METRICS,
@@ -654,9 +655,10 @@ def format_table(summary: dict) -> str:
     header = ("metric", summary.get("aggregate", "mean"), "95% CI", "median", "n")
     rows = [header]
     for name, stats in summary["metrics"].items():
+        fmt = _fmt_set_level if is_fad_metric(name) else _fmt  # one value per set: no median; small values
         rows.append((
-            name, _fmt(stats.get("mean")), f"[{_fmt(stats.get('ci95_low'))}, {_fmt(stats.get('ci95_high'))}]",
-            _fmt(stats.get("median")), str(stats.get("n", "")),
+            name, fmt(stats.get("mean")), f"[{fmt(stats.get('ci95_low'))}, {fmt(stats.get('ci95_high'))}]",
+            _fmt(stats["median"]) if "median" in stats else "-", str(stats.get("n", "")),
         ))
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = [
@@ -669,3 +671,7 @@ def format_table(summary: dict) -> str:
 
 def _fmt(value) -> str:
     return "nan" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.3f}"
+
+
+def _fmt_set_level(value) -> str:
+    return "nan" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.4g}"
