@@ -32,6 +32,7 @@ a column; :attr:`FadScorer.info` records the model in summary.json and run.json.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from itertools import chain
 from pathlib import Path
 
 import numpy as np
@@ -81,86 +82,125 @@ def _factor(centred: np.ndarray) -> np.ndarray:
         return (vectors * np.sqrt(np.clip(values, 0.0, None))) @ vectors.T
 
 
-def bootstrap_interval(estimates: np.ndarray, references: np.ndarray, n_boot: int = N_BOOT,
+def bootstrap_interval(estimates: Sequence[np.ndarray], references: Sequence[np.ndarray], n_boot: int = N_BOOT,
                        seed: int = 0) -> tuple[float, float]:
-    """95% interval of FAD from ``n_boot`` paired resamples of the items (a fixed ``seed``): the (2.5, 97.5)
-    percentiles shifted by the resampling's bias (mean of the resamples minus the value). A resample repeats items,
-    which lowers its covariances' rank and raises its FAD: with fewer items than dimensions the raw percentiles
-    can lie wholly above the value (tests/test_fad.py), so the shift keeps the interval about the set's own FAD."""
-    a, b = _rows(estimates), _rows(references)
+    """95% interval of FAD from ``n_boot`` paired resamples of the items (a fixed ``seed``); an item is one embedding
+    row (CLAP) or several (VGGish: one per example), which go together. The (2.5, 97.5) percentiles are shifted by
+    the resampling's bias (mean of the resamples minus the value): a resample repeats items, which lowers its
+    covariances' rank and raises its FAD, so with fewer items than dimensions the raw percentiles can lie wholly
+    above the value (tests/test_fad.py); the shift keeps the interval about the set's own FAD."""
+    a, b = _items(estimates), _items(references)
     if len(a) != len(b):
         raise LassbenchError(f"paired FAD bootstrap needs one estimate per reference ({len(a)} vs {len(b)})")
     rng = np.random.default_rng(seed)
     draws = [rng.integers(0, len(a), size=len(a)) for _ in range(n_boot)]
-    values = np.array([frechet_distance(a[i], b[i]) for i in draws])
-    bias = values.mean() - frechet_distance(a, b)
+    values = np.array([frechet_distance(_stack(a, i), _stack(b, i)) for i in draws])
+    bias = values.mean() - frechet_distance(_stack(a), _stack(b))
     low, high = np.percentile(values, [2.5, 97.5]) - bias
     return max(float(low), 0.0), float(high)  # a distance: the shift must not carry the bound below zero
 
 
-def fad_statistics(estimates: np.ndarray, references: np.ndarray, n_boot: int = N_BOOT, seed: int = 0) -> dict:
-    """summary.json ``metrics`` entry: the set's FAD in the headline slot (``mean``) and its bootstrap CI."""
-    value = frechet_distance(estimates, references)
-    low, high = bootstrap_interval(estimates, references, n_boot, seed)
-    return {"mean": value, "ci95_low": low, "ci95_high": high, "n": len(estimates), "n_boot": n_boot}
+def _items(embeddings: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """Each item's embeddings as rows: a 2-D array is one row per item, a list holds each item's rows."""
+    return [np.atleast_2d(np.asarray(e, dtype=np.float64)) for e in embeddings]
 
 
-def check_model_path(path: str | Path) -> Path:
-    """The local CLAP folder FAD embeds with; one error line when it is not there (nothing is downloaded)."""
-    folder = Path(path).expanduser()
-    if not folder.is_dir():
+def _stack(items: list[np.ndarray], picked=None) -> np.ndarray:
+    return np.concatenate([items[i] for i in (range(len(items)) if picked is None else picked)])
+
+
+def fad_statistics(estimates: Sequence[np.ndarray], references: Sequence[np.ndarray], n_boot: int = N_BOOT,
+                   seed: int = 0) -> dict:
+    """summary.json ``metrics`` entry: the set's FAD in the headline slot (``mean``), its bootstrap CI, the number
+    of items and of embeddings per set."""
+    a, b = _items(estimates), _items(references)
+    if len(a) < 2:
+        raise LassbenchError("FAD needs at least 2 items with a reference")
+    low, high = bootstrap_interval(a, b, n_boot, seed)
+    return {"mean": frechet_distance(_stack(a), _stack(b)), "ci95_low": low, "ci95_high": high, "n": len(a),
+            "n_embeddings": len(_stack(a)), "n_boot": n_boot}
+
+
+def load_embedder(path: str | Path, device: str = "cpu"):
+    """The embedding model at a local path: a CLAP checkpoint folder, or a VGGish state-dict file; one error line
+    when it is neither (nothing is downloaded)."""
+    model = Path(path).expanduser()
+    if model.is_file():
+        from lassbench.vggish import VggishEmbedder
+
+        return VggishEmbedder(model, device=device)
+    if not model.is_dir():
         raise LassbenchError(f"{path}: FAD embedding model not found (pass a local CLAP checkpoint folder made by "
                              "save_pretrained, e.g. `huggingface-cli download laion/clap-htsat-unfused "
-                             "--local-dir DIR`; FAD never downloads)")
-    if not (folder / "config.json").is_file():
-        raise LassbenchError(f"{folder}: not a CLAP checkpoint folder for FAD (no config.json)")
-    return folder
+                             "--local-dir DIR`, or a torchvggish state-dict file; FAD never downloads)")
+    if not (model / "config.json").is_file():
+        raise LassbenchError(f"{model}: not a CLAP checkpoint folder for FAD (no config.json)")
+    return ClapEmbedder(model, device=device)
+
+
+class ClapEmbedder:
+    """CLAP's audio tower through :class:`lassbench.clapscore.ClapScorer`: one unit embedding per item."""
+
+    def __init__(self, folder: Path, device: str = "cpu"):
+        from lassbench.clapscore import ClapScorer
+
+        self.clap = ClapScorer(folder, device=device)
+        self.sha256 = self.clap.sha256
+
+    @property
+    def info(self) -> dict:
+        clap = self.clap.info
+        return {"embedding_model": "CLAP audio tower (transformers ClapModel)", "checkpoint": clap["checkpoint"],
+                "sha256": self.sha256, "sample_rate": clap["sample_rate"], "window_s": clap["window_s"],
+                "embedding": "unit-norm CLAP audio projection; length-weighted mean of fixed windows, renormalised; "
+                             "one per item",
+                "resampling": clap["resampling"]}
+
+    def embed_many(self, signals: Sequence[np.ndarray], rate: int) -> list[np.ndarray]:
+        return [row[None] for row in self.clap.audio_embeddings(signals, rate)]
 
 
 class FadScorer:
-    """Embeds estimates and references with a local CLAP audio tower; computes FAD over the collected sets."""
+    """Embeds estimates and references with a local model (:func:`load_embedder`); FAD over the collected sets."""
 
     def __init__(self, path: str | Path, device: str = "cpu"):
-        from lassbench.clapscore import ClapScorer
-
-        self.clap = ClapScorer(check_model_path(path), device=device)
-        self.sha256 = self.clap.sha256
+        self.model = load_embedder(path, device)
+        self.sha256 = self.model.sha256
         self.name = f"{PREFIX}{self.sha256[:8]}"
 
     @property
     def info(self) -> dict:
         """What makes two FADs comparable: recorded in summary.json / run.json."""
-        clap = self.clap.info
         return {
             "metric": self.name,
-            "embedding_model": "CLAP audio tower (transformers ClapModel)",
-            "checkpoint": clap["checkpoint"],
-            "sha256": self.sha256,
-            "sample_rate": clap["sample_rate"],
-            "window_s": clap["window_s"],
-            "embedding": "unit-norm CLAP audio projection; length-weighted mean of fixed windows, renormalised",
-            "resampling": clap["resampling"],
-            "reference_set": "the benchmark's targets of the same items",
+            **self.model.info,
+            "reference_set": "the references the run or evaluation scores against, of the same items",
             "interval": f"paired bootstrap over items, {N_BOOT} resamples, seed 0: (2.5, 97.5) percentiles "
                         "shifted by the resampling bias (mean of the resamples minus the value)",
             "definition": "||mu_e - mu_r||^2 + tr(C_e) + tr(C_r) - 2 tr sqrt(C_e C_r) of the estimates' and the "
                           "references' embeddings (Kilgour et al., 2019); lower is better; one value per set",
         }
 
-    def embed(self, signals: Sequence[np.ndarray], rates: Sequence[int]) -> np.ndarray:
-        """``(n, dim)`` embeddings of mono signals; each item alone gives the same row as in a batch."""
+    def embed(self, signals: Sequence[np.ndarray], rates: Sequence[int]) -> list[np.ndarray]:
+        """Each mono signal's embeddings ``(k, dim)``; an item alone gives the same rows as in a batch."""
         out: list[np.ndarray | None] = [None] * len(signals)
         for rate in sorted(set(rates)):
             picked = [i for i, r in enumerate(rates) if r == rate]
             for start in range(0, len(picked), _BATCH):
                 chunk = picked[start:start + _BATCH]
-                for i, row in zip(chunk, self.clap.audio_embeddings([signals[i] for i in chunk], rate), strict=True):
-                    out[i] = row
-        return np.stack(out) if out else np.zeros((0, 0))
+                embedded = self._embed_same_rate([signals[i] for i in chunk], rate)
+                for i, rows in zip(chunk, embedded, strict=True):
+                    out[i] = rows
+        return out
+
+    def _embed_same_rate(self, signals: list[np.ndarray], rate: int) -> list[np.ndarray]:
+        if hasattr(self.model, "embed_many"):
+            return self.model.embed_many(signals, rate)
+        return [self.model.embed_one(signal, rate) for signal in signals]
 
     def embed_rows(self, ids: Sequence[str], estimates: Sequence[np.ndarray], references: Sequence[np.ndarray],
-                   rates: Sequence[int]) -> dict[str, dict[str, list[float]]]:
-        """One batch of a runner: ``{item: {ESTIMATE_KEY: [...], REFERENCE_KEY: [...]}}``, kept in its rows until
+                   rates: Sequence[int]) -> dict[str, dict[str, list]]:
+        """One batch of a runner: ``{item: {ESTIMATE_KEY: rows, REFERENCE_KEY: rows}}``, kept in its rows until
         the run's sets are complete (so a resumed run does not embed again)."""
         est, ref = self.embed(estimates, rates), self.embed(references, rates)
         return {str(i): {ESTIMATE_KEY: e.tolist(), REFERENCE_KEY: r.tolist()}
@@ -168,27 +208,23 @@ class FadScorer:
 
     def score_pairs(self, pairs: Iterable[tuple[np.ndarray, int, np.ndarray, int]]) -> dict:
         """``(estimate, its rate, reference, its rate)`` per item, streamed: only the embeddings are kept."""
-        est, ref, pending = [], [], []
-        for pair in pairs:
-            pending.append(pair)
-            if len(pending) >= _BATCH:
-                est.append(self.embed([p[0] for p in pending], [p[1] for p in pending]))
-                ref.append(self.embed([p[2] for p in pending], [p[3] for p in pending]))
+        est: list[np.ndarray] = []
+        ref: list[np.ndarray] = []
+        pending: list[tuple] = []
+        for pair in chain(pairs, [None]):  # None: flush the last batch
+            if pair is not None:
+                pending.append(pair)
+            if pending and (pair is None or len(pending) >= _BATCH):
+                est += self.embed([p[0] for p in pending], [p[1] for p in pending])
+                ref += self.embed([p[2] for p in pending], [p[3] for p in pending])
                 pending = []
-        if pending:
-            est.append(self.embed([p[0] for p in pending], [p[1] for p in pending]))
-            ref.append(self.embed([p[2] for p in pending], [p[3] for p in pending]))
-        if sum(len(e) for e in est) < 2:
-            raise LassbenchError("FAD needs at least 2 items with a reference")
-        return fad_statistics(np.concatenate(est), np.concatenate(ref))
+        return fad_statistics(est, ref)
 
     def score_rows(self, rows: list[dict]) -> dict:
         """FAD of a run's rows (:meth:`embed_rows` columns), which it strips from the rows in place."""
         scored = [row for row in rows if ESTIMATE_KEY in row]
-        if len(scored) < 2:
-            raise LassbenchError("FAD needs at least 2 items with a reference")
-        est = np.array([row.pop(ESTIMATE_KEY) for row in scored], dtype=np.float64)
-        ref = np.array([row.pop(REFERENCE_KEY) for row in scored], dtype=np.float64)
+        est = [np.asarray(row.pop(ESTIMATE_KEY), dtype=np.float64) for row in scored]
+        ref = [np.asarray(row.pop(REFERENCE_KEY), dtype=np.float64) for row in scored]
         return fad_statistics(est, ref)
 
 
