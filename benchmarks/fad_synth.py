@@ -1,6 +1,7 @@
 """FAD of the mixture and of the oracle IRM against the references on the synth benchmark's test split.
 
     python benchmarks/fad_synth.py --clap DIR [--out results-fad] [--limit N]
+    python benchmarks/fad_synth.py --vggish FILE [--out results-fad] [--limit N]
     python benchmarks/fad_synth.py --seeded-clap [--out results-fad] [--limit N]
 
 Runs ``lassbench run mixture`` and ``lassbench run oracle-irm`` with ``--fad`` on the embedded synth benchmark
@@ -9,7 +10,8 @@ whether the mixture lies farther from the references than the oracle mask's esti
 the target and drops most of the interferers).
 
 ``--clap DIR``: a local CLAP checkpoint folder (e.g. laion/clap-htsat-unfused saved with ``huggingface-cli
-download``): a real FAD in CLAP's embedding space. ``--seeded-clap``: the tiny seeded, untrained ClapModel the tests
+download``): a real FAD in CLAP's embedding space. ``--vggish FILE``: torchvggish's ``vggish-10086976.pth``: the
+FAD paper's VGGish FAD. ``--seeded-clap``: the tiny seeded, untrained ClapModel the tests
 make (16-dim embeddings, written under OUT): it checks the pipeline and the ordering, but its numbers are distances
 in a random embedding, not a FAD anyone reports.
 """
@@ -38,11 +40,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     model = parser.add_mutually_exclusive_group(required=True)
     model.add_argument("--clap", type=Path, help="local CLAP checkpoint folder")
+    model.add_argument("--vggish", type=Path, help="local VGGish state-dict file (torchvggish layout)")
     model.add_argument("--seeded-clap", action="store_true", help="the tests' tiny seeded random ClapModel")
     parser.add_argument("--out", type=Path, default=Path("results-fad"))
     parser.add_argument("--limit", type=int, default=None, help="only the first N test items")
     args = parser.parse_args()
-    folder = seeded_clap(args.out) if args.seeded_clap else args.clap
+    folder = seeded_clap(args.out) if args.seeded_clap else (args.clap or args.vggish)
     name = FadScorer(folder).name
     rows = []
     for system in SYSTEMS:

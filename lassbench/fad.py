@@ -22,11 +22,12 @@ The interval is a paired bootstrap (resample items, the same indices in both set
 resampling's own bias (:func:`bootstrap_interval`). FAD itself is biased upwards for small sets (fadtk's FAD-inf
 extrapolates that away; lassbench does not), so only FADs over the same item set compare.
 
-Embedding model: a CLAP checkpoint folder (transformers ``ClapModel``, the format :mod:`lassbench.clapscore`
-reads) given by a local path, never downloaded. An item's embedding is CLAP's audio projection with lassbench's
-deterministic preprocessing (:class:`lassbench.clapscore.ClapScorer`: own resampling, fixed windows, length-weighted
-mean). Metric names carry the weights' digest (``fad@1a2b3c4d``), so FADs in different embedding spaces never share
-a column; :attr:`FadScorer.info` records the model in summary.json and run.json.
+Embedding model, given by a local path and never downloaded (:func:`load_embedder`): a CLAP checkpoint folder
+(transformers ``ClapModel``, the format :mod:`lassbench.clapscore` reads; one embedding per item: CLAP's audio
+projection with :class:`lassbench.clapscore.ClapScorer`'s deterministic preprocessing), or a VGGish state-dict
+file in torchvggish's layout (:mod:`lassbench.vggish`; one embedding per 0.96 s example, all examples pooled, as the
+FAD paper and both libraries do). Metric names carry the weights' digest (``fad@1a2b3c4d``), so FADs in different
+embedding spaces never share a column; :attr:`FadScorer.info` records the model in summary.json and run.json.
 """
 
 from __future__ import annotations

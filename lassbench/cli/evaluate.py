@@ -27,8 +27,9 @@ With --clap CKPT (reference-free; needs --manifest; items with an empty target_i
   clap_score@<sha8>    cos(CLAP(estimate), CLAP(query)); <sha8>: the checkpoint weights' SHA-256 prefix
   clap_score_i@<sha8>  clap_score(estimate) - clap_score(mixture)
 With --fad DIR (or --metrics ...,fad with --fad DIR): one value per benchmark, not per item:
-  fad@<sha8>  Fréchet Audio Distance between the CLAP embeddings of the estimates and of the references
-              (lower is better), with a paired bootstrap 95% CI; DIR: a local CLAP checkpoint folder
+  fad@<sha8>  Fréchet Audio Distance between the embeddings of the estimates and of the references
+              (lower is better), with a paired bootstrap 95% CI; DIR: a local CLAP checkpoint folder,
+              or a VGGish state-dict file (torchvggish layout); <sha8>: the weights' SHA-256 prefix
 Writes OUT/per_item.csv and OUT/summary.json and prints the summary table. See docs/metrics.md and
 docs/evaluation.md.
 """
@@ -55,8 +56,8 @@ docs/evaluation.md.
               "gain over the mixture): a CLAP checkpoint folder or hub name (e.g. laion/clap-htsat-unfused). "
               "Needs --manifest; items with an empty target_id get only these. See docs/evaluation.md.")
 @click.option("--fad", type=click.Path(path_type=Path), help="Also compute FAD (Fréchet Audio Distance) of the "
-              "estimates against the references, embedding with this local CLAP checkpoint folder (never "
-              "downloaded). See docs/metrics.md.")
+              "estimates against the references, embedding with this local model: a CLAP checkpoint folder or a "
+              "VGGish state-dict file (torchvggish layout); never downloaded. See docs/metrics.md.")
 @click.option("--split", help="With --manifest: score only the items of this split (e.g. test), so estimates are "
               "needed for those only and the row is comparable with `lassbench run` (which scores test).")
 def command(manifest, references, estimates, mixtures, out, metric_names, align, aggregate, si_sdr, clap, fad,
@@ -94,6 +95,6 @@ def _without_fad(metric_names: str | None, fad: Path | None) -> str | None:
     names = [n.strip() for n in metric_names.split(",") if n.strip()]
     if "fad" in names and fad is None:
         raise LassbenchError("--metrics fad needs the embedding model: pass --fad DIR (a local CLAP checkpoint "
-                             "folder)")
+                             "folder or a VGGish state-dict file)")
     rest = [n for n in names if n != "fad"]
     return ",".join(rest) if rest else None

@@ -32,8 +32,9 @@ import click
 @click.option("--clap", default=None, help="Also score reference-free CLAPScore with this CLAP checkpoint (folder "
               "or hub name, e.g. laion/clap-htsat-unfused); see docs/evaluation.md.")
 @click.option("--fad", default=None, type=click.Path(), help="Also compute FAD (Fréchet Audio Distance) of the "
-              "estimates against the references, with its bootstrap CI, embedding with this local CLAP checkpoint "
-              "folder (never downloaded); see docs/metrics.md.")
+              "estimates against the references, with its bootstrap CI, embedding with this local model: a CLAP "
+              "checkpoint folder or a VGGish state-dict file (torchvggish layout); never downloaded. See "
+              "docs/metrics.md.")
 @click.option("--text-encoder", default=None, type=click.Path(),
               help="Published systems (lassnet-release, audiosep, ...): their tokenizer folder (docs/models.md).")
 def command(model: str, data: str | None, split: str, checkpoint: str | None, out: str, device: str,
