@@ -232,8 +232,9 @@ def evaluate_manifest(manifest: str | Path, estimates: str | Path, *, out: str |
     ``summary["not_scored"]``). ``clap`` (a CLAP checkpoint folder or hub name, or a
     :class:`~lassbench.clapscore.ClapScorer`) adds the reference-free ``clap_score@<digest>`` and
     ``clap_score_i@<digest>`` for every item, and ``summary["clap"]`` (checkpoint, SHA-256, preprocessing).
-    ``fad`` (a local CLAP folder or a :class:`~lassbench.fad.FadScorer`) adds the set-level ``fad@<digest>`` of the
-    estimates against the targets, with its bootstrap CI, and ``summary["fad"]`` (the embedding model).
+    ``fad`` (a local embedding model path or a :class:`~lassbench.fad.FadScorer`) adds the set-level
+    ``fad@<digest>`` of the estimates against the targets, with its bootstrap CI, and ``summary["fad"]`` (the
+    embedding model).
 
     ``split`` scores only the manifest's items of that split (estimates are needed for those only), so a system
     run on the test split is scored on the same items as ``lassbench run`` scores; duplicate ids are refused.

@@ -106,7 +106,7 @@ class RunConfig:
     workers: int | None = None  # DataLoader reader processes; None: default_workers()
     text_encoder: str | None = None  # published systems: the tokenizer folder (docs/models.md)
     clap: str | None = None  # CLAP checkpoint folder or hub name: adds reference-free CLAPScore (lassbench.clapscore)
-    fad: str | None = None  # local CLAP folder: adds the set-level FAD against the references (lassbench.fad)
+    fad: str | None = None  # local CLAP folder or VGGish file: adds the set-level FAD (lassbench.fad)
 
 
 @dataclass
@@ -285,7 +285,7 @@ def _clap_scorer(clap: str | None, device: str):
 
 
 def _fad_scorer(fad: str | None, device: str):
-    """The FAD embedding model of ``--fad``, loaded before any separation (a missing folder fails first)."""
+    """The FAD embedding model of ``--fad``, loaded before any separation (a missing model fails first)."""
     if not fad:
         return None
     from lassbench.fad import FadScorer
