@@ -203,7 +203,7 @@ def evaluate_folders(references: str | Path, estimates: str | Path, mixtures: st
             _check_same_names(files["references"], folders["references"], files[role], folders[role])
     item_names = sorted(files["references"])
     paths = {name: {role: files[role][name] for role in files} for name in item_names}
-    fad_scorer = _fad_scorer(fad)
+    fad_scorer = _fad_scorer(fad, len(item_names))
 
     def describe(item: str, role: str) -> str:
         key = {"reference": "references", "estimate": "estimates", "mixture": "mixtures"}[role]
@@ -275,7 +275,7 @@ def evaluate_manifest(manifest: str | Path, estimates: str | Path, *, out: str |
         if absent:
             raise LassbenchError(f"{manifest}: benchmark audio missing beside the manifest: {_listing(absent)}")
     scorer = _clap_scorer(clap)  # after the cheap file checks, before the long work: a bad checkpoint fails first
-    fad_scorer = _fad_scorer(fad)
+    fad_scorer = _fad_scorer(fad, len(targeted))
 
     def describe(item: str, role: str) -> str:
         return str({"reference": base / "target" / f"{item}.wav", "estimate": expected[item],
@@ -352,8 +352,13 @@ def _clap_scorer(clap):
     return ClapScorer(clap)
 
 
-def _fad_scorer(fad):
-    if fad is None or hasattr(fad, "score_pairs"):
+def _fad_scorer(fad, n_references: int):
+    """The FAD scorer, checked before the scoring: a set needs 2 references, the model must load."""
+    if fad is None:
+        return None
+    if n_references < 2:
+        raise LassbenchError(f"FAD needs at least 2 items with a reference ({n_references} here)")
+    if hasattr(fad, "score_pairs"):
         return fad
     from lassbench.fad import FadScorer
 

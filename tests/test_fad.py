@@ -156,6 +156,15 @@ def test_a_missing_fad_folder_fails_in_one_line_before_scoring(tmp_path, capsys)
     assert "FAD embedding model not found" in err and not (tmp_path / "res" / "summary.json").exists()
 
 
+def test_fad_over_fewer_than_two_references_is_refused_before_scoring(tmp_path, scorer):
+    from lassbench.evaluate import evaluate_folders
+
+    write_folders(tmp_path, items=1)
+    with pytest.raises(LassbenchError, match="at least 2 items with a reference"):
+        evaluate_folders(tmp_path / "ref", tmp_path / "good", out=tmp_path / "res", metrics="sdr", fad=scorer)
+    assert not (tmp_path / "res" / "summary.json").exists()
+
+
 def test_mixtures_lie_farther_from_the_references_than_near_copies(tmp_path, scorer):
     from lassbench.evaluate import evaluate_folders
 
