@@ -41,6 +41,7 @@ from tqdm import tqdm
 from lassbench import __version__
 from lassbench.audio import list_audio_files, read_audio, read_single_channel, write_text_atomic
 from lassbench.errors import LassbenchError
+from lassbench.fad import is_fad_metric
 from lassbench.manifests import decode_list, read_dataset_json, read_item_manifest, read_manifest, write_manifest_csv
 from lassbench.metrics import (
     DEFAULT_METRICS,
@@ -181,14 +182,15 @@ def _score_batch(batch: list, names: tuple[str, ...], convention: str) -> list[d
 
 def evaluate_folders(references: str | Path, estimates: str | Path, mixtures: str | Path | None = None, *,
                      out: str | Path | None, metrics: Iterable[str] | str | None = None, align: str | None = None,
-                     aggregate: str = "mean", progress: bool = False, convention: str | None = None
-                     ) -> tuple[pd.DataFrame, dict]:
+                     aggregate: str = "mean", progress: bool = False, convention: str | None = None,
+                     fad=None) -> tuple[pd.DataFrame, dict]:
     """Score WAVs matched by file name across folders; write ``out`` (unless ``None``); return
     ``(per_item, summary)``.
 
     ``metrics=None`` means the defaults, less the improvement metrics when there is no mixtures folder; naming
     ``sdri``/``si_sdri`` explicitly without ``mixtures`` is an error. Folders carry no protocol: ``convention``
     (SI-SDR) defaults to ``"zero-mean"``; pass ``"audiosep"`` to score as AudioSep / DCASE / CLAPSep do.
+    ``fad`` adds the set-level FAD of the estimates against the references (as :func:`evaluate_manifest`).
     """
     names = _metrics_for(metrics, has_mixtures=mixtures is not None)
     _check_aggregate(aggregate, has_labels=False)
@@ -204,6 +206,7 @@ def evaluate_folders(references: str | Path, estimates: str | Path, mixtures: st
             _check_same_names(files["references"], folders["references"], files[role], folders[role])
     item_names = sorted(files["references"])
     paths = {name: {role: files[role][name] for role in files} for name in item_names}
+    fad_scorer = _fad_scorer(fad, len(item_names))
 
     def describe(item: str, role: str) -> str:
         key = {"reference": "references", "estimate": "estimates", "mixture": "mixtures"}[role]
@@ -214,6 +217,7 @@ def evaluate_folders(references: str | Path, estimates: str | Path, mixtures: st
     per_item = evaluate_arrays(items, names, align=align, describe=describe, progress=progress,
                                total=len(item_names), convention=convention)
     summary = summarize(per_item, names, aggregate=aggregate, convention=convention)
+    _add_fad(summary, fad_scorer, ((paths[n]["estimates"], paths[n]["references"]) for n in item_names))
     if out is not None:
         write_results(per_item, summary, out)
     return per_item, summary
@@ -222,8 +226,8 @@ def evaluate_folders(references: str | Path, estimates: str | Path, mixtures: st
 def evaluate_manifest(manifest: str | Path, estimates: str | Path, *, out: str | Path | None,
                       metrics: Iterable[str] | str | None = None, align: str | None = None,
                       aggregate: str | None = None, progress: bool = False, clap=None, split: str | None = None,
-                      convention: str | None = None, ids: str | Path | None = None, limit: int | None = None
-                      ) -> tuple[pd.DataFrame, dict]:
+                      convention: str | None = None, ids: str | Path | None = None, limit: int | None = None,
+                      fad=None) -> tuple[pd.DataFrame, dict]:
     """Score ``<estimates>/<id>.wav`` against a built benchmark's ``target/<id>.wav`` (mixtures
     ``mixture/<id>.wav``), adding the protocol columns ``snr_db, labels, condition, query`` and the breakdowns by
     SNR bucket, label and condition. ``benchmark``/``protocol`` come from ``dataset.json`` beside the manifest.
@@ -232,6 +236,9 @@ def evaluate_manifest(manifest: str | Path, estimates: str | Path, *, out: str |
     ``summary["not_scored"]``). ``clap`` (a CLAP checkpoint folder or hub name, or a
     :class:`~lassbench.clapscore.ClapScorer`) adds the reference-free ``clap_score@<digest>`` and
     ``clap_score_i@<digest>`` for every item, and ``summary["clap"]`` (checkpoint, SHA-256, preprocessing).
+    ``fad`` (a local embedding model path or a :class:`~lassbench.fad.FadScorer`) adds the set-level
+    ``fad@<digest>`` of the estimates against the targets, with its bootstrap CI, and ``summary["fad"]`` (the
+    embedding model).
 
     ``split`` scores only the manifest's items of that split (estimates are needed for those only), so a system
     run on the test split is scored on the same items as ``lassbench run`` scores; duplicate ids are refused.
@@ -276,6 +283,7 @@ def evaluate_manifest(manifest: str | Path, estimates: str | Path, *, out: str |
             raise LassbenchError(f"{manifest}: benchmark audio missing beside the manifest: {_listing(absent)}; to "
                                  "score a subset of a built benchmark, pass its manifest.csv with --ids SUBSET.csv")
     scorer = _clap_scorer(clap)  # after the cheap file checks, before the long work: a bad checkpoint fails first
+    fad_scorer = _fad_scorer(fad, len(targeted))
 
     def describe(item: str, role: str) -> str:
         return str({"reference": base / "target" / f"{item}.wav", "estimate": expected[item],
@@ -305,6 +313,7 @@ def evaluate_manifest(manifest: str | Path, estimates: str | Path, *, out: str |
         summary["metrics"].update(summarize(per_item, clap_names, aggregate=aggregate)["metrics"])
         summary["definitions"].update(scorer.info["definitions"])
         summary["clap"] = scorer.info
+    _add_fad(summary, fad_scorer, ((expected[i], base / "target" / f"{i}.wav") for i in targeted))
     summary["not_scored"] = _not_scored(ids, targeted, names)
     summary["breakdowns"] = breakdowns(per_item, [*names, *clap_names])
     summary["benchmark"], summary["protocol"] = _dataset_identity(base)
@@ -406,6 +415,28 @@ def _clap_scorer(clap):
     from lassbench.clapscore import ClapScorer
 
     return ClapScorer(clap)
+
+
+def _fad_scorer(fad, n_references: int):
+    """The FAD scorer, checked before the scoring: a set needs 2 references, the model must load."""
+    if fad is None:
+        return None
+    if n_references < 2:
+        raise LassbenchError(f"FAD needs at least 2 items with a reference ({n_references} here)")
+    if hasattr(fad, "score_pairs"):
+        return fad
+    from lassbench.fad import FadScorer
+
+    return FadScorer(fad)
+
+
+def _add_fad(summary: dict, scorer, paths: Iterable[tuple[Path, Path]]) -> None:
+    """FAD of the (estimate, reference) files, streamed: only their embeddings are held."""
+    if scorer is None:
+        return
+    from lassbench.fad import add_fad
+
+    add_fad(summary, scorer, scorer.score_pairs((*read_audio(e), *read_audio(r)) for e, r in paths))
 
 
 def _estimate_and_mixture(estimate_path: Path, mixture_path: Path) -> tuple:
@@ -719,9 +750,10 @@ def format_table(summary: dict) -> str:
     header = ("metric", summary.get("aggregate", "mean"), "95% CI", "median", "n")
     rows = [header]
     for name, stats in summary["metrics"].items():
+        fmt = _fmt_set_level if is_fad_metric(name) else _fmt  # one value per set: no median; small values
         rows.append((
-            name, _fmt(stats.get("mean")), f"[{_fmt(stats.get('ci95_low'))}, {_fmt(stats.get('ci95_high'))}]",
-            _fmt(stats.get("median")), str(stats.get("n", "")),
+            name, fmt(stats.get("mean")), f"[{fmt(stats.get('ci95_low'))}, {fmt(stats.get('ci95_high'))}]",
+            _fmt(stats["median"]) if "median" in stats else "-", str(stats.get("n", "")),
         ))
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = [
@@ -734,3 +766,7 @@ def format_table(summary: dict) -> str:
 
 def _fmt(value) -> str:
     return "nan" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.3f}"
+
+
+def _fmt_set_level(value) -> str:
+    return "nan" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.4g}"

@@ -103,6 +103,7 @@ class SystemResult:
     clap: dict = field(default_factory=dict)  # summary.json "clap": checkpoint, SHA-256, rate, window (clapscore)
     headline_sdri: str = "sdri"  # the per_item.csv column of the sdri column (summary.json "headline")
     subset: str = ""  # summary.json "subset" label of a partial run (`run --limit`, `evaluate --ids/--limit`)
+    fad: dict = field(default_factory=dict)  # summary.json "fad": the FAD's embedding model (lassbench.fad)
 
     @property
     def is_reference(self) -> bool:
@@ -185,6 +186,7 @@ def read_result_folder(folder: str | Path) -> SystemResult:
         clap=summary["clap"] if isinstance(summary.get("clap"), dict) else {},
         headline_sdri=str(_headline(summary).get("sdri", "sdri")),
         subset=_subset_label(summary.get("subset")),
+        fad=summary["fad"] if isinstance(summary.get("fad"), dict) else {},
     )
 
 
@@ -289,7 +291,7 @@ def main_table(systems: list[SystemResult]) -> pd.DataFrame:
         if id(result) in apart:
             record["notes"] = "; ".join(n for n in (record["notes"], apart[id(result)]) if n)
         records.append(record)
-    return _with_clap_columns(pd.DataFrame(records, columns=MAIN_COLUMNS), rows)
+    return _with_fad_columns(_with_clap_columns(pd.DataFrame(records, columns=MAIN_COLUMNS), rows), rows)
 
 
 def _with_clap_columns(frame: pd.DataFrame, rows: list[SystemResult]) -> pd.DataFrame:
@@ -307,6 +309,24 @@ def _with_clap_columns(frame: pd.DataFrame, rows: list[SystemResult]) -> pd.Data
     frame["clap_checkpoint"] = [
         f"{r.clap.get('checkpoint')} sha256={r.clap.get('sha256')} {r.clap.get('sample_rate')} Hz "
         f"{r.clap.get('window_s')} s windows" if r.clap else "" for r in rows]
+    return frame
+
+
+def _with_fad_columns(frame: pd.DataFrame, rows: list[SystemResult]) -> pd.DataFrame:
+    """FAD columns where any row has one (``--fad``): ``fad@<digest>`` per embedding model, so FADs in different
+    embedding spaces never share a column, and ``fad_model`` naming each row's model and its SHA-256."""
+    from lassbench.fad import is_fad_metric
+
+    names = sorted({m for r in rows for m in r.metrics if is_fad_metric(m)})
+    if not names:
+        return frame
+    for name in names:
+        for stat, suffix in (("mean", ""), ("ci95_low", "_ci95_low"), ("ci95_high", "_ci95_high")):
+            # 4 significant digits, not 3 decimals: a near-oracle FAD is far below 0.001
+            values = (r.value(name, stat) for r in rows)
+            frame[f"{name}{suffix}"] = ["" if math.isnan(v) else f"{v:.4g}" for v in values]
+    frame["fad_model"] = [f"{r.fad.get('embedding_model')} {r.fad.get('checkpoint')} sha256={r.fad.get('sha256')}"
+                          if r.fad else "" for r in rows]
     return frame
 
 
@@ -559,6 +579,7 @@ def render_markdown(
     for name, board in boards.items():
         lines += ["", f"## {name}", "", *_markdown_main(board.main)]
         lines += _markdown_clap(board.main)
+        lines += _markdown_fad(board.main)
         lines += _markdown_definitions(board.main)
         if plots and name in plots:
             lines += ["", f"![{name}]({_relative(plots[name], page)})"]
@@ -589,6 +610,23 @@ def _markdown_clap(frame: pd.DataFrame) -> list[str]:
     rows = [[r["system"], *[_with_ci(r, n) for n in names], r["clap_checkpoint"]] for r in records]
     return ["", "CLAPScore (reference-free, [docs/evaluation.md](evaluation.md); one column per CLAP checkpoint):",
             "", *_markdown_table(["system", *names, "CLAP checkpoint"], rows)]
+
+
+def _markdown_fad(frame: pd.DataFrame) -> list[str]:
+    """FAD of the rows that have it, beside their SDRi: one column per embedding model (digest in the name)."""
+    from lassbench.fad import is_fad_metric
+
+    names = [c for c in frame.columns if is_fad_metric(c) and not c.endswith(("_ci95_low", "_ci95_high"))]
+    records = [r for r in frame.to_dict("records") if any(r[n] for n in names)]
+    if not records:
+        return []
+    rows = [[r["system"], _with_ci(r, "sdri"), *[_with_ci(r, n) for n in names], r["fad_model"]] for r in records]
+    return ["", "FAD against the references (lower is better; one value per system over the whole item set, in "
+            "the named model's embedding space). SDR compares waveforms sample by sample, so it ranks a generative "
+            "separator, whose right-sounding output has another phase, below a masking one that leaks the "
+            "interferer; FAD compares what the outputs sound like as a set. Read both "
+            "([docs/metrics.md](metrics.md)):",
+            "", *_markdown_table(["system", "SDRi (95% CI)", *names, "FAD embedding model"], rows)]
 
 
 def _markdown_queries(frame: pd.DataFrame) -> list[str]:

@@ -63,6 +63,7 @@ from lassbench.evaluate import (
     summarize,
     write_results,
 )
+from lassbench.fad import add_fad
 from lassbench.manifests import (
     decode_list,
     locate_sources,
@@ -108,6 +109,7 @@ class RunConfig:
     workers: int | None = None  # DataLoader reader processes; None: default_workers()
     text_encoder: str | None = None  # published systems: the tokenizer folder (docs/models.md)
     clap: str | None = None  # CLAP checkpoint folder or hub name: adds reference-free CLAPScore (lassbench.clapscore)
+    fad: str | None = None  # local CLAP folder or VGGish file: adds the set-level FAD (lassbench.fad)
 
 
 @dataclass
@@ -148,6 +150,7 @@ def _run_locked(config: RunConfig, entry, variants: list[str], log) -> list[RunO
     device = process_device(config.device, dist)
     model, checkpoint = _load_system(config.model, config.checkpoint, device, config.text_encoder)
     clap = _clap_scorer(config.clap, device)
+    fad = _fad_scorer(config.fad, device)
     if hasattr(model, "input_rate"):  # separators resample the benchmark's audio to their own rate
         model.input_rate = _benchmark_rate(dataset, items, data_dir)
     benchmark = dataset.get("name") or data_dir.name
@@ -163,10 +166,12 @@ def _run_locked(config: RunConfig, entry, variants: list[str], log) -> list[RunO
         base["resampled"] = [int(model.input_rate), int(model.sample_rate)]  # not reused from before the rate fix
     if clap is not None:  # only then: runs without CLAP keep their fingerprint
         base["clap_sha256"] = clap.sha256
+    if fad is not None:  # likewise: the rows then carry FAD embeddings
+        base["fad_sha256"] = fad.sha256
     outcomes = []
     for plan in plans:
         outcome = _run_variant(model, plan, items, config, entry.query_type, checkpoint, dataset, benchmark,
-                               data_dir, base, dist, device, log, rules, clap=clap, selection=selection)
+                               data_dir, base, dist, device, log, rules, clap=clap, selection=selection, fad=fad)
         if outcome is not None:
             outcomes.append(outcome)
     return outcomes
@@ -175,7 +180,7 @@ def _run_locked(config: RunConfig, entry, variants: list[str], log) -> list[RunO
 def _run_variant(model, plan: VariantPlan, items: pd.DataFrame, config: RunConfig, query_type: str,
                  checkpoint: Path | None, dataset: dict, benchmark: str, data_dir: Path, base: dict,
                  dist: Distributed, device: str, log, rules: ProtocolRules, clap=None,
-                 selection: ItemSelection | None = None) -> RunOutcome | None:
+                 selection: ItemSelection | None = None, fad=None) -> RunOutcome | None:
     started = time.time()
     selection = selection or ItemSelection()
     system = config.model if plan.variant == "default" else f"{config.model}@{plan.variant}"
@@ -202,7 +207,7 @@ def _run_variant(model, plan: VariantPlan, items: pd.DataFrame, config: RunConfi
         run_shard(model, reader, partial, fingerprint, shard=Shard(dist.rank, dist.world), metrics=rules.metrics,
                   workers=workers, device=device, desc=f"separate {system}",
                   estimates_dir=out_dir / "estimates" if config.save_audio else None, clap=clap,
-                  convention=rules.convention)
+                  convention=rules.convention, fad=fad)
     except (LassbenchError, OSError) as exc:
         failure = exc
     if not all_ranks_ok(failure is None, dist, device):
@@ -213,6 +218,7 @@ def _run_variant(model, plan: VariantPlan, items: pd.DataFrame, config: RunConfi
         barrier(dist)
         return None
     rows = merge_partials(partial, fingerprint, len(reader))
+    fad_stats = fad.score_rows(rows) if fad is not None and not plan.scores_false_separation else None
     per_item = _per_item(rows, items, plan)
     clap_names = [clap.score_name, clap.improvement_name] if clap is not None else []
     names = [c for c in (*rules.metrics, *FALSE_SEPARATION_METRICS, *clap_names) if c in per_item.columns]
@@ -223,6 +229,8 @@ def _run_variant(model, plan: VariantPlan, items: pd.DataFrame, config: RunConfi
     if clap is not None:
         summary["definitions"].update(clap.info["definitions"])
         summary["clap"] = clap.info
+    if fad_stats is not None:
+        add_fad(summary, fad, fad_stats)
     summary["breakdowns"] = breakdowns(per_item, names)
     summary.update(benchmark=benchmark, protocol=dataset.get("protocol"), exact=dataset.get("exact"),
                    lassbench_version=__version__)
@@ -235,6 +243,8 @@ def _run_variant(model, plan: VariantPlan, items: pd.DataFrame, config: RunConfi
         info["subset"] = selection.subset
     if clap is not None:
         info["clap"] = clap.info
+    if fad_stats is not None:
+        info["fad"] = fad.info
     write_results(per_item, summary, out_dir)
     write_text_atomic(out_dir / "run.json", json.dumps(info, indent=2) + "\n")  # last: marks the variant finished
     remove_partials(partial)
@@ -295,6 +305,15 @@ def _clap_scorer(clap: str | None, device: str):
     from lassbench.clapscore import ClapScorer
 
     return ClapScorer(clap, device=device)
+
+
+def _fad_scorer(fad: str | None, device: str):
+    """The FAD embedding model of ``--fad``, loaded before any separation (a missing model fails first)."""
+    if not fad:
+        return None
+    from lassbench.fad import FadScorer
+
+    return FadScorer(fad, device=device)
 
 
 def _fingerprint(base: dict, plan: VariantPlan) -> str:

@@ -92,9 +92,10 @@ def _stack(arrays: list[np.ndarray], length: int) -> torch.Tensor:
 
 def run_shard(separate: Separator, reader: BatchReader, partial_dir: Path, fingerprint: str, *, shard: Shard,
               metrics: tuple[str, ...], workers: int, device: str, estimates_dir: Path | None = None,
-              desc: str = "separate", clap=None, convention: str = "zero-mean") -> None:
+              desc: str = "separate", clap=None, convention: str = "zero-mean", fad=None) -> None:
     """Separate and score this rank's batches not yet in a partial file; append each batch's rows as it finishes.
-    ``clap`` (a :class:`lassbench.clapscore.ClapScorer`) adds the reference-free CLAPScore columns to every row."""
+    ``clap`` (a :class:`lassbench.clapscore.ClapScorer`) adds the reference-free CLAPScore columns to every row;
+    ``fad`` (a :class:`lassbench.fad.FadScorer`) the estimate's and reference's embeddings, for the run's FAD."""
     return_large_buffers_to_the_os()
     mine = shard.batches(len(reader))
     done = done_batches(partial_dir, fingerprint)
@@ -116,6 +117,10 @@ def run_shard(separate: Separator, reader: BatchReader, partial_dir: Path, finge
             if clap is not None:
                 mixtures = [batch["mixture"][k, :n].numpy() for k, n in enumerate(batch["lengths"])]
                 extra = clap.score_rows(batch["ids"], batch["queries"], estimates, mixtures, batch["rates"])
+                rows = [{**row, **extra[row["item"]]} for row in rows]
+            if fad is not None and not reader.plan.scores_false_separation:
+                references = [batch["reference"][k, :n].numpy() for k, n in enumerate(batch["lengths"])]
+                extra = fad.embed_rows(batch["ids"], estimates, references, batch["rates"])
                 rows = [{**row, **extra[row["item"]]} for row in rows]
             own.write(json.dumps({"batch": batch["batch"], "rows": rows}) + "\n")
             own.flush()

@@ -28,6 +28,10 @@ are; without --mixtures or --manifest: sdr,si_sdr):
 With --clap CKPT (reference-free; needs --manifest; items with an empty target_id get only these):
   clap_score@<sha8>    cos(CLAP(estimate), CLAP(query)); <sha8>: the checkpoint weights' SHA-256 prefix
   clap_score_i@<sha8>  clap_score(estimate) - clap_score(mixture)
+With --fad DIR (or --metrics ...,fad with --fad DIR): one value per benchmark, not per item:
+  fad@<sha8>  Fréchet Audio Distance between the embeddings of the estimates and of the references
+              (lower is better), with a paired bootstrap 95% CI; DIR: a local CLAP checkpoint folder,
+              or a VGGish state-dict file (torchvggish layout); <sha8>: the weights' SHA-256 prefix
 Writes OUT/per_item.csv and OUT/summary.json and prints the summary table. See docs/metrics.md and
 docs/evaluation.md.
 """
@@ -53,6 +57,9 @@ docs/evaluation.md.
 @click.option("--clap", help="Also score reference-free with CLAPScore (cos(CLAP(estimate), CLAP(query)) and its "
               "gain over the mixture): a CLAP checkpoint folder or hub name (e.g. laion/clap-htsat-unfused). "
               "Needs --manifest; items with an empty target_id get only these. See docs/evaluation.md.")
+@click.option("--fad", type=click.Path(path_type=Path), help="Also compute FAD (Fréchet Audio Distance) of the "
+              "estimates against the references, embedding with this local model: a CLAP checkpoint folder or a "
+              "VGGish state-dict file (torchvggish layout); never downloaded. See docs/metrics.md.")
 @click.option("--split", help="With --manifest: score only the items of this split (e.g. test), so estimates are "
               "needed for those only and the row is comparable with `lassbench run` (which scores test).")
 @click.option("--ids", "ids_file", type=click.Path(path_type=Path), help="With --manifest: score only these items "
@@ -60,10 +67,12 @@ docs/evaluation.md.
               "the leaderboard row say it is a subset.")
 @click.option("--limit", type=int, help="With --manifest: score only the first N items (after --split and --ids); "
               "recorded as a subset like --ids.")
-def command(manifest, references, estimates, mixtures, out, metric_names, align, aggregate, si_sdr, clap,
+def command(manifest, references, estimates, mixtures, out, metric_names, align, aggregate, si_sdr, clap, fad,
             split, ids_file, limit) -> None:
-    """Score separated estimates: SDR, SDRi, SI-SDR(i), BSS-Eval SDR, with bootstrap 95% CIs."""
+    """Score separated estimates: SDR, SDRi, SI-SDR(i), BSS-Eval SDR, FAD, with bootstrap 95% CIs."""
     from lassbench.evaluate import evaluate_folders, evaluate_manifest, format_table
+
+    metric_names = _without_fad(metric_names, fad)
 
     if (manifest is None) == (references is None):
         raise LassbenchError("pass either --manifest MANIFEST or --references DIR (not both)")
@@ -72,7 +81,7 @@ def command(manifest, references, estimates, mixtures, out, metric_names, align,
             raise LassbenchError("--mixtures is read from the manifest's folder; drop it when using --manifest")
         _, summary = evaluate_manifest(manifest, estimates, out=out, metrics=metric_names, align=align,
                                        aggregate=aggregate, progress=True, clap=clap, split=split, convention=si_sdr,
-                                       ids=ids_file, limit=limit)
+                                       ids=ids_file, limit=limit, fad=fad)
         for name, skipped in summary.get("not_scored", {}).items():
             click.echo(f"not scored: {name} for {skipped['n']} item(s): {skipped['reason']}", err=True)
         if summary.get("subset"):
@@ -84,6 +93,18 @@ def command(manifest, references, estimates, mixtures, out, metric_names, align,
         raise LassbenchError("--clap needs the queries: score a benchmark with --manifest (a CSV with id,query)")
     else:
         _, summary = evaluate_folders(references, estimates, mixtures, out=out, metrics=metric_names, align=align,
-                                      aggregate=aggregate or "mean", progress=True, convention=si_sdr)
+                                      aggregate=aggregate or "mean", progress=True, convention=si_sdr, fad=fad)
     click.echo(format_table(summary))
     click.echo(f"wrote {out / 'per_item.csv'} and {out / 'summary.json'}", err=True)
+
+
+def _without_fad(metric_names: str | None, fad: Path | None) -> str | None:
+    """``--metrics`` less ``fad``, which names no per-item metric but asks for ``--fad``'s embedding model."""
+    if metric_names is None:
+        return None
+    names = [n.strip() for n in metric_names.split(",") if n.strip()]
+    if "fad" in names and fad is None:
+        raise LassbenchError("--metrics fad needs the embedding model: pass --fad DIR (a local CLAP checkpoint "
+                             "folder or a VGGish state-dict file)")
+    rest = [n for n in names if n != "fad"]
+    return ",".join(rest) if rest else None
