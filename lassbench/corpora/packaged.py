@@ -5,7 +5,8 @@ it to classes with regular expressions. The build:
 
 1. fetches each ``.deb`` (:mod:`lassbench.corpora.deb`), refusing a changed one, and copies its ``copyright`` file;
 2. takes the files the rules select (at most ``max_clips`` per class, a fixed hash order chooses which);
-3. splits train / val / test *by recording*: files that are layers of one recording (a drum hit at five
+3. holds a fixed fifth of the classes out whole as ``test-unseen`` (:func:`unseen_classes`), and splits the others
+   train / val / test *by recording*: files that are layers of one recording (a drum hit at five
    velocities, a key's press and release) form one group, and a group never spans two splits;
 4. cuts each file to a 10 s mono clip at the corpus rate: a long file gives its first 10 s; a short one is placed
    at a fixed offset and, under 3 s, repeated one to three times with pauses (the count is in the captions);
@@ -53,6 +54,10 @@ LANGUAGES = {"fr": "French", "ru": "Russian", "ro": "Romanian", "ca": "Catalan",
 CLIP_SECONDS = 10.0
 REPEAT_BELOW_S = 3.0  # events shorter than this are repeated 1-3 times, as events in real 10 s clips often are
 SPLIT_SHARES = (("test", 0.15), ("val", 0.15))  # the rest is train; every class gets at least one group of each
+# Classes held out whole, for testing on sounds never heard in training (docs/real-corpus.md, "unseen classes"):
+UNSEEN_SPLIT = "test-unseen"
+UNSEEN_SHARE = 0.2  # of the classes
+UNSEEN_MAX_CLIPS = 100  # a class this big stays seen: holding it out would take too much from training
 ACTIVE_FLOOR_DB = -40.0  # a 50 ms frame counts as active within 40 dB of the clip's loudest frame
 
 
@@ -168,20 +173,37 @@ def _hash(text: str) -> int:
     return int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:8], "big")
 
 
+def unseen_classes(clips: dict[str, int], classes: dict[str, dict]) -> tuple[str, ...]:
+    """The classes held out whole as ``test-unseen``: in SHA-256 order of the class name, the first
+    ``ceil(UNSEEN_SHARE * classes)`` (at least two: an unseen target's interferers are unseen sounds too) of those
+    with fewer than ``UNSEEN_MAX_CLIPS`` kept clips whose AudioSet labels no other class shares (so no label of a
+    held-out class is ever heard in training, under any class name)."""
+    def shares_a_label(name: str) -> bool:
+        mine = set(classes[name].get("labels", ()))
+        return any(mine & set(classes[other].get("labels", ())) for other in clips if other != name)
+
+    wanted = max(2, math.ceil(UNSEEN_SHARE * len(clips)))
+    eligible = [name for name in sorted(clips, key=lambda c: (_hash(c), c))
+                if 0 < clips[name] < UNSEEN_MAX_CLIPS and not shares_a_label(name)]
+    return tuple(sorted(eligible[:wanted]))
+
+
 def cap_and_split(selected: list[Selected], classes: dict[str, dict]) -> dict[str, str]:
-    """``member key -> split`` for the kept files: per class, groups in hash order fill the test and val shares
-    first (at least one group each when the class has three), the rest is train; files past ``max_clips`` in the
-    same hash order are left out."""
+    """``member key -> split`` for the kept files: the :func:`unseen_classes` go whole to ``test-unseen``; in every
+    other class, groups in hash order fill the test and val shares first (at least one group each when the class has
+    three), the rest is train; files past ``max_clips`` in the same hash order are left out."""
     by_class: dict[str, dict[str, list[Selected]]] = defaultdict(lambda: defaultdict(list))
     for item in selected:
         by_class[item.label][f"{item.package}/{item.group}"].append(item)
+    kept = {label: _kept(groups, classes[label]) for label, groups in by_class.items()}
+    unseen = set(unseen_classes({label: len(keep) for label, keep in kept.items()}, classes))
     splits: dict[str, str] = {}
     for label, groups in by_class.items():
-        order = sorted(groups, key=lambda g: (_hash(g), g))
-        files = [item for g in order for item in sorted(groups[g], key=lambda s: (_hash(s.member), s.member))]
-        cap = int(classes[label].get("max_clips", len(files)))
-        keep = {key(item) for item in sorted(files, key=lambda s: (_hash(key(s)), key(s)))[:cap]}
-        order = [g for g in order if any(key(i) in keep for i in groups[g])]
+        keep = kept[label]
+        if label in unseen:
+            splits.update(dict.fromkeys(keep, UNSEEN_SPLIT))
+            continue
+        order = [g for g in sorted(groups, key=lambda g: (_hash(g), g)) if any(key(i) in keep for i in groups[g])]
         total = sum(sum(key(i) in keep for i in groups[g]) for g in order)
         targets = [(name, max(1, round(share * total)) if len(order) >= 3 else 0) for name, share in SPLIT_SHARES]
         size = {g: sum(key(i) in keep for i in groups[g]) for g in order}
@@ -202,6 +224,13 @@ def cap_and_split(selected: list[Selected], classes: dict[str, dict]) -> dict[st
                 if key(item) in keep:
                     splits[key(item)] = "train"
     return splits
+
+
+def _kept(groups: dict[str, list[Selected]], spec: dict) -> set[str]:
+    """The class's files within its ``max_clips``, chosen in a fixed hash order."""
+    files = [item for members in groups.values() for item in members]
+    cap = int(spec.get("max_clips", len(files)))
+    return {key(item) for item in sorted(files, key=lambda s: (_hash(key(s)), key(s)))[:cap]}
 
 
 def key(item: Selected) -> str:
@@ -445,6 +474,7 @@ def class_table(frame: pd.DataFrame) -> pd.DataFrame:
         rows.append({
             "class": label, "labels": part["labels"].iloc[0], "clips": len(part),
             "train": int(counts.get("train", 0)), "val": int(counts.get("val", 0)), "test": int(counts.get("test", 0)),
+            UNSEEN_SPLIT: int(counts.get(UNSEEN_SPLIT, 0)),
             "groups": part["group"].nunique(), "packages": ";".join(sorted(part["package"].unique())),
             "median_active_s": round(float(part["active_s"].median()), 2),
             "median_loudness_lufs": round(float(part["loudness_lufs"].median()), 1),
@@ -457,7 +487,8 @@ REAL_NAME = "real"  # `lassbench run MODEL --data real`
 
 
 def real_benchmark(log=print, *, mirror: str | None = None) -> Path:
-    """The built real-recordings benchmark (``cache_dir()/benchmarks/real``, val + test, seed 0): the corpus is
+    """The built real-recordings benchmark (``cache_dir()/benchmarks/real``, val + test + test-unseen, seed 0): the
+    corpus is
     downloaded to ``cache_dir()/corpora/packaged`` and the benchmark built on first use, reused afterwards."""
     from lassbench.build import BuildConfig, build_dataset
     from lassbench.paths import cache_dir
@@ -470,5 +501,6 @@ def real_benchmark(log=print, *, mirror: str | None = None) -> Path:
         log(f"downloading the real-recordings corpus to {corpus} (first use; ~420 MB of pinned Debian packages)...")
         download_packaged(PackagedConfig(out_dir=corpus, mirror=mirror, use_apt=mirror is None))
     log(f"building the real benchmark in {out} (first use; later runs reuse it)...")
-    build_dataset(BuildConfig(out=out, sources=str(corpus), splits=("val", "test"), seed=0, progress=False))
+    build_dataset(BuildConfig(out=out, sources=str(corpus), splits=("val", "test", UNSEEN_SPLIT), seed=0,
+                              progress=False))
     return out

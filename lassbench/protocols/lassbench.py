@@ -56,7 +56,7 @@ __all__ = [
 
 NAME = "lassbench"
 SYNTH_ITEMS = {"train": 2000, "val": 200, "test": 300}
-DEFAULT_SPLITS = ("val", "test")
+DEFAULT_SPLITS = ("val", "test", "test-unseen")  # those the sources have
 
 
 @dataclass
