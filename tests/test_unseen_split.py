@@ -10,6 +10,7 @@ from test_packaged import _build, served  # noqa: F401  (served is a fixture)
 
 from lassbench.cli import main as cli_main
 from lassbench.corpora.packaged import UNSEEN_MAX_CLIPS, unseen_classes
+from lassbench.leaderboard import build_leaderboards, collect_results
 from lassbench.manifests import read_source_manifest
 
 
@@ -50,6 +51,8 @@ def test_run_scores_the_unseen_split_beside_the_seen_one(served, tmp_path, capsy
         cli_main(["run", "mixture", "--data", str(bench), "--split", split, "--out", str(tmp_path / "results")])
     folders = {p.parent.name for p in (tmp_path / "results").rglob("summary.json")}
     assert folders == {"mixture", "mixture+test-unseen"}  # two results, neither replacing the other
+    boards = build_leaderboards(collect_results(tmp_path / "results"))
+    assert set(boards) == {"bench", "bench+test-unseen"}  # a table each, not one system listed twice
 
 
 @pytest.mark.parametrize("split", ["test-unseen"])
