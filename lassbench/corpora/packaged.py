@@ -11,8 +11,9 @@ it to classes with regular expressions. The build:
 4. cuts each file to a 10 s mono clip at the corpus rate: a long file gives its first 10 s; a short one is placed
    at a fixed offset and, under 3 s, repeated one to three times with pauses (the count is in the captions);
 5. measures what is audible (active seconds, loudness, spectral centroid) and writes captions from the class
-   phrase plus those measurements, the class's AudioSet labels, and a provenance row (package, version, file,
-   licence and credit from the DEP-5 stanza covering the file).
+   phrase plus those measurements (each in one of several phrasings) and two captions people wrote for the class's
+   sound (:mod:`lassbench.corpora.human_captions`, when it has some), the class's AudioSet labels, and a
+   provenance row (package, version, file, licence and credit from the DEP-5 stanza covering the file).
 
 Everything is a pure function of the pinned bytes, so two builds are bit-identical.
 """
@@ -35,6 +36,7 @@ import pandas as pd
 
 from lassbench.audio import read_audio, sha1_file, sweep_stale_temps, write_audio, write_text_atomic
 from lassbench.corpora.deb import DebPin, Stanza, fetch_deb, iter_deb_files, parse_copyright, stanza_for
+from lassbench.corpora.human_captions import human_captions_for, load_human_captions
 from lassbench.errors import LassbenchError
 from lassbench.manifests import SOURCE_COLUMNS, encode_list, write_manifest_csv
 from lassbench.mixing import integrated_loudness
@@ -295,13 +297,28 @@ def measure(clip: np.ndarray, sample_rate: int) -> Measured:
     return Measured(round(float(active.sum()) * 0.05, 2), integrated_loudness(clip, sample_rate), centroid)
 
 
+# Several phrasings of each measured attribute: a clip's captions draw one per caption (a hash of the clip and the
+# caption's place), so no attribute is always worded the same way
+PHRASINGS = {
+    "2": ("twice", "two times", "repeated twice"), "3": ("three times", "thrice", "repeated three times"),
+    "briefly": ("briefly", "for a moment", "in one short burst"),
+    "continuously": ("continuously", "without a break", "on and on"),
+    "quietly": ("quietly", "softly", "faintly"), "loudly": ("loudly", "at high volume", "forcefully"),
+    "deep": ("with a deep, booming tone", "low-pitched", "with a low rumble"),
+    "bright": ("with a bright, hissy tone", "high-pitched", "with a sharp, bright timbre"),
+    "silence": ("then silence", "then nothing more", "and then it is quiet"),
+}
+
+
 def captions_for(label: str, phrases: list[str], measured: Measured, arrangement: Arrangement, lang: str,
-                 seed_text: str) -> list[str]:
-    """Several captions: the class phrases with what the measurements say is audible."""
+                 seed_text: str, human: list[str] = ()) -> list[str]:
+    """Several captions: the class phrases with what the measurements say is audible (each attribute in one of its
+    ``PHRASINGS``), then the ``human`` captions (people's words for the class's sound, :mod:`human_captions`)."""
     language = f"in {LANGUAGES[lang]}" if lang in LANGUAGES else ""
     words = []
     if arrangement.repetitions > 1:
-        words.append({2: "twice", 3: "three times"}.get(arrangement.repetitions, f"{arrangement.repetitions} times"))
+        words.append(str(arrangement.repetitions) if str(arrangement.repetitions) in PHRASINGS else
+                     f"{arrangement.repetitions} times")
     if measured.active_s < 1.0 and arrangement.repetitions == 1:
         words.append("briefly")
     elif measured.active_s > 7.0:
@@ -310,21 +327,25 @@ def captions_for(label: str, phrases: list[str], measured: Measured, arrangement
         words.append("quietly")
     elif measured.loudness_lufs > -18:
         words.append("loudly")
-    tone = "with a deep, booming tone" if measured.centroid_hz < 300 else (
-        "with a bright, hissy tone" if measured.centroid_hz > 5000 else "")
+    tone = "deep" if measured.centroid_hz < 300 else ("bright" if measured.centroid_hz > 5000 else "")
+
+    def say(word: str, i: int) -> str:
+        options = PHRASINGS.get(word, (word,))
+        return options[_hash(f"{seed_text}#{i}#{word}") % len(options)]
+
     start = _hash(seed_text) % len(phrases)
     captions = []
     for i in range(len(phrases)):
         base = phrases[(start + i) % len(phrases)].format(lang=language).strip()
         base = re.sub(r"\s+", " ", base)
-        extra = words[: 1 + i % 2]
+        extra = [say(word, i) for word in words[: 1 + i % 2]]
         caption = base + (f" {extra[0]}" if extra else "") + "".join(f", {word}" for word in extra[1:])
         if tone and i % 2 == 1:
-            caption += f", {tone}"
+            caption += f", {say(tone, i)}"
         if measured.active_s < 3.0 and i == len(phrases) - 1:
-            caption += ", then silence"
+            caption += f", {say('silence', i)}"
         captions.append(caption[0].upper() + caption[1:])
-    return captions
+    return captions + list(human)
 
 
 # -- the build --------------------------------------------------------------------------------------------------
@@ -440,7 +461,8 @@ def _clip_row(item: Selected, audio: np.ndarray, sample_rate: int, split: str, t
     spec = table.classes[item.label]
     return {
         "source_id": source_id, "path": f"audio/{source_id}.wav",
-        "captions": encode_list(captions_for(item.label, spec["captions"], measured, arrangement, item.lang, seed)),
+        "captions": encode_list(captions_for(item.label, spec["captions"], measured, arrangement, item.lang, seed,
+                                             human_captions_for(item.label, split, load_human_captions(), seed))),
         "labels": encode_list(spec["labels"]), "split": split, "sample_rate": sample_rate,
         "num_samples": clip.shape[0], "duration": clip.shape[0] / sample_rate, "sha1": sha1_file(path),
         "class": item.label, "group": f"{item.package}/{item.group}", "package": pin.name, "version": pin.version,
