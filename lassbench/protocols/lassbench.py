@@ -238,7 +238,7 @@ def _draw_scene(rng: np.random.Generator, pool: SourcePool, params: LassbenchPar
         if pool.ids[row] not in pool.spans:
             raise LassbenchError("--scenes needs the clips' active spans (prepare() measures them)")
         start, end, _ = pool.spans[pool.ids[row]]
-        return start, min(end - start, length)
+        return start, round(min(end - start, length), 6)
 
     start, duration = span(target)
     onset = float(rng.uniform(0.0, length - duration))
@@ -301,7 +301,8 @@ def _spans(frame: pd.DataFrame, sample_rate: int, num_samples: int | None) -> di
     spans = {}
     for source_id, path in zip(frame["source_id"], frame["path"], strict=True):
         audio = read_source(path, sample_rate, num_samples)
-        spans[source_id] = (*active_span(audio, sample_rate), audio.shape[0] / sample_rate)
+        start, end = active_span(audio, sample_rate)  # rounded: the scene spec reads as times, not float noise
+        spans[source_id] = (round(start, 6), round(end, 6), round(audio.shape[0] / sample_rate, 6))
     return spans
 
 
