@@ -10,7 +10,8 @@
 # refused; then every file is checked against recipes/real/corpus.sha256), 1 build (lassbench protocol, val + test +
 # test-unseen, one item per source clip, seed 0; and $DATA-scenes: the same as soundscapes, --scenes), 2 train: the
 # three tiny models fine-tuned from their synth-only checkpoints (recipes/real/init/, what recipes/synth stage 2
-# made) on the synth benchmark + the real train split together (each example from one of them, equal odds; the real corpus is viewed at the models' 16 kHz by a val-only build in
+# made) on the synth benchmark + the real train split together (each example from one of them, equal odds; the
+# real corpus is viewed at the models' 16 kHz by a val-only build in
 # $TRAIN_VIEW, whose val split is the validation; the test split is never read), 3 run every model on the real
 # benchmark's test and test-unseen splits, and oracle-irm and lassnet on the scenes (the synth figures:
 # recipes/synth/run.sh --stage 3).
@@ -45,8 +46,8 @@ if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
   timed lassbench build-dataset --sources "$CORPUS" --out "$DATA" --protocol lassbench --splits val,test,test-unseen \
     --seed 0
   # the same clips as soundscapes over real ambiences (docs/real-corpus.md, "Scenes"); scored by stage 3 too
-  timed lassbench build-dataset --sources "$CORPUS" --out "$DATA-scenes" --protocol lassbench --splits test,test-unseen \
-    --scenes --seed 0
+  timed lassbench build-dataset --sources "$CORPUS" --out "$DATA-scenes" --protocol lassbench \
+    --splits test,test-unseen --scenes --seed 0
 fi
 train_one() {  # model: fine-tune its synth-only checkpoint on synth + real (one thread: three run side by side)
   local model=$1 resume=""
