@@ -311,7 +311,7 @@ PHRASINGS = {
 
 
 def captions_for(label: str, phrases: list[str], measured: Measured, arrangement: Arrangement, lang: str,
-                 seed_text: str, human: list[str] = ()) -> list[str]:
+                 seed_text: str, human: tuple[str, ...] | list[str] = ()) -> list[str]:
     """Several captions: the class phrases with what the measurements say is audible (each attribute in one of its
     ``PHRASINGS``), then the ``human`` captions (people's words for the class's sound, :mod:`human_captions`)."""
     language = f"in {LANGUAGES[lang]}" if lang in LANGUAGES else ""
@@ -523,6 +523,7 @@ def real_benchmark(log=print, *, mirror: str | None = None) -> Path:
         log(f"downloading the real-recordings corpus to {corpus} (first use; ~420 MB of pinned Debian packages)...")
         download_packaged(PackagedConfig(out_dir=corpus, mirror=mirror, use_apt=mirror is None))
     log(f"building the real benchmark in {out} (first use; later runs reuse it)...")
-    build_dataset(BuildConfig(out=out, sources=str(corpus), splits=("val", "test", UNSEEN_SPLIT), seed=0,
-                              progress=False))
+    present = set(pd.read_csv(corpus / "manifest.csv", usecols=["split"], dtype=str)["split"].dropna())
+    splits = tuple(s for s in ("val", "test", UNSEEN_SPLIT) if s in present)  # a corpus built before test-unseen
+    build_dataset(BuildConfig(out=out, sources=str(corpus), splits=splits, seed=0, progress=False))
     return out

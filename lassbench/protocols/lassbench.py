@@ -12,6 +12,10 @@ Item ``i`` of split ``s`` is drawn by an RNG seeded with ``(seed, s, i)`` only (
    design: only the query's words can tell target from interferer. All other interferers share no label with the
    target (when labels exist) — condition ``different_class`` (``unlabelled`` when the target has no labels);
 5. the query: one of the target's captions (its first label, or its id, when it has none).
+6. with ``scenes`` (``build-dataset --scenes``), drawn last: a background (an ambience of the split, never a
+   foreground event) ``U[background_snr_min, background_snr_max]`` LU below the target, and the events' onsets —
+   the target anywhere in the clip, each interferer overlapping it, the background looped over the whole clip —
+   stored as the item's ``scene`` spec (:mod:`lassbench.scenes`), which regenerates the mixture.
 
 Mixing (:func:`lassbench.mixing.render`, rule ``loudness``): gains from each clip's integrated loudness, measured
 once per clip; one common gain ``0.99/peak`` when the mixture's peak would exceed 1 (recorded in ``gain``; the
