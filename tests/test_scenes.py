@@ -81,10 +81,14 @@ def test_scene_events_overlap_the_target_over_a_background_that_fills_the_scene(
     assert np.mean(np.abs(audio) > 1e-4) > 0.95  # the looped background sounds all through the scene
 
 
-def test_without_scenes_the_items_are_those_of_the_plain_protocol(corpus, tmp_path):
+def test_without_scenes_the_items_and_parameters_are_those_of_the_plain_protocol(corpus, tmp_path):
+    _build(corpus, tmp_path / "bench", "--scenes")
     plain = _build(corpus, tmp_path / "plain")
     assert "scene" not in plain or plain["scene"].isna().all()
-    assert json.loads((tmp_path / "plain" / "dataset.json").read_text())["parameters"]["scenes"] is False
+    parameters = json.loads((tmp_path / "plain" / "dataset.json").read_text())["parameters"]
+    assert not {"scenes", "background_labels"} & set(parameters)  # a plain build's fingerprint is as it was
+    scenes = json.loads((tmp_path / "bench" / "dataset.json").read_text())["parameters"]
+    assert scenes["scenes"] is True and "Water" in scenes["background_labels"]
 
 
 def test_a_split_without_an_ambience_is_one_clear_error(corpus, tmp_path, capsys):

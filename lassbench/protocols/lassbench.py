@@ -63,6 +63,7 @@ __all__ = [
 NAME = "lassbench"
 SYNTH_ITEMS = {"train": 2000, "val": 200, "test": 300}
 DEFAULT_SPLITS = ("val", "test", "test-unseen")  # those the sources have
+SCENE_PARAMETERS = ("scenes", "background_snr_min", "background_snr_max", "background_labels")
 # AudioSet names of sounds that fill a scene (ambiences); a scene's background is a clip with one of them
 BACKGROUND_LABELS = ("Water", "Traffic noise, roadway noise", "Mechanisms", "Fire", "Train", "Crowd", "Rain", "Wind",
                      "Stream", "Ocean", "Insect", "Engine")
@@ -295,7 +296,11 @@ def prepare(frame: pd.DataFrame, request: BuildRequest) -> Prepared:
     parameters = {**asdict(params), "splits": list(splits), "items": counts, "seed": request.seed,
                   "sample_rate": sample_rate, "duration": duration}
     parameters["contrast_attributes"] = list(params.contrast_attributes)
-    parameters["background_labels"] = list(params.background_labels)
+    if params.scenes:  # only then: builds without scenes keep their fingerprint (and resume, or grow, as before)
+        parameters["background_labels"] = list(params.background_labels)
+    else:
+        for name in SCENE_PARAMETERS:
+            parameters.pop(name)
     return Prepared(sources=selected, plan=plan, parameters=parameters, sample_rate=sample_rate,
                     num_samples=num_samples)
 
