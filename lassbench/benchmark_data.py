@@ -24,7 +24,7 @@ from lassbench.manifests import built_benchmark_dir
 
 REAL = "real"  # `--data real`: the benchmark name and the shorthand
 USER_REAL_CORPUS = Path("data") / REAL  # where the README downloads it (`download packaged --out data/real`)
-EVALUATION_SPLITS = ("val", "test")  # a benchmark for `run` skips train: nothing scores it
+EVALUATION_SPLITS = ("val", "test", "test-unseen")  # a benchmark for `run` skips train: nothing scores it
 SYNTH_FIRST_USE_NOTE = "building the embedded synth benchmark (first use; later runs reuse it)..."  # = cli.run's
 
 

@@ -40,6 +40,7 @@ from lassbench.audio import write_text_atomic
 from lassbench.errors import LassbenchError
 from lassbench.manifests import decode_list, read_manifest, write_manifest_csv
 from lassbench.paths import check_output_file, check_output_folder
+from lassbench.result_folders import DEFAULT_SPLIT
 
 METRICS = ("sdr", "sdri", "si_sdr", "si_sdri")
 REFERENCE_SYSTEMS = frozenset({"mixture", "oracle-irm", "oracle-ibm"})
@@ -162,6 +163,8 @@ def read_result_folder(folder: str | Path) -> SystemResult:
     definitions = summary.get("definitions") if isinstance(summary.get("definitions"), dict) else {}
     metrics = _headline_columns(summary, metrics)
     benchmark = str(run.get("benchmark") or summary.get("benchmark") or folder.parent.name)
+    if run.get("split") and run["split"] != DEFAULT_SPLIT:  # another split is another table: real+test-unseen
+        benchmark = f"{benchmark}+{run['split']}"
     system = str(run.get("system") or run.get("model") or folder.name)
     return SystemResult(
         benchmark=_check_benchmark_name(benchmark, folder / "summary.json"),

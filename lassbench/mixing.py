@@ -40,6 +40,7 @@ import pyloudnorm
 from scipy import signal
 
 from lassbench.errors import LassbenchError
+from lassbench.scenes import Scene, placed_sources
 
 LOUDNESS_BLOCK_SECONDS = 0.4  # BS.1770 gating block: shorter clips have no integrated loudness
 LASSBENCH_PEAK = 0.99  # where the lassbench rule puts the peak of a mixture that would clip
@@ -189,6 +190,9 @@ def render(spec: ItemSpec, audio: Mapping[str, np.ndarray], loudness: Mapping[st
     missing = [sid for sid in spec.source_ids if sid not in audio]
     if missing:
         raise LassbenchError(f"item {spec.item_id}: no audio for source(s) {', '.join(missing)}")
+    scene = dict(spec.extra).get("scene")
+    if scene:  # a soundscape: each clip first moves to its place in the scene (lassbench.scenes)
+        audio = placed_sources(Scene.from_json(scene), audio)
     # the loudness rule is plain scaling: float32 keeps it exact to ~1e-7 and is what makes builds fast; the energy
     # rules reproduce published float64 arithmetic
     dtype = np.float32 if spec.rule == "loudness" else np.float64

@@ -51,6 +51,7 @@ from lassbench.controls import (
     parse_controls,
     target_plan,
 )
+from lassbench.corpora.packaged import UNSEEN_SPLIT
 from lassbench.distributed import Distributed, all_ranks_ok, barrier, init_distributed, process_device
 from lassbench.errors import LassbenchError
 from lassbench.evaluate import (
@@ -133,6 +134,9 @@ def run_model(config: RunConfig, *, log=None) -> list[RunOutcome]:
     entry = get_model_entry(config.model)
     check_published_checkpoint(config.model, config.checkpoint)
     controls = check_config(config)
+    if entry.query_type == "class-id" and config.split == UNSEEN_SPLIT:
+        raise LassbenchError(f"{config.model}: not applicable on {UNSEEN_SPLIT}, whose classes are none it was "
+                             "trained on (a class id exists only for a class seen in training)")
     variants = _variants(entry.query_type, config, controls)
     check_out(config.out)
     with exclusive_out(config.out):

@@ -10,7 +10,7 @@ from lassbench.errors import LassbenchError
 from lassbench.protocols import protocol_names
 
 _LASSBENCH_OPTIONS = ("target_lufs", "lufs_jitter", "min_interferers", "max_interferers", "snr_min", "snr_max",
-                      "contrast_fraction", "duration")
+                      "contrast_fraction", "duration", "scenes")
 
 
 def _parse_shard(value: str) -> tuple[int, int]:
@@ -66,6 +66,10 @@ def _parse_num_items(value: str | None) -> int | dict[str, int] | None:
 @click.option("--contrast-fraction", type=float, default=None,
               help="lassbench: share of items whose first interferer is the same class with another attribute "
                    "[default: 0.3 when the sources have attributes (synth), else 0].")
+@click.option("--scenes", is_flag=True, default=None,
+              help="lassbench: soundscapes: the target and interferers at drawn, overlapping onsets over a looped "
+                   "real background (an ambience of the same split, 3-12 LU below the target); each item's event "
+                   "spec is its `scene` column (docs/real-corpus.md).")
 @click.option("--subtype", default="FLOAT", show_default=True,
               help="WAV sample format: FLOAT (keeps the references exact), PCM_16 or PCM_24.")
 @click.option("--workers", type=int, default=1, show_default=True, help="Processes rendering items.")

@@ -5,13 +5,15 @@ it to classes with regular expressions. The build:
 
 1. fetches each ``.deb`` (:mod:`lassbench.corpora.deb`), refusing a changed one, and copies its ``copyright`` file;
 2. takes the files the rules select (at most ``max_clips`` per class, a fixed hash order chooses which);
-3. splits train / val / test *by recording*: files that are layers of one recording (a drum hit at five
+3. holds a fixed fifth of the classes out whole as ``test-unseen`` (:func:`unseen_classes`), and splits the others
+   train / val / test *by recording*: files that are layers of one recording (a drum hit at five
    velocities, a key's press and release) form one group, and a group never spans two splits;
 4. cuts each file to a 10 s mono clip at the corpus rate: a long file gives its first 10 s; a short one is placed
    at a fixed offset and, under 3 s, repeated one to three times with pauses (the count is in the captions);
 5. measures what is audible (active seconds, loudness, spectral centroid) and writes captions from the class
-   phrase plus those measurements, the class's AudioSet labels, and a provenance row (package, version, file,
-   licence and credit from the DEP-5 stanza covering the file).
+   phrase plus those measurements (each in one of several phrasings) and two captions people wrote for the class's
+   sound (:mod:`lassbench.corpora.human_captions`, when it has some), the class's AudioSet labels, and a
+   provenance row (package, version, file, licence and credit from the DEP-5 stanza covering the file).
 
 Everything is a pure function of the pinned bytes, so two builds are bit-identical.
 """
@@ -36,6 +38,7 @@ import pandas as pd
 
 from lassbench.audio import read_audio, sha1_file, sweep_stale_temps, write_audio, write_text_atomic
 from lassbench.corpora.deb import DebPin, Stanza, fetch_deb, iter_deb_files, parse_copyright, stanza_for
+from lassbench.corpora.human_captions import human_captions_for, load_human_captions
 from lassbench.errors import LassbenchError
 from lassbench.manifests import SOURCE_COLUMNS, encode_list, write_manifest_csv
 from lassbench.mixing import integrated_loudness
@@ -55,6 +58,10 @@ LANGUAGES = {"fr": "French", "ru": "Russian", "ro": "Romanian", "ca": "Catalan",
 CLIP_SECONDS = 10.0
 REPEAT_BELOW_S = 3.0  # events shorter than this are repeated 1-3 times, as events in real 10 s clips often are
 SPLIT_SHARES = (("test", 0.15), ("val", 0.15))  # the rest is train; every class gets at least one group of each
+# Classes held out whole, for testing on sounds never heard in training (docs/real-corpus.md, "unseen classes"):
+UNSEEN_SPLIT = "test-unseen"
+UNSEEN_SHARE = 0.2  # of the classes
+UNSEEN_MAX_CLIPS = 100  # a class this big stays seen: holding it out would take too much from training
 ACTIVE_FLOOR_DB = -40.0  # a 50 ms frame counts as active within 40 dB of the clip's loudest frame
 
 
@@ -171,20 +178,37 @@ def _hash(text: str) -> int:
     return int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:8], "big")
 
 
+def unseen_classes(clips: dict[str, int], classes: dict[str, dict]) -> tuple[str, ...]:
+    """The classes held out whole as ``test-unseen``: in SHA-256 order of the class name, the first
+    ``ceil(UNSEEN_SHARE * classes)`` (at least two: an unseen target's interferers are unseen sounds too) of those
+    with fewer than ``UNSEEN_MAX_CLIPS`` kept clips whose AudioSet labels no other class shares (so no label of a
+    held-out class is ever heard in training, under any class name)."""
+    def shares_a_label(name: str) -> bool:
+        mine = set(classes[name].get("labels", ()))
+        return any(mine & set(classes[other].get("labels", ())) for other in clips if other != name)
+
+    wanted = max(2, math.ceil(UNSEEN_SHARE * len(clips)))
+    eligible = [name for name in sorted(clips, key=lambda c: (_hash(c), c))
+                if 0 < clips[name] < UNSEEN_MAX_CLIPS and not shares_a_label(name)]
+    return tuple(sorted(eligible[:wanted]))
+
+
 def cap_and_split(selected: list[Selected], classes: dict[str, dict]) -> dict[str, str]:
-    """``member key -> split`` for the kept files: per class, groups in hash order fill the test and val shares
-    first (at least one group each when the class has three), the rest is train; files past ``max_clips`` in the
-    same hash order are left out."""
+    """``member key -> split`` for the kept files: the :func:`unseen_classes` go whole to ``test-unseen``; in every
+    other class, groups in hash order fill the test and val shares first (at least one group each when the class has
+    three), the rest is train; files past ``max_clips`` in the same hash order are left out."""
     by_class: dict[str, dict[str, list[Selected]]] = defaultdict(lambda: defaultdict(list))
     for item in selected:
         by_class[item.label][f"{item.package}/{item.group}"].append(item)
+    kept = {label: _kept(groups, classes[label]) for label, groups in by_class.items()}
+    unseen = set(unseen_classes({label: len(keep) for label, keep in kept.items()}, classes))
     splits: dict[str, str] = {}
     for label, groups in by_class.items():
-        order = sorted(groups, key=lambda g: (_hash(g), g))
-        files = [item for g in order for item in sorted(groups[g], key=lambda s: (_hash(s.member), s.member))]
-        cap = int(classes[label].get("max_clips", len(files)))
-        keep = {key(item) for item in sorted(files, key=lambda s: (_hash(key(s)), key(s)))[:cap]}
-        order = [g for g in order if any(key(i) in keep for i in groups[g])]
+        keep = kept[label]
+        if label in unseen:
+            splits.update(dict.fromkeys(keep, UNSEEN_SPLIT))
+            continue
+        order = [g for g in sorted(groups, key=lambda g: (_hash(g), g)) if any(key(i) in keep for i in groups[g])]
         total = sum(sum(key(i) in keep for i in groups[g]) for g in order)
         targets = [(name, max(1, round(share * total)) if len(order) >= 3 else 0) for name, share in SPLIT_SHARES]
         size = {g: sum(key(i) in keep for i in groups[g]) for g in order}
@@ -205,6 +229,13 @@ def cap_and_split(selected: list[Selected], classes: dict[str, dict]) -> dict[st
                 if key(item) in keep:
                     splits[key(item)] = "train"
     return splits
+
+
+def _kept(groups: dict[str, list[Selected]], spec: dict) -> set[str]:
+    """The class's files within its ``max_clips``, chosen in a fixed hash order."""
+    files = [item for members in groups.values() for item in members]
+    cap = int(spec.get("max_clips", len(files)))
+    return {key(item) for item in sorted(files, key=lambda s: (_hash(key(s)), key(s)))[:cap]}
 
 
 def key(item: Selected) -> str:
@@ -269,13 +300,28 @@ def measure(clip: np.ndarray, sample_rate: int) -> Measured:
     return Measured(round(float(active.sum()) * 0.05, 2), integrated_loudness(clip, sample_rate), centroid)
 
 
+# Several phrasings of each measured attribute: a clip's captions draw one per caption (a hash of the clip and the
+# caption's place), so no attribute is always worded the same way
+PHRASINGS = {
+    "2": ("twice", "two times", "repeated twice"), "3": ("three times", "thrice", "repeated three times"),
+    "briefly": ("briefly", "for a moment", "in one short burst"),
+    "continuously": ("continuously", "without a break", "on and on"),
+    "quietly": ("quietly", "softly", "faintly"), "loudly": ("loudly", "at high volume", "forcefully"),
+    "deep": ("with a deep, booming tone", "low-pitched", "with a low rumble"),
+    "bright": ("with a bright, hissy tone", "high-pitched", "with a sharp, bright timbre"),
+    "silence": ("then silence", "then nothing more", "and then it is quiet"),
+}
+
+
 def captions_for(label: str, phrases: list[str], measured: Measured, arrangement: Arrangement, lang: str,
-                 seed_text: str) -> list[str]:
-    """Several captions: the class phrases with what the measurements say is audible."""
+                 seed_text: str, human: tuple[str, ...] | list[str] = ()) -> list[str]:
+    """Several captions: the class phrases with what the measurements say is audible (each attribute in one of its
+    ``PHRASINGS``), then the ``human`` captions (people's words for the class's sound, :mod:`human_captions`)."""
     language = f"in {LANGUAGES[lang]}" if lang in LANGUAGES else ""
     words = []
     if arrangement.repetitions > 1:
-        words.append({2: "twice", 3: "three times"}.get(arrangement.repetitions, f"{arrangement.repetitions} times"))
+        words.append(str(arrangement.repetitions) if str(arrangement.repetitions) in PHRASINGS else
+                     f"{arrangement.repetitions} times")
     if measured.active_s < 1.0 and arrangement.repetitions == 1:
         words.append("briefly")
     elif measured.active_s > 7.0:
@@ -284,21 +330,25 @@ def captions_for(label: str, phrases: list[str], measured: Measured, arrangement
         words.append("quietly")
     elif measured.loudness_lufs > -18:
         words.append("loudly")
-    tone = "with a deep, booming tone" if measured.centroid_hz < 300 else (
-        "with a bright, hissy tone" if measured.centroid_hz > 5000 else "")
+    tone = "deep" if measured.centroid_hz < 300 else ("bright" if measured.centroid_hz > 5000 else "")
+
+    def say(word: str, i: int) -> str:
+        options = PHRASINGS.get(word, (word,))
+        return options[_hash(f"{seed_text}#{i}#{word}") % len(options)]
+
     start = _hash(seed_text) % len(phrases)
     captions = []
     for i in range(len(phrases)):
         base = phrases[(start + i) % len(phrases)].format(lang=language).strip()
         base = re.sub(r"\s+", " ", base)
-        extra = words[: 1 + i % 2]
+        extra = [say(word, i) for word in words[: 1 + i % 2]]
         caption = base + (f" {extra[0]}" if extra else "") + "".join(f", {word}" for word in extra[1:])
         if tone and i % 2 == 1:
-            caption += f", {tone}"
+            caption += f", {say(tone, i)}"
         if measured.active_s < 3.0 and i == len(phrases) - 1:
-            caption += ", then silence"
+            caption += f", {say('silence', i)}"
         captions.append(caption[0].upper() + caption[1:])
-    return captions
+    return captions + list(human)
 
 
 # -- the build --------------------------------------------------------------------------------------------------
@@ -427,7 +477,8 @@ def _clip_row(item: Selected, audio: np.ndarray, sample_rate: int, split: str, t
     spec = table.classes[item.label]
     return {
         "source_id": source_id, "path": f"audio/{source_id}.wav",
-        "captions": encode_list(captions_for(item.label, spec["captions"], measured, arrangement, item.lang, seed)),
+        "captions": encode_list(captions_for(item.label, spec["captions"], measured, arrangement, item.lang, seed,
+                                             human_captions_for(item.label, split, load_human_captions(), seed))),
         "labels": encode_list(spec["labels"]), "split": split, "sample_rate": sample_rate,
         "num_samples": clip.shape[0], "duration": clip.shape[0] / sample_rate, "sha1": sha1_file(path),
         "class": item.label, "group": f"{item.package}/{item.group}", "package": pin.name, "version": pin.version,
@@ -461,6 +512,7 @@ def class_table(frame: pd.DataFrame) -> pd.DataFrame:
         rows.append({
             "class": label, "labels": part["labels"].iloc[0], "clips": len(part),
             "train": int(counts.get("train", 0)), "val": int(counts.get("val", 0)), "test": int(counts.get("test", 0)),
+            UNSEEN_SPLIT: int(counts.get(UNSEEN_SPLIT, 0)),
             "groups": part["group"].nunique(), "packages": ";".join(sorted(part["package"].unique())),
             "median_active_s": round(float(part["active_s"].median()), 2),
             "median_loudness_lufs": round(float(part["loudness_lufs"].median()), 1),
@@ -473,7 +525,8 @@ REAL_NAME = "real"  # `lassbench run MODEL --data real`
 
 
 def real_benchmark(log=print, *, mirror: str | None = None) -> Path:
-    """The built real-recordings benchmark (``cache_dir()/benchmarks/real``, val + test, seed 0): the corpus is
+    """The built real-recordings benchmark (``cache_dir()/benchmarks/real``, val + test + test-unseen, seed 0): the
+    corpus is
     downloaded to ``cache_dir()/corpora/packaged`` and the benchmark built on first use, reused afterwards."""
     from lassbench.build import BuildConfig, build_dataset
     from lassbench.paths import cache_dir
@@ -486,5 +539,7 @@ def real_benchmark(log=print, *, mirror: str | None = None) -> Path:
         log(f"downloading the real-recordings corpus to {corpus} (first use; ~420 MB of pinned Debian packages)...")
         download_packaged(PackagedConfig(out_dir=corpus, mirror=mirror, use_apt=mirror is None))
     log(f"building the real benchmark in {out} (first use; later runs reuse it)...")
-    build_dataset(BuildConfig(out=out, sources=str(corpus), splits=("val", "test"), seed=0, progress=True))
+    present = set(pd.read_csv(corpus / "manifest.csv", usecols=["split"], dtype=str)["split"].dropna())
+    splits = tuple(s for s in ("val", "test", UNSEEN_SPLIT) if s in present)  # a corpus built before test-unseen
+    build_dataset(BuildConfig(out=out, sources=str(corpus), splits=splits, seed=0, progress=True))
     return out

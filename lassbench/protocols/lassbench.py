@@ -12,6 +12,10 @@ Item ``i`` of split ``s`` is drawn by an RNG seeded with ``(seed, s, i)`` only (
    design: only the query's words can tell target from interferer. All other interferers share no label with the
    target (when labels exist) — condition ``different_class`` (``unlabelled`` when the target has no labels);
 5. the query: one of the target's captions (its first label, or its id, when it has none).
+6. with ``scenes`` (``build-dataset --scenes``), drawn last: a background (an ambience of the split, never a
+   foreground event) ``U[background_snr_min, background_snr_max]`` LU below the target, and the events' onsets —
+   the target anywhere in the clip, each interferer overlapping it, the background looped over the whole clip —
+   stored as the item's ``scene`` spec (:mod:`lassbench.scenes`), which regenerates the mixture.
 
 Mixing (:func:`lassbench.mixing.render`, rule ``loudness``): gains from each clip's integrated loudness, measured
 once per clip; one common gain ``0.99/peak`` when the mixture's peak would exceed 1 (recorded in ``gain``; the
@@ -21,7 +25,7 @@ recorded loudnesses include it). The item's ``snr_db`` is measured by the build 
 
 In-memory use (training with fresh mixtures every epoch, the same code path as the build)::
 
-    from lassbench.corpora import load_sources
+    from lassbench.corpora import load_sources, read_source
     from lassbench.manifests import read_source_manifest
     from lassbench.protocols.lassbench import LassbenchParams, SourcePool, draw_spec, render
 
@@ -39,16 +43,18 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter
-from dataclasses import asdict, dataclass, fields
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields, replace
 
 import numpy as np
 import pandas as pd
 
-from lassbench.corpora import load_sources
+from lassbench.corpora import load_sources, read_source
 from lassbench.errors import LassbenchError
 from lassbench.manifests import decode_list
 from lassbench.mixing import ItemSpec, RenderedItem, render
 from lassbench.protocols import BuildRequest, Plan, Prepared, item_id, item_rng
+from lassbench.scenes import Event, Scene, active_span
 
 __all__ = [
     "LassbenchParams", "SourcePool", "draw_spec", "render", "load_sources", "ItemSpec", "RenderedItem", "prepare",
@@ -56,7 +62,11 @@ __all__ = [
 
 NAME = "lassbench"
 SYNTH_ITEMS = {"train": 2000, "val": 200, "test": 300}
-DEFAULT_SPLITS = ("val", "test")
+DEFAULT_SPLITS = ("val", "test", "test-unseen")  # those the sources have
+SCENE_PARAMETERS = ("scenes", "background_snr_min", "background_snr_max", "background_labels")
+# AudioSet names of sounds that fill a scene (ambiences); a scene's background is a clip with one of them
+BACKGROUND_LABELS = ("Water", "Traffic noise, roadway noise", "Mechanisms", "Fire", "Train", "Crowd", "Rain", "Wind",
+                     "Stream", "Ocean", "Insect", "Engine")
 
 
 @dataclass
@@ -69,6 +79,10 @@ class LassbenchParams:
     snr_max: float = 5.0
     contrast_fraction: float = 0.0
     contrast_attributes: tuple[str, ...] = ("pitch", "tempo")
+    scenes: bool = False  # soundscapes: events at drawn onsets over a looped background (lassbench.scenes)
+    background_snr_min: float = 3.0  # the target this many LU above the background, at least
+    background_snr_max: float = 12.0
+    background_labels: tuple[str, ...] = BACKGROUND_LABELS
 
     def __post_init__(self) -> None:
         if not 1 <= self.min_interferers <= self.max_interferers:
@@ -81,6 +95,10 @@ class LassbenchParams:
         if self.lufs_jitter < 0:
             raise LassbenchError(f"--lufs-jitter {self.lufs_jitter} is negative")
         self.contrast_attributes = tuple(self.contrast_attributes)
+        self.background_labels = tuple(self.background_labels)
+        if self.background_snr_min > self.background_snr_max:
+            raise LassbenchError(f"--background-snr-min {self.background_snr_min} is above --background-snr-max "
+                                 f"{self.background_snr_max}")
 
 
 @dataclass(frozen=True)
@@ -93,6 +111,8 @@ class SourcePool:
     attributes: tuple[dict, ...]
     label_matrix: np.ndarray  # (clips, vocabulary) bool: clip has label
     label_set_codes: np.ndarray  # (clips,) int: equal codes = identical label sets
+    spans: Mapping[str, tuple[float, float, float]] = field(default_factory=dict)  # scenes: (start, end, length) s
+    span_rate: int = 0  # the sample rate the spans were measured at (the build's)
 
     @classmethod
     def from_frame(cls, frame: pd.DataFrame) -> SourcePool:
@@ -172,6 +192,8 @@ def draw_spec(index: int, sources: SourcePool | pd.DataFrame, params: LassbenchP
             contrast_attribute = ",".join(k for k in params.contrast_attributes
                                           if k in mine and theirs.get(k) != mine[k])
     others = np.setdiff1d(pool.disjoint_from(target), chosen)
+    if params.scenes:  # ambiences are a scene's background, not its foreground events (scaper's two pools)
+        others = np.setdiff1d(others, _backgrounds(pool, params))
     needed = count - len(chosen)
     if others.size < needed:
         raise LassbenchError(
@@ -182,13 +204,59 @@ def draw_spec(index: int, sources: SourcePool | pd.DataFrame, params: LassbenchP
     snrs = tuple(float(v) for v in rng.uniform(params.snr_min, params.snr_max, count))
     captions = pool.captions[target]
     query = captions[int(rng.integers(len(captions)))] if captions else _fallback_query(pool, target)
+    extra: tuple[tuple[str, str], ...] = (("contrast_attribute", contrast_attribute),)
+    if params.scenes:  # drawn last: the items of a build without --scenes are unchanged
+        background, background_snr, scene = _draw_scene(rng, pool, params, target, chosen, snrs, target_lufs, split)
+        chosen, snrs = [*chosen, background], (*snrs, background_snr)
+        extra += (("scene", scene.to_json()),)
     return ItemSpec(
         item_id=item_id(split, index), split=split, target_id=pool.ids[target],
         interferer_ids=tuple(pool.ids[r] for r in chosen), query=query, captions=captions,
         labels=pool.labels[target], rule="loudness", snr_db=snrs, target_lufs=target_lufs,
-        condition=condition, protocol=NAME, seed=seed, index=index,
-        extra=(("contrast_attribute", contrast_attribute),),
+        condition=condition, protocol=NAME, seed=seed, index=index, extra=extra,
     )
+
+
+def _backgrounds(pool: SourcePool, params: LassbenchParams) -> np.ndarray:
+    wanted = set(params.background_labels)
+    return np.array([r for r in range(len(pool)) if wanted & set(pool.labels[r])], dtype=int)
+
+
+def _draw_scene(rng: np.random.Generator, pool: SourcePool, params: LassbenchParams, target: int,
+                chosen: list[int], snrs: tuple[float, ...], target_lufs: float, split: str
+                ) -> tuple[int, float, Scene]:
+    """A background (a clip with a ``background_labels`` label, sharing no label with the target or an
+    interferer) and the events: the target at a uniform onset, each interferer at an onset that makes it overlap
+    the target, the background looped over the whole scene."""
+    others = set(pool.disjoint_from(target).tolist())
+    candidates = [r for r in _backgrounds(pool, params).tolist() if r in others and r not in chosen
+                  and not any(set(pool.labels[r]) & set(pool.labels[c]) for c in chosen)]
+    if not candidates:
+        raise LassbenchError(f"--scenes: split {split!r} has no background clip for {pool.ids[target]} (a clip "
+                             f"labelled one of: {', '.join(params.background_labels)}, sharing no label with the "
+                             "target or an interferer)")
+    background = candidates[int(rng.integers(len(candidates)))]
+    background_snr = float(rng.uniform(params.background_snr_min, params.background_snr_max))
+    length = pool.spans[pool.ids[target]][2]
+
+    def span(row: int) -> tuple[float, float]:
+        if pool.ids[row] not in pool.spans:
+            raise LassbenchError("--scenes needs the clips' active spans (prepare() measures them)")
+        start, end, _ = pool.spans[pool.ids[row]]
+        return start, round(min(end - start, length), 6)
+
+    start, duration = span(target)
+    onset = float(rng.uniform(0.0, length - duration))
+    events = [Event(pool.ids[target], "target", start, round(onset, 4), duration, duration)]
+    for row, snr in zip(chosen, snrs, strict=True):
+        start_k, duration_k = span(row)
+        low, high = max(0.0, onset - duration_k / 2), min(length - duration_k, onset + duration / 2)
+        onset_k = round(float(rng.uniform(low, max(low, high))), 4)
+        events.append(Event(pool.ids[row], "interferer", start_k, onset_k, duration_k, duration_k, snr))
+    start_b, duration_b = span(background)
+    events.append(Event(pool.ids[background], "background", start_b, 0.0, length, duration_b, background_snr))
+    scene = Scene(pool.span_rate, int(round(length * pool.span_rate)), target_lufs, tuple(events))
+    return background, background_snr, scene
 
 
 def _fallback_query(pool: SourcePool, row: int) -> str:
@@ -218,17 +286,33 @@ def prepare(frame: pd.DataFrame, request: BuildRequest) -> Prepared:
 
     def plan(usable: set[str]) -> Plan:
         specs = []
+        spans = _spans(selected[selected["source_id"].isin(usable)], sample_rate, num_samples) if params.scenes else {}
         for split in splits:
             usable_pool = pools[split][pools[split]["source_id"].isin(usable)]
-            pool = SourcePool.from_frame(usable_pool)
+            pool = replace(SourcePool.from_frame(usable_pool), spans=spans, span_rate=sample_rate)
             specs.extend(draw_spec(i, pool, params, request.seed, split=split) for i in range(counts[split]))
         return Plan(specs)
 
     parameters = {**asdict(params), "splits": list(splits), "items": counts, "seed": request.seed,
                   "sample_rate": sample_rate, "duration": duration}
     parameters["contrast_attributes"] = list(params.contrast_attributes)
+    if params.scenes:  # only then: builds without scenes keep their fingerprint (and resume, or grow, as before)
+        parameters["background_labels"] = list(params.background_labels)
+    else:
+        for name in SCENE_PARAMETERS:
+            parameters.pop(name)
     return Prepared(sources=selected, plan=plan, parameters=parameters, sample_rate=sample_rate,
                     num_samples=num_samples)
+
+
+def _spans(frame: pd.DataFrame, sample_rate: int, num_samples: int | None) -> dict[str, tuple[float, float, float]]:
+    """``source_id -> (start, end, length)`` in seconds: where each clip sounds, read as the build reads it."""
+    spans = {}
+    for source_id, path in zip(frame["source_id"], frame["path"], strict=True):
+        audio = read_source(path, sample_rate, num_samples)
+        start, end = active_span(audio, sample_rate)  # rounded: the scene spec reads as times, not float noise
+        spans[source_id] = (round(start, 6), round(end, 6), round(audio.shape[0] / sample_rate, 6))
+    return spans
 
 
 def _split_pools(frame: pd.DataFrame, requested: tuple[str, ...] | None) -> tuple[tuple[str, ...], dict]:

@@ -7,12 +7,14 @@
 #   bash recipes/real/run.sh --stage 2 --stop-stage 3 --ship   # retrain, ship, run every model on the real test split
 #
 # Stages: 0 download (lassbench download packaged: ~420 MB of .debs, pinned by SHA-256; a changed package is
-# refused; then every file is checked against recipes/real/corpus.sha256), 1 build (lassbench protocol, val + test,
-# one item per source clip, seed 0), 2 train: the three tiny models fine-tuned from their synth-only checkpoints
-# (recipes/real/init/, what recipes/synth stage 2 made) on the synth benchmark + the real train split together (each
-# example from one of them, equal odds; the real corpus is viewed at the models' 16 kHz by a val-only build in
+# refused; then every file is checked against recipes/real/corpus.sha256), 1 build (lassbench protocol, val + test +
+# test-unseen, one item per source clip, seed 0; and $DATA-scenes: the same as soundscapes, --scenes), 2 train: the
+# three tiny models fine-tuned from their synth-only checkpoints (recipes/real/init/, what recipes/synth stage 2
+# made) on the synth benchmark + the real train split together (each example from one of them, equal odds; the
+# real corpus is viewed at the models' 16 kHz by a val-only build in
 # $TRAIN_VIEW, whose val split is the validation; the test split is never read), 3 run every model on the real
-# benchmark's test split (the synth figures: recipes/synth/run.sh --stage 3).
+# benchmark's test and test-unseen splits, and oracle-irm and lassnet on the scenes (the synth figures:
+# recipes/synth/run.sh --stage 3).
 # --ship copies the trained weights (float16) to lassbench/checkpoints/ and their logs to recipes/real/logs/.
 # Training crops each example around the target's sound (--crop active: real clips are mostly silence) and minimises
 # the thresholded negative SNR (--loss snr), chosen over L1 on the real val split (docs/real-corpus.md).
@@ -41,7 +43,11 @@ if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
   (cd "$CORPUS" && sha256sum --quiet -c "$OLDPWD/recipes/real/corpus.sha256") && echo "corpus matches recipes/real/corpus.sha256"
 fi
 if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
-  timed lassbench build-dataset --sources "$CORPUS" --out "$DATA" --protocol lassbench --splits val,test --seed 0
+  timed lassbench build-dataset --sources "$CORPUS" --out "$DATA" --protocol lassbench --splits val,test,test-unseen \
+    --seed 0
+  # the same clips as soundscapes over real ambiences (docs/real-corpus.md, "Scenes"); scored by stage 3 too
+  timed lassbench build-dataset --sources "$CORPUS" --out "$DATA-scenes" --protocol lassbench \
+    --splits test,test-unseen --scenes --seed 0
 fi
 train_one() {  # model: fine-tune its synth-only checkpoint on synth + real (one thread: three run side by side)
   local model=$1 resume=""
@@ -79,11 +85,15 @@ checkpoint_of() {  # what stage 2 just trained and did not ship; else (--ship, o
 }
 
 if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
-  for model in mixture oracle-irm tag-queried; do
-    timed lassbench run "$model" --data "$DATA" --out "$RESULTS" $(checkpoint_of "$model")
+  for split in test test-unseen; do  # seen classes, then classes no training split has
+    for model in mixture oracle-irm tag-queried; do
+      timed lassbench run "$model" --data "$DATA" --split "$split" --out "$RESULTS" $(checkpoint_of "$model")
+    done
+    timed lassbench run oracle-irm --data "$DATA-scenes" --split "$split" --out "$RESULTS"
+    timed lassbench run lassnet --data "$DATA-scenes" --split "$split" --out "$RESULTS" $(checkpoint_of lassnet)
+    timed lassbench run lassnet --data "$DATA" --split "$split" --out "$RESULTS" --queries all $(checkpoint_of lassnet)
+    # class-conditioned: one line and go on where it cannot run (a synth-only checkpoint; any unseen class)
+    timed lassbench run class-conditioned --data "$DATA" --split "$split" --out "$RESULTS" \
+      $(checkpoint_of class-conditioned) || echo "class-conditioned: not run on $split (see the line above)" >&2
   done
-  timed lassbench run lassnet --data "$DATA" --out "$RESULTS" --queries all $(checkpoint_of lassnet)
-  # a class-conditioned checkpoint trained on synth only knows none of the real classes: say so, go on
-  timed lassbench run class-conditioned --data "$DATA" --out "$RESULTS" $(checkpoint_of class-conditioned) \
-    || echo "class-conditioned: not run (see the error above)" >&2
 fi
