@@ -164,7 +164,7 @@ def test_download_shows_progress_while_fetching_and_cutting(served, tmp_path, ca
                                      mirror=f"http://127.0.0.1:{server.port}/media", progress=True))
     err = capsys.readouterr().err
     assert "fetching packages" in err and "0/1 " in err  # counted in packages
-    assert "cutting clips" in err and "0/16 " in err  # counted in clips
+    assert "cutting clips" in err and "0/24 " in err  # counted in clips (the fixture has 24)
 
 
 def test_splits_are_disjoint_by_recording_group(served, tmp_path):
