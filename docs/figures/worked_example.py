@@ -104,7 +104,7 @@ def _listen_figures(folder: Path) -> dict:
     first = test["trials"][0]
     levels = first["levels"]
     mixture, lassnet = levels["mixture"], levels["lassnet"]
-    names = [s["id"] for s in first["stimuli"]]
+    names = [s.get("condition", s["id"]) for s in first["stimuli"]]  # the key names each opaque stimulus id
     return {
         "trials": len(test["trials"]), "wav_files": len(wavs), "stimulus_seconds": info.frames / info.samplerate,
         "rate_khz": info.samplerate / 1000, "bits": int(info.subtype.removeprefix("PCM_")), "conditions": len(names),
