@@ -25,7 +25,7 @@ import shutil
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 
@@ -80,6 +80,7 @@ from lassbench.run_stream import (
     BatchReader,
     Shard,
     done_batches,
+    item_shapes,
     merge_partials,
     remove_partials,
     run_shard,
@@ -96,7 +97,7 @@ class RunConfig:
     checkpoint: str | None = None  # None: the checkpoint shipped with lassbench
     out: str = "results"
     device: str = "cpu"
-    batch_size: int = 8
+    batch_size: int | None = None  # None: default_batch_size(device)
     control: str | list[str] | None = None  # controls.CONTROLS, several allowed ("absent,interferer" or a list)
     queries: str = "caption"  # "caption" | "all"
     save_audio: bool = False
@@ -113,6 +114,12 @@ class RunOutcome:
     out_dir: Path
     summary: dict
     run_info: dict = field(default_factory=dict)
+
+
+def default_batch_size(device: str) -> int:
+    """Items separated together: 1 on CPU (a batch is no faster per item there and its memory grows with it), 8 on
+    an accelerator, where a batch keeps the device busy. Batches only ever hold items of one length."""
+    return 1 if torch.device(device).type == "cpu" else 8
 
 
 def default_workers() -> int:
@@ -137,6 +144,8 @@ def run_model(config: RunConfig, *, log=None) -> list[RunOutcome]:
     rules = _scoring_rules(dataset, items)
     dist = init_distributed(config.device)
     device = process_device(config.device, dist)
+    if config.batch_size is None:
+        config = replace(config, batch_size=default_batch_size(device))
     model, checkpoint = _load_system(config.model, config.checkpoint, device, config.text_encoder)
     clap = _clap_scorer(config.clap, device)
     if hasattr(model, "input_rate"):  # separators resample the benchmark's audio to their own rate
@@ -144,8 +153,10 @@ def run_model(config: RunConfig, *, log=None) -> list[RunOutcome]:
     benchmark = dataset.get("name") or data_dir.name
     plans = _plans(items, manifest, variants, dataset, data_dir, config.seed, log)
     plans = [plan for plan in plans if _askable(model, plan, log)]
+    shapes = item_shapes(data_dir, list(items["id"]))  # batches hold items of one length: read once for all variants
     base = _base_fingerprint(config, checkpoint, data_dir, device)
     base["si_sdr_convention"] = rules.convention
+    base["batches"] = "equal-length"  # rows of padded batches (earlier versions) are never reused
     if _resampled(model):  # only then: runs at the model's own rate keep their fingerprint
         base["resampled"] = [int(model.input_rate), int(model.sample_rate)]  # not reused from before the rate fix
     if clap is not None:  # only then: runs without CLAP keep their fingerprint
@@ -153,7 +164,7 @@ def run_model(config: RunConfig, *, log=None) -> list[RunOutcome]:
     outcomes = []
     for plan in plans:
         outcome = _run_variant(model, plan, items, config, entry.query_type, checkpoint, dataset, benchmark,
-                               data_dir, base, dist, device, log, rules, clap=clap)
+                               data_dir, base, dist, device, log, rules, clap=clap, shapes=shapes)
         if outcome is not None:
             outcomes.append(outcome)
     return outcomes
@@ -161,7 +172,8 @@ def run_model(config: RunConfig, *, log=None) -> list[RunOutcome]:
 
 def _run_variant(model, plan: VariantPlan, items: pd.DataFrame, config: RunConfig, query_type: str,
                  checkpoint: Path | None, dataset: dict, benchmark: str, data_dir: Path, base: dict,
-                 dist: Distributed, device: str, log, rules: ProtocolRules, clap=None) -> RunOutcome | None:
+                 dist: Distributed, device: str, log, rules: ProtocolRules, clap=None,
+                 shapes: list[tuple[int, int]] | None = None) -> RunOutcome | None:
     started = time.time()
     system = config.model if plan.variant == "default" else f"{config.model}@{plan.variant}"
     out_dir = Path(config.out) / benchmark / system
@@ -179,7 +191,7 @@ def _run_variant(model, plan: VariantPlan, items: pd.DataFrame, config: RunConfi
             # a new run, not a resume: estimates another run left must not sit beside this run's
             shutil.rmtree(out_dir / "estimates", ignore_errors=True)
     barrier(dist)
-    reader = BatchReader(data_dir, list(items["id"]), plan, config.batch_size)
+    reader = BatchReader(data_dir, list(items["id"]), plan, config.batch_size, shapes)
     workers = default_workers() if config.workers is None else config.workers
     failure = None
     try:
@@ -196,7 +208,7 @@ def _run_variant(model, plan: VariantPlan, items: pd.DataFrame, config: RunConfi
     if dist.rank != 0:
         barrier(dist)
         return None
-    rows = merge_partials(partial, fingerprint, len(reader))
+    rows = merge_partials(partial, fingerprint, len(reader), order=reader.ids)
     per_item = _per_item(rows, items, plan)
     clap_names = [clap.score_name, clap.improvement_name] if clap is not None else []
     names = [c for c in (*MAIN_METRICS, *FALSE_SEPARATION_METRICS, *clap_names) if c in per_item.columns]
@@ -290,7 +302,7 @@ def check_config(config: RunConfig) -> list[str]:
     """Refuse bad options before anything is read or built; returns the parsed controls."""
     if config.limit is not None and (isinstance(config.limit, bool) or config.limit < 1):
         raise LassbenchError(f"--limit {config.limit}: give a positive number of items (leave it out for all)")
-    if config.batch_size < 1:
+    if config.batch_size is not None and config.batch_size < 1:
         raise LassbenchError(f"--batch-size {config.batch_size}: must be at least 1")
     if config.workers is not None and config.workers < 0:
         raise LassbenchError(f"--workers {config.workers}: must be 0 (read in this process) or more")
