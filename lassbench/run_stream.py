@@ -16,6 +16,7 @@ memory; :func:`merge_partials` orders them back into manifest order.
 from __future__ import annotations
 
 import ctypes
+import functools
 import json
 import os
 import shutil
@@ -116,7 +117,6 @@ def run_shard(separate: Separator, reader: BatchReader, partial_dir: Path, finge
               desc: str = "separate", clap=None, convention: str = "zero-mean") -> None:
     """Separate and score this rank's batches not yet in a partial file; append each batch's rows as it finishes.
     ``clap`` (a :class:`lassbench.clapscore.ClapScorer`) adds the reference-free CLAPScore columns to every row."""
-    return_large_buffers_to_the_os()
     mine = shard.batches(len(reader))
     done = done_batches(partial_dir, fingerprint)
     todo = [b for b in mine if b not in done]
@@ -141,31 +141,34 @@ def run_shard(separate: Separator, reader: BatchReader, partial_dir: Path, finge
             own.write(json.dumps({"batch": batch["batch"], "rows": rows}) + "\n")
             own.flush()
             bar.update(len(rows))
+            give_freed_memory_back()
     finally:
         own.close()
         bar.close()
 
 
-def return_large_buffers_to_the_os() -> None:
-    """Make glibc serve every buffer above 128 KiB by mmap, so freeing it gives the memory back.
+def give_freed_memory_back() -> None:
+    """Hand the memory freed by the last batch back to the OS (glibc's ``malloc_trim``), once per batch.
 
-    By default glibc raises its mmap threshold each time such a buffer is freed, after which batch-sized buffers come
-    from the heap and are kept: measured on 10 s, 32 kHz items with reader workers, peak RSS then grew by ~0.6 MB per
-    item (443 MB at 100 items, 785 MB at 400); with a fixed threshold it stays flat. No-op where there is no glibc.
+    glibc keeps freed buffers for reuse and raises its mmap threshold as large buffers are freed, so without a trim
+    the heap of a long run keeps batch-sized holes and its peak RSS creeps up item by item. Serving every buffer over
+    128 KiB by mmap instead would return each one at once, but then every intermediate tensor of every layer is
+    fresh memory to fault in: several times the page faults and a slower model. One trim per batch keeps the reuse
+    inside a batch and returns the rest between batches (benchmarks/harness.py). No-op where there is no glibc.
     """
-    global _MALLOC_TUNED
-    if _MALLOC_TUNED or not sys.platform.startswith("linux"):
-        return
-    _MALLOC_TUNED = True
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+@functools.cache
+def _malloc_trim():
+    if not sys.platform.startswith("linux"):
+        return None
     try:
-        libc = ctypes.CDLL("libc.so.6")
-        libc.mallopt(_M_MMAP_THRESHOLD, 128 * 1024)
+        return ctypes.CDLL("libc.so.6").malloc_trim
     except (OSError, AttributeError):  # musl or another libc: keep its defaults
-        pass
-
-
-_M_MMAP_THRESHOLD = -3  # glibc's malloc.h
-_MALLOC_TUNED = False
+        return None
 
 
 def _batch_size(reader: BatchReader, b: int) -> int:
