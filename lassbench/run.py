@@ -116,10 +116,16 @@ class RunOutcome:
     run_info: dict = field(default_factory=dict)
 
 
-def default_batch_size(device: str) -> int:
-    """Items separated together: 1 on CPU (a batch is no faster per item there and its memory grows with it), 8 on
-    an accelerator, where a batch keeps the device busy. Batches only ever hold items of one length."""
-    return 1 if torch.device(device).type == "cpu" else 8
+SMALL_SEPARATOR = 5_000_000  # parameters (text encoder excluded): the shipped tiny models have 1.3 M
+
+
+def default_batch_size(device: str, parameters: int = 0) -> int:
+    """Items separated together: 8 on an accelerator, where a batch keeps the device busy; on CPU, 8 for a small
+    separator (a batch shares each layer's fixed cost: half the time per item, benchmarks/harness.py) and 1 for a
+    full-size one, whose peak memory then stays at one item's. Batches only ever hold items of one length."""
+    if torch.device(device).type != "cpu" or parameters < SMALL_SEPARATOR:
+        return 8
+    return 1
 
 
 def default_workers() -> int:
@@ -144,9 +150,9 @@ def run_model(config: RunConfig, *, log=None) -> list[RunOutcome]:
     rules = _scoring_rules(dataset, items)
     dist = init_distributed(config.device)
     device = process_device(config.device, dist)
-    if config.batch_size is None:
-        config = replace(config, batch_size=default_batch_size(device))
     model, checkpoint = _load_system(config.model, config.checkpoint, device, config.text_encoder)
+    if config.batch_size is None:
+        config = replace(config, batch_size=default_batch_size(device, count_parameters(model)))
     clap = _clap_scorer(config.clap, device)
     if hasattr(model, "input_rate"):  # separators resample the benchmark's audio to their own rate
         model.input_rate = _benchmark_rate(dataset, items, data_dir)

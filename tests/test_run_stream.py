@@ -413,14 +413,14 @@ def test_batches_hold_items_of_one_length_and_rate_in_manifest_order():
     assert equal_length_batches([(100, 8000)] * 5, 2) == [[0, 1], [2, 3], [4]]  # equal lengths: manifest order
 
 
-def test_the_default_batch_size_is_one_on_cpu_and_eight_on_an_accelerator_and_help_says_so():
+def test_the_default_batch_size_is_eight_except_for_a_full_size_separator_on_cpu_and_help_says_so():
     from click.testing import CliRunner
 
     from lassbench.cli.run import command
     from lassbench.run import default_batch_size
 
-    assert default_batch_size("cpu") == 1
-    assert default_batch_size("cuda:1") == default_batch_size("mps") == 8
-
+    assert default_batch_size("cpu", 1_338_883) == 8  # the shipped tiny lassnet
+    assert default_batch_size("cpu", 29_000_000) == 1
+    assert default_batch_size("cuda:1", 29_000_000) == default_batch_size("mps", 29_000_000) == 8
     help_text = " ".join(CliRunner().invoke(command, ["--help"]).output.split())
-    assert "Default: 1 on CPU" in help_text and "8 on CUDA" in help_text
+    assert "on CPU 8 for a small separator" in help_text and "1 for a full-size one" in help_text

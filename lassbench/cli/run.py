@@ -18,9 +18,10 @@ import click
               help="Results go to OUT/<benchmark>/<system>/.")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:N or mps.")
 @click.option("--batch-size", default=None, type=int,
-              help="Items separated together. Default: 1 on CPU (a batch is no faster per item there and takes "
-                   "more memory), 8 on CUDA or MPS. A batch only holds items of the same length, so scores do not "
-                   "depend on it.")
+              help="Items separated together. Default: 8 on CUDA or MPS; on CPU 8 for a small separator (under "
+                   "5 M parameters, e.g. the shipped tiny models) and 1 for a full-size one (AudioSep, LASS-Net), "
+                   "whose memory then stays at one item's. A batch only holds items of the same length, so scores "
+                   "do not depend on it.")
 @click.option("--workers", default=None, type=int,
               help="Processes reading items ahead of the model (0: read in this process). "
                    "Default: min(2, CPU cores - 1).")
