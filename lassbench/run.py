@@ -121,7 +121,7 @@ SMALL_SEPARATOR = 5_000_000  # parameters (text encoder excluded): the shipped t
 
 def default_batch_size(device: str, parameters: int = 0) -> int:
     """Items separated together: 8 on an accelerator, where a batch keeps the device busy; on CPU, 8 for a small
-    separator (a batch shares each layer's fixed cost: half the time per item, benchmarks/harness.py) and 1 for a
+    separator (a batch shares each layer's fixed cost: faster per item, docs/benchmarks.md) and 1 for a
     full-size one, whose peak memory then stays at one item's. Batches only ever hold items of one length."""
     if torch.device(device).type != "cpu" or parameters < SMALL_SEPARATOR:
         return 8

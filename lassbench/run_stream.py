@@ -151,10 +151,10 @@ def give_freed_memory_back() -> None:
     """Hand the memory freed by the last batch back to the OS (glibc's ``malloc_trim``), once per batch.
 
     glibc keeps freed buffers for reuse and raises its mmap threshold as large buffers are freed, so without a trim
-    the heap of a long run keeps batch-sized holes and its peak RSS creeps up item by item. Serving every buffer over
-    128 KiB by mmap instead would return each one at once, but then every intermediate tensor of every layer is
-    fresh memory to fault in: several times the page faults and a slower model. One trim per batch keeps the reuse
-    inside a batch and returns the rest between batches (benchmarks/harness.py). No-op where there is no glibc.
+    a long run's heap keeps batch-sized holes. Serving every buffer over 128 KiB by mmap instead returns each one at
+    once, but then every intermediate tensor of every layer is fresh memory to fault in (about twice the page faults
+    of the whole run: docs/benchmarks.md). One trim per batch keeps the reuse inside a batch and returns the rest
+    between batches. No-op where there is no glibc.
     """
     trim = _malloc_trim()
     if trim is not None:
