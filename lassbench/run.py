@@ -26,7 +26,7 @@ import shutil
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 
@@ -85,6 +85,7 @@ from lassbench.run_stream import (
     BatchReader,
     Shard,
     done_batches,
+    item_shapes,
     merge_partials,
     remove_partials,
     run_shard,
@@ -100,7 +101,7 @@ class RunConfig:
     checkpoint: str | None = None  # None: the checkpoint shipped with lassbench
     out: str = "results"
     device: str = "cpu"
-    batch_size: int = 8
+    batch_size: int | None = None  # None: default_batch_size(device)
     control: str | list[str] | None = None  # controls.CONTROLS, several allowed ("absent,interferer" or a list)
     queries: str = "caption"  # "caption" | "all"
     save_audio: bool = False
@@ -119,6 +120,18 @@ class RunOutcome:
     out_dir: Path
     summary: dict
     run_info: dict = field(default_factory=dict)
+
+
+SMALL_SEPARATOR = 5_000_000  # parameters (text encoder excluded): the shipped tiny models have 1.3 M
+
+
+def default_batch_size(device: str, parameters: int = 0) -> int:
+    """Items separated together: 8 on an accelerator, where a batch keeps the device busy; on CPU, 8 for a small
+    separator (a batch shares each layer's fixed cost: faster per item, docs/benchmarks.md) and 1 for a
+    full-size one, whose peak memory then stays at one item's. Batches only ever hold items of one length."""
+    if torch.device(device).type != "cpu" or parameters < SMALL_SEPARATOR:
+        return 8
+    return 1
 
 
 def default_workers() -> int:
@@ -153,6 +166,8 @@ def _run_locked(config: RunConfig, entry, variants: list[str], log) -> list[RunO
     dist = init_distributed(config.device)
     device = process_device(config.device, dist)
     model, checkpoint = _load_system(config.model, config.checkpoint, device, config.text_encoder)
+    if config.batch_size is None:
+        config = replace(config, batch_size=default_batch_size(device, count_parameters(model)))
     clap = _clap_scorer(config.clap, device)
     fad = _fad_scorer(config.fad, device)
     if hasattr(model, "input_rate"):  # separators resample the benchmark's audio to their own rate
@@ -160,12 +175,14 @@ def _run_locked(config: RunConfig, entry, variants: list[str], log) -> list[RunO
     benchmark = dataset.get("name") or data_dir.name
     plans = _plans(items, manifest, variants, dataset, data_dir, config.seed, log)
     plans = [plan for plan in plans if _askable(model, plan, log)]
+    shapes = item_shapes(data_dir, list(items["id"]))  # batches hold items of one length: read once for all variants
     if not getattr(model, "takes_negative_query", False):  # only then do negatives reach the model (and fingerprint)
         plans = [dataclasses.replace(plan, negatives=None) for plan in plans]
     base = _base_fingerprint(config, checkpoint, data_dir, device, selection)
     base["si_sdr_convention"] = rules.convention
     if rules.sdr != "sdr":  # only then: runs scored with the energy-ratio headline keep their fingerprint
         base["headline_sdr"] = rules.sdr
+    base["batches"] = "equal-length"  # rows of padded batches (earlier versions) are never reused
     if _resampled(model):  # only then: runs at the model's own rate keep their fingerprint
         base["resampled"] = [int(model.input_rate), int(model.sample_rate)]  # not reused from before the rate fix
     if clap is not None:  # only then: runs without CLAP keep their fingerprint
@@ -175,7 +192,8 @@ def _run_locked(config: RunConfig, entry, variants: list[str], log) -> list[RunO
     outcomes = []
     for plan in plans:
         outcome = _run_variant(model, plan, items, config, entry.query_type, checkpoint, dataset, benchmark,
-                               data_dir, base, dist, device, log, rules, clap=clap, selection=selection, fad=fad)
+                               data_dir, base, dist, device, log, rules, clap=clap, selection=selection, fad=fad,
+                               shapes=shapes)
         if outcome is not None:
             outcomes.append(outcome)
     return outcomes
@@ -184,7 +202,8 @@ def _run_locked(config: RunConfig, entry, variants: list[str], log) -> list[RunO
 def _run_variant(model, plan: VariantPlan, items: pd.DataFrame, config: RunConfig, query_type: str,
                  checkpoint: Path | None, dataset: dict, benchmark: str, data_dir: Path, base: dict,
                  dist: Distributed, device: str, log, rules: ProtocolRules, clap=None,
-                 selection: ItemSelection | None = None, fad=None) -> RunOutcome | None:
+                 selection: ItemSelection | None = None, fad=None,
+                 shapes: list[tuple[int, int]] | None = None) -> RunOutcome | None:
     started = time.time()
     selection = selection or ItemSelection()
     system = config.model if plan.variant == "default" else f"{config.model}@{plan.variant}"
@@ -204,7 +223,7 @@ def _run_variant(model, plan: VariantPlan, items: pd.DataFrame, config: RunConfi
             # a new run, not a resume: estimates another run left must not sit beside this run's
             shutil.rmtree(out_dir / "estimates", ignore_errors=True)
     barrier(dist)
-    reader = BatchReader(data_dir, list(items["id"]), plan, config.batch_size)
+    reader = BatchReader(data_dir, list(items["id"]), plan, config.batch_size, shapes)
     workers = default_workers() if config.workers is None else config.workers
     failure = None
     try:
@@ -221,7 +240,7 @@ def _run_variant(model, plan: VariantPlan, items: pd.DataFrame, config: RunConfi
     if dist.rank != 0:
         barrier(dist)
         return None
-    rows = merge_partials(partial, fingerprint, len(reader))
+    rows = merge_partials(partial, fingerprint, len(reader), order=reader.ids)
     fad_stats = fad.score_rows(rows) if fad is not None and not plan.scores_false_separation else None
     per_item = _per_item(rows, items, plan)
     clap_names = [clap.score_name, clap.improvement_name] if clap is not None else []
@@ -339,7 +358,7 @@ def check_config(config: RunConfig) -> list[str]:
     """Refuse bad options before anything is read or built; returns the parsed controls."""
     if config.limit is not None and (isinstance(config.limit, bool) or config.limit < 1):
         raise LassbenchError(f"--limit {config.limit}: give a positive number of items (leave it out for all)")
-    if config.batch_size < 1:
+    if config.batch_size is not None and config.batch_size < 1:
         raise LassbenchError(f"--batch-size {config.batch_size}: must be at least 1")
     if config.workers is not None and config.workers < 0:
         raise LassbenchError(f"--workers {config.workers}: must be 0 (read in this process) or more")

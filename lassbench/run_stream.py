@@ -1,19 +1,23 @@
 """Streaming separation + scoring for ``lassbench run``: bounded memory, resumable, split across torchrun ranks.
 
-Items are cut into fixed batches of ``batch_size`` in manifest order (batch ``b`` = items ``b*bs .. b*bs+bs-1``), so a
-batch holds the same items however many processes run or how often the run was interrupted: results do not depend on
-either. Rank ``r`` of ``world`` owns batches ``r, r+world, ...``. A DataLoader's workers read the batches ahead; each
-estimate is cut to its item's true length, scored, and the batch's score rows are appended as ONE JSON line to
-``OUT/.partial/rank<r>.jsonl`` (flushed), so a kill loses at most the batch in flight and a torn last line is dropped on
-resume. Each partial file starts with the run's fingerprint: rows made with other options are never reused. Only the
-score rows stay in memory; :func:`merge_partials` orders them back into manifest order.
+An item's estimate depends on the model, its checkpoint, the item and its query only, never on its batch: a batch
+holds items of one length and rate, so nothing is ever padded before the model (convolutions, the last STFT frames
+and a U-Net's padding to a multiple of its stride would all see the padding). Items are grouped by the sample count
+and rate in their mixture's header, each group cut into batches of ``batch_size`` in manifest order, and the batches
+ordered by their first item: a pure function of the manifest and the files, so a batch holds the same items however
+many processes run or how often the run was interrupted. An item whose length no other item shares goes alone.
+Rank ``r`` of ``world`` owns batches ``r, r+world, ...``. A DataLoader's workers read the batches ahead; each batch
+is scored as it finishes and its score rows are appended as ONE JSON line to ``OUT/.partial/rank<r>.jsonl``
+(flushed), so a kill loses at most the batch in flight and a torn last line is dropped on resume. Each partial file
+starts with the run's fingerprint: rows made with other options are never reused. Only the score rows stay in
+memory; :func:`merge_partials` orders them back into manifest order.
 """
 
 from __future__ import annotations
 
 import ctypes
+import functools
 import json
-import math
 import os
 import shutil
 import sys
@@ -26,7 +30,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from lassbench.audio import read_audio, write_audio
+from lassbench.audio import audio_info, read_audio, write_audio
 from lassbench.controls import QUIET_THRESHOLD_DB, VariantPlan, false_separation
 from lassbench.errors import LassbenchError
 from lassbench.evaluate import evaluate_arrays
@@ -45,33 +49,51 @@ class Shard:
         return list(range(self.rank, n_batches, self.world))
 
 
-def n_batches(n_items: int, batch_size: int) -> int:
-    return math.ceil(n_items / batch_size)
+def item_shapes(data_dir: Path, ids: list[str]) -> list[tuple[int, int]]:
+    """(samples, rate) of every item's mixture, from its header (nothing is decoded)."""
+    infos = (audio_info(Path(data_dir) / "mixture" / f"{item}.wav") for item in ids)
+    return [(info.num_samples, info.sample_rate) for info in infos]
+
+
+def equal_length_batches(shapes: list[tuple[int, int]], batch_size: int) -> list[list[int]]:
+    """Item indexes cut into batches of at most ``batch_size`` items of one (samples, rate), in manifest order
+    within a shape, batches ordered by their first item. Items of equal length keep the batches of manifest order."""
+    groups: dict[tuple[int, int], list[int]] = {}
+    for index, shape in enumerate(shapes):
+        groups.setdefault(shape, []).append(index)
+    batches = [members[start:start + batch_size] for members in groups.values()
+               for start in range(0, len(members), batch_size)]
+    return sorted(batches, key=lambda batch: batch[0])
 
 
 class BatchReader(Dataset):
-    """Batch ``b`` of a plan: mixtures and references read from disk and zero-padded to the batch's longest item.
+    """Batch ``b`` of a plan: mixtures and references of items of one length, read from disk.
+    ``shapes`` (:func:`item_shapes`) are read from the headers when not given.
     Read errors come back as ``{"error": text}`` so a worker's failure stays one line in the main process."""
 
-    def __init__(self, data_dir: Path, ids: list[str], plan: VariantPlan, batch_size: int):
-        self.data_dir, self.ids, self.plan, self.batch_size = Path(data_dir), list(ids), plan, batch_size
+    def __init__(self, data_dir: Path, ids: list[str], plan: VariantPlan, batch_size: int,
+                 shapes: list[tuple[int, int]] | None = None):
+        self.data_dir, self.ids, self.plan = Path(data_dir), list(ids), plan
+        shapes = item_shapes(self.data_dir, self.ids) if shapes is None else shapes
+        self.batches = equal_length_batches(shapes, batch_size)
 
     def __len__(self) -> int:
-        return n_batches(len(self.ids), self.batch_size)
+        return len(self.batches)
 
     def __getitem__(self, b: int) -> dict:
-        span = range(b * self.batch_size, min((b + 1) * self.batch_size, len(self.ids)))
+        span = self.batches[b]
         try:
             read = [read_audio(self.data_dir / "mixture" / f"{self.ids[i]}.wav") for i in span]
             mixtures, rates = [audio for audio, _ in read], [rate for _, rate in read]
-            references = [self._reference(i, len(m)) for i, m in zip(span, mixtures, strict=True)]
+            if len({len(m) for m in mixtures}) > 1:
+                raise LassbenchError(f"{self.data_dir / 'mixture'}: mixtures changed length while running; "
+                                     "rerun the same command")
+            references = [_fit(self._reference(i, len(m)), len(m)) for i, m in zip(span, mixtures, strict=True)]
         except LassbenchError as exc:
             return {"error": str(exc)}
-        length = max(len(m) for m in mixtures)
         return {
             "batch": b, "index": list(span), "ids": [self.ids[i] for i in span], "rates": rates,
-            "lengths": [len(m) for m in mixtures],
-            "mixture": _stack(mixtures, length), "reference": _stack(references, length),
+            "mixture": torch.from_numpy(np.stack(mixtures)), "reference": torch.from_numpy(np.stack(references)),
             "queries": [self.plan.queries[i] for i in span], "labels": [self.plan.labels[i] for i in span],
             "negatives": None if self.plan.negatives is None else [self.plan.negatives[i] for i in span],
         }
@@ -83,8 +105,9 @@ class BatchReader(Dataset):
         return read_audio(self.data_dir / relative)[0]
 
 
-def _stack(arrays: list[np.ndarray], length: int) -> torch.Tensor:
-    return torch.from_numpy(np.stack([np.pad(a, (0, length - len(a))) for a in arrays]))
+def _fit(audio: np.ndarray, length: int) -> np.ndarray:
+    """A reference scored over its mixture's span: cut, or zero-padded where it ends first."""
+    return audio[:length] if len(audio) >= length else np.pad(audio, (0, length - len(audio)))
 
 
 # ------------------------------------------------------------------------------------------------ one shard
@@ -96,7 +119,6 @@ def run_shard(separate: Separator, reader: BatchReader, partial_dir: Path, finge
     """Separate and score this rank's batches not yet in a partial file; append each batch's rows as it finishes.
     ``clap`` (a :class:`lassbench.clapscore.ClapScorer`) adds the reference-free CLAPScore columns to every row;
     ``fad`` (a :class:`lassbench.fad.FadScorer`) the estimate's and reference's embeddings, for the run's FAD."""
-    return_large_buffers_to_the_os()
     mine = shard.batches(len(reader))
     done = done_batches(partial_dir, fingerprint)
     todo = [b for b in mine if b not in done]
@@ -115,45 +137,47 @@ def run_shard(separate: Separator, reader: BatchReader, partial_dir: Path, finge
                     write_audio(estimates_dir / f"{item_id}.wav", estimate, rate)
             rows = score_batch(batch, estimates, metrics, reader.plan.scores_false_separation, convention)
             if clap is not None:
-                mixtures = [batch["mixture"][k, :n].numpy() for k, n in enumerate(batch["lengths"])]
-                extra = clap.score_rows(batch["ids"], batch["queries"], estimates, mixtures, batch["rates"])
+                extra = clap.score_rows(batch["ids"], batch["queries"], estimates, list(batch["mixture"].numpy()),
+                                       batch["rates"])
                 rows = [{**row, **extra[row["item"]]} for row in rows]
             if fad is not None and not reader.plan.scores_false_separation:
-                references = [batch["reference"][k, :n].numpy() for k, n in enumerate(batch["lengths"])]
-                extra = fad.embed_rows(batch["ids"], estimates, references, batch["rates"])
+                extra = fad.embed_rows(batch["ids"], estimates, list(batch["reference"].numpy()), batch["rates"])
                 rows = [{**row, **extra[row["item"]]} for row in rows]
             own.write(json.dumps({"batch": batch["batch"], "rows": rows}) + "\n")
             own.flush()
             bar.update(len(rows))
+            give_freed_memory_back()
     finally:
         own.close()
         bar.close()
 
 
-def return_large_buffers_to_the_os() -> None:
-    """Make glibc serve every buffer above 128 KiB by mmap, so freeing it gives the memory back.
+def give_freed_memory_back() -> None:
+    """Hand the memory freed by the last batch back to the OS (glibc's ``malloc_trim``), once per batch.
 
-    By default glibc raises its mmap threshold each time such a buffer is freed, after which batch-sized buffers come
-    from the heap and are kept: measured on 10 s, 32 kHz items with reader workers, peak RSS then grew by ~0.6 MB per
-    item (443 MB at 100 items, 785 MB at 400); with a fixed threshold it stays flat. No-op where there is no glibc.
+    glibc keeps freed buffers for reuse and raises its mmap threshold as large buffers are freed, so without a trim
+    a long run's heap keeps batch-sized holes. Serving every buffer over 128 KiB by mmap instead returns each one at
+    once, but then every intermediate tensor of every layer is fresh memory to fault in (about twice the page faults
+    of the whole run: docs/benchmarks.md). One trim per batch keeps the reuse inside a batch and returns the rest
+    between batches. No-op where there is no glibc.
     """
-    global _MALLOC_TUNED
-    if _MALLOC_TUNED or not sys.platform.startswith("linux"):
-        return
-    _MALLOC_TUNED = True
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+@functools.cache
+def _malloc_trim():
+    if not sys.platform.startswith("linux"):
+        return None
     try:
-        libc = ctypes.CDLL("libc.so.6")
-        libc.mallopt(_M_MMAP_THRESHOLD, 128 * 1024)
+        return ctypes.CDLL("libc.so.6").malloc_trim
     except (OSError, AttributeError):  # musl or another libc: keep its defaults
-        pass
-
-
-_M_MMAP_THRESHOLD = -3  # glibc's malloc.h
-_MALLOC_TUNED = False
+        return None
 
 
 def _batch_size(reader: BatchReader, b: int) -> int:
-    return min(reader.batch_size, len(reader.ids) - b * reader.batch_size)
+    return len(reader.batches[b])
 
 
 def _separate(separate: Separator, batch: dict, device: str) -> list[np.ndarray]:
@@ -161,18 +185,17 @@ def _separate(separate: Separator, batch: dict, device: str) -> list[np.ndarray]
                        negatives=batch.get("negatives"))
     with torch.no_grad():
         output = separate(batch["mixture"].to(device), query.to_device(device)).cpu().numpy()
-    # the batch was padded to its longest item: score (and save) each estimate at its item's true length only
-    return [output[k, :n] for k, n in enumerate(batch["lengths"])]
+    return list(output)
 
 
 def score_batch(batch: dict, estimates: list[np.ndarray], metrics: tuple[str, ...],
                 false_separation_only: bool, convention: str = "zero-mean") -> list[dict]:
-    mixtures = [batch["mixture"][k, :n].numpy() for k, n in enumerate(batch["lengths"])]
+    mixtures = list(batch["mixture"].numpy())
     if false_separation_only:
         levels = [false_separation(e, m) for e, m in zip(estimates, mixtures, strict=True)]
         return [{"item": i, "false_separation_db": v, "below_-20db": float(v < QUIET_THRESHOLD_DB)}
                 for i, v in zip(batch["ids"], levels, strict=True)]
-    references = [batch["reference"][k, :n].numpy() for k, n in enumerate(batch["lengths"])]
+    references = list(batch["reference"].numpy())
     frame = evaluate_arrays(zip(batch["ids"], references, estimates, mixtures, strict=True), metrics=list(metrics),
                             convention=convention)
     return frame.to_dict("records")
@@ -244,8 +267,10 @@ def _rewrite(path: Path, lines: list[str]) -> None:
     os.replace(tmp, path)
 
 
-def merge_partials(partial_dir: Path, fingerprint: str, total_batches: int) -> list[dict]:
-    """Every batch's rows in batch order (= manifest order); one error when a batch is missing."""
+def merge_partials(partial_dir: Path, fingerprint: str, total_batches: int,
+                   order: list[str] | None = None) -> list[dict]:
+    """Every batch's rows, in the item order ``order`` (the manifest's ids) or else in batch order; one error when a
+    batch is missing."""
     by_batch: dict[int, list[dict]] = {}
     for b, rows in _read_partials(partial_dir, fingerprint):
         by_batch.setdefault(b, rows)
@@ -253,7 +278,11 @@ def merge_partials(partial_dir: Path, fingerprint: str, total_batches: int) -> l
     if missing:
         raise LassbenchError(f"{partial_dir}: {len(missing)} batch(es) of scores missing (first: {missing[0]}); "
                              "rerun the same command to finish them")
-    return [row for b in range(total_batches) for row in by_batch[b]]
+    rows = [row for b in range(total_batches) for row in by_batch[b]]
+    if order is None:
+        return rows
+    position = {item: k for k, item in enumerate(order)}
+    return sorted(rows, key=lambda row: position[row["item"]])
 
 
 def remove_partials(partial_dir: Path) -> None:

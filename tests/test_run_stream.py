@@ -64,12 +64,12 @@ def test_each_estimate_is_scored_and_saved_at_its_items_true_length(tmp_path):
     plan = VariantPlan("default", ["q"] * 3, [[]] * 3, [f"target/{i}.wav" for i in ids])
     reader = BatchReader(tmp_path, ids, plan, batch_size=3)
 
-    def offset(mixture, query):  # nonzero where the batch was padded: padding must not reach the scores
+    def offset(mixture, query):  # nonzero beyond an item's end, were it padded: padding must not reach the scores
         return 0.5 * mixture + 0.01
 
     run_shard(offset, reader, tmp_path / ".partial", "fp", shard=Shard(), metrics=METRICS, workers=0,
               device="cpu", estimates_dir=tmp_path / "est")
-    rows = merge_partials(tmp_path / ".partial", "fp", 1)
+    rows = merge_partials(tmp_path / ".partial", "fp", len(reader), order=ids)
     assert [r["item"] for r in rows] == ids
     for row in rows:
         from lassbench.audio import read_audio
@@ -339,3 +339,88 @@ def test_a_new_run_with_save_audio_leaves_no_estimates_of_an_earlier_run(bench, 
                                   save_audio=True))[0]
     ids = sorted(pd.read_csv(outcome.out_dir / "per_item.csv", dtype=str)["item"])
     assert sorted(p.stem for p in (outcome.out_dir / "estimates").glob("*.wav")) == ids
+
+
+# --- one item, one number: the batch never changes an item's estimate ------------------------------------------
+
+UNEVEN_SECONDS = (1.0, 12.0, 1.0, 3.0)  # two 1 s items share a batch; the 12 s one would have padded them
+
+
+def _uneven_benchmark(root: Path, rate: int = 16000) -> Path:
+    """A built benchmark whose items last 1 s to 12 s (a tone in noise; the target is the tone)."""
+    rng = np.random.default_rng(3)
+    ids = [f"item-{k}" for k in range(len(UNEVEN_SECONDS))]
+    for k, (item, seconds) in enumerate(zip(ids, UNEVEN_SECONDS, strict=True)):
+        t = np.arange(int(seconds * rate)) / rate
+        target = (0.2 * np.sin(2 * np.pi * (300 + 150 * k) * t)).astype(np.float32)
+        write_audio(root / "target" / f"{item}.wav", target, rate)
+        write_audio(root / "mixture" / f"{item}.wav", target + 0.1 * rng.standard_normal(t.size).astype(np.float32),
+                    rate)
+    pd.DataFrame({"id": ids, "split": "test", "query": ["a dog barks", "a man speaks", "a bird sings", "the dog"]}
+                 ).to_csv(root / "manifest.csv", index=False)
+    (root / "dataset.json").write_text(json.dumps({"name": "uneven", "sample_rate": rate}))
+    return root
+
+
+def _system_options(system: str, root: Path) -> list[str]:
+    """``--checkpoint`` and ``--text-encoder`` of a published system: seeded weights in the released layout."""
+    import published_fixtures as fx
+
+    if system == "lassnet":
+        return []
+    checkpoint = fx.write_checkpoint(system, root / f"{system}.ckpt", fx.seeded_state(fx.layout(system)))
+    vocab = fx.write_bert_vocab if system == "lassnet-release" else fx.write_roberta_vocab
+    return ["--checkpoint", str(checkpoint), "--text-encoder", str(vocab(root / "tokenizer"))]
+
+
+def _per_item_scores(out: Path, system: str) -> pd.DataFrame:
+    return pd.read_csv(out / "uneven" / system / "per_item.csv").set_index("item")[list(METRICS)]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("system", ["lassnet", "lassnet-release", "audiosep", "dcase2024-baseline", "audiosep-dp"])
+def test_an_items_scores_do_not_depend_on_batch_size_workers_or_ranks(tmp_path, system):
+    data = _uneven_benchmark(tmp_path / "data")
+    common = ["-m", "lassbench", "run", system, "--data", str(data), *_system_options(system, tmp_path)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    runs = {
+        "one at a time": [sys.executable, *common, "--batch-size", "1", "--workers", "0"],
+        "batches of 8, 2 reader workers": [sys.executable, *common, "--batch-size", "8", "--workers", "2"],
+        "2 torchrun ranks, batches of 8": [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                                           "--master_port", str(_free_port()), *common, "--batch-size", "8",
+                                           "--workers", "0"],
+    }
+    scores = {}
+    for name, command in runs.items():
+        out = tmp_path / name.replace(" ", "-").replace(",", "")
+        result = subprocess.run([*command, "--out", str(out)], env=env, capture_output=True, text=True, timeout=900)
+        assert result.returncode == 0, result.stderr[-2000:]
+        scores[name] = _per_item_scores(out, system)
+    alone = scores.pop("one at a time")
+    assert list(alone.index) == [f"item-{k}" for k in range(len(UNEVEN_SECONDS))]
+    for name, other in scores.items():
+        assert list(other.index) == list(alone.index), name
+        gap = float((other - alone).abs().max().max())
+        assert gap < 1e-3, f"{name}: an item's score moved by {gap:.4f} dB"
+
+
+def test_batches_hold_items_of_one_length_and_rate_in_manifest_order():
+    from lassbench.run_stream import equal_length_batches
+
+    shapes = [(16000, 16000), (192000, 16000), (16000, 16000), (16000, 32000), (16000, 16000), (48000, 16000)]
+    assert equal_length_batches(shapes, 8) == [[0, 2, 4], [1], [3], [5]]
+    assert equal_length_batches(shapes, 2) == [[0, 2], [1], [3], [4], [5]]
+    assert equal_length_batches([(100, 8000)] * 5, 2) == [[0, 1], [2, 3], [4]]  # equal lengths: manifest order
+
+
+def test_the_default_batch_size_is_eight_except_for_a_full_size_separator_on_cpu_and_help_says_so():
+    from click.testing import CliRunner
+
+    from lassbench.cli.run import command
+    from lassbench.run import default_batch_size
+
+    assert default_batch_size("cpu", 1_338_883) == 8  # the shipped tiny lassnet
+    assert default_batch_size("cpu", 29_000_000) == 1
+    assert default_batch_size("cuda:1", 29_000_000) == default_batch_size("mps", 29_000_000) == 8
+    help_text = " ".join(CliRunner().invoke(command, ["--help"]).output.split())
+    assert "on CPU 8 for a small separator" in help_text and "1 for a full-size one" in help_text

@@ -19,7 +19,11 @@ import click
 @click.option("--out", default="results", show_default=True, type=click.Path(),
               help="Results go to OUT/<benchmark>/<system>/.")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:N or mps.")
-@click.option("--batch-size", default=8, show_default=True, type=int)
+@click.option("--batch-size", default=None, type=int,
+              help="Items separated together. Default: 8 on CUDA or MPS; on CPU 8 for a small separator (under "
+                   "5 M parameters, e.g. the shipped tiny models) and 1 for a full-size one (AudioSep, LASS-Net), "
+                   "whose memory then stays at one item's. A batch only holds items of the same length, so scores "
+                   "do not depend on it.")
 @click.option("--workers", default=None, type=int,
               help="Processes reading items ahead of the model (0: read in this process). "
                    "Default: min(2, CPU cores - 1).")
@@ -45,7 +49,7 @@ import click
 @click.option("--text-encoder", default=None, type=click.Path(),
               help="Published systems (lassnet-release, audiosep, ...): their tokenizer folder (docs/models.md).")
 def command(model: str, data: str | None, split: str, checkpoint: str | None, out: str, device: str,
-            batch_size: int, workers: int | None, controls: tuple[str, ...], queries: str, save_audio: bool,
+            batch_size: int | None, workers: int | None, controls: tuple[str, ...], queries: str, save_audio: bool,
             limit: int | None, replace: bool, clap: str | None, fad: str | None, text_encoder: str | None) -> None:
     """Separate a benchmark with MODEL, score it (SDR, SDRi, SI-SDR, SI-SDRi with 95% CIs), write results.
 
