@@ -15,7 +15,7 @@ from lassbench.errors import LassbenchError
 from lassbench.fad import FadScorer, bootstrap_interval, frechet_distance, is_fad_metric
 
 sys.path.insert(0, str(Path(__file__).parent / "golden" / "fad"))
-from make_goldens import CASES, embedding_sets  # noqa: E402  (the seeds the goldens were made from)
+from make_fad_goldens import CASES, embedding_sets  # noqa: E402  (the seeds the goldens were made from)
 from test_clapscore import make_tiny_clap, noise, run_evaluate  # noqa: E402
 
 GOLDEN = json.loads((Path(__file__).parent / "golden" / "fad" / "fad-golden.json").read_text())["cases"]
@@ -37,7 +37,7 @@ def scorer(tiny_clap) -> FadScorer:
 @pytest.mark.parametrize("name", [case[0] for case in CASES])
 def test_fad_equals_fadtk_and_frechet_audio_distance_on_the_same_embeddings(name):
     """Goldens from fadtk 1.1.0's calc_frechet_distance and frechet-audio-distance 0.3.4's
-    calculate_frechet_distance (tests/golden/fad/make_goldens.py). n40_d64 has singular covariances, where the
+    calculate_frechet_distance (tests/golden/fad/make_fad_goldens.py). n40_d64 has singular covariances, where the
     libraries' sqrtm is off the 40-digit value by 1.9e-8 and 2.2e-8 (relative); lassbench holds it to 1e-12."""
     _, n_est, n_ref, dim, shift = next(case for case in CASES if case[0] == name)
     value = frechet_distance(*embedding_sets(n_est, n_ref, dim, shift))

@@ -5,7 +5,7 @@ installed packages' source files, unchanged, and run with numpy + scipy in a thr
 
     python -m venv /tmp/fadvenv && /tmp/fadvenv/bin/pip install numpy scipy mpmath
     /tmp/fadvenv/bin/pip install --no-deps fadtk==1.1.0 frechet-audio-distance==0.3.4
-    /tmp/fadvenv/bin/python tests/golden/fad/make_goldens.py
+    /tmp/fadvenv/bin/python tests/golden/fad/make_fad_goldens.py
 
 The embeddings are regenerated in tests/test_fad.py from the same seeds (``embedding_sets``). ``exact`` is the
 same formula in 40-digit arithmetic (mpmath): the nuclear norm of the centred cross-product for ``tr sqrt(C_e C_r)``,
