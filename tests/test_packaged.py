@@ -396,6 +396,7 @@ def test_run_data_real_builds_the_benchmark_from_the_cached_corpus_once(served, 
 
     server, _, table = served
     monkeypatch.setenv("LASSBENCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)  # --data real looks in ./data/real first: not the developer's own corpus
     _build(server, table, tmp_path / "cache" / "corpora" / "packaged")  # stands in for the shipped table's corpus
     notes = []
     built = _resolve_data("real", notes.append)
@@ -409,6 +410,7 @@ def test_the_first_real_benchmark_build_shows_its_progress(served, tmp_path, mon
 
     server, _, table = served
     monkeypatch.setenv("LASSBENCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)  # not the developer's own ./data/real
     _build(server, table, tmp_path / "cache" / "corpora" / "packaged")
     real_benchmark(lambda line: None)
     err = capsys.readouterr().err
