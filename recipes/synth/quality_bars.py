@@ -110,9 +110,11 @@ def main() -> None:
     real = Path(args.results) / "real"
     if real.is_dir():
         print("\n## On the real-recordings test set\n")
-        print("The real-recordings bars, from the results of `recipes/real/run.sh` (stage 3) on the 157 test "
-              "mixtures of the real-recordings benchmark ([real-corpus.md](real-corpus.md)); means over the test "
-              "items.\n")
+        summary = real / "lassnet" / "summary.json"
+        n = json.loads(summary.read_text())["n_items"] if summary.is_file() else "the"
+        print(f"The real-recordings bars, from the results of `recipes/real/run.sh` (stage 3) on the {n} test "
+              "mixtures of the real-recordings benchmark's seen-class test split ([real-corpus.md](real-corpus.md)); "
+              "means over the test items.\n")
         _table(real_bars(real))
 
 
