@@ -252,3 +252,11 @@ class ClapScorer:
 def _unit(vector: np.ndarray) -> np.ndarray:
     norm = np.linalg.norm(vector)
     return vector / norm if norm > 0 else vector
+
+
+def clap_scorer(clap, device: str = "cpu") -> ClapScorer | None:
+    """The scorer of ``--clap``: None (no CLAPScore), a checkpoint path, or a scorer already loaded. Loaded before
+    any long work, so a bad checkpoint fails first."""
+    if not clap:
+        return None
+    return clap if hasattr(clap, "score_items") else ClapScorer(clap, device=device)

@@ -282,7 +282,9 @@ def evaluate_manifest(manifest: str | Path, estimates: str | Path, *, out: str |
         if absent:
             raise LassbenchError(f"{manifest}: benchmark audio missing beside the manifest: {_listing(absent)}; to "
                                  "score a subset of a built benchmark, pass its manifest.csv with --ids SUBSET.csv")
-    scorer = _clap_scorer(clap)  # after the cheap file checks, before the long work: a bad checkpoint fails first
+    from lassbench.clapscore import clap_scorer
+
+    scorer = clap_scorer(clap)  # after the cheap file checks, before the long work: a bad checkpoint fails first
     fad_scorer = _fad_scorer(fad, len(targeted))
 
     def describe(item: str, role: str) -> str:
@@ -409,25 +411,13 @@ def _ids_with_target(frame: pd.DataFrame, ids: list[str], base: Path) -> list[st
     return [i for i, target in zip(ids, frame["target_id"], strict=True) if str(target).strip()]
 
 
-def _clap_scorer(clap):
-    if clap is None or hasattr(clap, "score_items"):
-        return clap
-    from lassbench.clapscore import ClapScorer
-
-    return ClapScorer(clap)
-
-
 def _fad_scorer(fad, n_references: int):
     """The FAD scorer, checked before the scoring: a set needs 2 references, the model must load."""
-    if fad is None:
-        return None
-    if n_references < 2:
+    if fad and n_references < 2:
         raise LassbenchError(f"FAD needs at least 2 items with a reference ({n_references} here)")
-    if hasattr(fad, "score_pairs"):
-        return fad
-    from lassbench.fad import FadScorer
+    from lassbench.fad import fad_scorer
 
-    return FadScorer(fad)
+    return fad_scorer(fad)
 
 
 def _add_fad(summary: dict, scorer, paths: Iterable[tuple[Path, Path]]) -> None:

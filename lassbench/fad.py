@@ -235,3 +235,11 @@ def add_fad(summary: dict, scorer: FadScorer, statistics: dict) -> dict:
     summary["definitions"][scorer.name] = scorer.info["definition"]
     summary["fad"] = scorer.info
     return summary
+
+
+def fad_scorer(fad, device: str = "cpu") -> FadScorer | None:
+    """The scorer of ``--fad``: None (no FAD), an embedding model's path, or a scorer already loaded. Loaded before
+    any long work, so a missing model fails first."""
+    if not fad:
+        return None
+    return fad if hasattr(fad, "score_pairs") else FadScorer(fad, device=device)

@@ -64,7 +64,7 @@ from lassbench.evaluate import (
     summarize,
     write_results,
 )
-from lassbench.fad import add_fad
+from lassbench.fad import add_fad, fad_scorer
 from lassbench.manifests import (
     decode_list,
     locate_sources,
@@ -168,8 +168,10 @@ def _run_locked(config: RunConfig, entry, variants: list[str], log) -> list[RunO
     model, checkpoint = _load_system(config.model, config.checkpoint, device, config.text_encoder)
     if config.batch_size is None:
         config = replace(config, batch_size=default_batch_size(device, count_parameters(model)))
-    clap = _clap_scorer(config.clap, device)
-    fad = _fad_scorer(config.fad, device)
+    from lassbench.clapscore import clap_scorer
+
+    clap = clap_scorer(config.clap, device)  # loaded before any separation: a bad checkpoint fails first
+    fad = fad_scorer(config.fad, device)
     if hasattr(model, "input_rate"):  # separators resample the benchmark's audio to their own rate
         model.input_rate = _benchmark_rate(dataset, items, data_dir)
     benchmark = dataset.get("name") or data_dir.name
@@ -319,24 +321,6 @@ def _base_fingerprint(config: RunConfig, checkpoint: Path | None, data_dir: Path
         "lassbench_version": __version__, "torch_version": torch.__version__, "save_audio": config.save_audio,
         "text_encoder": str(Path(config.text_encoder).resolve()) if config.text_encoder else None,
     }
-
-
-def _clap_scorer(clap: str | None, device: str):
-    """The CLAP scorer of ``--clap``, loaded before any separation (a bad checkpoint fails first)."""
-    if not clap:
-        return None
-    from lassbench.clapscore import ClapScorer
-
-    return ClapScorer(clap, device=device)
-
-
-def _fad_scorer(fad: str | None, device: str):
-    """The FAD embedding model of ``--fad``, loaded before any separation (a missing model fails first)."""
-    if not fad:
-        return None
-    from lassbench.fad import FadScorer
-
-    return FadScorer(fad, device=device)
 
 
 def _fingerprint(base: dict, plan: VariantPlan) -> str:
