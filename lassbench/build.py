@@ -36,6 +36,7 @@ from lassbench import __version__
 from lassbench.audio import atomic_path, sha1_file, sweep_stale_temps, write_audio, write_text_atomic
 from lassbench.corpora import SKIP_REASONS, measure_source, read_source, resolve_sources
 from lassbench.errors import LassbenchError
+from lassbench.jsonio import jsonable, read_json_object
 from lassbench.leakage import find_leaks, leak_summary, listed_sources, read_id_list, source_aliases
 from lassbench.manifests import ITEM_COLUMNS, write_manifest_csv
 from lassbench.mixing import ItemSpec, RenderedItem, fit_length, integrated_loudness, render
@@ -201,11 +202,11 @@ def _drop_stale_synth_build(out: Path) -> None:
     (or before the rendering code was recorded): a stale cache once fed committed results."""
     from lassbench.corpora.synth import corpus_key
 
-    state = _read_json(out / STATE_DIR / "build.json")
+    state = _read_json_or_none(out / STATE_DIR / "build.json")
     if not isinstance(state, dict) or "sources" not in state:
         return
     current = str(cache_dir() / "synth" / corpus_key() / "manifest.csv")
-    rendered = _read_json(out / STATE_DIR / RENDER_STATE) or {}
+    rendered = _read_json_or_none(out / STATE_DIR / RENDER_STATE) or {}
     if state["sources"] != current:
         why = f"another synth corpus ({state['sources']})"
     elif rendered.get("render_digest") != render_digest():
@@ -266,7 +267,7 @@ def _fingerprint(config: BuildConfig, origin: str, prepared: Prepared, excluded:
     it removes any, so folders built without one keep their fingerprint)."""
     parameters = {k: v for k, v in prepared.parameters.items() if k not in ("splits", "items")}
     fingerprint = {"protocol": config.protocol, "sources": origin, "subtype": config.subtype,
-                   "parameters": _jsonable(parameters)}
+                   "parameters": jsonable(parameters)}
     if excluded:
         fingerprint["exclude_ids_sha1"] = hashlib.sha1("\n".join(sorted(excluded)).encode()).hexdigest()
     return fingerprint
@@ -315,7 +316,7 @@ def _measure_sources(out: Path, prepared: Prepared, config: BuildConfig, extra: 
     """Loudness, length at the build's rate (or the reason it is unusable) of every clip the protocol needs and of
     ``extra`` clips, cached by file size and mtime. Only the protocol's clips are reported as skipped."""
     cache_path = out / STATE_DIR / f"sources-{prepared.sample_rate}-{prepared.num_samples or 'native'}.json"
-    cache = _read_json(cache_path) or {}
+    cache = _read_json_or_none(cache_path) or {}
     frame = pd.concat([prepared.sources[["source_id", "path"]], extra[["source_id", "path"]]])
     jobs, levels = [], {}
     for source_id, path in zip(frame["source_id"], frame["path"], strict=True):
@@ -491,7 +492,7 @@ def _finish(out: Path, specs: list[ItemSpec], prepared: Prepared, resolved, conf
     """Write manifest.csv / .parquet, sources.csv and dataset.json when every planned item exists."""
     rows = []
     for spec in specs:
-        row = _read_json(_row_path(out, spec.item_id))
+        row = _read_json_or_none(_row_path(out, spec.item_id))
         if row is None:
             return None
         rows.append(row)
@@ -508,7 +509,7 @@ def _finish(out: Path, specs: list[ItemSpec], prepared: Prepared, resolved, conf
         "name": out.resolve().name,
         "protocol": config.protocol,
         "exact": prepared.exact,
-        "parameters": _jsonable(prepared.parameters),
+        "parameters": jsonable(prepared.parameters),
         "sources": {"origin": _absolute_origin(resolved.origin), "clips": int(len(resolved.frame)),
                     "digest": _frame_digest(resolved.frame), "table": SOURCES_TABLE},
         "lassbench_version": __version__,
@@ -557,21 +558,14 @@ def _frame_digest(frame: pd.DataFrame) -> str:
     return digest.hexdigest()
 
 
-def _read_json(path: Path):
+
+
+def _read_json_or_none(path: Path) -> dict | None:
+    """Build state that is missing or damaged is rebuilt, not an error."""
     try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
+        return read_json_object(path)
+    except LassbenchError:
         return None
-
-
-def _jsonable(value):
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 # ----------------------------------------------------------------------------------------------------- export

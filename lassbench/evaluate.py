@@ -42,7 +42,16 @@ from lassbench import __version__
 from lassbench.audio import list_audio_files, read_audio, read_single_channel, write_text_atomic
 from lassbench.errors import LassbenchError
 from lassbench.fad import is_fad_metric
-from lassbench.manifests import decode_list, read_dataset_json, read_item_manifest, read_manifest, write_manifest_csv
+from lassbench.jsonio import jsonable
+from lassbench.manifests import (
+    check_unique_ids,
+    decode_list,
+    first_label,
+    read_dataset_json,
+    read_item_manifest,
+    read_manifest,
+    write_manifest_csv,
+)
 from lassbench.metrics import (
     DEFAULT_METRICS,
     METRICS,
@@ -53,7 +62,6 @@ from lassbench.metrics import (
     si_sdr_convention,
 )
 from lassbench.paths import check_output_folder
-from lassbench.safe_names import check_names
 
 AGGREGATES = ("mean", "class-median-mean", "class-mean")
 ALIGNS = ("trim", "pad")
@@ -258,13 +266,12 @@ def evaluate_manifest(manifest: str | Path, estimates: str | Path, *, out: str |
     frame = _select_split(read_item_manifest(manifest), split, manifest)
     if frame.empty:
         raise LassbenchError(f"{manifest}: manifest has no items")
-    _check_unique_ids(frame["id"], manifest)
+    check_unique_ids(frame["id"], manifest)
     frame, subset = _select_subset(frame, manifest, split, ids, limit)
     base, estimates = manifest.parent, Path(estimates)
     if not estimates.is_dir():
         raise LassbenchError(f"{estimates}: estimates folder not found")
     ids = [str(i) for i in frame["id"]]
-    check_names(ids, "item id", manifest)
     targeted = _ids_with_target(frame, ids, base)
     if aggregate != "mean":  # before the scoring: every summarised item needs its class
         summarised = set(ids if clap is not None else targeted)
@@ -392,15 +399,6 @@ def _select_split(frame: pd.DataFrame, split: str | None, manifest: Path) -> pd.
         raise LassbenchError(f"--split {split}: {manifest} has no item of that split (splits: {have})")
     return frame[frame["split"] == split].reset_index(drop=True)
 
-
-def _check_unique_ids(ids: Iterable, manifest: Path) -> None:
-    """Two rows with one id would score one estimate file twice and weigh it double in every mean."""
-    counts = Counter(str(i) for i in ids)
-    repeated = sorted(i for i, n in counts.items() if n > 1)
-    if repeated:
-        shown = ", ".join(repeated[:_MAX_LISTED]) + (f" and {len(repeated) - _MAX_LISTED} more"
-                                                      if len(repeated) > _MAX_LISTED else "")
-        raise LassbenchError(f"{manifest}: duplicate item id(s): {shown}; every id must appear once")
 
 
 def _ids_with_target(frame: pd.DataFrame, ids: list[str], base: Path) -> list[str]:
@@ -660,7 +658,7 @@ def item_classes(per_item: pd.DataFrame, aggregate: str, group_column: str = "la
     if group_column not in per_item:
         raise LassbenchError(f"aggregate {aggregate!r} needs each item's class, but the items have no "
                              f"{group_column!r} column; use --aggregate mean")
-    classes = np.array([_first_label(v) for v in per_item[group_column]], dtype=object)
+    classes = np.array([first_label(v) for v in per_item[group_column]], dtype=object)
     unlabelled = [str(i) for i, c in zip(per_item.get("item", per_item.index), classes, strict=True) if c == ""]
     if unlabelled:
         raise LassbenchError(
@@ -676,10 +674,6 @@ def _check_convention(convention: str) -> str:
         raise LassbenchError(f"unknown SI-SDR convention {convention!r}; use one of {', '.join(SI_SDR_CONVENTIONS)}")
     return convention
 
-
-def _first_label(value) -> str:
-    labels = decode_list(value) if not isinstance(value, list) else value
-    return str(labels[0]) if labels else ""
 
 
 def breakdowns(per_item: pd.DataFrame, metrics: Iterable[str]) -> dict:
@@ -722,17 +716,9 @@ def write_results(per_item: pd.DataFrame, summary: dict, out: str | Path) -> tup
     if "item" in per_item and not summary.get("item_set_sha1"):  # summaries made by hand or by older code
         summary = {**summary, "item_set_sha1": item_set_digest(per_item["item"])}
     csv_path = write_manifest_csv(per_item, out / "per_item.csv")
-    json_path = write_text_atomic(out / "summary.json", json.dumps(_jsonable(summary), indent=2) + "\n")
+    json_path = write_text_atomic(out / "summary.json", json.dumps(jsonable(summary), indent=2) + "\n")
     return csv_path, json_path
 
-
-def _jsonable(value):
-    """NaN is not JSON: write null instead."""
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    return value
 
 
 def format_table(summary: dict) -> str:

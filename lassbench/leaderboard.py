@@ -26,7 +26,6 @@ Rules the tables keep, because the field mixes them silently:
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import re
@@ -38,7 +37,8 @@ import pandas as pd
 
 from lassbench.audio import write_text_atomic
 from lassbench.errors import LassbenchError
-from lassbench.manifests import decode_list, read_manifest, write_manifest_csv
+from lassbench.jsonio import read_json_object
+from lassbench.manifests import first_label, read_manifest, write_manifest_csv
 from lassbench.paths import check_output_file, check_output_folder
 from lassbench.result_folders import DEFAULT_SPLIT
 
@@ -154,9 +154,9 @@ def collect_results(results_dir: str | Path) -> list[SystemResult]:
 def read_result_folder(folder: str | Path) -> SystemResult:
     """One ``<system_dir>`` with ``summary.json`` (required) and ``run.json`` (optional)."""
     folder = Path(folder)
-    summary = _read_json(folder / "summary.json")
+    summary = read_json_object(folder / "summary.json")
     run_path = folder / "run.json"
-    run = _read_json(run_path) if run_path.is_file() else {}
+    run = read_json_object(run_path) if run_path.is_file() else {}
     metrics = summary.get("metrics")
     if not isinstance(metrics, dict) or not all(isinstance(v, dict) for v in metrics.values()):
         raise LassbenchError(f"{folder / 'summary.json'}: 'metrics' must map metric names to statistics")
@@ -745,7 +745,7 @@ def _per_class_means(per_system: dict[str, pd.DataFrame]) -> pd.DataFrame | None
     for system, frame in per_system.items():
         if system in REFERENCE_SYSTEMS or "labels" not in frame.columns:
             continue
-        first = [(_first_label(v)) for v in frame["labels"]]
+        first = [first_label(v) for v in frame["labels"]]
         grouped = frame.assign(_class=first)
         grouped = grouped[grouped["_class"] != ""]
         if len(grouped):
@@ -755,25 +755,9 @@ def _per_class_means(per_system: dict[str, pd.DataFrame]) -> pd.DataFrame | None
     return pd.DataFrame(columns).sort_index(ascending=False)
 
 
-def _first_label(cell: str) -> str:
-    try:
-        labels = decode_list(cell)
-    except LassbenchError:
-        labels = [cell]
-    return str(labels[0]) if labels else ""
-
 
 # ------------------------------------------------------------ helpers
 
-
-def _read_json(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise LassbenchError(f"{path}: cannot read JSON ({exc})") from exc
-    if not isinstance(data, dict):
-        raise LassbenchError(f"{path}: expected a JSON object")
-    return data
 
 
 def _check_benchmark_name(name: str, where: object) -> str:

@@ -58,6 +58,7 @@ for, which two or more interferers miss by up to ~3 LU because loudness gating i
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -152,6 +153,28 @@ def read_item_manifest(path: str | Path) -> pd.DataFrame:
         if column in frame:
             frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("Int64")
     return frame
+
+
+def first_label(value) -> str:
+    """The first label of a ``labels`` cell (a list, or its JSON text; a bare string is one label); "" when none."""
+    if isinstance(value, (list, tuple)):
+        labels = list(value)
+    else:
+        try:
+            labels = decode_list(value)
+        except LassbenchError:
+            labels = [value]
+    return str(labels[0]) if labels else ""
+
+
+def check_unique_ids(ids: Iterable, where: object, *, shown: int = 5) -> None:
+    """Two rows with one id would score one estimate file twice and weigh it double in every mean."""
+    counts = Counter(str(i) for i in ids)
+    repeated = sorted(i for i, n in counts.items() if n > 1)
+    if repeated:
+        more = f" and {len(repeated) - shown} more" if len(repeated) > shown else ""
+        raise LassbenchError(f"{where}: duplicate item id(s): {', '.join(repeated[:shown])}{more}; every id names one "
+                             "mixture file and must appear once")
 
 
 def built_benchmark_dir(data: str | Path) -> Path:

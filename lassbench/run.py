@@ -66,6 +66,7 @@ from lassbench.evaluate import (
 )
 from lassbench.fad import add_fad, fad_scorer
 from lassbench.manifests import (
+    check_unique_ids,
     decode_list,
     locate_sources,
     read_dataset_json,
@@ -90,7 +91,6 @@ from lassbench.run_stream import (
     remove_partials,
     run_shard,
 )
-from lassbench.safe_names import check_names
 
 
 @dataclass
@@ -545,11 +545,7 @@ def _select_items(data_dir: Path, split: str, limit: int | None, manifest: pd.Da
                   ) -> pd.DataFrame:
     items = read_item_manifest(data_dir / "manifest.csv") if manifest is None else manifest
     ids = items["id"].astype(str)
-    check_names(ids, "item id", data_dir / "manifest.csv")  # ids are file stems: mixture/<id>.wav
-    duplicated = sorted(set(ids[ids.duplicated()]))
-    if duplicated:
-        raise LassbenchError(f"{data_dir / 'manifest.csv'}: duplicate item id(s) {', '.join(duplicated[:5])} "
-                             "(each id names one mixture file)")
+    check_unique_ids(ids, data_dir / "manifest.csv")  # read_item_manifest checked that each is a safe file stem
     if "split" in items and split:
         items = items[items["split"] == split]
     if items.empty:

@@ -23,6 +23,7 @@ from scipy import stats
 
 from lassbench.audio import write_text_atomic
 from lassbench.errors import LassbenchError
+from lassbench.jsonio import jsonable
 from lassbench.listen.key import check_outside_folder, read_key
 from lassbench.listen.ratings import read_ratings
 from lassbench.listen.stimuli import HIDDEN_REFERENCE, MID_ANCHOR
@@ -127,7 +128,7 @@ def score_ratings(paths: list[str | Path], key: str | Path, out: str | Path | No
     if out is not None:
         out = Path(out)
         write_manifest_csv(table, out / "conditions.csv")
-        write_text_atomic(out / "listening_summary.json", json.dumps(_jsonable(result), indent=2) + "\n")
+        write_text_atomic(out / "listening_summary.json", json.dumps(jsonable(result), indent=2) + "\n")
     return result
 
 
@@ -154,12 +155,3 @@ def format_report(result: dict) -> str:
 def _fmt(value: float) -> str:
     return "  nan" if value is None or math.isnan(value) else f"{value:+.3f}"
 
-
-def _jsonable(value):
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    return value
