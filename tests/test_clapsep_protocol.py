@@ -12,7 +12,8 @@ from lassbench.build import BuildConfig, build_dataset
 from lassbench.cli import main
 from lassbench.errors import LassbenchError
 from lassbench.evaluate import evaluate_manifest, write_results
-from lassbench.leaderboard import _per_item_sdri, build_leaderboards, read_result_folder
+from lassbench.leaderboard import build_leaderboards, read_result_folder
+from lassbench.leaderboard.plots import _per_item_sdri
 from lassbench.manifests import read_item_manifest
 
 RATE = 32000
