@@ -10,7 +10,7 @@ classes listed by :func:`synth_classes` and has attributes that are *audible*:
   300-1500 Hz vs 2.5-7 kHz);
 * ``tempo``: ``slow`` or ``fast`` — the event / modulation rate; the gap (lowest fast / highest slow rate) is 3.0-5.3x
   for six classes and 1.67-2.8x for eight (Drums 1.67, Typing 2.25, Speech 2.29, Piano 2.4, Dog 2.5, Alarm 2.73,
-  Bell 2.78, Bird 2.8) — ratios of the ``pitch_hz`` / ``rate_hz`` bounds in the class table, ``classes.json``;
+  Bell 2.78, Bird 2.8) — ratios of the ``pitch_range`` / ``rate_range`` bounds in the class table, ``classes.json``;
 * ``rhythm``: ``regular`` or ``irregular`` onsets for event classes, ``continuous`` for the others (Siren, Engine,
   Rain, Wind, Speech);
 * ``loudness``: ``quiet`` or ``loud`` — the clip's level (a loudness-normalising protocol removes it in mixtures,

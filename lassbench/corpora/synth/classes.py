@@ -24,9 +24,9 @@ class SynthClass:
     nouns: tuple[str, ...]
     events: tuple[str, ...]
     verbs: dict[str, tuple[str, ...]]
-    nouns_b: tuple[str, ...]
+    nouns_b: tuple[str, ...]  # paraphrases' words: never in a caption
     verbs_b: dict[str, tuple[str, ...]]
-    has_rhythm: bool = True
+    has_rhythm: bool = True  # False: a continuous sound, no onsets to make regular or irregular
 
 
 @lru_cache(maxsize=1)
@@ -41,18 +41,8 @@ def synth_classes() -> list[str]:
 
 
 def _synth_class(entry: dict) -> SynthClass:
-    return SynthClass(
-        key=entry["key"], label=entry["label"], generate=GENERATORS[entry["key"]],
-        pitch_range=_ranges(entry["pitch_hz"]), rate_range=_ranges(entry["rate_hz"]),
-        nouns=tuple(entry["nouns"]), events=tuple(entry["events"]), verbs=_words(entry["verbs"]),
-        nouns_b=tuple(entry["paraphrase_nouns"]), verbs_b=_words(entry["paraphrase_verbs"]),
-        has_rhythm=entry["rhythm"],
-    )
-
-
-def _ranges(table: dict[str, list[float]]) -> dict[str, tuple[float, float]]:
-    return {name: (low, high) for name, (low, high) in table.items()}
-
-
-def _words(table: dict[str, list[str]]) -> dict[str, tuple[str, ...]]:
-    return {name: tuple(words) for name, words in table.items()}
+    lists = {name: tuple(entry[name]) for name in ("nouns", "events", "nouns_b")}
+    tables = {name: {key: tuple(values) for key, values in entry[name].items()}  # per pitch or per tempo
+              for name in ("pitch_range", "rate_range", "verbs", "verbs_b")}
+    return SynthClass(key=entry["key"], label=entry["label"], generate=GENERATORS[entry["key"]],
+                      has_rhythm=entry["has_rhythm"], **lists, **tables)
