@@ -1,8 +1,8 @@
 """How each synth class sounds: one generator per class, a pure function of its random stream and attributes.
 
-A generator ``(rng, attributes, sample_rate, n)`` returns ``n`` samples at any scale (:func:`lassbench.corpora.synth.
-clips.generate_clip` normalises the level); ``attributes`` holds ``pitch``, ``tempo``, ``rhythm`` and the drawn
-``pitch_hz`` and ``rate_hz``. :data:`GENERATORS` maps a class key of ``classes.json`` to its generator.
+A generator ``(rng, a, sample_rate, n)`` returns ``n`` samples at any scale (``clips.generate_clip`` normalises the
+level); the attributes ``a`` hold ``pitch``, ``tempo``, ``rhythm`` and the drawn ``pitch_hz`` and ``rate_hz``.
+:data:`GENERATORS` maps a class key of ``classes.json`` to its generator.
 """
 
 from __future__ import annotations
