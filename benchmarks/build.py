@@ -25,7 +25,7 @@ import pandas as pd
 
 from lassbench.audio import read_audio, sha1_file, write_audio
 from lassbench.build import BuildConfig, build_dataset
-from lassbench.corpora.synth import _classes, generate_clip
+from lassbench.corpora.synth import generate_clip, synth_classes
 from lassbench.manifests import read_item_manifest, write_manifest_csv
 
 SAMPLE_RATE = 32000
@@ -34,13 +34,13 @@ SECONDS = 10.0
 
 def make_sources(folder: Path, count: int) -> Path:
     rows = []
-    classes = _classes()
+    classes = synth_classes()
     for index in range(count):
         clip = generate_clip("test", index, sample_rate=SAMPLE_RATE, duration=SECONDS, seed=7)
         path = folder / f"{clip.source_id}.wav"
         write_audio(path, clip.audio, SAMPLE_RATE, subtype="PCM_16")
         rows.append({"source_id": clip.source_id, "path": path.name, "captions": clip.captions,
-                     "labels": [classes[clip.class_id].label], "split": "test", "sample_rate": SAMPLE_RATE,
+                     "labels": [classes[clip.class_id]], "split": "test", "sample_rate": SAMPLE_RATE,
                      "num_samples": clip.audio.shape[0], "duration": SECONDS, "sha1": sha1_file(path)})
     return write_manifest_csv(pd.DataFrame(rows), folder / "manifest.csv")
 

@@ -18,8 +18,7 @@ import soundfile as sf
 
 from lassbench.audio import TEMP_MARK, temp_prefix
 from lassbench.build import BuildConfig, _drop_stale_synth_build, build_dataset, render_digest
-from lassbench.corpora import synth
-from lassbench.corpora.synth import corpus_key, generator_digest, synth_corpus
+from lassbench.corpora.synth import cache, corpus_key, generator_digest, synth_corpus
 from lassbench.manifests import read_item_manifest, read_manifest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -66,22 +65,39 @@ def _alive(pid: int) -> bool:
 # ----------------------------------------------------------------------------------------- cache keys
 
 
-def test_the_corpus_key_is_a_digest_of_the_generator_code(tmp_path, monkeypatch):
-    source = Path(synth.__file__).read_text()
-    edited = tmp_path / "synth_edited.py"
-    edited.write_text(source.replace("click /= np.abs(click).max() + 1e-12", "click /= np.abs(click).max() + 2e-12"))
-    spec = importlib.util.spec_from_file_location("synth_edited", edited)
+SYNTH_PACKAGE = Path(cache.__file__).parent
+
+
+def _edited_synth_cache(folder: Path, name: str, edit, monkeypatch):
+    """The ``cache`` module of a copy of the synth package in which file ``name`` went through ``edit``."""
+    shutil.copytree(SYNTH_PACKAGE, folder, ignore=shutil.ignore_patterns("__pycache__"))
+    (folder / name).write_text(edit((folder / name).read_text()))
+    spec = importlib.util.spec_from_file_location(f"synth_cache_{folder.name}", folder / "cache.py")
     module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, "synth_edited", module)  # dataclasses look their module up
+    monkeypatch.setitem(sys.modules, spec.name, module)
     spec.loader.exec_module(module)
+    return module
+
+
+def test_the_corpus_key_is_a_digest_of_the_generator_code(tmp_path, monkeypatch):
+    module = _edited_synth_cache(tmp_path / "edited", "sounds.py", lambda source: source.replace(
+        "click /= np.abs(click).max() + 1e-12", "click /= np.abs(click).max() + 2e-12"), monkeypatch)
     assert module.generator_digest() != generator_digest()  # one constant changed: another cache
     assert generator_digest() in corpus_key() and corpus_key() != module.corpus_key()
     assert corpus_key(seed=1) != corpus_key() and corpus_key(clips={"val": 3}) != corpus_key()
 
 
+def test_an_edit_of_any_file_of_the_synth_package_makes_another_cache(tmp_path, monkeypatch):
+    names = sorted(p.name for p in SYNTH_PACKAGE.iterdir() if p.suffix in (".py", ".json"))
+    assert {"sounds.py", "classes.json", "captions.py", "clips.py", "cache.py"} <= set(names)
+    for name in names:
+        module = _edited_synth_cache(tmp_path / name.replace(".", "_"), name, lambda source: source + "\n", monkeypatch)
+        assert module.generator_digest() != generator_digest(), name
+
+
 def test_generation_does_not_depend_on_the_worker_layout(tmp_path):
     pooled = read_manifest(synth_corpus(tmp_path / "pooled", clips={"val": 110}), ["sha1"])  # 2 chunks: a pool
-    single = synth._generate_chunk(tmp_path / "single", ("val", 95, 110), sample_rate=16000, duration=4.0, seed=0)
+    single = cache._generate_chunk(tmp_path / "single", ("val", 95, 110), sample_rate=16000, duration=4.0, seed=0)
     assert {r["source_id"]: r["sha1"] for r in single} == dict(zip(pooled["source_id"][95:], pooled["sha1"][95:],
                                                                    strict=True))
 
@@ -90,7 +106,7 @@ def test_a_cache_made_by_other_code_is_not_reused(tmp_path, monkeypatch):
     monkeypatch.setenv("LASSBENCH_CACHE", str(tmp_path))
     first = synth_corpus(clips={"val": 2})
     (first.parent / "audio" / "synth-val-00000.wav").write_bytes(b"stale")
-    monkeypatch.setattr(synth, "generator_digest", lambda: "0123456789ab")
+    monkeypatch.setattr(cache, "generator_digest", lambda: "0123456789ab")
     second = synth_corpus(clips={"val": 2})
     assert second != first and "0123456789ab" in second.parent.name
     assert sf.info(str(second.parent / "audio" / "synth-val-00000.wav")).frames == 64000

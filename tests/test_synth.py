@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 from lassbench.audio import read_audio
-from lassbench.corpora import synth
-from lassbench.corpora.synth import _PITCH_A, _TEMPO_ADJ_A, generate_clip, synth_classes, synth_corpus
+from lassbench.corpora.synth import cache, generate_clip, synth_classes, synth_corpus
+from lassbench.corpora.synth.captions import PITCH_A, TEMPO_ADJ_A
 from lassbench.errors import LassbenchError
 from lassbench.manifests import SOURCE_COLUMNS, read_source_manifest
 
@@ -63,7 +63,7 @@ def test_a_failed_generation_leaves_nothing_that_looks_finished(tmp_path, monkey
     def explode(*args, **kwargs):
         raise RuntimeError("killed")
 
-    monkeypatch.setattr(synth, "_generate_into", explode)
+    monkeypatch.setattr(cache, "_generate_into", explode)
     with pytest.raises(RuntimeError):
         synth_corpus(tmp_path / "c", clips={"val": 2})
     assert [p.name for p in tmp_path.iterdir()] == ["c.lock"]  # the (released) generation lock only
@@ -77,8 +77,8 @@ def test_two_first_runs_generate_once_the_second_waits_and_reuses(tmp_path, monk
         time.sleep(0.5)  # the second run arrives while the first generates
         real(folder, **kwargs)
 
-    real = synth._generate_into
-    monkeypatch.setattr(synth, "_generate_into", slow)
+    real = cache._generate_into
+    monkeypatch.setattr(cache, "_generate_into", slow)
     with ThreadPoolExecutor(2) as pool:
         manifests = list(pool.map(lambda _: synth_corpus(tmp_path / "c", clips={"val": 3}), range(2)))
     assert len(generated) == 1 and manifests[0] == manifests[1] and manifests[0].is_file()
@@ -100,7 +100,7 @@ def test_every_split_holds_attribute_contrast_pairs(corpus):
 
 
 def test_captions_name_the_pitch_and_the_tempo(corpus):
-    pitch_words = {p: {w.removesuffix("-pitched") for w in words} for p, words in _PITCH_A.items()}
+    pitch_words = {p: {w.removesuffix("-pitched") for w in words} for p, words in PITCH_A.items()}
     pitch_words["low"] |= {"dull", "muffled"}
     pitch_words["high"] |= {"hissing", "bright"}
     tempo_words = {"slow": {"slow", "slowly", "sparsely", "lightly", "now and then", "unrushed"},
@@ -111,7 +111,7 @@ def test_captions_name_the_pitch_and_the_tempo(corpus):
         for caption in captions:
             text = caption.lower()
             assert any(w in text for w in pitch_words[attrs["pitch"]]), caption
-            assert any(w in text for w in tempo_words[attrs["tempo"]] | set(_TEMPO_ADJ_A[attrs["tempo"]])), caption
+            assert any(w in text for w in tempo_words[attrs["tempo"]] | set(TEMPO_ADJ_A[attrs["tempo"]])), caption
 
 
 def test_paraphrases_never_repeat_a_caption(corpus):

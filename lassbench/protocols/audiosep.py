@@ -43,17 +43,7 @@ import pandas as pd
 from lassbench.corpora import ResolvedSources
 from lassbench.errors import LassbenchError
 from lassbench.mixing import ItemSpec
-from lassbench.protocols import (
-    BuildRequest,
-    Prepared,
-    SourceLookup,
-    index_split,
-    item_rng,
-    prepare_from_index,
-    read_index_rows,
-    require_index,
-    resolve_rows,
-)
+from lassbench.protocols import BuildRequest, Prepared, index, item_rng
 
 NAME = "audiosep"
 SAMPLE_RATE = 32000
@@ -125,34 +115,34 @@ def _require(location: str, header: list[str], columns) -> None:
         raise LassbenchError(f"{location}: index lacks column(s) {', '.join(missing)} (header: {','.join(header)})")
 
 
-def resolve_sources(sources, index: str | None) -> ResolvedSources | None:
+def resolve_sources(sources, location: str | None) -> ResolvedSources | None:
     """The rendered files an AudioSep list names inside ``sources`` (its ``evaluation/data/<set>`` folder), or
     ``None`` when ``sources`` holds raw clips (the re-mix reads them as any corpus)."""
-    if not index or sources is None or not Path(sources).is_dir():
+    if not location or sources is None or not Path(sources).is_dir():
         return None
     folder = Path(sources)
-    header, rows = read_index_rows(index, ())
-    pairs = _rendered_pairs(index, header, rows, folder)
+    header, rows = index.read_rows(location, ())
+    pairs = _rendered_pairs(location, header, rows, folder)
     if pairs is None:
         return None
-    kind = set_name(index, header, rows)
+    kind = set_name(location, header, rows)
     records = []
     for name in sorted({n for pair in pairs for n in pair}):
-        path = _inside(folder, name, index)
+        path = _inside(folder, name, location)
         if path.is_file():
             records.append({"source_id": name, "path": str(path), "captions": [], "labels": [], "split": "",
                             "sha1": "", RENDERED_COLUMN: kind})
     if not records:
-        raise LassbenchError(f"{folder}: none of the {len(pairs)} rendered pairs named by {index} is there "
-                             f"(expected e.g. {pairs[0][0]} and {pairs[0][1]})" if pairs else f"{index}: no rows")
+        raise LassbenchError(f"{folder}: none of the {len(pairs)} rendered pairs named by {location} is there "
+                             f"(expected e.g. {pairs[0][0]} and {pairs[0][1]})" if pairs else f"{location}: no rows")
     return ResolvedSources(pd.DataFrame(records), folder.name, str(folder))
 
 
-def _inside(folder: Path, name: str, index: str) -> Path:
+def _inside(folder: Path, name: str, location: str) -> Path:
     """``folder / name``, refusing names that leave the folder."""
     path = (folder / name).resolve()
     if PurePosixPath(name).is_absolute() or not path.is_relative_to(folder.resolve()):
-        raise LassbenchError(f"{index}: file {name!r} is outside the sources folder {folder}")
+        raise LassbenchError(f"{location}: file {name!r} is outside the sources folder {folder}")
     return path
 
 
@@ -170,18 +160,18 @@ class _Files:
 
 
 def prepare(frame: pd.DataFrame, request: BuildRequest) -> Prepared:
-    location = require_index(request, NAME, "an AudioSep evaluation list, evaluation/metadata/<set>_eval.csv")
+    location = index.require(request, NAME, "an AudioSep evaluation list, evaluation/metadata/<set>_eval.csv")
     if RENDERED_COLUMN in frame:
         return _prepare_rendered(frame, request, location)
     return _prepare_remix(frame, request, location)
 
 
 def _prepare_rendered(frame: pd.DataFrame, request: BuildRequest, location: str) -> Prepared:
-    header, rows = read_index_rows(location, ())
+    header, rows = index.read_rows(location, ())
     kind = set_name(location, header, rows)
     pairs = _pairs(location, kind, header, rows)
-    rows_ids, missing = resolve_rows(location, [list(p) for p in pairs], _Files(frame), request.allow_missing)
-    split = index_split(request, NAME)
+    rows_ids, missing = index.resolve_rows(location, [list(p) for p in pairs], _Files(frame), request.allow_missing)
+    split = index.split_for(request, NAME)
     query_col = header.index("s0_text" if kind == "vggsound" else "caption")
     labels_col = header.index("labels") if "labels" in header else None
 
@@ -198,17 +188,17 @@ def _prepare_rendered(frame: pd.DataFrame, request: BuildRequest, location: str)
             index=position, mixture_id=ids[1], extra=(("index_row", str(position + 2)), ("mixture_source", ids[1])),
         )
 
-    prepared = prepare_from_index(frame, request, split=split, rows_ids=rows_ids, make_spec=make, skipped=missing,
-                                  location=location, rows=len(rows), default_rate=SAMPLE_RATE,
-                                  parameters={"set": kind, "rendered": True,
-                                              "aggregation": AGGREGATION.get(kind, "mean")})
+    prepared = index.prepare(frame, request, split=split, rows_ids=rows_ids, make_spec=make, skipped=missing,
+                             location=location, rows=len(rows), default_rate=SAMPLE_RATE,
+                             parameters={"set": kind, "rendered": True,
+                                         "aggregation": AGGREGATION.get(kind, "mean")})
     # the evaluators load every file at 32 kHz: another rate gives other numbers
     prepared.exact = prepared.sample_rate == SAMPLE_RATE
     return prepared
 
 
 def _prepare_remix(frame: pd.DataFrame, request: BuildRequest, location: str) -> Prepared:
-    header, rows = read_index_rows(location, ())
+    header, rows = index.read_rows(location, ())
     kind = set_name(location, header, rows)
     if kind in ("audioset", "vggsound"):
         raise LassbenchError(f"{location}: the {kind} list names AudioSep's rendered files: pass --sources "
@@ -220,8 +210,8 @@ def _prepare_remix(frame: pd.DataFrame, request: BuildRequest, location: str) ->
     caption_col, src_col = header.index("caption"), header.index("src_wav")
     labels_col = header.index("labels") if "labels" in header else None
     names = [[r[src_col]] + [r[k] for k in noise_cols] for r in rows]
-    rows_ids, missing = resolve_rows(location, names, SourceLookup(frame), request.allow_missing)
-    split = index_split(request, NAME)
+    rows_ids, missing = index.resolve_rows(location, names, index.SourceLookup(frame), request.allow_missing)
+    split = index.split_for(request, NAME)
     by_id = frame.set_index("source_id")
     low, high = GAIN_DB
 
@@ -242,8 +232,8 @@ def _prepare_remix(frame: pd.DataFrame, request: BuildRequest, location: str) ->
             extra=(("index_row", str(position + 2)),),
         )
 
-    return prepare_from_index(frame, request, split=split, rows_ids=rows_ids, make_spec=make, skipped=missing,
-                              location=location, rows=len(rows), default_rate=SAMPLE_RATE,
-                              parameters={"set": kind, "rendered": False, "aggregation": AGGREGATION.get(kind, "mean"),
-                                          "gain_db": list(GAIN_DB), "declip_peak": 0.9},
-                              exact=False)
+    return index.prepare(frame, request, split=split, rows_ids=rows_ids, make_spec=make, skipped=missing,
+                         location=location, rows=len(rows), default_rate=SAMPLE_RATE,
+                         parameters={"set": kind, "rendered": False, "aggregation": AGGREGATION.get(kind, "mean"),
+                                     "gain_db": list(GAIN_DB), "declip_peak": 0.9},
+                         exact=False)

@@ -43,16 +43,7 @@ import pandas as pd
 
 from lassbench.errors import LassbenchError
 from lassbench.mixing import ItemSpec
-from lassbench.protocols import (
-    BuildRequest,
-    Prepared,
-    SourceLookup,
-    index_split,
-    prepare_from_index,
-    read_index_rows,
-    require_index,
-    resolve_rows,
-)
+from lassbench.protocols import BuildRequest, Prepared, index
 
 NAME = "clapsep"
 SAMPLE_RATE = 32000
@@ -74,14 +65,14 @@ def list_name(location: str) -> str:
 
 
 def prepare(frame: pd.DataFrame, request: BuildRequest) -> Prepared:
-    location = require_index(request, NAME, "one of CLAPSep's <list>_eval.csv: " + ",".join(COLUMNS))
+    location = index.require(request, NAME, "one of CLAPSep's <list>_eval.csv: " + ",".join(COLUMNS))
     which = list_name(location)
-    # the evaluator reads it with csv.reader(skipinitialspace=True); read_index_rows strips every cell
-    header, rows = read_index_rows(location, COLUMNS)
+    # the evaluator reads it with csv.reader(skipinitialspace=True); index.read_rows strips every cell
+    header, rows = index.read_rows(location, COLUMNS)
     col = {name: header.index(name) for name in COLUMNS}
-    rows_ids, missing = resolve_rows(location, [[r[col["source_file"]], r[col["noise_file"]]] for r in rows],
-                                     SourceLookup(frame), request.allow_missing)
-    split = index_split(request, NAME)
+    rows_ids, missing = index.resolve_rows(location, [[r[col["source_file"]], r[col["noise_file"]]] for r in rows],
+                                           index.SourceLookup(frame), request.allow_missing)
+    split = index.split_for(request, NAME)
     by_id = frame.set_index("source_id")
 
     def make(position: int, identifier: str, ids: list[str]) -> ItemSpec:
@@ -96,8 +87,8 @@ def prepare(frame: pd.DataFrame, request: BuildRequest) -> Prepared:
         )
 
     rate = request.sample_rate or SAMPLE_RATE
-    return prepare_from_index(frame, request, split=split, rows_ids=rows_ids, make_spec=make, skipped=missing,
-                              location=location, rows=len(rows), default_rate=SAMPLE_RATE,
-                              parameters={"list": which, "snr_db": SNR_DB, "seconds": SECONDS, "declip_peak": 0.9,
-                                          "aggregation": "mean", "headline_sdr": "bss_sdr"},
-                              num_samples=SECONDS * rate, exact=rate == SAMPLE_RATE and which == EVALUATED)
+    return index.prepare(frame, request, split=split, rows_ids=rows_ids, make_spec=make, skipped=missing,
+                         location=location, rows=len(rows), default_rate=SAMPLE_RATE,
+                         parameters={"list": which, "snr_db": SNR_DB, "seconds": SECONDS, "declip_peak": 0.9,
+                                     "aggregation": "mean", "headline_sdr": "bss_sdr"},
+                         num_samples=SECONDS * rate, exact=rate == SAMPLE_RATE and which == EVALUATED)

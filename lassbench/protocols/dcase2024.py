@@ -17,17 +17,7 @@ from __future__ import annotations
 import pandas as pd
 
 from lassbench.mixing import ItemSpec
-from lassbench.protocols import (
-    BuildRequest,
-    Prepared,
-    SourceLookup,
-    index_split,
-    parse_number,
-    prepare_from_index,
-    read_index_rows,
-    require_index,
-    resolve_rows,
-)
+from lassbench.protocols import BuildRequest, Prepared, index
 
 NAME = "dcase2024"
 SAMPLE_RATE = 16000
@@ -35,14 +25,14 @@ COLUMNS = ("source", "noise", "snr", "caption")
 
 
 def prepare(frame: pd.DataFrame, request: BuildRequest) -> Prepared:
-    location = require_index(request, NAME, "the DCASE 2024 Task 9 list: source,noise,snr,caption")
-    header, rows = read_index_rows(location, COLUMNS)
+    location = index.require(request, NAME, "the DCASE 2024 Task 9 list: source,noise,snr,caption")
+    header, rows = index.read_rows(location, COLUMNS)
     col = {name: header.index(name) for name in COLUMNS}
-    snrs = [parse_number(location, line, "snr", row[col["snr"]]) for line, row in enumerate(rows, start=2)]
-    lookup = SourceLookup(frame)
-    rows_ids, missing = resolve_rows(location, [[r[col["source"]], r[col["noise"]]] for r in rows], lookup,
-                                     request.allow_missing)
-    split = index_split(request, NAME)
+    snrs = [index.parse_number(location, line, "snr", row[col["snr"]]) for line, row in enumerate(rows, start=2)]
+    lookup = index.SourceLookup(frame)
+    rows_ids, missing = index.resolve_rows(location, [[r[col["source"]], r[col["noise"]]] for r in rows], lookup,
+                                           request.allow_missing)
+    split = index.split_for(request, NAME)
     by_id = frame.set_index("source_id")
 
     def make(position: int, identifier: str, ids: list[str]) -> ItemSpec:
@@ -55,9 +45,9 @@ def prepare(frame: pd.DataFrame, request: BuildRequest) -> Prepared:
             extra=(("index_row", str(position + 2)),),
         )
 
-    return prepare_from_index(frame, request, split=split, rows_ids=rows_ids, make_spec=make, skipped=missing,
-                              location=location, rows=len(rows), default_rate=SAMPLE_RATE,
-                              parameters={"declip_peak": 0.9},
-                              # the evaluator's int(snr) refuses "2.5": such a list is lassbench's extension
-                              exact=(request.sample_rate or SAMPLE_RATE) == SAMPLE_RATE
-                              and all(s.is_integer() for s in snrs))
+    return index.prepare(frame, request, split=split, rows_ids=rows_ids, make_spec=make, skipped=missing,
+                         location=location, rows=len(rows), default_rate=SAMPLE_RATE,
+                         parameters={"declip_peak": 0.9},
+                         # the evaluator's int(snr) refuses "2.5": such a list is lassbench's extension
+                         exact=(request.sample_rate or SAMPLE_RATE) == SAMPLE_RATE
+                         and all(s.is_integer() for s in snrs))

@@ -24,16 +24,7 @@ from collections import Counter
 import pandas as pd
 
 from lassbench.mixing import ItemSpec
-from lassbench.protocols import (
-    BuildRequest,
-    Prepared,
-    SourceLookup,
-    index_split,
-    prepare_from_index,
-    read_index_rows,
-    require_index,
-    resolve_rows,
-)
+from lassbench.protocols import BuildRequest, Prepared, index
 
 NAME = "lassnet"
 SAMPLE_RATE = 32000
@@ -42,12 +33,12 @@ COLUMNS = ("target_wav", "noise_wav")
 
 
 def prepare(frame: pd.DataFrame, request: BuildRequest) -> Prepared:
-    location = require_index(request, NAME, "LASS-Net's evaluation_indexes.csv: target_wav,noise_wav")
-    header, rows = read_index_rows(location, COLUMNS)
+    location = index.require(request, NAME, "LASS-Net's evaluation_indexes.csv: target_wav,noise_wav")
+    header, rows = index.read_rows(location, COLUMNS)
     target_col, noise_col = header.index("target_wav"), header.index("noise_wav")
-    rows_ids, missing = resolve_rows(location, [[r[target_col], r[noise_col]] for r in rows], SourceLookup(frame),
-                                     request.allow_missing)
-    split = index_split(request, NAME)
+    rows_ids, missing = index.resolve_rows(location, [[r[target_col], r[noise_col]] for r in rows],
+                                           index.SourceLookup(frame), request.allow_missing)
+    split = index.split_for(request, NAME)
     snr = float(request.options.get("snr_db", 0.0))
     by_id = frame.set_index("source_id")
     occurrence = _occurrences(rows_ids)
@@ -64,10 +55,10 @@ def prepare(frame: pd.DataFrame, request: BuildRequest) -> Prepared:
         )
 
     rate = request.sample_rate or SAMPLE_RATE
-    return prepare_from_index(frame, request, split=split, rows_ids=rows_ids, make_spec=make, skipped=missing,
-                              location=location, rows=len(rows), default_rate=SAMPLE_RATE,
-                              parameters={"snr_db": snr, "pad_seconds": PAD_SECONDS}, pad_to=PAD_SECONDS * rate,
-                              exact=rate == SAMPLE_RATE and snr == 0.0)
+    return index.prepare(frame, request, split=split, rows_ids=rows_ids, make_spec=make, skipped=missing,
+                         location=location, rows=len(rows), default_rate=SAMPLE_RATE,
+                         parameters={"snr_db": snr, "pad_seconds": PAD_SECONDS}, pad_to=PAD_SECONDS * rate,
+                         exact=rate == SAMPLE_RATE and snr == 0.0)
 
 
 def _occurrences(rows_ids: list[list[str] | None]) -> list[int]:
