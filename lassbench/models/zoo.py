@@ -49,4 +49,7 @@ ZOO: dict[str, ZooEntry] = {entry.name: entry for entry in [
     ZooEntry("clapsep", "caption",
              "CLAPSep (Aisaka0v0/CLAPSep): LoRA-tuned CLAP HTSAT + decoder, positive and negative query, 32 kHz",
              False, True),
+    ZooEntry("soloaudio", "caption",
+             "SoloAudio (WangHelin1997/SoloAudio): CLAP text + latent diffusion transformer (DDIM) in a VAE, 24 kHz",
+             False, True),
 ]}

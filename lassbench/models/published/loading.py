@@ -84,6 +84,10 @@ def load_published(name: str, path: str | Path, *, text_encoder: str | None = No
     payload = read_checkpoint_file(path)
     if spec.family == "clapsep":
         return _load_clapsep(spec, payload, path, text_encoder, tokenizer, device)
+    if spec.family == "soloaudio":
+        from lassbench.models.published.soloaudio_loading import load_soloaudio
+
+        return load_soloaudio(spec, payload, path, text_encoder, tokenizer, device)
     if spec.family == "lassnet-release":
         state = _lassnet_state(payload, path)
     else:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 import torch
 from torch import nn
 
-from lassbench.models.published import clap_text, clapsep, lassnet_release
+from lassbench.models.published import clap_text, clapsep, lassnet_release, soloaudio
 from lassbench.models.published.resunet30 import ResUNet30
 from lassbench.models.rate import fit_length as _fit
 from lassbench.models.rate import resample_batch as _resample
@@ -17,7 +17,7 @@ from lassbench.models.rate import resample_batch as _resample
 @dataclass(frozen=True)
 class PublishedSpec:
     name: str
-    family: str  # "lassnet-release" | "resunet30" | "clapsep"
+    family: str  # "lassnet-release" | "resunet30" | "clapsep" | "soloaudio"
     sample_rate: int
     n_fft: int
     hop: int
@@ -67,6 +67,15 @@ PUBLISHED: dict[str, PublishedSpec] = {
         "https://huggingface.co/spaces/AisakaMikoto/CLAPSep/tree/main/model (linked from the README of "
         "github.com/Aisaka0v0/CLAPSep), with LAION-CLAP's music_audioset_epoch_15_esc_90.14.pt",
         "github.com/Aisaka0v0/CLAPSep model/CLAPSep.py + model/CLAPSep_decoder.py",
+    ),
+    "soloaudio": PublishedSpec(
+        "soloaudio", "soloaudio", 24000, 480, 480, False,  # n_fft, hop: a VAE latent frame (480 samples)
+        "laion/larger_clap_general folder (config.json + model.safetensors + tokenizer), as transformers saves it",
+        "Wang et al., SoloAudio: Target Sound Extraction with Language-oriented Audio Diffusion Transformer, "
+        "ICASSP 2025, arXiv:2409.08425",
+        "https://huggingface.co/westbrook/SoloAudio (soloaudio_v2.pt, with audio-vae.pt beside it; linked from the "
+        "README of github.com/WangHelin1997/SoloAudio)",
+        "github.com/WangHelin1997/SoloAudio tse_languageTSE.py + model/udit.py + vae_modules/stable_vae",
     ),
 }
 
@@ -130,7 +139,8 @@ class PublishedSeparator(nn.Module):
         if self.spec.family == "clapsep":
             estimate = self.net.separate(wav, self._clapsep_embedding(batch, mixture.device))
         else:
-            tokenize = lassnet_release.tokenize if self.spec.family == "lassnet-release" else clap_text.tokenize
+            tokenize = {"lassnet-release": lassnet_release.tokenize,
+                        "soloaudio": soloaudio.tokenize}.get(self.spec.family, clap_text.tokenize)
             input_ids, attention_mask = tokenize(self.tokenizer, list(batch.queries))
             estimate = self.net.separate(wav, input_ids.to(mixture.device), attention_mask.to(mixture.device))
         return _fit(_resample(estimate[..., :length], self.sample_rate, self.input_rate), mixture.shape[-1])
@@ -146,13 +156,17 @@ class PublishedSeparator(nn.Module):
 def separator_parameters(spec: PublishedSpec) -> int:
     """Parameters of the separator (text encoder excluded), counted on the meta device: nothing is allocated.
     CLAPSep's: its LoRA-tuned HTSAT copy and its decoder.
-    AudioSep-DP's DPRNN is counted at the released size (6 layers, hidden 256: TQ-SED config/edit_config_yaml.py)."""
+    AudioSep-DP's DPRNN is counted at the released size (6 layers, hidden 256: TQ-SED config/edit_config_yaml.py).
+    SoloAudio's: its UDiT and its VAE."""
     with torch.device("meta"):
         if spec.family == "lassnet-release":
             net = lassnet_release.UNetRes_FiLM(cond_dim=256)
         elif spec.family == "clapsep":  # the released configuration (experiments/CLAPSep_base/config.json)
             net = nn.ModuleList([clapsep.HTSATEncoder(**clapsep.RELEASED_ENCODER),
                                  clapsep.MaskDecoder(**clapsep.RELEASED_DECODER)])
+        elif spec.family == "soloaudio":
+            net = nn.ModuleList([soloaudio.UDiT(**soloaudio.RELEASED_UDIT),
+                                 soloaudio.OobleckVAE(**soloaudio.RELEASED_VAE)])
         else:
             net = ResUNet30(spec.n_fft, spec.hop, dprnn=(6, 256) if spec.dprnn else None)
     return sum(p.numel() for p in net.parameters())
