@@ -47,7 +47,8 @@ from lassbench.models.registry import (
     read_checkpoint,
     save_checkpoint,
 )
-from lassbench.train_data import CROPS, MIXINGS, TrainBatch, open_training_data
+from lassbench.train_data import MIXINGS, TrainBatch, open_training_data
+from lassbench.train_examples import CROPS
 from lassbench.train_published import (
     FineTuneOrigin,
     check_finetune,
@@ -69,7 +70,7 @@ class TrainConfig:
     text_encoder: str | None = None  # None: the size's default
     finetune_text: bool = False
     mixing: str = "remix"  # remix (on the fly from sources) | fixed (built mixtures) | audiosep (AudioSep's mixer)
-    crop: str = "uniform"  # uniform | active (centred on the target's sound; lassbench.train_data)
+    crop: str = "uniform"  # uniform | active (centred on the target's sound; lassbench.train_examples)
     loss: str = "l1"  # l1 | snr (see the module docstring)
     steps: int = 2000
     batch_size: int = 8
