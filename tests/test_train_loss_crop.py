@@ -10,9 +10,10 @@ import torch
 from tiny_benchmark import build_tiny_benchmark
 
 from lassbench.errors import LassbenchError
-from lassbench.train import SNR_THRESHOLD, TrainConfig, check_config, l1_loss, snr_loss, train
+from lassbench.train import TrainConfig, check_config, train
 from lassbench.train_data import open_training_data
 from lassbench.train_examples import _active_crop_offset
+from lassbench.train_step import SNR_THRESHOLD, l1_loss, snr_loss
 
 
 @pytest.fixture(scope="module")
