@@ -49,7 +49,7 @@ def reference_seconds(model: str, data: Path, items) -> tuple[float, float]:
     """(separator.separate() over every item, bare model forward over every item), each with a fresh model."""
     from lassbench.audio import read_audio
     from lassbench.models.lassnet import QueryBatch
-    from lassbench.separate import load_separator
+    from lassbench.separator import load_separator
 
     audio = [read_audio(data / "mixture" / f"{i}.wav") for i in items["id"]]
     queries = list(items["query"])
@@ -133,7 +133,7 @@ def breakdown(model: str, data: Path, split: str, limit: int | None, out: Path) 
 def batch_probe(model: str, batch: int, seconds: float = 10.0) -> None:
     """Child mode: separate one batch of ``batch`` ten-second items (after a warm-up item); print s/item, peak MB."""
     from lassbench.models.lassnet import QueryBatch
-    from lassbench.separate import load_separator
+    from lassbench.separator import load_separator
 
     net = load_separator(model).model
     rate = int(net.input_rate)

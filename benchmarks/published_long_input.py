@@ -3,7 +3,7 @@
     python benchmarks/published_long_input.py                 # a 36 s input
     python benchmarks/published_long_input.py --seconds 60
 
-Published systems separate a file of up to ``lassbench.separate.WHOLE_FILE_SECONDS`` in one pass, as their official
+Published systems separate a file of up to ``lassbench.separator.WHOLE_FILE_SECONDS`` in one pass, as their official
 inference does. Past that, ``lassnet-release`` (whose release has no long-audio inference) is separated in lassbench's
 10 s chunks cross-faded over 1 s, and the AudioSep family in its release's ``chunk_inference``. This script runs both
 paths and the single pass on the same input (the AudioSep family measured with its 16 kHz member, half the memory of
@@ -31,7 +31,7 @@ def main() -> None:
     sys.path.insert(0, str(REPO / "tests"))
     import published_fixtures as fx
 
-    from lassbench.separate import Separator, load_separator
+    from lassbench.separator import Separator, load_separator
 
     print(f"{'model':<17} {'long-input path':<34} {'max |diff| / peak':>18} {'SDR vs one pass':>16}")
     with tempfile.TemporaryDirectory() as folder:

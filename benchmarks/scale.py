@@ -190,7 +190,7 @@ LOADER_PROBE = r"""
 import json, sys, time, torch
 from lassbench.models.lassnet import sized_config
 from lassbench.models.registry import build_model
-from lassbench.train import train_step
+from lassbench.train_step import train_step
 from lassbench.train_data import open_training_data
 start = time.perf_counter()
 data = open_training_data(sys.argv[1], seed=0)

@@ -4,7 +4,7 @@
     python benchmarks/separate_level.py --items 100 --separate 20
 
 Builds a small synth benchmark with the lassbench protocol (the rule the shipped checkpoints were trained on), prints
-the median and 10th/90th percentile RMS of its mixtures (the origin of ``lassbench.separate.TRAINING_RMS_DB``), then
+the median and 10th/90th percentile RMS of its mixtures (the origin of ``lassbench.separator.TRAINING_RMS_DB``), then
 separates ``--separate`` mixtures with the shipped LASS-Net at gains 1, 4 and 100, with the level normalisation
 (as shipped) and without it (the input fed as it is), and prints the median SI-SDR against the target (divided by
 the gain) and the largest relative difference between ``separate(g * x) / g`` and ``separate(x)``.
@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 import lassbench
-import lassbench.separate as separate_module
+import lassbench.separator as separator_module
 from lassbench.metrics import si_sdr
 
 GAINS = (1.0, 4.0, 100.0)
@@ -52,7 +52,7 @@ def main() -> None:
 
 
 def _at_gains(separator, mixture, target, rate, query, normalised: bool) -> list[dict]:
-    patch = mock.patch.object(separate_module, "level_gain", lambda rms: 1.0) if not normalised else mock.MagicMock()
+    patch = mock.patch.object(separator_module, "level_gain", lambda rms: 1.0) if not normalised else mock.MagicMock()
     with patch:
         estimates = {g: separator.separate(mixture * np.float32(g), rate, query) / g for g in GAINS}
     base = estimates[1.0]

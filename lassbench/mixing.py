@@ -205,6 +205,19 @@ def render(spec: ItemSpec, audio: Mapping[str, np.ndarray], loudness: Mapping[st
     return mixer(spec, target, noises, loudness)
 
 
+def regenerate_scene(scene_json: str, audio: Mapping[str, np.ndarray], loudness: Mapping[str, float]
+                     ) -> RenderedItem:
+    """A soundscape item from its scene spec alone (its ``scene`` column, :mod:`lassbench.scenes`) and its source
+    clips (as the build read them) with their loudness: the mixture the build wrote, bit-exactly."""
+    scene = Scene.from_json(scene_json)
+    target, *others = scene.events
+    spec = ItemSpec(item_id="scene", split="", target_id=target.source_id,
+                    interferer_ids=tuple(e.source_id for e in others), query="", captions=(), labels=(),
+                    rule="loudness", snr_db=tuple(e.snr_db for e in others), target_lufs=scene.target_lufs,
+                    extra=(("scene", scene_json),))
+    return render(spec, audio, loudness)
+
+
 def _rendered(spec, target, mixture) -> RenderedItem:
     """A published (mixture, target) pair as it is; the residual is written as the interferer."""
     if mixture.shape != target.shape:

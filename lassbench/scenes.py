@@ -6,7 +6,7 @@ scene, s) and an ``event_duration`` (s); a background shorter than the scene is 
 each event is the item's (``snr_db`` relative to the target's ``target_lufs``, :mod:`lassbench.mixing`); a
 ``source_duration`` longer or shorter than ``event_duration`` is cut, or (background) looped. A scene
 spec (:class:`Scene`, stored as JSON in the item's ``scene`` column) plus the source clips regenerates the scene's
-mixture bit-exactly (:func:`regenerate`).
+mixture bit-exactly (:func:`lassbench.mixing.regenerate_scene`).
 
 Placement is a pure function of the spec and the clips: each event's samples are
 ``clip[round(source_time * rate) :][: round(source_duration * rate)]`` (looped, for the background), cut to
@@ -100,16 +100,3 @@ def placed_sources(scene: Scene, audio: Mapping[str, np.ndarray]) -> dict[str, n
         placed[event.source_id] = place(audio[event.source_id], event, scene)
     return placed
 
-
-def regenerate(scene_json: str, audio: Mapping[str, np.ndarray], loudness: Mapping[str, float]):
-    """The :class:`~lassbench.mixing.RenderedItem` of a scene from its spec alone (an item's ``scene`` column) and
-    its source clips (as the build read them) with their loudness."""
-    from lassbench.mixing import ItemSpec, render
-
-    scene = Scene.from_json(scene_json)
-    target, *others = scene.events
-    spec = ItemSpec(item_id="scene", split="", target_id=target.source_id,
-                    interferer_ids=tuple(e.source_id for e in others), query="", captions=(), labels=(),
-                    rule="loudness", snr_db=tuple(e.snr_db for e in others), target_lufs=scene.target_lufs,
-                    extra=(("scene", scene_json),))
-    return render(spec, audio, loudness)

@@ -1,19 +1,11 @@
-"""``lassbench separate``: one file (or array), one query, any length, any sample rate, any level.
+"""``lassbench separate``: one file, one query, any length, any sample rate, any level, any number of channels.
 
-Two kinds of model, two ways of running them:
-
-* lassbench's own models (``lassnet``, ``tag-queried``): the file is streamed — read in blocks, resampled to the
-  model's rate with a streaming resampler, separated in chunks of ``chunk_seconds`` that overlap by
-  ``overlap_seconds`` and are cross-faded (overlap-add with complementary linear ramps), resampled back and written
-  block by block; memory stays flat however long the file is. They are *level-normalised*: they were trained on
-  mixtures around :data:`TRAINING_RMS_DB`, and a mask network fed a mixture far louder (or quieter) than that
-  separates badly, so the input is scaled by one gain to that RMS on the way in and the estimate divided by the same
-  gain on the way out: ``separate(g * x) == g * separate(x)`` up to float rounding.
-* published systems (``lassnet-release``, ``audiosep``, ``dcase2024-baseline``, ``audiosep-dp``) run as their official
-  inference runs: no level change, the file (resampled to the system's rate, as ``librosa.load`` does) separated in
-  one pass. Past :data:`WHOLE_FILE_SECONDS` the AudioSep family uses its own ``chunk_inference`` (AudioSep's
-  ``pipeline.separate_audio(use_chunk=True)``) and ``lassnet-release``, which has none, lassbench's chunks; either
-  way a note says so. ``--chunk`` given explicitly runs them in lassbench's chunks, also with a note.
+The file is streamed through a :class:`lassbench.separator.Separator`: read in blocks, resampled to the model's rate
+with a streaming resampler, separated in the separator's cross-faded chunks (lassbench's own models,
+level-normalised by one gain over the whole file), resampled back and written block by block; memory stays flat
+however long the file is. A published system running as its official inference reads the file whole. A
+multi-channel file is separated channel by channel (:mod:`lassbench.separate_channels`), so a stereo input gives a
+stereo estimate.
 
 Everything that can be checked is checked before the model is loaded (see :func:`check_output`,
 :func:`check_input`, :func:`scan_input`): the output's format, folder and that it is not the input; that the input
@@ -36,27 +28,24 @@ import soxr
 
 from lassbench.audio import atomic_path, audio_write_errors, sweep_stale_temps, wav_shortfall
 from lassbench.errors import LassbenchError
-from lassbench.progress import ticking
+from lassbench.separate_channels import separate_channels
+from lassbench.separator import (
+    Separator,
+    check_chunking,
+    check_device,
+    check_negative_query,
+    check_query,
+    chunk_sizes,
+    level_gain,
+    load_separator,
+    overlap_add,
+    text_model_entry,
+    to_stderr,
+)
 
 READ_BLOCK = 65536
 SCAN_BLOCK = 1 << 20  # the check pass only decodes and sums: bigger blocks, fewer Python steps
-# Median RMS of the mixtures the shipped models were trained and benchmarked on (lassbench loudness rule, targets at
-# -23 LUFS): -20.2 dBFS over 40 synth test mixtures (docs/guarantees.md names the command).
-TRAINING_RMS_DB = -20.0
-SILENCE_RMS = 1e-9  # below this the input is treated as silence and not scaled
 LONG_FILE_SECONDS = 30.0  # longer inputs get a progress bar
-# Published systems separate a file this long or shorter in one pass, as their official inference does: the longest
-# clip of their evaluation sets (Clotho, 30 s). A pass holds every layer's activations for the whole file, so longer
-# files go through the release's own chunked inference where it has one (benchmarks/published_long_input.py).
-WHOLE_FILE_SECONDS = 30.0
-DEFAULT_CHUNK_SECONDS = 10.0
-DEFAULT_OVERLAP_SECONDS = 1.0
-# How far lassbench's chunks put lassnet-release from one pass: `python benchmarks/published_long_input.py` (36 s,
-# seeded weights), quoted in the note a long input gets and in docs/models.md
-LONG_INPUT_EXAMPLE = "0.9 dB SDR, 0.77 of the peak at worst, 36 s with seeded weights"
-MAX_CHUNK_SECONDS = 600.0  # memory stays flat only while chunks stay bounded
-MIN_CHUNK_SECONDS = 0.1
-MIN_STEP_SECONDS = 0.01
 
 # extension -> (soundfile format, subtype). FLOAT keeps samples beyond full scale; integer and lossy formats cannot,
 # so their samples are clipped explicitly (libsndfile would wrap them around) and the clipping is reported.
@@ -69,10 +58,6 @@ _FORMATS = {
     ".mp3": ("MP3", "MPEG_LAYER_III"),
 }
 OUTPUT_FORMATS = {ext: spec for ext, spec in _FORMATS.items() if spec[0] in sf.available_formats()}
-
-
-def _stderr(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
 
 
 @dataclass
@@ -182,261 +167,46 @@ def scan_input(path: str | Path, *, progress: bool = False) -> InputScan:
     return InputScan(int(info.samplerate), frames, int(info.channels), math.sqrt(energy / frames))
 
 
-def level_gain(rms: float) -> float:
-    """The gain that brings a signal of this RMS to :data:`TRAINING_RMS_DB` (1 for silence)."""
-    if rms < SILENCE_RMS:
-        return 1.0
-    return 10.0 ** (TRAINING_RMS_DB / 20.0) / rms
-
-
-def _check_chunking(chunk_seconds: float | None, overlap_seconds: float | None) -> None:
-    chunk_seconds, overlap_seconds = _chunking(chunk_seconds, overlap_seconds)
-    if not (math.isfinite(chunk_seconds) and chunk_seconds > 0):
-        raise LassbenchError(f"--chunk must be a positive number of seconds, not {chunk_seconds}")
-    if chunk_seconds > MAX_CHUNK_SECONDS:  # one chunk is one forward pass: its spectrogram is held in memory
-        raise LassbenchError(f"--chunk {chunk_seconds:g} s is too long: at most {MAX_CHUNK_SECONDS:g} s per chunk")
-    if chunk_seconds < MIN_CHUNK_SECONDS:  # shorter chunks give one forward pass per few samples
-        raise LassbenchError(f"--chunk {chunk_seconds:g} s is too short: at least {MIN_CHUNK_SECONDS:g} s per chunk")
-    # MIN_STEP_SECONDS: the hop between chunks, also after rounding to samples at any model rate
-    if not (math.isfinite(overlap_seconds) and 0 <= overlap_seconds <= chunk_seconds - MIN_STEP_SECONDS):
-        raise LassbenchError(f"--overlap must be at least 0 and at least {MIN_STEP_SECONDS:g} s shorter than --chunk")
-
-
-def _chunking(chunk_seconds: float | None, overlap_seconds: float | None) -> tuple[float, float]:
-    return (DEFAULT_CHUNK_SECONDS if chunk_seconds is None else chunk_seconds,
-            DEFAULT_OVERLAP_SECONDS if overlap_seconds is None else overlap_seconds)
-
-
-def _check_negative_query(model: str, negative: str | None, accepted: bool) -> None:
-    if negative is None:
-        return
-    if not accepted:
-        raise LassbenchError(f"model '{model}' takes no negative query: --negative-query is for clapsep")
-    if not negative.strip():
-        raise LassbenchError("empty --negative-query: describe the sound to leave out, or omit the option")
-
-
-def _check_query(query: str) -> None:
-    if not query.strip():
-        raise LassbenchError("empty query: describe the sound to separate, e.g. --query 'a dog barks'")
-    try:
-        query.encode("utf-8")
-    except UnicodeEncodeError as exc:  # bytes that are not UTF-8 reach Python as lone surrogates
-        raise LassbenchError(f"the query is not UTF-8 text ({ascii(query)}): check the terminal's encoding") from exc
-
-
-def check_device(device: str) -> None:
-    """Refuse a device torch does not know or this machine does not have, before anything is loaded."""
-    import torch
-
-    try:
-        kind = torch.device(device).type
-    except (RuntimeError, ValueError) as exc:
-        raise LassbenchError(f"unknown --device '{device}': use cpu, cuda, cuda:N or mps") from exc
-    if kind == "cuda" and not torch.cuda.is_available():
-        raise LassbenchError(f"--device {device}: torch sees no CUDA GPU on this machine; use --device cpu")
-    if kind == "mps" and not torch.backends.mps.is_available():
-        raise LassbenchError(f"--device {device}: MPS is not available on this machine; use --device cpu")
-
-
-def _check_class(model, query: str) -> None:
-    """A class-conditioned model takes no free text: the query must name one of the classes it was trained on."""
-    classes = getattr(model, "class_index", None)
-    if classes is not None and query not in classes:
-        raise LassbenchError(f"the class-conditioned model takes a class name as the query, not {query!r}: "
-                             f"give --query one of: {'; '.join(sorted(classes))}")
-
-
-def _check_tags(separator: Separator, query: str) -> None:
-    """A tag-queried model was trained on class tags: refuse tags its checkpoint says it never saw."""
-    if separator.query_type != "tags" or separator.tags is None:
-        return
-    known = set(separator.tags)
-    unknown = [] if query in known else [t.strip() for t in query.split(",") if t.strip() not in known]
-    if unknown:
-        raise LassbenchError(f"the tag-queried model was never trained on the tag(s) {', '.join(map(repr, unknown))}: "
-                             f"give --query one or more of (comma-separated): {'; '.join(separator.tags)}")
-
-
-# ---------------------------------------------------------------------------------------------------- the model
-
-
-class Separator:
-    """A loaded text-queried model that separates arrays of any length, rate and level."""
-
-    level_normalised = True  # lassbench's own models; published systems run at the input's own level
-    official_chunking = False  # a published system with its own long-audio inference (AudioSep's chunk_inference)
-
-    def __init__(self, model, name: str, query_type: str, device: str = "cpu", tags: list[str] | None = None) -> None:
-        self.model = model
-        self.name = name
-        self.query_type = query_type
-        self.device = device
-        self.tags = tags  # tag-queried: the tags its checkpoint was trained on, when it records them
-        # lassbench's models carry a config; published systems (models/published) their rate and STFT size
-        backbone = getattr(getattr(model, "config", None), "backbone", None)
-        self.sample_rate = int(getattr(model, "sample_rate", None) or backbone.sample_rate)
-        self._min_length = 2 * int(getattr(model, "n_fft", None) or backbone.n_fft)  # reflect padding needs frames
-        published = getattr(model, "spec", None)
-        self.level_normalised = published is None
-        self.official_chunking = published is not None and published.family == "resunet30"
-
-    def chunk_function(self, query: str, negative_query: str | None = None) -> Callable[[np.ndarray], np.ndarray]:
-        """Mono float32 chunk at :attr:`sample_rate` -> same-length estimate, for :func:`overlap_add`."""
-        import torch
-
-        from lassbench.models.lassnet import QueryBatch
-
-        _check_query(query)
-        _check_negative_query(self.name, negative_query, getattr(self.model, "takes_negative_query", False))
-        _check_class(self.model, query)
-        _check_tags(self, query)
-        batch = QueryBatch([query], labels=[[query]], negatives=[negative_query] if negative_query else None)
-
-        def apply(chunk: np.ndarray) -> np.ndarray:
-            padded = np.pad(chunk, (0, max(0, self._min_length - len(chunk))))
-            with torch.no_grad():
-                mixture = torch.from_numpy(np.ascontiguousarray(padded, dtype=np.float32))[None].to(self.device)
-                return self.model(mixture, batch).cpu().numpy()[0, : len(chunk)]
-
-        return apply
-
-    def segmenting(self, seconds: float, chunk_seconds: float | None = None) -> tuple[str, str | None]:
-        """How an input of ``seconds`` is cut: ``"whole"`` (one pass), ``"official-chunks"`` (the release's
-        ``chunk_inference``) or ``"chunks"`` (lassbench's cross-faded chunks); and the note that tells the user when
-        a published system does not run as its official inference does (``None`` otherwise)."""
-        if self.level_normalised:
-            return "chunks", None
-        official = f"{self.name}'s official inference separates a file in one pass"
-        if chunk_seconds is not None:
-            return "chunks", (f"note: --chunk given: {self.name} separated in lassbench's {chunk_seconds:g} s chunks, "
-                              f"cross-faded; {official}")
-        if seconds <= WHOLE_FILE_SECONDS:
-            return "whole", None
-        longer = f"note: the input ({seconds:.1f} s) is longer than {WHOLE_FILE_SECONDS:g} s"
-        if self.official_chunking:
-            return "official-chunks", (f"{longer}: separated with the release's own chunk_inference (5 s windows, each "
-                                       "keeping its middle 3 s; AudioSep's separate_audio with use_chunk=True), not "
-                                       "in one pass")
-        return "chunks", (f"{longer}: separated in lassbench's {DEFAULT_CHUNK_SECONDS:g} s chunks cross-faded over "
-                          f"{DEFAULT_OVERLAP_SECONDS:g} s; {official}, and the two differ (by {LONG_INPUT_EXAMPLE} "
-                          "on a measured example: docs/models.md)")
-
-    def separate(self, audio: np.ndarray, sample_rate: int, query: str, *, chunk_seconds: float | None = None,
-                 overlap_seconds: float | None = None, negative_query: str | None = None,
-                 log: Callable[[str], None] = _stderr) -> np.ndarray:
-        """The estimate of ``query`` in ``audio`` (``(n,)``, or ``(channels, n)`` whose channels are separated one
-        by one), at ``sample_rate`` and the same shape as the input. lassbench's own models run level-normalised in
-        chunks (default 10 s, 1 s cross-fade); published systems as their official inference (see
-        :meth:`segmenting`). ``negative_query``: what not to separate, for models that take one (clapsep)."""
-        _check_chunking(chunk_seconds, overlap_seconds)
-        audio = _checked_shape(audio, sample_rate)
-        if audio.ndim == 2:  # the models are mono: each channel is separated on its own
-            return np.stack([self.separate(channel, sample_rate, query, chunk_seconds=chunk_seconds,
-                                           overlap_seconds=overlap_seconds, negative_query=negative_query, log=log)
-                             for channel in audio])
-        gain = level_gain(float(np.sqrt(np.mean(audio.astype(np.float64) ** 2)))) if self.level_normalised else 1.0
-        at_model = soxr.resample(audio * np.float32(gain), sample_rate, self.sample_rate).astype(np.float32)
-        plan, note = self.segmenting(len(audio) / sample_rate, chunk_seconds)
-        if note:
-            log(note)
-        if plan == "chunks":
-            chunk, overlap = _chunk_sizes(*_chunking(chunk_seconds, overlap_seconds), self.sample_rate)
-            pieces = [p for p, _ in overlap_add([at_model], self.chunk_function(query, negative_query), chunk,
-                                                overlap)]
-            separated = np.concatenate(pieces)
-        else:
-            separated = self._one_pass(at_model, query, negative_query, official_chunks=plan == "official-chunks")
-        estimate = soxr.resample(separated, self.sample_rate, sample_rate).astype(np.float32)
-        estimate = np.pad(estimate[: len(audio)], (0, max(0, len(audio) - len(estimate))))
-        return estimate / np.float32(gain)
-
-    def _one_pass(self, audio: np.ndarray, query: str, negative_query: str | None, *,
-                  official_chunks: bool) -> np.ndarray:
-        """A published system on the whole input, as its release runs a file (or through its chunk_inference)."""
-        if not official_chunks:
-            return self.chunk_function(query, negative_query)(audio)
-        net = self.model.net
-        net.chunked = True
-        try:
-            return self.chunk_function(query, negative_query)(audio)
-        finally:
-            net.chunked = False
-
-
-def _checked_shape(audio: np.ndarray, sample_rate: int) -> np.ndarray:
-    """``audio`` as float32 ``(n,)`` or ``(channels, n)``, refused in one line where it is neither."""
-    audio = np.asarray(audio, dtype=np.float32)
-    if audio.ndim == 2 and audio.shape[0] > audio.shape[1]:  # soundfile's (n, channels): easy to pass by mistake
-        raise LassbenchError(f"audio of shape {audio.shape} looks like (n, channels) as soundfile.read returns; "
-                             "pass (channels, n) — e.g. audio.T — or one channel")
-    if audio.ndim not in (1, 2) or audio.size == 0:
-        raise LassbenchError(f"audio must be a non-empty (n,) or (channels, n) array, not shape {audio.shape}")
-    if not np.isfinite(audio).all():
-        raise LassbenchError("audio holds NaN or infinite samples")
-    if not (isinstance(sample_rate, (int, np.integer)) and sample_rate > 0):
-        raise LassbenchError(f"sample_rate must be a positive integer, not {sample_rate!r}")
-    return audio
-
-
-def load_separator(model: str = "lassnet", checkpoint: str | Path | None = None, *, device: str = "cpu",
-                   text_encoder: str | None = None) -> Separator:
-    """A text-queried model ready to separate: ``checkpoint`` or the one shipped for ``model``."""
-    entry = _text_model_entry(model)
-    check_device(device)
-    path = Path(checkpoint) if checkpoint else entry.shipped_checkpoint()
-    if path is None:
-        raise LassbenchError(f"no checkpoint ships for '{model}': pass --checkpoint")
-    with ticking(f"loading {model}"):  # importing torch and the text encoder takes seconds
-        from lassbench.models.registry import load_model
-
-        loaded, payload = load_model(path, expected=model, device=device, text_encoder=text_encoder)
-    if entry.query_type == "tags" and payload.get("tags") is None:  # checkpoints trained before tags were recorded
-        _stderr(f"note: {path.name} does not record the tags it was trained on, so tag queries are not checked")
-    return Separator(loaded, model, entry.query_type, device, tags=payload.get("tags"))
-
-
-def _text_model_entry(model: str):
-    from lassbench.models.registry import get_model_entry
-
-    entry = get_model_entry(model)
-    if entry.query_type not in ("caption", "tags", "class-id"):  # class-id: --query names one of its classes
-        raise LassbenchError(f"model '{model}' cannot take a text query (query type: {entry.query_type})")
-    return entry
-
-
 # ---------------------------------------------------------------------------------------------------- files
 
 
-def separate_file(config: SeparateConfig, *, log: Callable[[str], None] = _stderr,
+def separate_file(config: SeparateConfig, *, log: Callable[[str], None] = to_stderr,
                   loaded: Callable[[], Separator] | None = None) -> Path:
     """Separate ``config.input`` into ``config.output``; every check runs before the model is loaded. ``loaded``
     returns the separator to use (e.g. one already loaded for a folder of files) instead of loading one."""
     output_format = check_output(config.input, config.output)
     check_input(config.input)
-    _check_chunking(config.chunk_seconds, config.overlap_seconds)
-    _check_query(config.query)
+    check_chunking(config.chunk_seconds, config.overlap_seconds)
+    check_query(config.query)
     if config.checkpoint is not None and not Path(config.checkpoint).is_file():
         raise LassbenchError(f"{config.checkpoint}: checkpoint not found")
-    _text_model_entry(config.model)
+    text_model_entry(config.model)
     from lassbench.models.registry import check_published_checkpoint, takes_negative_query
 
-    _check_negative_query(config.model, config.negative_query, takes_negative_query(config.model))
+    check_negative_query(config.model, config.negative_query, takes_negative_query(config.model))
     check_published_checkpoint(config.model, config.checkpoint)
     check_device(config.device)
     scan = scan_input(config.input, progress=config.progress)
     load = loaded or (lambda: load_separator(config.model, config.checkpoint, device=config.device,
                                              text_encoder=config.text_encoder))
     if scan.channels > 1:  # the models are mono: each channel is separated, so the output keeps the input's channels
-        from lassbench.separate_channels import separate_channels
-
-        return separate_channels(config, scan.channels, output_format, functools.cache(load), log)
+        return _channel_by_channel(config, scan.channels, output_format, functools.cache(load), log)
     return stream_separate(config.input, config.output, scan, output_format, load, config, log=log)
+
+
+def _channel_by_channel(config: SeparateConfig, channels: int, output_format: tuple[str, str],
+                        load: Callable[[], Separator], log: Callable[[str], None]) -> Path:
+    """Each channel streamed through the one separator ``load()`` returns (one model load for all channels)."""
+
+    def separate_mono(mono: Path, estimate: Path, mono_format: tuple[str, str]) -> None:
+        stream_separate(mono, estimate, scan_input(mono), mono_format, load, config, log=log)
+
+    return separate_channels(config.input, config.output, channels, output_format, separate_mono, log)
 
 
 def stream_separate(input_path: str | Path, output_path: str | Path, scan: InputScan, output_format: tuple[str, str],
                     load: Callable[[], Separator], config: SeparateConfig, *,
-                    log: Callable[[str], None] = _stderr) -> Path:
+                    log: Callable[[str], None] = to_stderr) -> Path:
     """Stream ``input_path`` through the separator ``load()`` returns into ``output_path`` (atomic)."""
     fmt, subtype = output_format
     clipped = 0
@@ -474,7 +244,7 @@ def _streamed(source: sf.SoundFile, path: Path, separator: Separator, scan: Inpu
     """Estimate blocks of lassbench's chunked path: flat memory however long the file."""
     gain = level_gain(scan.rms) if separator.level_normalised else 1.0
     model_sr = separator.sample_rate
-    chunk, overlap = _chunk_sizes(*_chunking(config.chunk_seconds, config.overlap_seconds), model_sr)
+    chunk, overlap = chunk_sizes(config.chunk_seconds, config.overlap_seconds, model_sr)
     to_model = soxr.ResampleStream(scan.sample_rate, model_sr, 1, dtype="float32")
     to_output = soxr.ResampleStream(model_sr, scan.sample_rate, 1, dtype="float32")
     blocks = _resampled_blocks(source, path, to_model, gain, bar)
@@ -494,14 +264,6 @@ def _in_one_piece(source: sf.SoundFile, path: Path, separator: Separator, scan: 
         bar.update(min(len(block), bar.total - bar.n))
     return separator.separate(np.concatenate(blocks), scan.sample_rate, config.query,
                               negative_query=config.negative_query, log=lambda line: None)
-
-
-def _chunk_sizes(chunk_seconds: float, overlap_seconds: float, rate: int) -> tuple[int, int]:
-    chunk = max(1, int(round(chunk_seconds * rate)))
-    overlap = int(round(overlap_seconds * rate))
-    if not 0 <= overlap < chunk:
-        raise LassbenchError("--overlap must be shorter than --chunk")
-    return chunk, overlap
 
 
 def _open(path: Path) -> sf.SoundFile:
@@ -554,34 +316,6 @@ def _bar(frames: int, rate: int, label: str, progress: bool):
                 bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s of audio [{elapsed}<{remaining}]",
                 disable=not progress or frames / rate < LONG_FILE_SECONDS)
 
-
-def overlap_add(blocks, apply, chunk: int, overlap: int) -> Iterator[tuple[np.ndarray, bool]]:
-    """Yield (finished output samples, is_last) from chunks of ``chunk`` samples advancing by ``chunk - overlap``."""
-    step = chunk - overlap
-    fade_in = np.linspace(0.0, 1.0, overlap + 2, dtype=np.float32)[1:-1]
-    buffer = np.zeros(0, dtype=np.float32)
-    tail = np.zeros(0, dtype=np.float32)  # estimate of the overlap region, waiting for the next chunk
-    for block in blocks:
-        buffer = np.concatenate([buffer, block])
-        while len(buffer) >= chunk + step:  # keep enough so the final chunk is never tiny
-            estimate = apply(buffer[:chunk])
-            yield _crossfade(tail, estimate, fade_in)[:step], False
-            tail = estimate[step:]
-            buffer = buffer[step:]
-    if len(buffer):
-        estimate = apply(buffer)
-        yield _crossfade(tail, estimate, fade_in), True
-    else:
-        yield tail, True
-
-
-def _crossfade(tail: np.ndarray, estimate: np.ndarray, fade_in: np.ndarray) -> np.ndarray:
-    if not len(tail):
-        return estimate
-    n = min(len(tail), len(estimate))
-    out = estimate.copy()
-    out[:n] = tail[:n] * (1.0 - fade_in[:n]) + estimate[:n] * fade_in[:n]
-    return out
 
 
 def _short(exc: Exception) -> str:

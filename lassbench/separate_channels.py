@@ -1,10 +1,11 @@
 """Separating a multi-channel file channel by channel, so a stereo input gives a stereo estimate.
 
 The models are mono. Averaging the channels would hand back a mono file for a stereo recording and lose the stereo
-image; instead each channel is split into its own mono file (streamed), separated by the ordinary mono path
-(:func:`lassbench.separate.stream_separate`, one model load for all channels) and the estimates are interleaved
-into the output. Each channel gets its own level gain, which the mono path undoes, so levels between channels are
-kept. The work files live in one hidden temporary folder beside the output, removed on success or error.
+image; instead each channel is split into its own mono file (streamed), separated by the caller's mono path
+(``separate_mono``: :func:`lassbench.separate.stream_separate`, one model load for all channels) and the estimates
+are interleaved into the output. Each channel gets its own level gain, which the mono path undoes, so levels between
+channels are kept. The work files live in one hidden temporary folder beside the output, removed on success or
+error.
 """
 
 from __future__ import annotations
@@ -19,23 +20,25 @@ import soundfile as sf
 
 from lassbench.audio import TEMP_MARK, atomic_path, temp_prefix
 from lassbench.errors import LassbenchError
-from lassbench.separate import READ_BLOCK, SeparateConfig, Separator, scan_input, stream_separate
 
 CHANNEL_FORMAT = ("WAV", "FLOAT")  # the work files keep every sample as it is; the output format clips once
+BLOCK = 65536  # frames per read and write of the work files
 
 
-def separate_channels(config: SeparateConfig, channels: int, output_format: tuple[str, str],
-                      load: Callable[[], Separator], log: Callable[[str], None]) -> Path:
-    """Separate each of ``channels`` channels of ``config.input`` and write them together to ``config.output``."""
-    output = Path(config.output)
+def separate_channels(input_path: str | Path, output_path: str | Path, channels: int, output_format: tuple[str, str],
+                      separate_mono: Callable[[Path, Path, tuple[str, str]], None],
+                      log: Callable[[str], None]) -> Path:
+    """Separate each of ``channels`` channels of ``input_path`` with ``separate_mono(mono input, estimate, (format,
+    subtype))`` and write the estimates together to ``output_path`` in ``output_format``."""
+    output = Path(output_path)
     output.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=temp_prefix(output), suffix=TEMP_MARK, dir=output.parent))
     try:
-        inputs = _split_channels(Path(config.input), work, channels)
+        inputs = _split_channels(Path(input_path), work, channels)
         estimates = []
         for index, mono in enumerate(inputs):
             estimate = work / f"estimate{index}.wav"
-            stream_separate(mono, estimate, scan_input(mono), CHANNEL_FORMAT, load, config, log=log)
+            separate_mono(mono, estimate, CHANNEL_FORMAT)
             estimates.append(estimate)
         clipped = _interleave(estimates, output, output_format)
     finally:
@@ -52,7 +55,7 @@ def _split_channels(path: Path, work: Path, channels: int) -> list[Path]:
         sinks = [sf.SoundFile(str(p), "w", samplerate=source.samplerate, channels=1, format="WAV", subtype="FLOAT")
                  for p in outputs]
         try:
-            while len(block := source.read(READ_BLOCK, dtype="float32", always_2d=True)):
+            while len(block := source.read(BLOCK, dtype="float32", always_2d=True)):
                 for index, sink in enumerate(sinks):
                     sink.write(block[:, index])
         finally:
@@ -76,7 +79,7 @@ def _interleave(estimates: list[Path], output: Path, output_format: tuple[str, s
                                      f"({str(exc).strip() or type(exc).__name__}); use .wav") from exc
             with sink:
                 while True:
-                    blocks = [s.read(READ_BLOCK, dtype="float32") for s in sources]
+                    blocks = [s.read(BLOCK, dtype="float32") for s in sources]
                     if not len(blocks[0]):
                         break
                     frames = np.stack(blocks, axis=1)

@@ -18,7 +18,8 @@ from pathlib import Path
 
 from lassbench.audio import AUDIO_EXTENSIONS, list_audio_files, write_text_atomic
 from lassbench.errors import LassbenchError
-from lassbench.separate import SeparateConfig, check_input, load_separator, separate_file
+from lassbench.separate import SeparateConfig, check_input, separate_file
+from lassbench.separator import load_separator, to_stderr
 
 RECORD = "separated.csv"
 RECORD_COLUMNS = ["output", "input", "query", "model", "checkpoint"]
@@ -98,7 +99,7 @@ def separate_folder(jobs: list[FolderJob], config: SeparateConfig, *, progress: 
                     log: Callable[[str], None] | None = None) -> FolderReport:
     """Run ``jobs`` with the model, checkpoint, device and chunking of ``config`` (its input, output and query are
     the jobs'); skips estimates a previous run already wrote from the same inputs."""
-    log = log or _stderr
+    log = log or to_stderr
     for job in jobs:  # every input is checked before the model loads
         check_input(job.source)
     output_dir = jobs[0].output.parent
@@ -143,7 +144,3 @@ def _bar(jobs: list[FolderJob], progress: bool):
     from tqdm import tqdm
 
     return tqdm(jobs, desc="separating", unit="file", file=sys.stderr, disable=not progress, mininterval=1.0)
-
-
-def _stderr(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)

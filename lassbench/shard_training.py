@@ -26,14 +26,14 @@ import pandas as pd
 
 from lassbench.errors import LassbenchError
 from lassbench.shards import SHARDS_DIR, ShardReader, check_shards, read_index, read_shard_index
-from lassbench.train_data import _Example, _RemixSource
+from lassbench.train_examples import Example, RemixSource
 
 STREAMS = 8  # per rank; a multiple of the usual worker counts (see the module docstring)
 OPEN_SHARDS = STREAMS  # shards a worker keeps open and indexed (its streams' current ones)
 
 
-class _ShardClips(_RemixSource):
-    """The remixing of :class:`lassbench.train_data._RemixSource` over one shard's clips, read from the tar."""
+class _ShardClips(RemixSource):
+    """The remixing of :class:`lassbench.train_examples.RemixSource` over one shard's clips, read from the tar."""
 
     def __init__(self, table: pd.DataFrame, reader: ShardReader, params, seed: int, sample_rate: int,
                  crop: str) -> None:
@@ -101,7 +101,7 @@ class ShardSource:
         ends = np.cumsum(counts[order])
         return owned[int(order[int(np.searchsorted(ends, position, side="right"))])][0], stream
 
-    def example(self, index: int, segment: int) -> _Example:
+    def example(self, index: int, segment: int) -> Example:
         if not self.batch_size:
             raise RuntimeError("ShardSource.bind() must be called before drawing examples")
         step, rest = divmod(index, self.global_batch)

@@ -5,24 +5,12 @@ Training mixtures are remixed on the fly from the benchmark's training sources w
 step ``k`` is a pure function of (seed, k), so a resumed run continues exactly where it stopped, and under
 ``torchrun`` each process draws its own slice of the same global batch.
 
-Loss (``--loss``): ``l1`` on the waveform (LASS-Net and AudioSep both train with it), or ``snr``, the thresholded
-negative SNR of MixIT (Wisdom et al., NeurIPS 2020), per example in dB and then averaged:
-``10 log10(|s - ŝ|² + τ|s|²) - 10 log10(|s|²)`` with τ = 10^(-30/10) (no reward past 30 dB), and for a silent target
-``10 log10(|ŝ|² + τ|x|²) - 10 log10(|x|²)`` (x the mixture). L1 weighs an example by its level, so a quiet target
-gets little gradient and turning the whole output down is a cheap way to lower it (SDRi rewards that, SI-SDRi does
-not); the SNR loss weighs every example alike and keeps the level, unlike negative SI-SDR.
-
-Precision (``--precision``): ``32`` (float32), ``bf16`` (autocast to bfloat16; weights, gradients, optimiser state
-and the loss stay float32) or ``16-mixed`` (autocast to float16 with a dynamic loss scaler, which skips a step whose
-gradients overflow). ``--accumulate N`` splits each process's batch of ``N × --batch-size`` examples into N
-micro-batches whose gradients add up before one optimiser step, so it trains on the examples — and, up to rounding,
-with the gradients — of ``--batch-size N × B`` in a fraction of the activation memory.
+The loss, the precision and ``--accumulate`` are those of one step (:mod:`lassbench.train_step`); checkpoints,
+resuming and the logs are :mod:`lassbench.train_state`'s.
 """
 
 from __future__ import annotations
 
-import contextlib
-import csv
 import importlib.util
 import logging
 import math
@@ -36,18 +24,13 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from lassbench.audio import atomic_path, sweep_stale_temps
+from lassbench.audio import sweep_stale_temps
 from lassbench.distributed import Distributed, barrier, init_distributed, mean_over_ranks, process_device
 from lassbench.errors import LassbenchError
 from lassbench.models.lassnet import SeparatorConfig, sized_config
-from lassbench.models.registry import (
-    build_model,
-    count_parameters,
-    get_model_entry,
-    read_checkpoint,
-    save_checkpoint,
-)
-from lassbench.train_data import CROPS, MIXINGS, TrainBatch, open_training_data
+from lassbench.models.registry import build_model, count_parameters, get_model_entry, save_checkpoint
+from lassbench.train_data import MIXINGS, open_training_data
+from lassbench.train_examples import CROPS
 from lassbench.train_published import (
     FineTuneOrigin,
     check_finetune,
@@ -55,8 +38,21 @@ from lassbench.train_published import (
     official_optimizer,
     save_official,
 )
+from lassbench.train_state import (
+    TENSORBOARD_MISSING,
+    append_log,
+    initialise_from,
+    open_tensorboard,
+    plain_settings,
+    resume_state,
+    save_training_state,
+    truncate_log,
+    write_tensorboard,
+)
+from lassbench.train_step import LOSSES, Precision, train_step
 
 log = logging.getLogger(__name__)
+
 
 
 @dataclass
@@ -69,7 +65,7 @@ class TrainConfig:
     text_encoder: str | None = None  # None: the size's default
     finetune_text: bool = False
     mixing: str = "remix"  # remix (on the fly from sources) | fixed (built mixtures) | audiosep (AudioSep's mixer)
-    crop: str = "uniform"  # uniform | active (centred on the target's sound; lassbench.train_data)
+    crop: str = "uniform"  # uniform | active (centred on the target's sound; lassbench.train_examples)
     loss: str = "l1"  # l1 | snr (see the module docstring)
     steps: int = 2000
     batch_size: int = 8
@@ -112,14 +108,16 @@ def train(config: TrainConfig, *, resume: bool = False) -> Path:
     _seed_everything(config.seed)
     model, trainable, model_config, optimizer = _build_trainee(config, data, published, resume=resume)
     precision = Precision.of(config.precision, config.device)
-    start = _maybe_resume(out / "last.pt", trainable, optimizer, precision, config, data.fingerprint) if resume else 0
+    start = 0
+    if resume:
+        start = resume_state(out / "last.pt", trainable, optimizer, precision, asdict(config), data.fingerprint)
     wrapped = _wrap_ddp(model, config.device, dist, find_unused=published)
     board = None
     if dist.is_main:
         out.mkdir(parents=True, exist_ok=True)
         sweep_stale_temps(out)  # checkpoint / log temps of a run killed with SIGKILL
-        _truncate_log(out / "log.csv", start)  # steps after the last checkpoint are trained (and logged) again
-        board = _open_tensorboard(out, start) if config.tensorboard else None
+        truncate_log(out / "log.csv", start)  # steps after the last checkpoint are trained (and logged) again
+        board = open_tensorboard(out, start) if config.tensorboard else None
         log.info("training %s (%d parameters) from step %d", config.model, count_parameters(model), start)
     segment = int(round(config.segment_seconds * data.sample_rate))
     # a step's examples are one process batch of accumulate x batch-size, split into micro-batches in train_step
@@ -140,12 +138,12 @@ def train(config: TrainConfig, *, resume: bool = False) -> Path:
             record["val_sdri"] = validate(model, data, config)
             bar.write(f"step {done}: loss {loss:.4f}  val SDRi {record['val_sdri']:.2f} dB")
         if dist.is_main:
-            _append_log(out / "log.csv", record)
+            append_log(out / "log.csv", record)
             if board is not None:
-                _write_tensorboard(board, record)
+                write_tensorboard(board, record)
             if done % config.checkpoint_every == 0 or done == config.steps:
-                _save_training_state(out / "last.pt", trainable, optimizer, precision, config, model_config, done,
-                                     data.fingerprint)
+                save_training_state(out / "last.pt", trainable, optimizer, precision, asdict(config), model_config,
+                                    done, data.fingerprint)
     if board is not None:
         board.close()
     final = out / ("model.ckpt" if published else "model.pt")
@@ -172,7 +170,7 @@ def _build_trainee(config: TrainConfig, data, published: bool, *, resume: bool):
 
 
 def _save_final(path: Path, model, config: TrainConfig, model_config, data, published: bool) -> None:
-    settings = {"train_config": _plain(asdict(config))}
+    settings = {"train_config": plain_settings(asdict(config))}
     if published:
         save_official(path, model, Path(config.init), config.steps, {"data_fingerprint": data.fingerprint, **settings})
     else:
@@ -265,122 +263,6 @@ def _set_learning_rate(optimizer: torch.optim.Optimizer, lr: float) -> None:
         group["lr"] = lr
 
 
-class StepResult(float):
-    """A step's loss (this process's batch; a float) and the global gradient norm before clipping (NaN or inf when
-    the step was skipped by the loss scaler)."""
-
-    grad_norm: float
-
-    def __new__(cls, loss: float, grad_norm: float) -> StepResult:
-        result = super().__new__(cls, loss)
-        result.grad_norm = grad_norm
-        return result
-
-
-@dataclass
-class Precision:
-    """Autocast and loss scaling for one ``--precision`` on one device type."""
-
-    name: str = "32"
-    device_type: str = "cpu"
-    scaler: torch.amp.GradScaler | None = None
-
-    @classmethod
-    def of(cls, name: str, device: str) -> Precision:
-        if name not in PRECISIONS:
-            raise LassbenchError(f"--precision {name}: one of {', '.join(PRECISIONS)}")
-        device_type = torch.device(device).type
-        if name == "bf16" and device_type == "cuda" and not torch.cuda.is_bf16_supported():
-            raise LassbenchError(f"--precision bf16: {torch.cuda.get_device_name(device)} has no bfloat16; use "
-                                 "16-mixed")
-        scaler = torch.amp.GradScaler(device_type) if name == "16-mixed" else None
-        return cls(name, device_type, scaler)
-
-    def autocast(self) -> contextlib.AbstractContextManager:
-        if self.name == "32":
-            return contextlib.nullcontext()
-        return torch.autocast(self.device_type, dtype=torch.bfloat16 if self.name == "bf16" else torch.float16)
-
-    def backward(self, loss: torch.Tensor) -> None:
-        (self.scaler.scale(loss) if self.scaler else loss).backward()
-
-    def step(self, optimizer: torch.optim.Optimizer, clip_grad: float) -> float:
-        """Unscale, measure (and clip) the gradient norm, step; returns the norm before clipping."""
-        if self.scaler:
-            self.scaler.unscale_(optimizer)
-        params = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
-        if clip_grad:
-            norm = torch.nn.utils.clip_grad_norm_(params, clip_grad)
-        else:
-            norm = torch.nn.utils.get_total_norm([p.grad for p in params])
-        if self.scaler:
-            self.scaler.step(optimizer)  # skipped when the norm is not finite (an overflow); the scale then drops
-            self.scaler.update()
-        else:
-            optimizer.step()
-        return float(norm)
-
-
-PRECISIONS = ("32", "bf16", "16-mixed")
-
-
-def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batch: TrainBatch, device: str,
-               loss_name: str = "l1", *, accumulate: int = 1, precision: Precision | None = None,
-               clip_grad: float = 0.0) -> StepResult:
-    """One optimisation step over ``batch`` in ``accumulate`` equal micro-batches; returns the loss of the whole
-    batch (this process's) and the gradient norm."""
-    precision = precision or Precision()
-    model.train()
-    optimizer.zero_grad(set_to_none=True)
-    parts = micro_batches(batch, accumulate)
-    total = 0.0
-    for index, part in enumerate(parts):
-        last = index == len(parts) - 1
-        # DDP all-reduces the gradients once, on the last micro-batch's backward
-        with contextlib.nullcontext() if last or not hasattr(model, "no_sync") else model.no_sync():
-            with precision.autocast():
-                mixture = part.mixture.to(device)
-                estimate = model(mixture, part.query_batch(device))
-            # the loss in float32: a bfloat16 mean over 10^5 samples loses the digits the gradient needs
-            loss = LOSSES[loss_name](estimate.float(), part.target.to(device), mixture) / len(parts)
-            precision.backward(loss)
-        total += float(loss.detach())
-    return StepResult(total, precision.step(optimizer, clip_grad))
-
-
-def micro_batches(batch: TrainBatch, count: int) -> list[TrainBatch]:
-    """``batch`` cut into ``count`` equal consecutive parts (its size is a multiple of ``count``)."""
-    size = len(batch.queries) // count
-    return [TrainBatch(batch.mixture[i * size:(i + 1) * size], batch.target[i * size:(i + 1) * size],
-                       batch.queries[i * size:(i + 1) * size], batch.labels[i * size:(i + 1) * size])
-            for i in range(count)]
-
-
-def l1_loss(estimate: torch.Tensor, target: torch.Tensor, mixture: torch.Tensor) -> torch.Tensor:
-    return (estimate - target).abs().mean()
-
-
-SNR_THRESHOLD = 10.0 ** (-30.0 / 10.0)  # τ: an example stops paying past 30 dB SNR
-SILENT_TARGET = 1e-6  # a target under -60 dB of its mixture counts as silent
-POWER_FLOOR = 1e-8  # sums of squares below this (an all-zero example) are floored: no -inf, no NaN gradient
-
-
-def snr_loss(estimate: torch.Tensor, target: torch.Tensor, mixture: torch.Tensor) -> torch.Tensor:
-    """MixIT's thresholded negative SNR in dB, averaged over the batch (the module docstring)."""
-    estimate, target, mixture = estimate.float(), target.float(), mixture.float()  # float16 power sums overflow
-    target_power = target.square().sum(-1)
-    mixture_power = mixture.square().sum(-1).clamp_min(POWER_FLOOR)
-    active = target_power > SILENT_TARGET * mixture_power
-    error = (target - estimate).square().sum(-1)
-    with_target = 10 * torch.log10((error + SNR_THRESHOLD * target_power).clamp_min(POWER_FLOOR)
-                                   / target_power.clamp_min(POWER_FLOOR))
-    without = 10 * torch.log10((estimate.square().sum(-1) + SNR_THRESHOLD * mixture_power) / mixture_power)
-    return torch.where(active, with_target, without).mean()
-
-
-LOSSES = {"l1": l1_loss, "snr": snr_loss}
-
-
 @torch.no_grad()
 def validate(model: torch.nn.Module, data, config: TrainConfig) -> float:
     """Mean SDRi on the first ``val_items`` validation items (fixed mixtures)."""
@@ -409,132 +291,10 @@ def _model_config(config: TrainConfig, classes: list[str], sample_rate: int) -> 
     return model_config
 
 
-def initialise_from(model: torch.nn.Module, path: Path, name: str) -> None:
-    """Copy a trained checkpoint's weights into ``model`` (fine-tuning). A class-conditioned model takes the
-    embedding of every class both know (by name); classes new to it keep their fresh initialisation."""
-    if not path.is_file():
-        raise LassbenchError(f"--init {path}: no such checkpoint")
-    state = read_checkpoint(path)
-    if state["model"] != name:
-        raise LassbenchError(f"--init {path}: checkpoint is for model '{state['model']}', not '{name}'")
-    saved = SeparatorConfig.from_dict(state["config"])
-    ours = model.config
-    if saved.backbone != ours.backbone or saved.text_encoder != ours.text_encoder:
-        raise LassbenchError(f"--init {path}: another architecture (backbone {saved.backbone}, text encoder "
-                             f"{saved.text_encoder}) than this run's ({ours.backbone}, {ours.text_encoder})")
-    weights = {k: v.float() if v.is_floating_point() else v for k, v in state["state_dict"].items()}
-    if "embedding.weight" in weights and saved.classes != ours.classes:
-        weights["embedding.weight"] = _embedding_by_class(weights["embedding.weight"], saved.classes, model)
-    try:
-        model.load_state_dict(weights)
-    except RuntimeError as exc:
-        raise LassbenchError(f"--init {path}: weights do not fit ({' '.join(str(exc).split())[:200]})") from None
-    log.info("initialised %s from %s (step %s)", name, path, state.get("step"))
-
-
-def _embedding_by_class(saved: torch.Tensor, saved_classes: list[str], model) -> torch.Tensor:
-    rows = model.embedding.weight.detach().clone()
-    for index, name in enumerate(saved_classes):
-        if name in model.class_index:
-            rows[model.class_index[name]] = saved[index]
-    return rows
-
-
-def _maybe_resume(path: Path, model, optimizer, precision: Precision, config: TrainConfig, fingerprint: str) -> int:
-    if not path.is_file():
-        raise LassbenchError(f"--resume: no checkpoint at {path}")
-    state = read_checkpoint(path)
-    if state["model"] != config.model:
-        raise LassbenchError(f"{path}: checkpoint is for model '{state['model']}', not '{config.model}'")
-    if state.get("data_fingerprint") and state["data_fingerprint"] != fingerprint:
-        raise LassbenchError(f"{path}: checkpoint was trained on other data (fingerprint differs): refusing to resume")
-    _check_same_run(path, state, config)
-    model.load_state_dict(state["state_dict"])
-    optimizer.load_state_dict(state["optimizer"])
-    if precision.scaler and state.get("scaler"):
-        precision.scaler.load_state_dict(state["scaler"])
-    return int(state["step"])
-
-
-# settings that change what is trained: a resume with other values would not continue the same run (``steps`` may
-# grow: the schedule is a function of the step; device, workers, threads and the logging cadence change no number)
-RESUME_KEYS = ("init", "size", "text_encoder", "finetune_text", "mixing", "crop", "loss", "batch_size",
-               "segment_seconds", "lr", "weight_decay", "seed", "channels", "cond_dim", "precision", "accumulate",
-               "clip_grad")
-# what a run saved before these settings existed trained with
-# what a run saved before these settings existed trained with
-OLDER_RUN_DEFAULTS = {"crop": "uniform", "loss": "l1", "precision": "32", "accumulate": 1, "clip_grad": 0.0}
-
-
-def _check_same_run(path: Path, state: dict, config: TrainConfig) -> None:
-    saved = state.get("train_config") or {}
-    saved = {**OLDER_RUN_DEFAULTS, **saved}
-    changed = [f"--{k.replace('_', '-')} {saved[k]!r} -> {getattr(config, k)!r}" for k in RESUME_KEYS
-               if k in saved and saved[k] != getattr(config, k)]
-    if changed:
-        raise LassbenchError(f"{path}: --resume with other settings than the run it continues ({'; '.join(changed)}); "
-                             "use the same settings or a new --out")
-    if int(state["step"]) > config.steps:
-        raise LassbenchError(f"{path}: the checkpoint is already at step {state['step']}, past --steps {config.steps}")
-
-
 def _vocabulary(config: TrainConfig, data) -> dict:
     """A tag-queried checkpoint records the tags it was trained on, so a query with tags it never saw can be told
     apart (``lassbench separate`` refuses it) from one it knows."""
     return {"tags": list(data.tags)} if config.model == "tag-queried" else {}
-
-
-def _save_training_state(path: Path, model, optimizer, precision: Precision, config: TrainConfig,
-                         model_config: SeparatorConfig | FineTuneOrigin, step: int, fingerprint: str) -> None:
-    extra = {"optimizer": optimizer.state_dict(), "train_config": _plain(asdict(config))}
-    if precision.scaler:
-        extra["scaler"] = precision.scaler.state_dict()
-    save_checkpoint(path, model, name=config.model, config=model_config, step=step, data_fingerprint=fingerprint,
-                    extra=extra)
-
-
-def _truncate_log(path: Path, step: int) -> None:
-    """Keep the rows of steps up to ``step`` (a resumed run logs the steps after its checkpoint again)."""
-    if not path.is_file():
-        return
-    with open(path, newline="") as fh:
-        rows = [row for row in csv.DictReader(fh) if row.get("step", "").isdigit() and int(row["step"]) <= step]
-    with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=LOG_COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
-
-
-LOG_COLUMNS = ["step", "loss", "val_sdri", "lr", "grad_norm"]
-
-
-def _append_log(path: Path, record: dict) -> None:
-    new = not path.exists()
-    with open(path, "a", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=LOG_COLUMNS)
-        if new:
-            writer.writeheader()
-        writer.writerow(record)
-
-
-TENSORBOARD_MISSING = ("--tensorboard needs the tensorboard package (pip install tensorboard); log.csv is written "
-                       "without it")
-
-
-def _open_tensorboard(out: Path, start: int):
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:
-        raise LassbenchError(TENSORBOARD_MISSING) from None
-    # purge_step hides the events of steps after the checkpoint, which a resumed run trains (and logs) again
-    return SummaryWriter(str(out / "tensorboard"), purge_step=start + 1 if start else None)
-
-
-def _write_tensorboard(board, record: dict) -> None:
-    for key in ("loss", "val_sdri", "lr", "grad_norm"):
-        if key in record and math.isfinite(record[key]):
-            board.add_scalar(f"train/{key}", record[key], record["step"])
-    board.flush()
 
 
 def _seed_everything(seed: int) -> None:
@@ -550,8 +310,3 @@ def _wrap_ddp(model: torch.nn.Module, device: str, dist: Distributed, *, find_un
 
     device_ids = [torch.device(device).index] if device.startswith("cuda") else None
     return DistributedDataParallel(model, device_ids=device_ids, find_unused_parameters=find_unused)
-
-
-def _plain(data: dict) -> dict:
-    """Only str/int/float/bool/None/list/dict survive weights_only loading."""
-    return {k: v for k, v in data.items() if isinstance(v, (str, int, float, bool, list, dict, type(None)))}

@@ -7,7 +7,7 @@ STUB_RATE = 16000
 
 
 class StubModel:
-    """Carries the attributes :class:`lassbench.separate.Separator` reads; subclasses say what ``__call__`` returns
+    """Carries the attributes :class:`lassbench.separator.Separator` reads; subclasses say what ``__call__`` returns
     for ``(mixture, batch)``."""
 
     class config:  # noqa: N801 - mirrors SeparatorConfig's attribute path

@@ -259,7 +259,7 @@ def test_silent_input_separates_to_silence_without_dividing_by_zero(tmp_path, id
 
 @pytest.fixture(scope="module")
 def shipped():
-    if separate_module._text_model_entry("lassnet").shipped_checkpoint() is None:
+    if separate_module.text_model_entry("lassnet").shipped_checkpoint() is None:
         pytest.skip("no shipped lassnet checkpoint")
     return load_separator("lassnet")
 
@@ -302,7 +302,7 @@ def test_an_n_by_channels_array_is_refused_with_the_fix(identity):
 
 
 def test_class_conditioned_takes_a_class_name_and_lists_its_classes_for_anything_else(tmp_path, mixture):
-    if separate_module._text_model_entry("class-conditioned").shipped_checkpoint() is None:
+    if separate_module.text_model_entry("class-conditioned").shipped_checkpoint() is None:
         pytest.skip("no shipped class-conditioned checkpoint")
     config = SeparateConfig(input=str(mixture), output=str(tmp_path / "est.wav"), model="class-conditioned",
                             query="a dog barks")
@@ -324,7 +324,7 @@ def test_tags_a_tag_queried_checkpoint_never_saw_are_refused_with_the_tags_it_kn
 
 
 def test_a_tag_queried_checkpoint_without_its_tags_says_queries_are_not_checked(capsys):
-    if separate_module._text_model_entry("tag-queried").shipped_checkpoint() is None:
+    if separate_module.text_model_entry("tag-queried").shipped_checkpoint() is None:
         pytest.skip("no shipped tag-queried checkpoint")
     assert load_separator("tag-queried").tags is None  # shipped before checkpoints recorded their tags
     assert capsys.readouterr().err.strip() == (

@@ -17,7 +17,8 @@ from command_helpers import train_cli
 
 from lassbench.mixing import integrated_loudness
 from lassbench.shard_training import ShardSource
-from lassbench.shards import read_index, read_shard_index, shard_sources
+from lassbench.sharding import shard_sources
+from lassbench.shards import read_index, read_shard_index
 from lassbench.train_data import open_training_data
 
 SEGMENT = 4000  # 0.25 s at 16 kHz

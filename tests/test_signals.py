@@ -39,7 +39,7 @@ SLOW_SEPARATE = textwrap.dedent("""
         query_type = "caption"
 
     s.load_separator = lambda *a, **k: Slow()
-    s._text_model_entry = lambda model: Entry()
+    s.text_model_entry = lambda model: Entry()
     s.check_device = lambda device: None
     from lassbench.cli import main
     main(sys.argv[1:])

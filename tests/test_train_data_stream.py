@@ -97,7 +97,7 @@ def test_an_old_benchmark_with_a_relative_origin_and_no_sources_csv_still_trains
 
 
 def test_training_start_up_reads_no_audio_and_an_example_reads_only_its_crop(bench, monkeypatch):
-    import lassbench.train_data as train_data
+    import lassbench.train_examples as train_data
 
     def refuse(*args, **kwargs):
         raise AssertionError("audio read at start-up")
@@ -178,7 +178,7 @@ def test_fixed_mixing_crops_the_built_train_mixtures(tmp_path_factory, bench):
         assert any(any(np.array_equal(row, m[o:o + SEGMENT]) for o in range(0, len(m) - SEGMENT + 1))
                    for m in mixtures.values())
     # --crop active: the window is the one _active_crop_offset picks on the item's built target
-    from lassbench.train_data import _active_crop_offset
+    from lassbench.train_examples import _active_crop_offset
 
     active = open_training_data(out, mixing="fixed", seed=0, crop="active")
     for index in range(6):

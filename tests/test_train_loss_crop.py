@@ -10,8 +10,10 @@ import torch
 from tiny_benchmark import build_tiny_benchmark
 
 from lassbench.errors import LassbenchError
-from lassbench.train import SNR_THRESHOLD, TrainConfig, check_config, l1_loss, snr_loss, train
-from lassbench.train_data import _active_crop_offset, open_training_data
+from lassbench.train import TrainConfig, check_config, train
+from lassbench.train_data import open_training_data
+from lassbench.train_examples import _active_crop_offset
+from lassbench.train_step import SNR_THRESHOLD, l1_loss, snr_loss
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +56,7 @@ def test_a_silent_or_short_target_falls_back_to_a_uniform_crop():
 def test_uniform_crops_of_a_real_like_corpus_often_miss_the_target_and_active_ones_never(tiny_benchmark,
                                                                                           monkeypatch):
     """The patched reader turns every clip of tiny_benchmark into one short burst in silence."""
-    import lassbench.train_data as td
+    import lassbench.train_examples as td
 
     data = {crop: open_training_data(str(tiny_benchmark), seed=0, crop=crop) for crop in ("uniform", "active")}
     length = next(iter(data["uniform"].source.frames.values()))

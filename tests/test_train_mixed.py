@@ -17,8 +17,9 @@ from command_helpers import train_cli
 from lassbench.errors import LassbenchError
 from lassbench.models.lassnet import QueryBatch
 from lassbench.models.registry import build_model, load_model
-from lassbench.train import TrainConfig, initialise_from, train
+from lassbench.train import TrainConfig, train
 from lassbench.train_data import MixedTrainingData, open_training_data
+from lassbench.train_state import initialise_from
 
 SEGMENT = 8000  # 0.5 s at 16 kHz
 

@@ -19,9 +19,10 @@ import torch
 from lassbench.errors import LassbenchError
 from lassbench.models.lassnet import QueryBatch
 from lassbench.models.published.loading import load_published
-from lassbench.train import TrainConfig, train, train_step
+from lassbench.train import TrainConfig, train
 from lassbench.train_data import TrainBatch, open_training_data, segment_mix
 from lassbench.train_published import FineTunedSystem, official_optimizer, save_official
+from lassbench.train_step import train_step
 
 GOLDEN_MIXER = Path(__file__).parent / "golden" / "train" / "audiosep-segment-mixer.npz"
 

@@ -18,8 +18,9 @@ from lassbench.errors import LassbenchError
 from lassbench.models.lassnet import sized_config
 from lassbench.models.registry import build_model, save_checkpoint
 from lassbench.models.resunet import BackboneConfig
-from lassbench.train import TrainConfig, train, train_step
+from lassbench.train import TrainConfig, train
 from lassbench.train_data import open_training_data
+from lassbench.train_step import train_step
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""``lassbench shard``: a thin wrapper over :func:`lassbench.shards.shard_sources`."""
+"""``lassbench shard``: a thin wrapper over :func:`lassbench.sharding.shard_sources`."""
 
 from __future__ import annotations
 
@@ -39,7 +39,8 @@ def command(benchmark: Path, clips_per_shard: int, seed: int, subtype: str, part
     index.json. `lassbench train --data BENCHMARK --mixing remix` then streams the shards instead of the files.
     """
     from lassbench.manifests import built_benchmark_dir
-    from lassbench.shards import INDEX_FILE, shard_sources
+    from lassbench.sharding import shard_sources
+    from lassbench.shards import INDEX_FILE
 
     folder = shard_sources(built_benchmark_dir(benchmark), clips_per_shard=clips_per_shard, seed=seed,
                            part=_parse_part(part), subtype=subtype, progress=not quiet)
