@@ -11,17 +11,22 @@ checkpoint where LASS-Net's dict is expected, a truncated download) get their ow
 
 from __future__ import annotations
 
-import pickle
 import re
-import zipfile
-from collections import OrderedDict
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from lassbench.errors import LassbenchError
+from lassbench.models.published.checkpoint_files import (
+    DropRule,
+    check_vocabulary,
+    load_tokenizer,
+    match_state,
+    read_checkpoint_file,
+    refuse_lassbench,
+    tensors_of,
+)
 from lassbench.models.published.resunet30 import dprnn_shape
 from lassbench.models.published.systems import (
     PUBLISHED,
@@ -30,13 +35,6 @@ from lassbench.models.published.systems import (
     PublishedSeparator,
     PublishedSpec,
 )
-
-
-@dataclass(frozen=True)
-class DropRule:
-    pattern: str  # regular expression matched against the whole key
-    reason: str
-
 
 DROPPED: dict[str, list[DropRule]] = {
     "lassnet-release": [
@@ -100,7 +98,7 @@ def load_published(name: str, path: str | Path, *, text_encoder: str | None = No
         else:
             text = _text_model(state, ROBERTA_PREFIX, "roberta", path)
             net = AudioSepSystem(spec, text, dprnn_shape(state, DPRNN_PREFIX))
-    _check_vocabulary(spec, text_encoder, tokenizer, text.config.vocab_size)
+    check_vocabulary(spec, text_encoder, tokenizer, text.config.vocab_size)
     dropped = match_state(net, state, DROPPED[spec.family], path)
     model = PublishedSeparator(spec, net, tokenizer, str(text_encoder))
     report = {"model": name, "keys_loaded": len(state) - sum(dropped.values()), "keys_dropped": dropped}
@@ -124,7 +122,7 @@ def _load_clapsep(spec: PublishedSpec, payload: dict, path: Path, folder: str | 
         raise LassbenchError(f"{path}: weight {exc} missing (CLAPSep's HTSAT or decoder cannot be rebuilt)") from exc
     with no_init_weights():
         net = clapsep.CLAPSepSystem(_text_model(state, CLAPSEP_TEXT_PREFIX, "roberta", path), encoder, decoder)
-    _check_vocabulary(spec, folder, tokenizer, net.clap_model.model.text_branch.config.vocab_size)
+    check_vocabulary(spec, folder, tokenizer, net.clap_model.model.text_branch.config.vocab_size)
     dropped = match_state(net, state, DROPPED["clapsep"], path)
     if lora:
         dropped[LORA_MERGED] = lora
@@ -140,8 +138,8 @@ def _clapsep_state(payload: dict, path: Path, folder: str | None) -> dict[str, t
     ``decoder_model.*``, ``stft.*``, ``istft.*``) or the same keys saved bare; a file holding only the tuned tensors
     (``on_save_checkpoint`` in model/CLAPSep.py keeps LoRA, attention biases and the decoder) is completed from the
     LAION-CLAP checkpoint it was trained from, found alone in the --text-encoder folder."""
-    _refuse_lassbench(payload, path)
-    state = _tensors(payload["state_dict"] if isinstance(payload.get("state_dict"), dict) else payload)
+    refuse_lassbench(payload, path)
+    state = tensors_of(payload["state_dict"] if isinstance(payload.get("state_dict"), dict) else payload)
     if not any(k.startswith("decoder_model.") for k in state):
         if any(k.startswith("ss_model.") for k in state):
             raise LassbenchError(f"{path}: an AudioSep-family separator: run it as audiosep, dcase2024-baseline or "
@@ -168,7 +166,7 @@ def _clapsep_base_from_folder(folder: str | None, path: Path) -> dict[str, torch
         )
     payload = read_checkpoint_file(files[0])
     clap = {k.removeprefix("module."): v for k, v in
-            _tensors(payload["state_dict"] if isinstance(payload.get("state_dict"), dict) else payload).items()}
+            tensors_of(payload["state_dict"] if isinstance(payload.get("state_dict"), dict) else payload).items()}
     if not any(k.startswith("text_branch.") for k in clap):
         raise LassbenchError(f"{files[0]}: not a LAION-CLAP checkpoint (no text_branch.* weights)")
     base = {"clap_model.model." + k: v for k, v in clap.items()}
@@ -176,66 +174,23 @@ def _clapsep_base_from_folder(folder: str | None, path: Path) -> dict[str, torch
     return base
 
 
-def read_checkpoint_file(path: Path) -> dict:
-    if not path.is_file():
-        raise LassbenchError(f"{path}: checkpoint not found")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        if zipfile.is_zipfile(path) and "weights only" in str(exc).lower():
-            payload = read_tensors_only(path)
-        else:
-            raise LassbenchError(
-                f"{path}: truncated or not a PyTorch checkpoint ({path.stat().st_size:,} bytes; "
-                f"torch.load: {_first_line(exc)}): download it again and compare its size"
-            ) from exc
-    if not isinstance(payload, dict):
-        raise LassbenchError(f"{path}: not a checkpoint dict (got {type(payload).__name__})")
-    return payload
-
-
-def match_state(net: nn.Module, state: dict[str, torch.Tensor], rules: list[DropRule], path: Path) -> dict[str, int]:
-    """Load ``state`` into ``net`` strictly; returns {reason: number of keys dropped for it}."""
-    dropped: dict[str, int] = {}
-    kept = {}
-    for key, value in state.items():
-        rule = next((r for r in rules if re.fullmatch(r.pattern, key)), None)
-        if rule is None:
-            kept[key] = value
-        else:
-            dropped[rule.reason] = dropped.get(rule.reason, 0) + 1
-    expected = net.state_dict()
-    missing = [k for k in expected if k not in kept]
-    unexpected = [k for k in kept if k not in expected]
-    if missing:
-        raise LassbenchError(f"{path}: {len(missing)} weight(s) missing, e.g. {_names(missing)}")
-    if unexpected:
-        raise LassbenchError(f"{path}: {len(unexpected)} unexpected weight(s), e.g. {_names(unexpected)}")
-    for key, value in kept.items():
-        if tuple(value.shape) != tuple(expected[key].shape):
-            raise LassbenchError(f"{path}: weight {key} has shape {tuple(value.shape)}, the architecture needs "
-                                 f"{tuple(expected[key].shape)}")
-    net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in kept.items()}, strict=True)
-    return dropped
-
-
 def _lassnet_state(payload: dict, path: Path) -> dict[str, torch.Tensor]:
     if "state_dict" in payload or "pytorch-lightning_version" in payload:
         raise LassbenchError(f"{path}: a Lightning checkpoint (AudioSep family), not LASS-Net's {{'model': "
                              f"state_dict}}: run it as audiosep, dcase2024-baseline or audiosep-dp")
-    _refuse_lassbench(payload, path)
+    refuse_lassbench(payload, path)
     state = payload["model"] if isinstance(payload.get("model"), dict) else payload
     if not any(".UNet." in f".{k}" for k in state):
         raise LassbenchError(f"{path}: no LASS-Net separator weights (module.UNet.*) in this file")
     # saved without nn.DataParallel: same tensors, without the prefix
-    return {k if k.startswith("module.") else f"module.{k}": v for k, v in _tensors(state).items()}
+    return {k if k.startswith("module.") else f"module.{k}": v for k, v in tensors_of(state).items()}
 
 
 def _audiosep_state(payload: dict, path: Path, spec: PublishedSpec, folder: str | None) -> dict[str, torch.Tensor]:
     if "model" in payload and isinstance(payload["model"], dict) and any("UNet." in k for k in payload["model"]):
         raise LassbenchError(f"{path}: this is the LASS-Net release checkpoint: run it as lassnet-release")
-    _refuse_lassbench(payload, path)
-    state = _tensors(payload["state_dict"] if isinstance(payload.get("state_dict"), dict) else payload)
+    refuse_lassbench(payload, path)
+    state = tensors_of(payload["state_dict"] if isinstance(payload.get("state_dict"), dict) else payload)
     if not any(k.startswith("ss_model.") for k in state):
         if any("audio_branch." in k for k in state) and any("text_branch." in k for k in state):
             raise LassbenchError(
@@ -259,7 +214,7 @@ def _clap_from_folder(folder: str | None, path: Path) -> dict[str, torch.Tensor]
             f"(music_speech_audioset_epoch_15_esc_89.98.pt) alone beside the tokenizer in the --text-encoder folder"
         )
     payload = read_checkpoint_file(files[0])
-    clap = _tensors(payload["state_dict"] if isinstance(payload.get("state_dict"), dict) else payload)
+    clap = tensors_of(payload["state_dict"] if isinstance(payload.get("state_dict"), dict) else payload)
     state = {"query_encoder.model." + k.removeprefix("module."): v for k, v in clap.items()}
     if not any(k.startswith(ROBERTA_PREFIX) for k in state):
         raise LassbenchError(f"{files[0]}: not a CLAP checkpoint (no text_branch.* weights)")
@@ -288,15 +243,6 @@ def _check_variant(state: dict[str, torch.Tensor], spec: PublishedSpec, path: Pa
     if has_dprnn and not spec.dprnn:
         raise LassbenchError(f"{path}: these weights include a DPRNN (AudioSep-DP): run them as audiosep-dp")
     return spec
-
-
-def _refuse_lassbench(payload: dict, path: Path) -> None:
-    if isinstance(payload.get("model"), str) and "config" in payload:
-        raise LassbenchError(f"{path}: a lassbench checkpoint of model '{payload['model']}': run it as that model")
-
-
-def _tensors(state: dict) -> dict[str, torch.Tensor]:
-    return {str(k): v for k, v in state.items() if isinstance(v, torch.Tensor)}
 
 
 def _text_model(state: dict[str, torch.Tensor], prefix: str, kind: str, path: Path) -> nn.Module:
@@ -332,162 +278,3 @@ def _build_lassnet(bert: nn.Module) -> nn.Module:
     return ReleasedLASSNet(bert)
 
 
-def load_tokenizer(spec: PublishedSpec, folder: str | None):
-    """The tokenizer in a local folder (never downloaded), loaded before any checkpoint is read so that a wrong
-    folder fails in a second: whatever ``AutoTokenizer`` loads from it (e.g. a ``save_pretrained`` folder holding
-    only ``tokenizer.json`` + ``tokenizer_config.json``), else the release's own tokenizer class from its plain
-    vocabulary files (BERT: ``vocab.txt``; RoBERTa: ``vocab.json`` + ``merges.txt``, as the hub ships them)."""
-    from transformers import AutoTokenizer, BertTokenizer, RobertaTokenizer
-
-    hint = f"{spec.name} needs the {spec.text_encoder}: pass --text-encoder DIR"
-    if not folder:
-        raise LassbenchError(f"no tokenizer given: {hint}")
-    if not Path(folder).is_dir():
-        raise LassbenchError(f"--text-encoder {folder}: not a folder; {hint}")
-    release_class, files = ((BertTokenizer, ("vocab.txt",)) if spec.family == "lassnet-release"
-                            else (RobertaTokenizer, ("vocab.json", "merges.txt")))
-    not_one = f"--text-encoder {folder}: not a tokenizer folder (no tokenizer.json, no {' + '.join(files)})"
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
-    except Exception as exc:  # transformers raises OSError, ValueError, TypeError... for an unusable folder
-        # transformers 5 builds the release's class with an empty vocabulary from any folder: only where its files are
-        if not all((Path(folder) / name).is_file() for name in files):
-            raise LassbenchError(f"{not_one}; {hint}") from exc
-        try:
-            tokenizer = release_class.from_pretrained(folder, local_files_only=True)
-        except Exception as again:
-            raise LassbenchError(f"--text-encoder {folder}: cannot load a tokenizer ({_first_line(again)}); "
-                                 f"{hint}") from again
-    if len(tokenizer.get_vocab()) <= len(tokenizer.all_special_tokens):  # e.g. a model's config.json, no vocabulary
-        raise LassbenchError(f"{not_one}; {hint}")
-    return tokenizer
-
-
-def _check_vocabulary(spec: PublishedSpec, folder: str | None, tokenizer, vocab_size: int) -> None:
-    if len(tokenizer) > vocab_size:
-        raise LassbenchError(f"--text-encoder {folder}: {len(tokenizer):,} tokens but the checkpoint's embedding has "
-                             f"{vocab_size:,} rows: not this model's tokenizer; {spec.name} needs the "
-                             f"{spec.text_encoder}")
-
-
-class _Opaque:
-    """Stands for any pickled object that is not a tensor or a plain container; accepts and ignores everything."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        pass
-
-    def __setstate__(self, *state) -> None:  # *state: a BUILD on the class itself calls it with the state alone
-        pass
-
-
-class _Marker:
-    """What the pickle gets for a storage class or a storage: an object of this load alone (see find_class)."""
-
-
-_STORAGE_DTYPES = {
-    "FloatStorage": torch.float32, "HalfStorage": torch.float16, "BFloat16Storage": torch.bfloat16,
-    "DoubleStorage": torch.float64, "LongStorage": torch.int64, "IntStorage": torch.int32,
-    "ShortStorage": torch.int16, "CharStorage": torch.int8, "ByteStorage": torch.uint8, "BoolStorage": torch.bool,
-    "UntypedStorage": torch.uint8,
-}
-
-
-def _fresh(function):
-    """A new function object calling ``function``: a pickle can set attributes on whatever it is handed (BUILD,
-    e.g. ``__defaults__``), so it is never handed a shared object, only one that dies with the load."""
-
-    def call(*args):
-        return function(*args)
-
-    return call
-
-
-class _TensorsOnly(pickle.Unpickler):
-    """Rebuilds tensors, ``OrderedDict`` and ``torch.Size`` through wrappers made for this load; everything else
-    becomes a fresh :class:`_Opaque` class. Nothing the file names reaches torch's own functions or classes, so a
-    load cannot change what a later load does."""
-
-    def __init__(self, file, archive: zipfile.ZipFile, root: str) -> None:
-        super().__init__(file)
-        self.archive, self.root = archive, root
-        self._issued: dict[int, tuple[object, object]] = {}  # id(marker) -> (marker, dtype or (storage, dtype))
-
-    def find_class(self, module: str, name: str):
-        if module == "torch" and name in _STORAGE_DTYPES:
-            return self._issue(_STORAGE_DTYPES[name])  # the storage's dtype stands for its class
-        makers = {
-            ("collections", "OrderedDict"): lambda *args: OrderedDict(*args),
-            ("torch._utils", "_rebuild_tensor_v2"): self._rebuild_tensor,
-            ("torch._utils", "_rebuild_parameter"): self._rebuild_parameter,
-            ("torch", "Size"): lambda *args: torch.Size(_sizes(*args)),
-        }
-        if (module, name) in makers:
-            return _fresh(makers[(module, name)])
-        return type(f"{module}.{name}", (_Opaque,), {})
-
-    def persistent_load(self, pid):
-        _, kind, key, _, _ = pid
-        dtype = self._lookup(kind)
-        if not isinstance(dtype, torch.dtype):
-            raise pickle.UnpicklingError(f"unsupported storage type {kind!r}")
-        data = self.archive.read(f"{self.root}/data/{key}")
-        untyped = torch.UntypedStorage.from_buffer(data, dtype=torch.uint8) if data else torch.UntypedStorage(0)
-        return self._issue((untyped, dtype))
-
-    def _issue(self, value) -> _Marker:
-        marker = _Marker()
-        self._issued[id(marker)] = (marker, value)
-        return marker
-
-    def _lookup(self, marker):
-        issued = self._issued.get(id(marker))
-        return issued[1] if issued is not None and issued[0] is marker else None
-
-    def _rebuild_tensor(self, storage, offset, size, stride, *_ignored) -> torch.Tensor:
-        # requires_grad, backward hooks and metadata are dropped: weights are read, nothing is attached to them
-        found = self._lookup(storage)
-        if not isinstance(found, tuple):
-            raise pickle.UnpicklingError("a tensor without a storage of this file")
-        untyped, dtype = found
-        size, stride = _sizes(size), _sizes(stride)
-        if type(offset) is not int or offset < 0 or len(size) != len(stride):
-            raise pickle.UnpicklingError(f"tensor offset {offset!r}, size {size}, stride {stride}")
-        end = offset + sum((n - 1) * step for n, step in zip(size, stride, strict=True)) + 1 if all(size) else 0
-        if end * dtype.itemsize > untyped.nbytes():  # set_ would silently grow the storage
-            raise pickle.UnpicklingError(f"a tensor of size {size} reaches past its storage ({untyped.nbytes()} bytes)")
-        return torch.empty((0,), dtype=dtype).set_(untyped, offset, size, stride)
-
-    @staticmethod
-    def _rebuild_parameter(data, *_ignored) -> torch.Tensor:
-        if not isinstance(data, torch.Tensor):
-            raise pickle.UnpicklingError(f"a parameter of {type(data).__name__}, not a tensor")
-        return data
-
-
-def _sizes(values=()) -> tuple[int, ...]:
-    values = tuple(values)
-    if not all(type(v) is int and v >= 0 for v in values):
-        raise pickle.UnpicklingError(f"tensor size or stride {values!r}")
-    return values
-
-
-def read_tensors_only(path: Path) -> dict:
-    """A torch zip checkpoint's tensors and plain containers, without executing anything it pickled."""
-    try:
-        with zipfile.ZipFile(path) as archive:
-            pickles = [n for n in archive.namelist() if n.endswith("/data.pkl")]
-            root = pickles[0].rsplit("/", 1)[0]
-            with archive.open(pickles[0]) as file:
-                return _TensorsOnly(file, archive, root).load()
-    except (zipfile.BadZipFile, IndexError, KeyError, pickle.UnpicklingError, EOFError, TypeError, ValueError,
-            AttributeError, RuntimeError) as exc:  # RuntimeError: torch refuses a view past its storage's end
-        raise LassbenchError(f"{path}: truncated or corrupt checkpoint ({_first_line(exc)})") from exc
-
-
-def _names(keys: list[str], n: int = 3) -> str:
-    return ", ".join(keys[:n]) + (f" (+{len(keys) - n} more)" if len(keys) > n else "")
-
-
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0].split(". ")[0][:160] if text else type(exc).__name__

@@ -12,13 +12,13 @@ import torch
 
 from lassbench.errors import LassbenchError
 from lassbench.models.published import soloaudio
-from lassbench.models.published.loading import (
+from lassbench.models.published.checkpoint_files import (
     DropRule,
-    _check_vocabulary,
-    _refuse_lassbench,
-    _tensors,
+    check_vocabulary,
     match_state,
     read_checkpoint_file,
+    refuse_lassbench,
+    tensors_of,
 )
 from lassbench.models.published.systems import PublishedSeparator, PublishedSpec
 
@@ -47,7 +47,7 @@ def load_soloaudio(spec: PublishedSpec, payload: dict, path: Path, folder: str |
         raise LassbenchError(f"{path}: weight {exc} missing (SoloAudio's UDiT or VAE cannot be rebuilt)") from exc
     with no_init_weights():
         net = soloaudio.SoloAudioSystem(ClapTextModelWithProjection(clap_config).eval(), udit_shape, vae_shape)
-    _check_vocabulary(spec, folder, tokenizer, clap_config.vocab_size)
+    check_vocabulary(spec, folder, tokenizer, clap_config.vocab_size)
     made = {k: v for k, v in net.state_dict().items()
             if k.startswith("clap.") and k.endswith(("position_ids", "token_type_ids")) and k not in state}
     state.update(made)
@@ -62,12 +62,12 @@ def load_soloaudio(spec: PublishedSpec, payload: dict, path: Path, folder: str |
 
 
 def _udit_state(payload: dict, path: Path) -> dict[str, torch.Tensor]:
-    _refuse_lassbench(payload, path)
+    refuse_lassbench(payload, path)
     if isinstance(payload.get("state_dict"), dict) and any(str(k).startswith("autoencoder.")
                                                            for k in payload["state_dict"]):
         raise LassbenchError(f"{path}: this is SoloAudio's VAE ({VAE_FILE}): pass the diffusion checkpoint "
                              f"(soloaudio_v2.pt); the VAE is read from {VAE_FILE} beside it")
-    state = _tensors(payload["model"] if isinstance(payload.get("model"), dict) else payload)
+    state = tensors_of(payload["model"] if isinstance(payload.get("model"), dict) else payload)
     if not any(k.startswith("in_blocks.") for k in state):
         raise LassbenchError(f"{path}: no SoloAudio UDiT weights (in_blocks.*) in this file")
     return state
@@ -79,7 +79,7 @@ def _vae_state(path: Path) -> tuple[dict[str, torch.Tensor], int]:
         raise LassbenchError(f"{path}: SoloAudio's VAE ({VAE_FILE} of the release's pretrained_models/) must sit "
                              f"beside the checkpoint; {file} not found")
     payload = read_checkpoint_file(file)
-    state = _tensors(payload["state_dict"] if isinstance(payload.get("state_dict"), dict) else payload)
+    state = tensors_of(payload["state_dict"] if isinstance(payload.get("state_dict"), dict) else payload)
     kept = {k.removeprefix("autoencoder."): v for k, v in state.items() if k.startswith("autoencoder.")}
     if not kept:
         raise LassbenchError(f"{file}: no VAE weights (autoencoder.*) in this file")
@@ -103,5 +103,5 @@ def _clap_files(folder: str | None):
 
         return config, load_file(str(where / "model.safetensors"))
     if (where / "pytorch_model.bin").is_file():
-        return config, _tensors(read_checkpoint_file(where / "pytorch_model.bin"))
+        return config, tensors_of(read_checkpoint_file(where / "pytorch_model.bin"))
     raise LassbenchError(f"--text-encoder {folder}: no CLAP weights (model.safetensors or pytorch_model.bin); {hint}")
