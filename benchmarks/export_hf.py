@@ -56,7 +56,7 @@ def replicate(base: Path, folder: Path, count: int) -> Path:
 
 def export_sampled(built: Path, out: Path, report: Path) -> None:
     """Run the export here, sampling this process's ``RssAnon`` every 0.1 s; its peak (MB) goes to ``report``."""
-    from lassbench.build import export_hf
+    from lassbench.export_hf import export_hf
 
     peak, done = [0], threading.Event()
 

@@ -519,27 +519,3 @@ def class_table(frame: pd.DataFrame) -> pd.DataFrame:
             "median_centroid_hz": round(float(part["centroid_hz"].median())),
         })
     return pd.DataFrame(rows)
-
-
-REAL_NAME = "real"  # `lassbench run MODEL --data real`
-
-
-def real_benchmark(log=print, *, mirror: str | None = None) -> Path:
-    """The built real-recordings benchmark (``cache_dir()/benchmarks/real``, val + test + test-unseen, seed 0): the
-    corpus is
-    downloaded to ``cache_dir()/corpora/packaged`` and the benchmark built on first use, reused afterwards."""
-    from lassbench.build import BuildConfig, build_dataset
-    from lassbench.paths import cache_dir
-
-    out = cache_dir() / "benchmarks" / REAL_NAME
-    if (out / "dataset.json").is_file() and (out / "manifest.csv").is_file():
-        return out
-    corpus = cache_dir() / "corpora" / "packaged"
-    if not (corpus / "manifest.csv").is_file():
-        log(f"downloading the real-recordings corpus to {corpus} (first use; ~420 MB of pinned Debian packages)...")
-        download_packaged(PackagedConfig(out_dir=corpus, mirror=mirror, use_apt=mirror is None))
-    log(f"building the real benchmark in {out} (first use; later runs reuse it)...")
-    present = set(pd.read_csv(corpus / "manifest.csv", usecols=["split"], dtype=str)["split"].dropna())
-    splits = tuple(s for s in ("val", "test", UNSEEN_SPLIT) if s in present)  # a corpus built before test-unseen
-    build_dataset(BuildConfig(out=out, sources=str(corpus), splits=splits, seed=0, progress=True))
-    return out
