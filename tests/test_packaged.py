@@ -25,10 +25,12 @@ from lassbench.corpora.deb import (
     dep5_match,
     fetch_deb,
     iter_deb_files,
+    licence_stanza,
     parse_copyright,
     stanza_for,
 )
-from lassbench.corpora.packaged import PackagedConfig, arrange, download_packaged, load_table
+from lassbench.corpora.packaged import PackagedConfig, download_packaged, load_table
+from lassbench.corpora.packaged_clips import arrange
 from lassbench.errors import LassbenchError
 from lassbench.manifests import read_source_manifest
 
@@ -289,6 +291,15 @@ def test_dep5_stanzas_join_continuation_lines_and_the_last_match_wins():
     public = parse_copyright("Files: sounds/*\nCopyright: not-applicable\nLicense:\n Public Domain\nComment:\n Made by"
                              " Sam.\n")
     assert stanza_for(public, "sounds/a.wav").copyright == "Made by Sam."
+
+
+def test_a_file_named_by_no_stanza_takes_the_catch_all_stanza_and_else_no_licence():
+    stanzas = parse_copyright("Files: *\nCopyright: A\nLicense: GPL-2\n\nFiles: sounds/*\nCopyright: B\n"
+                              "License: CC0-1.0\n")
+    assert licence_stanza(stanzas, "sounds/a.wav").copyright == "B"
+    assert licence_stanza(stanzas, "").copyright == "A"  # a rule with no copyright_path: the package's stanza
+    only_sounds = parse_copyright("Files: sounds/*\nCopyright: B\nLicense: CC0-1.0\n")
+    assert licence_stanza(only_sounds, "docs/readme").licence == ""  # then refused as not a free licence
 
 
 def test_dep5_patterns_know_only_star_and_question_mark_and_their_escapes():
