@@ -139,7 +139,7 @@ def build_dataset(config: BuildConfig) -> BuildResult:
     write_manifest_csv(pd.DataFrame(skipped, columns=["id", "kind", "reason"]), out / "skipped.csv")
     manifest = _finish(out, specs, prepared, resolved, config, levels)
     if manifest is not None and config.export_hf:
-        export_hf(out, config.export_hf)
+        export_hf(out, config.export_hf, progress=config.progress)
     return BuildResult(out=out, manifest=manifest, total=len(specs), built=len(todo), reused=len(mine) - len(todo),
                        skipped=len(skipped), leaks=len(leaks))
 
