@@ -1,16 +1,19 @@
 """Peak memory of ``build-dataset --export hf`` against the benchmark's size: the export streams, so it stays flat.
 
-    python benchmarks/export_hf.py                     # 500 and 2,000 items
+    python benchmarks/export_hf.py                     # 500 and 2,000 items, lassbench and the reference
     python benchmarks/export_hf.py --sizes 100,400     # a quicker look
+
+The reference saves the same rows through ``datasets`` itself: ``Dataset.from_generator`` (16 rows per write, the
+WAV bytes read as each row is written) then ``DatasetDict.save_to_disk``.
 
 A real build of 20 items (synth corpus at 16 kHz, 4 s clips, float32 WAVs: 256 kB per file) is replicated to N
 items (hard links: the disk holds one copy of the audio, the export still reads every file). Each export runs in its
 own process; its wall time and peak RSS (``wait4``) are measured as in ``benchmarks/scale.py``, and its peak
 anonymous RSS (``RssAnon`` sampled from /proc every 0.1 s): the memory the export allocates. Total RSS also counts
-the pages of memory-mapped files that were read — ``datasets`` writes the rows to an Arrow cache file, and
-``save_to_disk`` reads it back through a memory map, so each page read stays resident (file-backed, reclaimed by
-the kernel under memory pressure) until the map is closed. Prints a markdown table and the ratios of the largest
-size to the smallest (the reference).
+the pages of memory-mapped files that were read (file-backed: reclaimed by the kernel under memory pressure), which
+grow with the size when an export reads what it wrote back through a memory map, as ``Dataset.save_to_disk`` does
+with ``datasets``' cache file. Prints a markdown table and, per exporter, the ratios of the largest size to the
+smallest.
 """
 
 from __future__ import annotations
@@ -54,9 +57,42 @@ def replicate(base: Path, folder: Path, count: int) -> Path:
     return folder
 
 
-def export_sampled(built: Path, out: Path, report: Path) -> None:
+def export_via_datasets(built: Path, out: Path) -> None:
+    """The reference: the rows written to a ``datasets`` cache by ``from_generator``, then ``save_to_disk``."""
+    import datasets
+
+    from lassbench.export_hf import hf_features, text_fields
+    from lassbench.manifests import read_item_manifest
+
+    wav = {"bytes": datasets.Value("binary"), "path": datasets.Value("string")}
+    plain = datasets.Features({**hf_features(), "mixture": wav, "target": wav})
+    frame = read_item_manifest(built / "manifest.csv")
+    with tempfile.TemporaryDirectory(prefix=".export-hf-", dir=out.parent) as cache:
+        splits = {}
+        for split, part in frame.groupby("split", sort=False):
+            rows = datasets.Dataset.from_generator(_rows, features=plain, cache_dir=cache, writer_batch_size=16,
+                                                   gen_kwargs={"built": str(built), "items": text_fields(part)})
+            for kind in ("mixture", "target"):  # declares the column Audio without rewriting it
+                rows = rows.cast_column(kind, datasets.Audio(decode=False))
+            splits[str(split)] = rows
+        datasets.DatasetDict(splits).save_to_disk(str(out))
+
+
+def _rows(built: str, items: list[dict]):
+    for item in items:
+        yield {**item, **{kind: {"bytes": (Path(built) / kind / f"{item['id']}.wav").read_bytes(),
+                                 "path": f"{item['id']}.wav"} for kind in ("mixture", "target")}}
+
+
+EXPORTERS = ("lassbench", "datasets")  # lassbench.export_hf.export_hf; the reference above
+
+
+def export_sampled(exporter: str, built: Path, out: Path, report: Path) -> None:
     """Run the export here, sampling this process's ``RssAnon`` every 0.1 s; its peak (MB) goes to ``report``."""
-    from lassbench.build import export_hf
+    if exporter == "lassbench":
+        from lassbench.export_hf import export_hf
+    else:
+        export_hf = export_via_datasets
 
     peak, done = [0], threading.Event()
 
@@ -77,35 +113,49 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="500,2000", help="comma-separated item counts")
     parser.add_argument("--workdir", type=Path, help="keep the data here (default: a temporary folder, removed)")
-    parser.add_argument("--child", nargs=3, type=Path, metavar=("BUILT", "OUT", "REPORT"), help=argparse.SUPPRESS)
+    parser.add_argument("--exporters", default="lassbench,datasets", help=f"comma-separated: {', '.join(EXPORTERS)}")
+    parser.add_argument("--child", nargs=4, metavar=("EXPORTER", "BUILT", "OUT", "REPORT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        return export_sampled(*args.child)
+        exporter, *paths = args.child
+        return export_sampled(exporter, *(Path(p) for p in paths))
     sizes = [int(s) for s in args.sizes.split(",")]
+    exporters = [e for e in args.exporters.split(",") if e]
+    if unknown := set(exporters) - set(EXPORTERS):
+        parser.error(f"--exporters: unknown {', '.join(sorted(unknown))}")
     work = args.workdir or Path(tempfile.mkdtemp(prefix="lassbench-export-"))
     try:
         base = base_build(work)
         rows = []
         for count in sizes:
             built = replicate(base, work / f"built-{count}", count)
-            out = work / f"hf-{count}"
-            report = work / f"anon-{count}.txt"
-            phase = scale.measure([sys.executable, __file__, "--child", str(built), str(out), str(report)], work,
-                                  work / "export.log")
-            anon = float(report.read_text())
             audio_mb = sum(p.stat().st_size for p in built.rglob("*.wav")) / 2**20
-            rows.append((count, audio_mb, phase, anon))
-            shutil.rmtree(out)
+            for exporter in exporters:  # one after the other, so both see the same machine
+                out, report = work / f"hf-{exporter}-{count}", work / f"anon-{exporter}-{count}.txt"
+                phase = scale.measure([sys.executable, __file__, "--child", exporter, str(built), str(out),
+                                       str(report)], work, work / "export.log")
+                rows.append((exporter, count, audio_mb, phase, float(report.read_text())))
+                shutil.rmtree(out)
+            shutil.rmtree(built)
     finally:
         if args.workdir is None:
             shutil.rmtree(work, ignore_errors=True)
-    print("| items | audio exported (MB) | wall time (s) | peak anonymous RSS (MB) | peak RSS (MB) |")
-    print("|---:|---:|---:|---:|---:|")
-    for count, audio_mb, phase, anon in rows:
-        print(f"| {count:,} | {audio_mb:,.0f} | {phase.wall:.1f} | {anon:,.0f} | {phase.rss_process:,.0f} |")
-    (first, *_, anon_first), (last, *_, anon_last) = rows[0][2:], rows[-1][2:]
-    print(f"\n{rows[-1][0]:,} / {rows[0][0]:,} items: peak anonymous RSS {anon_last / anon_first:.2f}x, "
-          f"peak RSS {last.rss_process / first.rss_process:.2f}x")
+    print_table(rows, exporters)
+
+
+def print_table(rows: list[tuple], exporters: list[str]) -> None:
+    print("| export | items | audio exported (MB) | wall time (s) | peak anonymous RSS (MB) | peak RSS (MB) |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for exporter in exporters:
+        for _, count, audio_mb, phase, anon in (r for r in rows if r[0] == exporter):
+            print(f"| {exporter} | {count:,} | {audio_mb:,.0f} | {phase.wall:.1f} | {anon:,.0f} | "
+                  f"{phase.rss_process:,.0f} |")
+    print()
+    for exporter in exporters:
+        mine = [r for r in rows if r[0] == exporter]
+        (_, first, _, phase_first, anon_first), (_, last, _, phase_last, anon_last) = mine[0], mine[-1]
+        print(f"{exporter}: {last:,} / {first:,} items: peak anonymous RSS {anon_last / anon_first:.2f}x, "
+              f"peak RSS {phase_last.rss_process / phase_first.rss_process:.2f}x")
 
 
 if __name__ == "__main__":

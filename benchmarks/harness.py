@@ -174,7 +174,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.probe_batch:
         return batch_probe(args.model, args.probe_batch)
-    from lassbench.build import default_benchmark
+    from lassbench.ready import default_benchmark
 
     data = Path(args.data) if args.data else Path(default_benchmark(progress=False))
     items = _items(data, args.split, args.limit)

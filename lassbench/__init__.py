@@ -27,7 +27,7 @@ _EXPORTS: dict[str, str] = {
     "synth_corpus": "lassbench.corpora.synth",
     "BuildConfig": "lassbench.build",
     "build_dataset": "lassbench.build",
-    "default_benchmark": "lassbench.build",
+    "default_benchmark": "lassbench.ready",
     "load_separator": "lassbench.separator",
     "Separator": "lassbench.separator",
     "SeparateConfig": "lassbench.separate",

@@ -3,7 +3,7 @@
 Layout of ``OUT``::
 
     mixture/<id>.wav  target/<id>.wav  interferers/<id>_<k>.wav     float32 WAV (``subtype``)
-    manifest.csv  manifest.parquet                                  the item manifest (lassbench.manifests)
+    manifest.csv  manifest.parquet                                  the item manifest (lassbench.build_outputs)
     sources.csv                                                     measured clips: path, split, frames, loudness
     dataset.json                                                    protocol, parameters, version, counts
     skipped.csv                                                     clips / items left out, and why
@@ -14,7 +14,8 @@ Steps: resolve the sources; the protocol names the clips it needs; each clip is 
 loudness and find unusable ones (cached in ``.lassbench/``); the protocol plans its items from the usable clips;
 this shard's items are rendered (``--workers`` processes) — an item is done when its row file exists, so a rerun
 resumes. The manifest is written once every item of the plan exists, by whichever shard finishes last: the union of
-``--shard i/N`` builds is byte for byte the unsharded build.
+``--shard i/N`` builds is byte for byte the unsharded build. With ``--export hf`` the finished build is also saved
+as a Hugging Face dataset (:mod:`lassbench.export_hf`).
 """
 
 from __future__ import annotations
@@ -23,22 +24,20 @@ import hashlib
 import json
 import math
 import os
-import shutil
-import tempfile
-from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from lassbench import __version__
-from lassbench.audio import atomic_path, sha1_file, sweep_stale_temps, write_audio, write_text_atomic
-from lassbench.corpora import SKIP_REASONS, measure_source, read_source, resolve_sources
+from lassbench.audio import sha1_file, sweep_stale_temps, write_audio, write_text_atomic
+from lassbench.build_outputs import write_outputs
+from lassbench.corpora import SKIP_REASONS, ResolvedSources, measure_source, read_source, resolve_sources
 from lassbench.errors import LassbenchError
+from lassbench.export_hf import export_hf
 from lassbench.jsonio import jsonable, read_json_object
 from lassbench.leakage import find_leaks, leak_summary, listed_sources, read_id_list, source_aliases
-from lassbench.manifests import ITEM_COLUMNS, write_manifest_csv
+from lassbench.manifests import write_manifest_csv
 from lassbench.mixing import ItemSpec, RenderedItem, fit_length, integrated_loudness, render
 from lassbench.paths import cache_dir, check_output_folder
 from lassbench.pools import process_pool
@@ -46,9 +45,7 @@ from lassbench.protocols import BuildRequest, Prepared, get_protocol
 from lassbench.safe_names import check_names
 
 STATE_DIR = ".lassbench"
-SOURCES_TABLE = "sources.csv"  # every measured clip: path, split, length, loudness (what training remixes from)
 SUBTYPES = ("FLOAT", "PCM_16", "PCM_24")
-HF_WRITER_BATCH = 16  # rows datasets holds before writing them (its default, 1,000, would hold 1,000 items' audio)
 
 
 @dataclass
@@ -91,18 +88,20 @@ def default_out(sources: str | Path | None, protocol: str) -> Path:
     return cache_dir() / "benchmarks" / (name if protocol == "lassbench" else f"{name}-{protocol}")
 
 
+def output_folder(config: BuildConfig) -> Path:
+    """``--out``, or the default folder of the sources and protocol."""
+    return Path(config.out) if config.out is not None else default_out(config.sources, config.protocol)
+
+
 def build_dataset(config: BuildConfig) -> BuildResult:
-    """Build (or resume) a benchmark; see the module docstring."""
-    _check_config(config)
+    """Build (or resume) a benchmark; see the module docstring. (``build-dataset`` runs it through
+    :func:`lassbench.ready.build_benchmark`, which keeps the default synth folder's build current.)"""
+    check_config(config)
     protocol = get_protocol(config.protocol)
     # a protocol whose index names the very files to read (AudioSep's rendered data) resolves them itself
     custom = getattr(protocol, "resolve_sources", None)
     resolved = (custom(config.sources, config.index) if custom else None) or resolve_sources(config.sources)
-    out = Path(config.out) if config.out is not None else default_out(config.sources, config.protocol)
-    if _is_default_synth_build(out, config):  # `lassbench build-dataset` and `run` share this cached folder
-        _drop_stale_synth_build(out)
-        # recorded before anything else, so a killed build resumes instead of being dropped as stale
-        write_text_atomic(out / STATE_DIR / RENDER_STATE, json.dumps({"render_digest": render_digest()}))
+    out = output_folder(config)
     excluded = listed_sources(resolved.frame, read_id_list(config.exclude_ids)) if config.exclude_ids \
         else frozenset()
     request = BuildRequest(
@@ -140,89 +139,16 @@ def build_dataset(config: BuildConfig) -> BuildResult:
     write_manifest_csv(pd.DataFrame(skipped, columns=["id", "kind", "reason"]), out / "skipped.csv")
     manifest = _finish(out, specs, prepared, resolved, config, levels)
     if manifest is not None and config.export_hf:
-        export_hf(out, config.export_hf)
+        export_hf(out, config.export_hf, progress=config.progress)
     return BuildResult(out=out, manifest=manifest, total=len(specs), built=len(todo), reused=len(mine) - len(todo),
                        skipped=len(skipped), leaks=len(leaks))
-
-
-def default_benchmark(splits: Iterable[str] = ("val", "test"), *, out: str | Path | None = None,
-                      workers: int = 1, progress: bool = False) -> Path:
-    """The built synth benchmark folder (``cache_dir()/benchmarks/synth`` unless ``out``): built when absent or
-    incomplete, reused when its ``dataset.json`` already covers ``splits``. At the default location, a build made
-    from another synth corpus (older generator code) or by other rendering code (:func:`render_digest`) is removed
-    and rebuilt, so results follow the code."""
-    splits = tuple(splits)
-    if out is None:
-        out = default_out(None, "lassbench")
-        _drop_stale_synth_build(out)
-    out = Path(out)
-    described = out / "dataset.json"
-    if described.is_file() and (out / "manifest.csv").is_file():
-        try:
-            built = json.loads(described.read_text())["parameters"]["splits"]
-        except (ValueError, KeyError, TypeError):
-            built = []
-        if set(splits) <= set(built):
-            return out
-        splits = tuple(dict.fromkeys([*built, *splits]))  # extend the build: its manifest keeps the splits it had
-    build_dataset(BuildConfig(out=out, splits=splits, workers=workers, progress=progress))
-    return out
-
-
-RENDER_STATE = "render.json"  # the default benchmark's render_digest: its cache key besides the corpus
-_RENDER_MODULES = ("lassbench.build", "lassbench.mixing", "lassbench.audio", "lassbench.corpora",
-                   "lassbench.protocols.lassbench")
-_RENDER_PACKAGES = ("numpy", "scipy", "pyloudnorm", "soundfile", "soxr")
-
-
-def render_digest() -> str:
-    """12 hex digits of SHA-1 over the code that turns corpus clips into benchmark items (build, mixing, audio
-    I/O, the lassbench protocol) and the versions of the numeric packages it uses."""
-    import importlib
-    from importlib.metadata import PackageNotFoundError, version
-
-    digest = hashlib.sha1()
-    for name in _RENDER_MODULES:
-        digest.update(Path(importlib.import_module(name).__file__).read_bytes())
-    for package in _RENDER_PACKAGES:
-        try:
-            digest.update(f"{package} {version(package)}\n".encode())
-        except PackageNotFoundError:
-            digest.update(f"{package} -\n".encode())
-    return digest.hexdigest()[:12]
-
-
-def _is_default_synth_build(out: Path, config: BuildConfig) -> bool:
-    return (config.protocol == "lassbench" and str(config.sources or "synth") == "synth"
-            and out.resolve() == default_out(None, "lassbench").resolve())
-
-
-def _drop_stale_synth_build(out: Path) -> None:
-    """Remove the cached default benchmark when it was made from another synth corpus or by other rendering code
-    (or before the rendering code was recorded): a stale cache once fed committed results."""
-    from lassbench.corpora.synth import corpus_key
-
-    state = _read_json_or_none(out / STATE_DIR / "build.json")
-    if not isinstance(state, dict) or "sources" not in state:
-        return
-    current = str(cache_dir() / "synth" / corpus_key() / "manifest.csv")
-    rendered = _read_json_or_none(out / STATE_DIR / RENDER_STATE) or {}
-    if state["sources"] != current:
-        why = f"another synth corpus ({state['sources']})"
-    elif rendered.get("render_digest") != render_digest():
-        why = "other rendering code"
-    else:
-        return
-    import click
-
-    click.echo(f"note: {out} was built from {why}; rebuilding", err=True)
-    shutil.rmtree(out)
 
 
 # ------------------------------------------------------------------------------------------------------ checks
 
 
-def _check_config(config: BuildConfig) -> None:
+def check_config(config: BuildConfig) -> None:
+    """Refuse bad settings with a one-line error before anything is read or written."""
     if config.subtype not in SUBTYPES:
         raise LassbenchError(f"--subtype {config.subtype!r}: choose one of {', '.join(SUBTYPES)}")
     index, count = config.shard
@@ -240,14 +166,12 @@ def _check_config(config: BuildConfig) -> None:
             raise LassbenchError(f"{flag} {value}: must be a finite number")
         if name == "duration" and value <= 0:
             raise LassbenchError(f"{flag} {value}: must be positive")
-    check_output_folder(config.out if config.out is not None else default_out(config.sources, config.protocol),
-                        "--out")
+    check_output_folder(output_folder(config), "--out")
     for id_list in (config.exclude_ids, config.train_manifest):  # unreadable lists fail now, not after measuring
         if id_list:
             read_id_list(id_list)
     if config.export_hf is not None:
         check_output_folder(config.export_hf, "--export hf")
-
 
 
 def _check_item_ids(specs: list[ItemSpec]) -> None:
@@ -316,7 +240,7 @@ def _measure_sources(out: Path, prepared: Prepared, config: BuildConfig, extra: 
     """Loudness, length at the build's rate (or the reason it is unusable) of every clip the protocol needs and of
     ``extra`` clips, cached by file size and mtime. Only the protocol's clips are reported as skipped."""
     cache_path = out / STATE_DIR / f"sources-{prepared.sample_rate}-{prepared.num_samples or 'native'}.json"
-    cache = _read_json_or_none(cache_path) or {}
+    cache = read_build_state(cache_path) or {}
     frame = pd.concat([prepared.sources[["source_id", "path"]], extra[["source_id", "path"]]])
     jobs, levels = [], {}
     for source_id, path in zip(frame["source_id"], frame["path"], strict=True):
@@ -487,139 +411,22 @@ def _map(function, jobs: list, workers: int, progress: bool, label: str):
 # ---------------------------------------------------------------------------------------------------- outputs
 
 
-def _finish(out: Path, specs: list[ItemSpec], prepared: Prepared, resolved, config: BuildConfig,
+def _finish(out: Path, specs: list[ItemSpec], prepared: Prepared, resolved: ResolvedSources, config: BuildConfig,
             levels: dict[str, tuple[float, int, str | None]]) -> Path | None:
-    """Write manifest.csv / .parquet, sources.csv and dataset.json when every planned item exists."""
+    """Write the build's outputs (:mod:`lassbench.build_outputs`) when every planned item exists."""
     rows = []
     for spec in specs:
-        row = _read_json_or_none(_row_path(out, spec.item_id))
+        row = read_build_state(_row_path(out, spec.item_id))
         if row is None:
             return None
         rows.append(row)
-    frame = pd.DataFrame(rows)
-    extra = [c for c in frame.columns if c not in ITEM_COLUMNS]
-    frame = frame.reindex(columns=ITEM_COLUMNS + sorted(extra)) if rows else pd.DataFrame(columns=ITEM_COLUMNS)
-    write_manifest_csv(frame, out / "manifest.csv")
-    _write_parquet(frame, out / "manifest.parquet")
-    _write_sources_table(out / SOURCES_TABLE, resolved.frame, levels, prepared.sample_rate)
-    counts = {split: int(n) for split, n in frame["split"].value_counts(sort=False).items()} if rows else {}
-    description = {
-        # the benchmark's name is its folder's (default: <sources>[-<protocol>]), so results and leaderboard rows
-        # are filed under the name the user chose with --out (docs/reproduce.md: audiocaps-lassnet, dcase2024-val)
-        "name": out.resolve().name,
-        "protocol": config.protocol,
-        "exact": prepared.exact,
-        "parameters": jsonable(prepared.parameters),
-        "sources": {"origin": _absolute_origin(resolved.origin), "clips": int(len(resolved.frame)),
-                    "digest": _frame_digest(resolved.frame), "table": SOURCES_TABLE},
-        "lassbench_version": __version__,
-        "subtype": config.subtype,
-        "sample_rate": prepared.sample_rate,
-        "counts": counts,
-        "items": len(rows),
-        "conditions": {k: int(v) for k, v in frame["condition"].value_counts().sort_index().items()} if rows else {},
-    }
-    write_text_atomic(out / "dataset.json", json.dumps(description, indent=2, sort_keys=True) + "\n")
-    return out / "manifest.csv"
+    return write_outputs(out, rows, protocol=config.protocol, subtype=config.subtype, prepared=prepared,
+                         resolved=resolved, levels=levels)
 
 
-def _write_sources_table(path: Path, frame: pd.DataFrame, levels: dict, sample_rate: int) -> None:
-    """``sources.csv``: every clip the build measured — what it is (id, absolute path, split, labels, captions,
-    attributes, sha1), its length at the benchmark's rate (``frames``, ``duration`` in s), its integrated loudness
-    (LUFS, empty when unusable) and the reason it is unusable (empty when usable). Training remixes from it."""
-    measured = frame[frame["source_id"].isin(levels)]
-    columns = [c for c in ("source_id", "path", "split", "captions", "labels", "attributes", "sha1") if c in measured]
-    table = measured[columns].copy()
-    table["path"] = [str(Path(p).resolve()) for p in table["path"]]
-    table["sample_rate"] = sample_rate
-    table["frames"] = [int(levels[sid][1]) for sid in table["source_id"]]
-    table["duration"] = table["frames"] / sample_rate
-    table["loudness"] = [levels[sid][0] if levels[sid][2] is None else math.nan for sid in table["source_id"]]
-    table["reason"] = [levels[sid][2] or "" for sid in table["source_id"]]
-    write_manifest_csv(table.reset_index(drop=True), path)
-
-
-def _absolute_origin(origin: str) -> str:
-    """Where the sources are, independent of the folder build-dataset ran in (``synth`` stays ``synth``)."""
-    return origin if origin == "synth" else str(Path(origin).resolve())
-
-
-def _write_parquet(frame: pd.DataFrame, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        frame.to_parquet(tmp, index=False)
-
-
-def _frame_digest(frame: pd.DataFrame) -> str:
-    """A digest of the source list (ids and checksums), so two builds can tell they used the same clips."""
-    digest = hashlib.sha1()
-    sha = frame["sha1"] if "sha1" in frame else [""] * len(frame)
-    for source_id, checksum in zip(frame["source_id"], sha, strict=True):
-        digest.update(f"{source_id}\t{checksum}\n".encode())
-    return digest.hexdigest()
-
-
-
-
-def _read_json_or_none(path: Path) -> dict | None:
+def read_build_state(path: Path) -> dict | None:
     """Build state that is missing or damaged is rebuilt, not an error."""
     try:
         return read_json_object(path)
     except LassbenchError:
         return None
-
-
-# ----------------------------------------------------------------------------------------------------- export
-
-
-def export_hf(built: str | Path, out: str | Path) -> Path:
-    """Save a built benchmark as a ``datasets.DatasetDict`` (one dataset per split) at ``out``, streaming: each
-    item's WAV bytes are read when ``datasets`` writes that row, so memory stays flat whatever the size
-    (``benchmarks/export_hf.py``).
-
-    Audio columns are ``Audio(decode=False)`` holding the WAV bytes: ``datasets`` 5.x encodes and decodes audio only
-    through ``torchcodec``, which does not load beside the CPU torch build, so rows are written as the plain
-    ``{bytes, path}`` struct that is ``Audio``'s storage and the column is then declared ``Audio`` (no rewrite);
-    read ``row["mixture"]["bytes"]`` with soundfile.
-    """
-    import datasets
-
-    from lassbench.manifests import read_item_manifest
-
-    built, out = Path(built), Path(out)
-    frame = read_item_manifest(built / "manifest.csv")
-    text, texts = datasets.Value("string"), datasets.List(datasets.Value("string"))
-    wav = {"bytes": datasets.Value("binary"), "path": text}
-    features = datasets.Features({
-        "id": text, "query": text, "captions": texts, "labels": texts, "target_id": text, "interferer_ids": texts,
-        "snr_db": datasets.Value("float64"), "condition": text, "sample_rate": datasets.Value("int32"),
-        "mixture": wav, "target": wav,
-    })
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".export-hf-", dir=out.parent) as cache:  # never reused: a fresh cache
-        splits = {}
-        for split, part in frame.groupby("split", sort=False):
-            rows = datasets.Dataset.from_generator(
-                _hf_rows, features=features, cache_dir=cache, writer_batch_size=HF_WRITER_BATCH,
-                gen_kwargs={"built": str(built), "items": _hf_fields(part)},
-            )
-            for kind in ("mixture", "target"):
-                rows = rows.cast_column(kind, datasets.Audio(decode=False))
-            splits[str(split)] = rows
-        datasets.DatasetDict(splits).save_to_disk(str(out))
-    return out
-
-
-def _hf_fields(part: pd.DataFrame) -> list[dict]:
-    """The text columns of a split's items (small: no audio)."""
-    return [{
-        "id": str(row["id"]), "query": str(row["query"]), "captions": [str(c) for c in row["captions"]],
-        "labels": [str(c) for c in row["labels"]], "target_id": str(row["target_id"]),
-        "interferer_ids": [str(c) for c in row["interferer_ids"]], "snr_db": float(row["snr_db"]),
-        "condition": str(row["condition"]), "sample_rate": int(row["sample_rate"]),
-    } for row in part.to_dict("records")]
-
-
-def _hf_rows(built: str, items: list[dict]):
-    for item in items:
-        yield {**item, **{kind: {"bytes": (Path(built) / kind / f"{item['id']}.wav").read_bytes(),
-                                 "path": f"{item['id']}.wav"} for kind in ("mixture", "target")}}

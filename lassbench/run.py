@@ -37,7 +37,6 @@ from tqdm import tqdm
 
 from lassbench import __version__
 from lassbench.audio import audio_info, sha256_file, sweep_stale_temps, write_text_atomic
-from lassbench.benchmark_data import SYNTH_FIRST_USE_NOTE, resolve_benchmark
 from lassbench.controls import (
     FALSE_SEPARATION_DEFINITIONS,
     FALSE_SEPARATION_METRICS,
@@ -80,6 +79,7 @@ from lassbench.models.registry import (
     get_model_entry,
     load_model,
 )
+from lassbench.ready import resolve_benchmark
 from lassbench.result_folders import ItemSelection, exclusive_out, item_selection, refuse_other_item_set
 from lassbench.run_stream import (
     PARTIAL_DIR,
@@ -157,7 +157,7 @@ def run_model(config: RunConfig, *, log=None) -> list[RunOutcome]:
 
 
 def _run_locked(config: RunConfig, entry, variants: list[str], log) -> list[RunOutcome]:
-    data_dir = _resolve_data(config.data, log)
+    data_dir = resolve_benchmark(config.data, log)
     dataset = read_dataset_json(data_dir)
     manifest = read_item_manifest(data_dir / "manifest.csv")
     items = _select_items(data_dir, config.split, config.limit, manifest)
@@ -525,13 +525,6 @@ def _load_system(name: str, checkpoint: str | None, device: str, text_encoder: s
         )
     model, _ = load_model(path, expected=name, device=device, text_encoder=text_encoder)
     return model, path
-
-
-FIRST_USE_NOTE = SYNTH_FIRST_USE_NOTE  # = cli.run's
-
-
-def _resolve_data(data: str | None, log) -> Path:
-    return resolve_benchmark(data, log)
 
 
 def _split_size(manifest: pd.DataFrame, split: str) -> int:

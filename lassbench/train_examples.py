@@ -48,7 +48,7 @@ log = logging.getLogger(__name__)
 CROPS = ("uniform", "active")
 MIN_CLIP_SECONDS = 1.0  # AudioSep's AudioTextDataset drops shorter clips
 ACTIVE_FLOOR_DB = -40.0  # a frame is active within this much of the target's loudest frame
-SOURCES_TABLE = "sources.csv"  # written by build-dataset (lassbench.build.SOURCES_TABLE)
+SOURCES_TABLE = "sources.csv"  # written by build-dataset (lassbench.build_outputs.SOURCES_TABLE)
 
 
 @dataclass

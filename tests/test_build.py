@@ -10,7 +10,7 @@ import pytest
 import soundfile as sf
 
 from lassbench.audio import write_audio
-from lassbench.build import BuildConfig, build_dataset, default_benchmark, export_hf
+from lassbench.build import BuildConfig, build_dataset
 from lassbench.cli import main
 from lassbench.corpora.folder import index_folder
 from lassbench.corpora.synth import synth_corpus
@@ -281,19 +281,6 @@ def test_excluded_train_clips_never_reach_the_training_pool(tmp_path):
     assert len(pool) > 0 and not banned & pool
 
 
-def test_export_hf_saves_a_dataset_dict_with_audio_bytes(tmp_path, synth_manifest):
-    import datasets
-
-    result = build_dataset(_config(tmp_path / "out", synth_manifest, num_items=3))
-    export_hf(result.out, tmp_path / "hf")
-    loaded = datasets.load_from_disk(str(tmp_path / "hf"))
-    assert set(loaded) == {"val", "test"} and len(loaded["val"]) == 3
-    assert loaded["val"].features["mixture"] == datasets.Audio(decode=False)
-    row = loaded["val"][0]
-    assert row["mixture"]["bytes"] == (result.out / "mixture" / f"{row['id']}.wav").read_bytes()
-    assert row["query"]
-
-
 def test_bad_options_are_one_line_errors(tmp_path, synth_manifest):
     cases = [
         (["--shard", "3/2"], "--shard"),
@@ -320,20 +307,6 @@ def test_help_explains_every_option():
                    "--subtype", "--workers", "--shard", "--exclude-ids", "--train-manifest", "--strict",
                    "--allow-missing", "--export"):
         assert option in completed.stdout
-
-
-@pytest.mark.slow
-def test_default_benchmark_builds_the_synth_benchmark_once(tmp_path, monkeypatch):
-    monkeypatch.setenv("LASSBENCH_CACHE", str(tmp_path))
-    out = default_benchmark()
-    manifest = read_item_manifest(out / "manifest.csv")
-    assert out == tmp_path / "benchmarks" / "synth"
-    assert manifest["split"].value_counts().to_dict() == {"test": 300, "val": 200}
-    assert json.loads((out / "dataset.json").read_text())["name"] == "synth"
-    assert set(manifest["condition"]) == {"attribute_contrast", "different_class"}
-    stamp = (out / "manifest.csv").stat().st_mtime_ns
-    assert default_benchmark(("test",)) == out
-    assert (out / "manifest.csv").stat().st_mtime_ns == stamp
 
 
 @pytest.mark.slow

@@ -10,7 +10,8 @@ from lassbench.corpora.human_captions import (
     human_captions_for,
     load_human_captions,
 )
-from lassbench.corpora.packaged import Arrangement, Measured, captions_for, load_table
+from lassbench.corpora.packaged import load_table
+from lassbench.corpora.packaged_clips import Arrangement, Measured, captions_for
 
 PATTERNS = compile_patterns(CLASS_PATTERNS)
 

@@ -25,10 +25,12 @@ from lassbench.corpora.deb import (
     dep5_match,
     fetch_deb,
     iter_deb_files,
+    licence_stanza,
     parse_copyright,
     stanza_for,
 )
-from lassbench.corpora.packaged import PackagedConfig, arrange, download_packaged, load_table
+from lassbench.corpora.packaged import PackagedConfig, download_packaged, load_table
+from lassbench.corpora.packaged_clips import arrange
 from lassbench.errors import LassbenchError
 from lassbench.manifests import read_source_manifest
 
@@ -291,6 +293,15 @@ def test_dep5_stanzas_join_continuation_lines_and_the_last_match_wins():
     assert stanza_for(public, "sounds/a.wav").copyright == "Made by Sam."
 
 
+def test_a_file_named_by_no_stanza_takes_the_catch_all_stanza_and_else_no_licence():
+    stanzas = parse_copyright("Files: *\nCopyright: A\nLicense: GPL-2\n\nFiles: sounds/*\nCopyright: B\n"
+                              "License: CC0-1.0\n")
+    assert licence_stanza(stanzas, "sounds/a.wav").copyright == "B"
+    assert licence_stanza(stanzas, "").copyright == "A"  # a rule with no copyright_path: the package's stanza
+    only_sounds = parse_copyright("Files: sounds/*\nCopyright: B\nLicense: CC0-1.0\n")
+    assert licence_stanza(only_sounds, "docs/readme").licence == ""  # then refused as not a free licence
+
+
 def test_dep5_patterns_know_only_star_and_question_mark_and_their_escapes():
     stanzas = parse_copyright("Files: *\nCopyright: A\nLicense: GPL-2+\n\n"
                               "Files: sounds/[ab].wav\nCopyright: B\nLicense: CC0-1.0\n\n"
@@ -391,22 +402,21 @@ def test_shipped_table_pins_real_packages_and_no_reserved_one():
 
 
 def test_run_data_real_builds_the_benchmark_from_the_cached_corpus_once(served, tmp_path, monkeypatch):
-    from lassbench.corpora.packaged import real_benchmark
-    from lassbench.run import _resolve_data
+    from lassbench.ready import real_benchmark, resolve_benchmark
 
     server, _, table = served
     monkeypatch.setenv("LASSBENCH_CACHE", str(tmp_path / "cache"))
     monkeypatch.chdir(tmp_path)  # --data real looks in ./data/real first: not the developer's own corpus
     _build(server, table, tmp_path / "cache" / "corpora" / "packaged")  # stands in for the shipped table's corpus
     notes = []
-    built = _resolve_data("real", notes.append)
+    built = resolve_benchmark("real", notes.append)
     assert built == tmp_path / "cache" / "benchmarks" / "real" and (built / "manifest.csv").is_file()
     assert json.loads((built / "dataset.json").read_text())["counts"]["test"] >= 1 and len(notes) == 1
     assert real_benchmark(notes.append) == built and len(notes) == 1  # reused, not rebuilt
 
 
 def test_the_first_real_benchmark_build_shows_its_progress(served, tmp_path, monkeypatch, capsys):
-    from lassbench.corpora.packaged import real_benchmark
+    from lassbench.ready import real_benchmark
 
     server, _, table = served
     monkeypatch.setenv("LASSBENCH_CACHE", str(tmp_path / "cache"))
@@ -490,7 +500,7 @@ def test_apt_failure_reports_the_archive_version_then_falls_back_to_http_from_th
 @pytest.mark.slow
 def test_run_data_real_builds_from_the_corpus_downloaded_to_data_real_without_fetching_it_again(served, tmp_path,
                                                                                              monkeypatch):
-    from lassbench.run import _resolve_data
+    from lassbench.ready import resolve_benchmark
 
     server, _, table = served
     monkeypatch.chdir(tmp_path)
@@ -498,7 +508,7 @@ def test_run_data_real_builds_from_the_corpus_downloaded_to_data_real_without_fe
     _build(server, table, tmp_path / "data" / "real")  # `lassbench download packaged --out data/real`
     fetched = sum(server.requests.values())
     notes = []
-    built = _resolve_data("real", notes.append)
+    built = resolve_benchmark("real", notes.append)
     assert built == Path("data") / "real" / "benchmarks" / "real" and (built / "dataset.json").is_file()
     assert sum(server.requests.values()) == fetched and not (tmp_path / "cache" / "corpora").exists()
-    assert _resolve_data("data/real", notes.append) == built and len(notes) == 1  # built once, where it lies
+    assert resolve_benchmark("data/real", notes.append) == built and len(notes) == 1  # built once, where it lies

@@ -17,9 +17,10 @@ import pytest
 import soundfile as sf
 
 from lassbench.audio import TEMP_MARK, temp_prefix
-from lassbench.build import BuildConfig, _drop_stale_synth_build, build_dataset, render_digest
+from lassbench.build import BuildConfig, build_dataset
 from lassbench.corpora.synth import cache, corpus_key, generator_digest, synth_corpus
 from lassbench.manifests import read_item_manifest, read_manifest
+from lassbench.ready import _drop_stale_synth_build, render_digest
 
 REPO = Path(__file__).resolve().parents[1]
 COMMITTED = REPO / "leaderboards" / "results"

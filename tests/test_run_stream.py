@@ -230,20 +230,9 @@ def test_duplicate_item_ids_are_refused(bench, tmp_path, capsys):
     assert code == 2 and "duplicate item id" in err
 
 
-def test_run_says_it_is_building_the_benchmark_before_a_first_use_build(tmp_path, monkeypatch):
-    import lassbench.build as build
-    from lassbench.run import _resolve_data
-
-    notes: list[str] = []
-    monkeypatch.setattr(build, "default_benchmark", lambda **kw: notes.append("built") or tmp_path)
-    monkeypatch.setattr(build, "default_out", lambda *a: tmp_path / "empty-cache")
-    assert _resolve_data(None, notes.append) == tmp_path
-    assert notes[0].startswith("building the embedded synth benchmark") and notes[1] == "built"
-
-
 def test_the_cli_announces_a_first_use_build_before_importing_torch(tmp_path, monkeypatch, capsys):
     import lassbench.cli.run as cli_run
-    from lassbench.run import FIRST_USE_NOTE
+    from lassbench.ready import SYNTH_FIRST_USE_NOTE as FIRST_USE_NOTE
 
     monkeypatch.setenv("LASSBENCH_CACHE", str(tmp_path / "empty"))
     assert cli_run.FIRST_USE_NOTE == FIRST_USE_NOTE

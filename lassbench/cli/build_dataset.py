@@ -1,4 +1,5 @@
-"""``lassbench build-dataset``: a thin wrapper over :func:`lassbench.build.build_dataset`."""
+"""``lassbench build-dataset``: a thin wrapper over :func:`lassbench.ready.build_benchmark` (``build_dataset``, with
+the default synth folder kept current) and, with ``--export hf``, :func:`lassbench.export_hf.export_hf`."""
 
 from __future__ import annotations
 
@@ -95,8 +96,9 @@ def command(sources, out, protocol, index, splits, num_items, seed, sample_rate,
     OUT/target/<id>.wav, OUT/interferers/<id>_<k>.wav, OUT/manifest.csv (+ .parquet), OUT/dataset.json,
     OUT/skipped.csv.
     """
-    from lassbench.build import BuildConfig, build_dataset
+    from lassbench.build import BuildConfig
     from lassbench.protocols import get_protocol
+    from lassbench.ready import build_benchmark
 
     get_protocol(protocol)  # an unknown name is a one-line error before anything is read
     if export and export[0] != "hf":
@@ -120,7 +122,7 @@ def command(sources, out, protocol, index, splits, num_items, seed, sample_rate,
 
         if note := uncaptioned_note(sources):
             click.echo(note, err=True)
-    result = build_dataset(config)
+    result = build_benchmark(config)
     if result.total == 0:
         raise LassbenchError(f"nothing to build: no item could be planned (skipped sources and index rows, with "
                              f"reasons: {result.out / 'skipped.csv'})")

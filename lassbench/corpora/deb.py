@@ -11,8 +11,8 @@ message that says so, never silently replaced. An HTTP download is hashed as it 
 passes the pinned size by :data:`SIZE_MARGIN`, refused when its size differs from the pin, and tried again after
 2 s and 8 s when the failure may pass (connection, timeout, HTTP 5xx, a cut transfer).
 
-The package's DEP-5 copyright file (``usr/share/doc/<name>/copyright``) says which licence covers which file:
-:func:`parse_copyright`, :func:`stanza_for`.
+The package's DEP-5 copyright file (``usr/share/doc/<name>/copyright``, :func:`copyright_text`) says which licence
+covers which file: :func:`parse_copyright`, :func:`licence_stanza`.
 """
 
 from __future__ import annotations
@@ -299,6 +299,13 @@ class Stanza:
     licence: str
 
 
+def copyright_text(deb: Path, package: str) -> str:
+    """The package's copyright file (``usr/share/doc/*/copyright``), decoded."""
+    for _, payload in iter_deb_files(deb, lambda n: n.startswith("usr/share/doc/") and n.endswith("/copyright")):
+        return payload.decode("utf-8", "replace")
+    raise LassbenchError(f"{deb}: no usr/share/doc/*/copyright file; {package}'s licence cannot be verified")
+
+
 def parse_copyright(text: str) -> list[Stanza]:
     """The ``Files`` stanzas of a machine-readable copyright file (continuation lines joined)."""
     stanzas = []
@@ -330,6 +337,14 @@ def stanza_for(stanzas: list[Stanza], source_path: str) -> Stanza | None:
         if any(dep5_match(pattern, source_path) for pattern in stanza.files):
             found = stanza
     return found
+
+
+def licence_stanza(stanzas: list[Stanza], source_path: str) -> Stanza:
+    """The stanza that covers ``source_path`` (the file's path in the upstream source, as the ``Files`` patterns
+    name it); with no path, or none matching, the stanza of every file (``Files: *``); an empty stanza (no
+    copyright, no licence) when the file has none."""
+    stanza = stanza_for(stanzas, source_path) if source_path else None
+    return stanza or stanza_for(stanzas, "*") or Stanza(("*",), "", "")
 
 
 def dep5_match(pattern: str, path: str) -> bool:

@@ -12,8 +12,9 @@ it to classes with regular expressions. The build:
    at a fixed offset and, under 3 s, repeated one to three times with pauses (the count is in the captions);
 5. measures what is audible (active seconds, loudness, spectral centroid) and writes captions from the class
    phrase plus those measurements (each in one of several phrasings) and two captions people wrote for the class's
-   sound (:mod:`lassbench.corpora.human_captions`, when it has some), the class's AudioSet labels, and a
-   provenance row (package, version, file, licence and credit from the DEP-5 stanza covering the file).
+   sound (:mod:`lassbench.corpora.human_captions`, when it has some) — steps 4 and 5 are
+   :mod:`lassbench.corpora.packaged_clips` — the class's AudioSet labels, and a provenance row (package, version,
+   file, licence and credit from the DEP-5 stanza covering the file).
 
 Everything is a pure function of the pinned bytes, so two builds are bit-identical.
 """
@@ -37,11 +38,19 @@ import numpy as np
 import pandas as pd
 
 from lassbench.audio import read_audio, sha1_file, sweep_stale_temps, write_audio, write_text_atomic
-from lassbench.corpora.deb import DebPin, Stanza, fetch_deb, iter_deb_files, parse_copyright, stanza_for
+from lassbench.corpora.deb import (
+    DebPin,
+    Stanza,
+    copyright_text,
+    fetch_deb,
+    iter_deb_files,
+    licence_stanza,
+    parse_copyright,
+)
 from lassbench.corpora.human_captions import human_captions_for, load_human_captions
+from lassbench.corpora.packaged_clips import LANGUAGES, arrange, captions_for, fixed_hash, make_clip, measure
 from lassbench.errors import LassbenchError
 from lassbench.manifests import SOURCE_COLUMNS, encode_list, write_manifest_csv
-from lassbench.mixing import integrated_loudness
 from lassbench.paths import check_output_folder
 from lassbench.safe_names import check_names
 
@@ -53,16 +62,11 @@ RESERVED_PACKAGES = (
 # DFSG-free licences that allow redistributing derived clips; anything else (NC, ND, unknown) is refused
 FREE_LICENCE = re.compile(r"^(?!.*-(NC|ND)\b)(L?GPL|CC-BY|CC0|Public[ -]?Domain|Expat|MIT|BSD|Apache|Zlib|Artistic)",
                           re.I)
-LANGUAGES = {"fr": "French", "ru": "Russian", "ro": "Romanian", "ca": "Catalan", "bg": "Bulgarian", "es": "Spanish",
-             "be": "Belarusian", "el": "Greek", "da": "Danish", "lt": "Lithuanian", "nl": "Dutch"}
-CLIP_SECONDS = 10.0
-REPEAT_BELOW_S = 3.0  # events shorter than this are repeated 1-3 times, as events in real 10 s clips often are
 SPLIT_SHARES = (("test", 0.15), ("val", 0.15))  # the rest is train; every class gets at least one group of each
 # Classes held out whole, for testing on sounds never heard in training (docs/real-corpus.md, "unseen classes"):
 UNSEEN_SPLIT = "test-unseen"
 UNSEEN_SHARE = 0.2  # of the classes
 UNSEEN_MAX_CLIPS = 100  # a class this big stays seen: holding it out would take too much from training
-ACTIVE_FLOOR_DB = -40.0  # a 50 ms frame counts as active within 40 dB of the clip's loudest frame
 
 
 @dataclass(frozen=True)
@@ -174,10 +178,6 @@ def select_members(names: list[str], package: str, rules: list[Rule]) -> list[Se
     return chosen
 
 
-def _hash(text: str) -> int:
-    return int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:8], "big")
-
-
 def unseen_classes(clips: dict[str, int], classes: dict[str, dict]) -> tuple[str, ...]:
     """The classes held out whole as ``test-unseen``: in SHA-256 order of the class name, the first
     ``ceil(UNSEEN_SHARE * classes)`` (at least two: an unseen target's interferers are unseen sounds too) of those
@@ -188,7 +188,7 @@ def unseen_classes(clips: dict[str, int], classes: dict[str, dict]) -> tuple[str
         return any(mine & set(classes[other].get("labels", ())) for other in clips if other != name)
 
     wanted = max(2, math.ceil(UNSEEN_SHARE * len(clips)))
-    eligible = [name for name in sorted(clips, key=lambda c: (_hash(c), c))
+    eligible = [name for name in sorted(clips, key=lambda c: (fixed_hash(c), c))
                 if 0 < clips[name] < UNSEEN_MAX_CLIPS and not shares_a_label(name)]
     return tuple(sorted(eligible[:wanted]))
 
@@ -208,7 +208,7 @@ def cap_and_split(selected: list[Selected], classes: dict[str, dict]) -> dict[st
         if label in unseen:
             splits.update(dict.fromkeys(keep, UNSEEN_SPLIT))
             continue
-        order = [g for g in sorted(groups, key=lambda g: (_hash(g), g)) if any(key(i) in keep for i in groups[g])]
+        order = [g for g in sorted(groups, key=lambda g: (fixed_hash(g), g)) if any(key(i) in keep for i in groups[g])]
         total = sum(sum(key(i) in keep for i in groups[g]) for g in order)
         targets = [(name, max(1, round(share * total)) if len(order) >= 3 else 0) for name, share in SPLIT_SHARES]
         size = {g: sum(key(i) in keep for i in groups[g]) for g in order}
@@ -235,120 +235,11 @@ def _kept(groups: dict[str, list[Selected]], spec: dict) -> set[str]:
     """The class's files within its ``max_clips``, chosen in a fixed hash order."""
     files = [item for members in groups.values() for item in members]
     cap = int(spec.get("max_clips", len(files)))
-    return {key(item) for item in sorted(files, key=lambda s: (_hash(key(s)), key(s)))[:cap]}
+    return {key(item) for item in sorted(files, key=lambda s: (fixed_hash(key(s)), key(s)))[:cap]}
 
 
 def key(item: Selected) -> str:
     return f"{item.package}/{item.member}"
-
-
-# -- clips, measurements, captions ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Arrangement:
-    offset_s: float
-    repetitions: int
-    gap_s: float
-
-
-def arrange(source_seconds: float, seed_text: str) -> Arrangement:
-    """Where a short recording sits in its 10 s clip (a fixed function of the file's name)."""
-    h = _hash(seed_text)
-    if source_seconds >= CLIP_SECONDS:
-        return Arrangement(0.0, 1, 0.0)
-    reps = 1 + h % 3 if source_seconds < REPEAT_BELOW_S else 1
-    gap = 0.4 + (h >> 8) % 1000 / 1000.0  # 0.4 .. 1.4 s between repetitions
-    while reps > 1 and reps * source_seconds + (reps - 1) * gap > CLIP_SECONDS - 0.5:
-        reps -= 1
-    used = reps * source_seconds + (reps - 1) * gap
-    room = max(0.0, CLIP_SECONDS - used)
-    offset = round(room * ((h >> 20) % 1000) / 1000.0 * 0.6, 3)  # start within the first 60% of the free room
-    return Arrangement(offset, reps, round(gap, 3))
-
-
-def make_clip(audio: np.ndarray, sample_rate: int, arrangement: Arrangement) -> np.ndarray:
-    n = int(round(CLIP_SECONDS * sample_rate))
-    clip = np.zeros(n, dtype=np.float32)
-    start = int(round(arrangement.offset_s * sample_rate))
-    step = audio.shape[0] + int(round(arrangement.gap_s * sample_rate))
-    for k in range(arrangement.repetitions):
-        at = start + k * step
-        part = audio[: max(0, n - at)]
-        clip[at:at + part.shape[0]] += part
-    peak = float(np.max(np.abs(clip))) if clip.size else 0.0
-    return clip * (0.99 / peak) if peak > 0.99 else clip  # only ever scaled down, never normalised up
-
-
-@dataclass(frozen=True)
-class Measured:
-    active_s: float
-    loudness_lufs: float
-    centroid_hz: float
-
-
-def measure(clip: np.ndarray, sample_rate: int) -> Measured:
-    """Listen-free description: seconds of activity, integrated loudness, spectral centroid of the active frames."""
-    hop = int(0.05 * sample_rate)
-    frames = clip[: clip.shape[0] // hop * hop].reshape(-1, hop)
-    energy_db = 10 * np.log10(np.mean(frames.astype(np.float64) ** 2, axis=1) + 1e-12)
-    active = energy_db > energy_db.max() + ACTIVE_FLOOR_DB
-    spectrum = np.abs(np.fft.rfft(frames[active] * np.hanning(hop), axis=1)) ** 2
-    freqs = np.fft.rfftfreq(hop, 1.0 / sample_rate)
-    total = spectrum.sum()
-    centroid = float((spectrum.sum(axis=0) * freqs).sum() / total) if total > 0 else 0.0
-    return Measured(round(float(active.sum()) * 0.05, 2), integrated_loudness(clip, sample_rate), centroid)
-
-
-# Several phrasings of each measured attribute: a clip's captions draw one per caption (a hash of the clip and the
-# caption's place), so no attribute is always worded the same way
-PHRASINGS = {
-    "2": ("twice", "two times", "repeated twice"), "3": ("three times", "thrice", "repeated three times"),
-    "briefly": ("briefly", "for a moment", "in one short burst"),
-    "continuously": ("continuously", "without a break", "on and on"),
-    "quietly": ("quietly", "softly", "faintly"), "loudly": ("loudly", "at high volume", "forcefully"),
-    "deep": ("with a deep, booming tone", "low-pitched", "with a low rumble"),
-    "bright": ("with a bright, hissy tone", "high-pitched", "with a sharp, bright timbre"),
-    "silence": ("then silence", "then nothing more", "and then it is quiet"),
-}
-
-
-def captions_for(label: str, phrases: list[str], measured: Measured, arrangement: Arrangement, lang: str,
-                 seed_text: str, human: tuple[str, ...] | list[str] = ()) -> list[str]:
-    """Several captions: the class phrases with what the measurements say is audible (each attribute in one of its
-    ``PHRASINGS``), then the ``human`` captions (people's words for the class's sound, :mod:`human_captions`)."""
-    language = f"in {LANGUAGES[lang]}" if lang in LANGUAGES else ""
-    words = []
-    if arrangement.repetitions > 1:
-        words.append(str(arrangement.repetitions) if str(arrangement.repetitions) in PHRASINGS else
-                     f"{arrangement.repetitions} times")
-    if measured.active_s < 1.0 and arrangement.repetitions == 1:
-        words.append("briefly")
-    elif measured.active_s > 7.0:
-        words.append("continuously")
-    if math.isfinite(measured.loudness_lufs) and measured.loudness_lufs < -38:
-        words.append("quietly")
-    elif measured.loudness_lufs > -18:
-        words.append("loudly")
-    tone = "deep" if measured.centroid_hz < 300 else ("bright" if measured.centroid_hz > 5000 else "")
-
-    def say(word: str, i: int) -> str:
-        options = PHRASINGS.get(word, (word,))
-        return options[_hash(f"{seed_text}#{i}#{word}") % len(options)]
-
-    start = _hash(seed_text) % len(phrases)
-    captions = []
-    for i in range(len(phrases)):
-        base = phrases[(start + i) % len(phrases)].format(lang=language).strip()
-        base = re.sub(r"\s+", " ", base)
-        extra = [say(word, i) for word in words[: 1 + i % 2]]
-        caption = base + (f" {extra[0]}" if extra else "") + "".join(f", {word}" for word in extra[1:])
-        if tone and i % 2 == 1:
-            caption += f", {say(tone, i)}"
-        if measured.active_s < 3.0 and i == len(phrases) - 1:
-            caption += f", {say('silence', i)}"
-        captions.append(caption[0].upper() + caption[1:])
-    return captions + list(human)
 
 
 # -- the build --------------------------------------------------------------------------------------------------
@@ -426,9 +317,9 @@ def _build_package(table: PackageTable, name: str, deb: Path, wanted: dict[str, 
                    out: Path, sample_rate: int, done: Callable[[], object] = lambda: None
                    ) -> tuple[list[dict], list[tuple[str, str]]]:
     pin = table.pins[name]
-    copyright_text = _copyright_text(deb, name)
-    write_text_atomic(out / "licences" / f"{name}.copyright", copyright_text)
-    stanzas = parse_copyright(copyright_text)
+    copyright_file = copyright_text(deb, name)
+    write_text_atomic(out / "licences" / f"{name}.copyright", copyright_file)
+    stanzas = parse_copyright(copyright_file)
     rows, skipped = [], []
     for member, payload in iter_deb_files(deb, lambda n: n in wanted):
         done()  # one clip of the progress bar, kept or skipped
@@ -445,19 +336,12 @@ def _build_package(table: PackageTable, name: str, deb: Path, wanted: dict[str, 
         if audio.size == 0 or not np.any(audio):
             skipped.append((key(item), "silent"))
             continue
-        stanza = stanza_for(stanzas, item.copyright_path) if item.copyright_path else None
-        stanza = stanza or stanza_for(stanzas, "*") or Stanza(("*",), "", "")
+        stanza = licence_stanza(stanzas, item.copyright_path)
         if not FREE_LICENCE.match(stanza.licence):
             raise LassbenchError(f"{name}: {member} is under {stanza.licence or 'no stated licence'!r}, not a "
                                  "licence that permits redistributing derived clips; remove its rule")
         rows.append(_clip_row(item, audio, sample_rate, splits[key(item)], table, pin, stanza, payload, out))
     return rows, skipped
-
-
-def _copyright_text(deb: Path, name: str) -> str:
-    for _, payload in iter_deb_files(deb, lambda n: n.startswith("usr/share/doc/") and n.endswith("/copyright")):
-        return payload.decode("utf-8", "replace")
-    raise LassbenchError(f"{deb}: no usr/share/doc/*/copyright file; {name}'s licence cannot be verified")
 
 
 def source_id_for(item: Selected) -> str:
@@ -519,27 +403,3 @@ def class_table(frame: pd.DataFrame) -> pd.DataFrame:
             "median_centroid_hz": round(float(part["centroid_hz"].median())),
         })
     return pd.DataFrame(rows)
-
-
-REAL_NAME = "real"  # `lassbench run MODEL --data real`
-
-
-def real_benchmark(log=print, *, mirror: str | None = None) -> Path:
-    """The built real-recordings benchmark (``cache_dir()/benchmarks/real``, val + test + test-unseen, seed 0): the
-    corpus is
-    downloaded to ``cache_dir()/corpora/packaged`` and the benchmark built on first use, reused afterwards."""
-    from lassbench.build import BuildConfig, build_dataset
-    from lassbench.paths import cache_dir
-
-    out = cache_dir() / "benchmarks" / REAL_NAME
-    if (out / "dataset.json").is_file() and (out / "manifest.csv").is_file():
-        return out
-    corpus = cache_dir() / "corpora" / "packaged"
-    if not (corpus / "manifest.csv").is_file():
-        log(f"downloading the real-recordings corpus to {corpus} (first use; ~420 MB of pinned Debian packages)...")
-        download_packaged(PackagedConfig(out_dir=corpus, mirror=mirror, use_apt=mirror is None))
-    log(f"building the real benchmark in {out} (first use; later runs reuse it)...")
-    present = set(pd.read_csv(corpus / "manifest.csv", usecols=["split"], dtype=str)["split"].dropna())
-    splits = tuple(s for s in ("val", "test", UNSEEN_SPLIT) if s in present)  # a corpus built before test-unseen
-    build_dataset(BuildConfig(out=out, sources=str(corpus), splits=splits, seed=0, progress=True))
-    return out

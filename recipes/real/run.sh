@@ -70,7 +70,7 @@ train_one() {  # model: fine-tune its synth-only checkpoint on synth + real (one
 if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
   t0=$SECONDS
   timed lassbench build-dataset --splits val,test  # the synth benchmark (cached after the first use)
-  SYNTH=$(python -c "from lassbench.build import default_benchmark; print(default_benchmark())")
+  SYNTH=$(python -c "from lassbench.ready import default_benchmark; print(default_benchmark())")
   timed lassbench build-dataset --sources "$CORPUS" --out "$TRAIN_VIEW" --protocol lassbench --splits val \
     --sample-rate 16000 --seed 0
   mkdir -p "$RUNS"

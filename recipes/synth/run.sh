@@ -33,7 +33,7 @@ timed() { local t0=$SECONDS; "$@"; echo "[$(date -u +%H:%M:%S)] '$*' took $((SEC
 if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
   timed lassbench build-dataset --splits val,test
 fi
-DATA=$(python -c "from lassbench.build import default_benchmark; print(default_benchmark())")
+DATA=$(python -c "from lassbench.ready import default_benchmark; print(default_benchmark())")
 
 ship_checkpoint() {  # float16 weights: half the bytes, and the figures below are measured with exactly these
   python -c "import sys; from lassbench.models.registry import half_precision_copy as h; h(sys.argv[1], sys.argv[2])" "$1" "$2"

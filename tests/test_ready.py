@@ -1,5 +1,5 @@
-"""`run --data`: a built benchmark, a downloaded corpus folder (built once, inside it) or `real` (found, not
-downloaded again)."""
+"""Ready-made benchmarks (the synth default, built once and reused) and `run --data`: a built benchmark, a downloaded
+corpus folder (built once, inside it) or `real` (found, not downloaded again)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,13 @@ from pathlib import Path
 import pytest
 from tiny_benchmark import build_tiny_benchmark
 
-from lassbench.benchmark_data import resolve_benchmark
+import lassbench.ready as ready
+from lassbench.build import BuildConfig
 from lassbench.cli import main as cli_main
 from lassbench.corpora.packaged import OWNER_MARK
 from lassbench.corpora.synth import synth_corpus
+from lassbench.manifests import read_item_manifest
+from lassbench.ready import default_benchmark, resolve_benchmark
 
 
 @pytest.fixture(scope="module")
@@ -78,3 +81,42 @@ def test_an_unfinished_packaged_download_says_to_rerun_it(tmp_path, capsys):
         cli_main(["run", "mixture", "--data", str(tmp_path / "real"), "--out", str(tmp_path / "results")])
     err = capsys.readouterr().err.strip().splitlines()
     assert exit_info.value.code == 2 and len(err) == 1 and "download packaged --out" in err[0]
+
+
+def test_run_says_it_is_building_the_benchmark_before_a_first_use_build(tmp_path, monkeypatch):
+    notes: list[str] = []
+    monkeypatch.setattr(ready, "default_benchmark", lambda **kw: notes.append("built") or tmp_path)
+    monkeypatch.setattr(ready, "default_out", lambda *a: tmp_path / "empty-cache")
+    assert resolve_benchmark(None, notes.append) == tmp_path
+    assert notes[0].startswith("building the embedded synth benchmark") and notes[1] == "built"
+
+
+def test_building_into_the_default_synth_folder_drops_a_stale_build_and_records_the_render_code_first(
+        tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("LASSBENCH_CACHE", str(tmp_path))
+    out = tmp_path / "benchmarks" / "synth"
+    (out / ".lassbench").mkdir(parents=True)
+    (out / "manifest.csv").write_text("id,query\n")
+    (out / ".lassbench" / "build.json").write_text(json.dumps({"sources": "/old/synth/v1-sr16000/manifest.csv"}))
+    found: list[list[str]] = []  # what each build found in its folder
+    monkeypatch.setattr(ready, "build_dataset", lambda config: found.append(
+        sorted(str(p.relative_to(ready.output_folder(config))) for p in ready.output_folder(config).rglob("*"))))
+    ready.build_benchmark(BuildConfig())
+    assert found == [[".lassbench", ".lassbench/render.json"]] and "rebuilding" in capsys.readouterr().err
+    assert json.loads((out / ".lassbench" / "render.json").read_text()) == {"render_digest": ready.render_digest()}
+    ready.build_benchmark(BuildConfig(out=tmp_path / "mine"))  # any other folder is the user's: left as it is
+    assert found[1] == []
+
+
+@pytest.mark.slow
+def test_default_benchmark_builds_the_synth_benchmark_once(tmp_path, monkeypatch):
+    monkeypatch.setenv("LASSBENCH_CACHE", str(tmp_path))
+    out = default_benchmark()
+    manifest = read_item_manifest(out / "manifest.csv")
+    assert out == tmp_path / "benchmarks" / "synth"
+    assert manifest["split"].value_counts().to_dict() == {"test": 300, "val": 200}
+    assert json.loads((out / "dataset.json").read_text())["name"] == "synth"
+    assert set(manifest["condition"]) == {"attribute_contrast", "different_class"}
+    stamp = (out / "manifest.csv").stat().st_mtime_ns
+    assert default_benchmark(("test",)) == out
+    assert (out / "manifest.csv").stat().st_mtime_ns == stamp
