@@ -54,17 +54,7 @@ from lassbench.controls import (
 from lassbench.corpora.packaged import UNSEEN_SPLIT
 from lassbench.distributed import Distributed, all_ranks_ok, barrier, init_distributed, process_device
 from lassbench.errors import LassbenchError
-from lassbench.evaluate import (
-    ProtocolRules,
-    breakdowns,
-    format_table,
-    headline_of,
-    item_classes,
-    protocol_rules,
-    summarize,
-    write_results,
-)
-from lassbench.fad import add_fad, fad_scorer
+from lassbench.fad import fad_scorer
 from lassbench.manifests import (
     check_unique_ids,
     decode_list,
@@ -90,6 +80,14 @@ from lassbench.run_stream import (
     merge_partials,
     remove_partials,
     run_shard,
+)
+from lassbench.summary import (
+    ProtocolRules,
+    benchmark_summary,
+    format_table,
+    item_classes,
+    protocol_rules,
+    write_results,
 )
 
 
@@ -245,22 +243,13 @@ def _run_variant(model, plan: VariantPlan, items: pd.DataFrame, config: RunConfi
     rows = merge_partials(partial, fingerprint, len(reader), order=reader.ids)
     fad_stats = fad.score_rows(rows) if fad is not None and not plan.scores_false_separation else None
     per_item = _per_item(rows, items, plan)
-    clap_names = [clap.score_name, clap.improvement_name] if clap is not None else []
-    names = [c for c in (*rules.metrics, *FALSE_SEPARATION_METRICS, *clap_names) if c in per_item.columns]
-    summary = summarize(per_item, names, aggregate=rules.aggregate, convention=rules.convention)
-    summary["aggregate_from"] = rules.source
-    summary["headline"] = headline_of(rules, names)
-    summary["definitions"].update({k: v for k, v in FALSE_SEPARATION_DEFINITIONS.items() if k in names})
-    if clap is not None:
-        summary["definitions"].update(clap.info["definitions"])
-        summary["clap"] = clap.info
-    if fad_stats is not None:
-        add_fad(summary, fad, fad_stats)
-    summary["breakdowns"] = breakdowns(per_item, names)
-    summary.update(benchmark=benchmark, protocol=dataset.get("protocol"), exact=dataset.get("exact"),
-                   lassbench_version=__version__)
-    if selection.subset is not None:
-        summary["subset"] = selection.subset
+    names = [c for c in (*rules.metrics, *FALSE_SEPARATION_METRICS) if c in per_item.columns]
+    clap_names = [c for c in (clap.score_name, clap.improvement_name) if c in per_item.columns] if clap else []
+    summary = benchmark_summary(
+        per_item, names, rules, dataset, benchmark=benchmark, reference_free=clap_names,
+        definitions={k: v for k, v in FALSE_SEPARATION_DEFINITIONS.items() if k in names},
+        clap=clap.info if clap is not None else None, fad=(fad, fad_stats) if fad_stats is not None else None,
+        subset=selection.subset)
     info = _run_info(config, query_type, model, checkpoint, dataset, benchmark, plan.variant,
                      time.time() - started, len(per_item))
     info.update(scored_against=plan.reference, world_size=dist.world, fingerprint=fingerprint)

@@ -18,9 +18,10 @@ from lassbench import metrics
 from lassbench.audio import read_audio, write_audio
 from lassbench.cli import main
 from lassbench.errors import LassbenchError
-from lassbench.evaluate import evaluate_manifest, protocol_rules, summarize
+from lassbench.evaluate import evaluate_manifest
 from lassbench.leaderboard import read_result_folder
 from lassbench.manifests import ITEM_COLUMNS, write_manifest_csv
+from lassbench.summary import protocol_rules, summarize
 
 RATE = 8000
 
