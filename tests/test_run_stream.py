@@ -417,7 +417,7 @@ def test_the_default_batch_size_is_eight_except_for_a_full_size_separator_on_cpu
     from click.testing import CliRunner
 
     from lassbench.cli.run import command
-    from lassbench.run import default_batch_size
+    from lassbench.run_stream import default_batch_size
 
     assert default_batch_size("cpu", 1_338_883) == 8  # the shipped tiny lassnet
     assert default_batch_size("cpu", 29_000_000) == 1
