@@ -509,7 +509,8 @@ def _finish(out: Path, specs: list[ItemSpec], prepared: Prepared, resolved, conf
         "name": out.resolve().name,
         "protocol": config.protocol,
         "exact": prepared.exact,
-        "parameters": jsonable(prepared.parameters),
+        "parameters": jsonable({**prepared.parameters,  # the protocol's SI-SDR convention beside its aggregation
+                                "si_sdr_convention": get_protocol(config.protocol).SI_SDR_CONVENTION}),
         "sources": {"origin": _absolute_origin(resolved.origin), "clips": int(len(resolved.frame)),
                     "digest": _frame_digest(resolved.frame), "table": SOURCES_TABLE},
         "lassbench_version": __version__,

@@ -13,7 +13,7 @@ files a result is written to. ``evaluate`` and ``run`` both build their summarie
 ``metrics[name]["mean"]`` is the headline number under ``aggregate`` (see :func:`summarize`); ``ci95_*`` is its
 bootstrap interval; ``median``/``std`` are over items. A built benchmark's protocol chooses the SI-SDR convention,
 the aggregate and which SDR is its headline (``headline``: ``{"sdr": "bss_sdr", "sdri": "bss_sdri"}`` for CLAPSep's
-BSS-Eval figures) (:func:`protocol_rules`); all are recorded.
+BSS-Eval figures); its ``dataset.json`` records them (:func:`protocol_rules`) and summary.json repeats them.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from lassbench.errors import LassbenchError
 from lassbench.fad import add_fad, is_fad_metric
 from lassbench.jsonio import jsonable
 from lassbench.manifests import decode_list, first_label, write_manifest_csv
-from lassbench.metrics import DEFAULT_METRICS, METRICS, SI_SDR_CONVENTIONS, definition, si_sdr_convention
+from lassbench.metrics import DEFAULT_METRICS, METRICS, SI_SDR_CONVENTIONS, definition
 
 AGGREGATES = ("mean", "class-median-mean", "class-mean")
 HEADLINE_SDRS = ("sdr", "bss_sdr")
@@ -73,9 +73,9 @@ class ProtocolRules:
 def protocol_rules(dataset: dict) -> ProtocolRules:
     """The scoring rules of a built benchmark, from its ``dataset.json`` content.
 
-    SI-SDR: AudioSep's ``calculate_sisdr`` for the ``audiosep``, ``dcase2024`` and ``clapsep`` protocols, zero-mean
-    otherwise (:func:`lassbench.metrics.si_sdr_convention`). Aggregate: ``parameters.aggregation`` where the
-    protocol recorded one (AudioSep's AudioSet list: ``class-median-mean``, MUSIC: ``class-mean``), else ``mean``.
+    ``parameters.si_sdr_convention`` where the build recorded it, else the convention the protocol declares
+    (:func:`declared_si_sdr_convention`). Aggregate: ``parameters.aggregation`` where the protocol recorded one
+    (AudioSep's AudioSet list: ``class-median-mean``, MUSIC: ``class-mean``), else ``mean``.
     """
     parameters = dataset.get("parameters") if isinstance(dataset.get("parameters"), dict) else {}
     aggregate = parameters.get("aggregation")
@@ -85,8 +85,19 @@ def protocol_rules(dataset: dict) -> ProtocolRules:
     sdr = parameters.get("headline_sdr") or ("bss_sdr" if dataset.get("protocol") == "clapsep" else "sdr")
     if sdr not in HEADLINE_SDRS:
         raise LassbenchError(f"dataset.json: unknown headline_sdr {sdr!r}; known: {', '.join(HEADLINE_SDRS)}")
-    return ProtocolRules(si_sdr_convention(dataset.get("protocol")), aggregate or "mean",
-                         "dataset.json" if aggregate else "default", sdr)
+    convention = parameters.get("si_sdr_convention") or declared_si_sdr_convention(dataset.get("protocol"))
+    if convention not in SI_SDR_CONVENTIONS:
+        raise LassbenchError(f"dataset.json: unknown si_sdr_convention {convention!r}; known: "
+                             f"{', '.join(SI_SDR_CONVENTIONS)}")
+    return ProtocolRules(convention, aggregate or "mean", "dataset.json" if aggregate else "default", sdr)
+
+
+def declared_si_sdr_convention(protocol: str | None) -> str:
+    """The SI-SDR convention protocol ``protocol`` declares (its module's ``SI_SDR_CONVENTION``): what a benchmark
+    built before dataset.json recorded it is scored with. ``zero-mean`` for no protocol or one lassbench lacks."""
+    from lassbench.protocols import PROTOCOLS, get_protocol
+
+    return get_protocol(protocol).SI_SDR_CONVENTION if protocol in PROTOCOLS else "zero-mean"
 
 
 def headline_of(rules: ProtocolRules, scored: Iterable[str]) -> dict[str, str]:
