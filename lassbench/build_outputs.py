@@ -23,7 +23,7 @@ from lassbench.audio import atomic_path, write_text_atomic
 from lassbench.corpora import ResolvedSources
 from lassbench.jsonio import jsonable
 from lassbench.manifests import ITEM_COLUMNS, write_manifest_csv
-from lassbench.protocols import Prepared
+from lassbench.protocols import Prepared, get_protocol
 
 SOURCES_TABLE = "sources.csv"  # every measured clip: path, split, length, loudness (what training remixes from)
 
@@ -45,7 +45,8 @@ def write_outputs(out: Path, rows: list[dict], *, protocol: str, subtype: str, p
         "name": out.resolve().name,
         "protocol": protocol,
         "exact": prepared.exact,
-        "parameters": jsonable(prepared.parameters),
+        "parameters": jsonable({**prepared.parameters,  # the protocol's SI-SDR convention beside its aggregation
+                                "si_sdr_convention": get_protocol(protocol).SI_SDR_CONVENTION}),
         "sources": {"origin": _absolute_origin(resolved.origin), "clips": int(len(resolved.frame)),
                     "digest": _frame_digest(resolved.frame), "table": SOURCES_TABLE},
         "lassbench_version": __version__,

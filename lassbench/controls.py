@@ -10,11 +10,13 @@ is scored against.
 * ``negative``: the benchmark's ``negative_query`` column (CLAPSep's protocol), scored against the first interferer.
 
 A :class:`VariantPlan` is plain lists, one entry per item, so a DataLoader's workers get it cheaply.
+:func:`run_variants` says which variants a run asks for, :func:`variant_plans` makes their plans.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +28,7 @@ from lassbench.manifests import decode_list
 
 CONTROLS = ("wrong-query", "absent", "interferer", "negative")
 QUERY_VARIANTS = ("default", "caption-2", "caption-3", "caption-4", "caption-5", "tags", "paraphrase")
+SOURCE_VARIANTS = frozenset({"paraphrase", "absent", "interferer", "negative"})  # need the source clips' captions
 # Which variants score against which reference; "absent" has none.
 TARGET, INTERFERER, NONE = "target", "interferer", "none"
 FALSE_SEPARATION_FLOOR_DB = -120.0  # a silent output; keeps the mean finite
@@ -70,6 +73,141 @@ def parse_controls(values) -> list[str]:
             if name not in names:
                 names.append(name)
     return names
+
+
+def run_variants(query_type: str, queries: str, controls: list[str]) -> list[str]:
+    """The variants a run asks for: the main one, the query-robustness study (``queries="all"``), the controls."""
+    if queries not in ("caption", "all"):
+        raise LassbenchError(f"--queries must be 'caption' or 'all', not '{queries}'")
+    if queries == "all" and query_type != "caption":
+        raise LassbenchError("--queries all needs a text-queried model (e.g. lassnet)")
+    if "wrong-query" in controls and query_type != "caption":
+        raise LassbenchError("--control wrong-query needs a text-queried model (e.g. lassnet)")
+    variants = ["default"]
+    if queries == "all":
+        variants += [*[f"caption-{k}" for k in range(2, 6)], "tags", "paraphrase", "wrong-query"]
+    return variants + [c for c in controls if c not in variants]
+
+
+def needs_sources(variants: list[str]) -> bool:
+    """Whether the plans of ``variants`` read the benchmark's source manifest (captions and labels of any clip)."""
+    return bool(SOURCE_VARIANTS & set(variants))
+
+
+def variant_plans(items: pd.DataFrame, variants: list[str], *, manifest: pd.DataFrame, sources: pd.DataFrame | None,
+                  data_dir: Path, seed: int, log: Callable[[str], None]) -> list[VariantPlan]:
+    """The plan of every variant the benchmark can provide; the others are skipped with a note to ``log``.
+    ``manifest``: the benchmark's items of every split (list columns filled), where ``sources`` (its source
+    manifest, when :func:`needs_sources`) cannot be read."""
+    clips = clip_lookup(manifest, sources) if needs_sources(variants) else {}
+    paraphrases = _paraphrases(sources) if "paraphrase" in variants else {}
+    plans = []
+    for variant in variants:
+        try:
+            plans.append(_plan(items, variant, clips, paraphrases, data_dir, seed))
+        except SkipVariant as exc:
+            log(f"skipped variant {exc}")
+    return plans
+
+
+def askable(model, plan: VariantPlan, log: Callable[[str], None]) -> bool:
+    """A class-conditioned model can only be asked for a class it knows: check every item now, not mid-run."""
+    known = getattr(model, "class_index", None)
+    if known is None:
+        return True
+    unknown = sorted({labels[0] if labels else "(none)" for labels in plan.labels} - set(known))
+    if unknown and plan.variant == "default":  # the main run cannot be skipped
+        raise LassbenchError(f"the class-conditioned model does not know class(es) {', '.join(unknown[:5])}; "
+                             f"it knows {', '.join(sorted(known))}")
+    if unknown:
+        log(f"skipped variant {plan.variant}: the class-conditioned model does not know class(es) "
+            f"{', '.join(unknown[:5])}")
+    return not unknown
+
+
+def _plan(items: pd.DataFrame, variant: str, clips: dict, paraphrases: dict, data_dir: Path,
+          seed: int) -> VariantPlan:
+    if variant == "absent":
+        return absent_plan(items, clips, seed)
+    if variant == "interferer":
+        return interferer_plan(items, clips, data_dir)
+    if variant == "negative":
+        return negative_plan(items, clips, data_dir)
+    queries = variant_queries(items, variant, paraphrases=paraphrases, seed=seed)
+    if queries is None:
+        raise SkipVariant(f"{variant}: the benchmark cannot provide it (no such captions, tags or paraphrases)")
+    return target_plan(items, variant, queries)
+
+
+# --- the query of every item under a variant ------------------------------------------------------------------
+
+
+def variant_queries(items: pd.DataFrame, variant: str, *, paraphrases: dict | None = None,
+                    seed: int = 0) -> list[str] | None:
+    """The query of every item under ``variant``; None when the benchmark cannot provide that variant."""
+    if variant in ("wrong-query", "paraphrase") and "target_id" not in items:
+        return None  # an `id,query` manifest (real mixtures): no target clip to tell items apart by
+    if variant in ("default", "caption"):
+        return list(items["query"])
+    if variant == "tags":
+        return [", ".join(labels) if labels else "" for labels in items["labels"]] if _all_labelled(items) else None
+    if variant == "wrong-query":
+        return list(items["query"].iloc[_wrong_query_permutation(items["target_id"].tolist(), seed)])
+    if variant.startswith("caption-"):
+        k = int(variant.removeprefix("caption-")) - 1
+        return _other_caption(items, k)
+    if variant == "paraphrase":
+        lookup = paraphrases or {}
+        if not all(lookup.get(t) for t in items["target_id"]):
+            return None
+        return [lookup[t][i % len(lookup[t])] for i, t in enumerate(items["target_id"])]
+    raise LassbenchError(f"unknown query variant '{variant}'")
+
+
+def queries_by_id(items: pd.DataFrame, queries: list[str], ids) -> list[str]:
+    lookup = dict(zip(items["id"], queries, strict=True))
+    return [lookup[i] for i in ids]
+
+
+def _other_caption(items: pd.DataFrame, k: int) -> list[str] | None:
+    """The k-th caption of the clip other than the query (k=1: the first other one)."""
+    queries = []
+    for query, captions in zip(items["query"], items["captions"], strict=True):
+        others = [c for c in captions if c != query]
+        if k < 1 or len(others) < k:
+            return None
+        queries.append(others[k - 1])
+    return queries
+
+
+def _wrong_query_permutation(target_ids: list[str], seed: int) -> np.ndarray:
+    """A permutation sending every item to an item with a different target clip.
+
+    Items are shuffled, grouped by target, then rotated by the largest group's size: no item lands in its own group
+    as long as no target holds more than half of the items (otherwise as few as possible do).
+    """
+    n = len(target_ids)
+    shuffled = np.random.default_rng(seed).permutation(n)
+    order = sorted(shuffled, key=lambda i: target_ids[i])  # stable: random order within a target
+    shift = max(pd.Series(target_ids).value_counts().max(), 1) if n else 0
+    perm = np.empty(n, dtype=int)
+    for position, item in enumerate(order):
+        perm[item] = order[(position + shift) % n]
+    return perm
+
+
+def _all_labelled(items: pd.DataFrame) -> bool:
+    return "labels" in items and all(bool(labels) for labels in items["labels"])
+
+
+def _paraphrases(sources: pd.DataFrame | None) -> dict[str, list[str]]:
+    """target source_id -> paraphrases, from the sources the benchmark was built from (if they have them)."""
+    if sources is None or "paraphrases" not in sources:
+        return {}
+    return {sid: decode_list(p) for sid, p in zip(sources["source_id"], sources["paraphrases"], strict=True)}
+
+
+# --- the plans -------------------------------------------------------------------------------------------------
 
 
 def target_plan(items: pd.DataFrame, variant: str, queries: list[str]) -> VariantPlan:

@@ -11,8 +11,8 @@ Conventions (see ``docs/metrics.md`` for the derivations and the published evalu
   Like AudioSep's ``calculate_sdr`` it floors both mean powers at ``SDR_EPS = 1e-10`` before the ratio, so it is
   always finite: a perfect estimate scores ``10·log10(max(mean(s²), 1e-10) / 1e-10)``, i.e. ``100 dB +
   10·log10(mean(s²))`` — at most 100 dB for any reference within [-1, 1].
-* ``si_sdr`` has two conventions (:data:`SI_SDR_CONVENTIONS`), chosen per benchmark by its protocol
-  (:func:`si_sdr_convention`): lassbench's zero-mean one (also always available as ``si_sdr_zm``) and AudioSep's
+* ``si_sdr`` has two conventions (:data:`SI_SDR_CONVENTIONS`), chosen per benchmark by its protocol (recorded in
+  its dataset.json): lassbench's zero-mean one (also always available as ``si_sdr_zm``) and AudioSep's
   ``calculate_sisdr`` (AudioSep, DCASE 2024 and CLAPSep evaluators: no mean removal, float eps, no clipping).
 * The zero-mean SI-SDR and ``bss_sdr`` have no natural power scale, so instead of an absolute floor they are clipped
   to ``±CAP_DB = 100 dB``: a perfect (or perfectly rescaled / filtered) estimate scores exactly 100 dB; when signal
@@ -114,14 +114,6 @@ SI_SDR_CONVENTIONS: dict[str, str] = {
                 "energies, unclipped: AudioSep utils.calculate_sisdr (AudioSep, DCASE2024 evaluators), the same "
                 "formula as torchmetrics scale_invariant_signal_distortion_ratio(zero_mean=False) (CLAPSep)",
 }
-# Protocols whose published evaluator scores SI-SDR with AudioSep's calculate_sisdr (or torchmetrics' identical
-# zero_mean=False formula); every other protocol keeps lassbench's zero-mean, capped definition.
-_AUDIOSEP_SI_SDR_PROTOCOLS = frozenset({"audiosep", "dcase2024", "clapsep"})
-
-
-def si_sdr_convention(protocol: str | None) -> str:
-    """The SI-SDR convention of a benchmark's protocol: ``"audiosep"`` where its evaluator uses that formula."""
-    return "audiosep" if protocol in _AUDIOSEP_SI_SDR_PROTOCOLS else "zero-mean"
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lassbench.errors import LassbenchError
-from lassbench.evaluate import item_set_digest, subset_record
+from lassbench.subsets import subset_record
+from lassbench.summary import item_set_digest
 
 DEFAULT_SPLIT = "test"  # the split a result folder without a key scores
 LOCK_NAME = ".lassbench-run.lock"

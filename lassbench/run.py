@@ -1,14 +1,9 @@
 """``lassbench run MODEL``: separate a built benchmark with a model of the zoo, score it, write the results.
 
 Results go to ``OUT/<benchmark>/<system>/{per_item.csv, summary.json, run.json}`` where ``system`` is the model name
-for the main run and ``<model>@<variant>`` for the controls and the query-robustness study:
-
-* ``wrong-query``: each item's query is swapped for the caption of another item with a different target clip; a model
-  that listens to language loses SDRi.
-* ``--queries all`` (text-queried models): ``caption`` (the benchmark's query), ``caption-2``.. (each other human
-  caption of the same clip), ``tags`` (class labels only), ``paraphrase`` (wordings never used in training, where the
-  corpus has them) and ``wrong-query``.
-* ``absent``, ``interferer``, ``negative``: the query controls of :mod:`lassbench.controls`.
+for the main run and ``<model>@<variant>`` for the query-robustness study (``--queries all``) and the controls
+(``wrong-query``, ``absent``, ``interferer``, ``negative``): :mod:`lassbench.controls` says what each variant asks
+for and scores against; :mod:`lassbench.summary` builds summary.json as ``evaluate`` does.
 
 Separation streams (:mod:`lassbench.run_stream`): batches are read ahead by DataLoader workers, scored as they finish
 and appended to a partial file, so memory does not grow with the number of items, an interrupted run resumes, and
@@ -20,17 +15,15 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import math
-import os
 import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import torch
 from tqdm import tqdm
@@ -40,37 +33,19 @@ from lassbench.audio import audio_info, sha256_file, sweep_stale_temps, write_te
 from lassbench.controls import (
     FALSE_SEPARATION_DEFINITIONS,
     FALSE_SEPARATION_METRICS,
-    QUIET_THRESHOLD_DB,
-    SkipVariant,
     VariantPlan,
-    absent_plan,
-    clip_lookup,
-    interferer_plan,
-    negative_plan,
+    askable,
+    needs_sources,
     parse_controls,
-    target_plan,
+    queries_by_id,
+    run_variants,
+    variant_plans,
 )
 from lassbench.corpora.packaged import UNSEEN_SPLIT
-from lassbench.distributed import Distributed, all_ranks_ok, barrier, init_distributed, process_device
+from lassbench.distributed import Distributed, barrier, init_distributed, process_device
 from lassbench.errors import LassbenchError
-from lassbench.evaluate import (
-    ProtocolRules,
-    breakdowns,
-    format_table,
-    headline_of,
-    item_classes,
-    protocol_rules,
-    summarize,
-    write_results,
-)
-from lassbench.fad import add_fad, fad_scorer
-from lassbench.manifests import (
-    check_unique_ids,
-    decode_list,
-    locate_sources,
-    read_dataset_json,
-    read_item_manifest,
-)
+from lassbench.fad import fad_scorer
+from lassbench.manifests import check_unique_ids, locate_sources, read_dataset_json, read_item_manifest
 from lassbench.models.lassnet import sized_config
 from lassbench.models.registry import (
     build_model,
@@ -84,13 +59,15 @@ from lassbench.result_folders import ItemSelection, exclusive_out, item_selectio
 from lassbench.run_stream import (
     PARTIAL_DIR,
     BatchReader,
-    Shard,
+    default_batch_size,
+    default_workers,
     done_batches,
     item_shapes,
     merge_partials,
     remove_partials,
-    run_shard,
+    run_shards,
 )
+from lassbench.summary import ProtocolRules, benchmark_summary, item_classes, protocol_rules, write_results
 
 
 @dataclass
@@ -122,23 +99,6 @@ class RunOutcome:
     run_info: dict = field(default_factory=dict)
 
 
-SMALL_SEPARATOR = 5_000_000  # parameters (text encoder excluded): the shipped tiny models have 1.3 M
-
-
-def default_batch_size(device: str, parameters: int = 0) -> int:
-    """Items separated together: 8 on an accelerator, where a batch keeps the device busy; on CPU, 8 for a small
-    separator (a batch shares each layer's fixed cost: faster per item, docs/benchmarks.md) and 1 for a
-    full-size one, whose peak memory then stays at one item's. Batches only ever hold items of one length."""
-    if torch.device(device).type != "cpu" or parameters < SMALL_SEPARATOR:
-        return 8
-    return 1
-
-
-def default_workers() -> int:
-    """Reader processes: enough to keep one separator busy on a small machine, none on a single core."""
-    return min(2, max(0, (os.cpu_count() or 1) - 1))
-
-
 def run_model(config: RunConfig, *, log=None) -> list[RunOutcome]:
     """Separate + score; one outcome per variant (the main run first). Under torchrun (``WORLD_SIZE`` > 1) every
     rank separates its share of the batches and rank 0 merges; ranks other than 0 return ``[]``.
@@ -150,13 +110,36 @@ def run_model(config: RunConfig, *, log=None) -> list[RunOutcome]:
     if entry.query_type == "class-id" and config.split == UNSEEN_SPLIT:
         raise LassbenchError(f"{config.model}: not applicable on {UNSEEN_SPLIT}, whose classes are none it was "
                              "trained on (a class id exists only for a class seen in training)")
-    variants = _variants(entry.query_type, config, controls)
+    variants = run_variants(entry.query_type, config.queries, controls)
     check_out(config.out)
     with exclusive_out(config.out):
-        return _run_locked(config, entry, variants, log)
+        return _run_locked(config, entry.query_type, variants, log)
 
 
-def _run_locked(config: RunConfig, entry, variants: list[str], log) -> list[RunOutcome]:
+@dataclass
+class _Session:
+    """What every variant of one run shares: the model, the benchmark's items and rules, the scorers, the ranks."""
+
+    config: RunConfig
+    query_type: str
+    model: torch.nn.Module
+    checkpoint: Path | None
+    data_dir: Path
+    dataset: dict
+    benchmark: str
+    items: pd.DataFrame
+    selection: ItemSelection
+    shapes: list[tuple[int, int]]  # (samples, rate) of every item: batches hold items of one length
+    rules: ProtocolRules
+    base: dict  # the fingerprint of everything but the variant
+    dist: Distributed
+    device: str
+    log: Callable[[str], None]
+    clap: object = None  # lassbench.clapscore.ClapScorer
+    fad: object = None  # lassbench.fad.FadScorer
+
+
+def _run_locked(config: RunConfig, query_type: str, variants: list[str], log) -> list[RunOutcome]:
     data_dir = resolve_benchmark(config.data, log)
     dataset = read_dataset_json(data_dir)
     manifest = read_item_manifest(data_dir / "manifest.csv")
@@ -174,49 +157,34 @@ def _run_locked(config: RunConfig, entry, variants: list[str], log) -> list[RunO
     fad = fad_scorer(config.fad, device)
     if hasattr(model, "input_rate"):  # separators resample the benchmark's audio to their own rate
         model.input_rate = _benchmark_rate(dataset, items, data_dir)
-    benchmark = dataset.get("name") or data_dir.name
-    plans = _plans(items, manifest, variants, dataset, data_dir, config.seed, log)
-    plans = [plan for plan in plans if _askable(model, plan, log)]
-    shapes = item_shapes(data_dir, list(items["id"]))  # batches hold items of one length: read once for all variants
+    sources = read_sources_of(dataset, data_dir) if needs_sources(variants) else None
+    plans = variant_plans(items, variants, manifest=_with_list_columns(manifest), sources=sources,
+                          data_dir=data_dir, seed=config.seed, log=log)
+    plans = [plan for plan in plans if askable(model, plan, log)]
+    shapes = item_shapes(data_dir, list(items["id"]))  # read once for all variants
     if not getattr(model, "takes_negative_query", False):  # only then do negatives reach the model (and fingerprint)
         plans = [dataclasses.replace(plan, negatives=None) for plan in plans]
     base = _base_fingerprint(config, checkpoint, data_dir, device, selection)
-    base["si_sdr_convention"] = rules.convention
-    if rules.sdr != "sdr":  # only then: runs scored with the energy-ratio headline keep their fingerprint
-        base["headline_sdr"] = rules.sdr
-    base["batches"] = "equal-length"  # rows of padded batches (earlier versions) are never reused
-    if _resampled(model):  # only then: runs at the model's own rate keep their fingerprint
-        base["resampled"] = [int(model.input_rate), int(model.sample_rate)]  # not reused from before the rate fix
-    if clap is not None:  # only then: runs without CLAP keep their fingerprint
-        base["clap_sha256"] = clap.sha256
-    if fad is not None:  # likewise: the rows then carry FAD embeddings
-        base["fad_sha256"] = fad.sha256
-    outcomes = []
-    for plan in plans:
-        outcome = _run_variant(model, plan, items, config, entry.query_type, checkpoint, dataset, benchmark,
-                               data_dir, base, dist, device, log, rules, clap=clap, selection=selection, fad=fad,
-                               shapes=shapes)
-        if outcome is not None:
-            outcomes.append(outcome)
-    return outcomes
+    base.update(_scoring_fingerprint(rules, model, clap, fad))
+    session = _Session(config, query_type, model, checkpoint, data_dir, dataset, dataset.get("name") or data_dir.name,
+                       items, selection, shapes, rules, base, dist, device, log, clap, fad)
+    outcomes = [_run_variant(session, plan) for plan in plans]
+    return [outcome for outcome in outcomes if outcome is not None]
 
 
-def _run_variant(model, plan: VariantPlan, items: pd.DataFrame, config: RunConfig, query_type: str,
-                 checkpoint: Path | None, dataset: dict, benchmark: str, data_dir: Path, base: dict,
-                 dist: Distributed, device: str, log, rules: ProtocolRules, clap=None,
-                 selection: ItemSelection | None = None, fad=None,
-                 shapes: list[tuple[int, int]] | None = None) -> RunOutcome | None:
+def _run_variant(session: _Session, plan: VariantPlan) -> RunOutcome | None:
     started = time.time()
-    selection = selection or ItemSelection()
+    config, dist = session.config, session.dist
     system = config.model if plan.variant == "default" else f"{config.model}@{plan.variant}"
-    out_dir = Path(config.out) / benchmark / (system + selection.key)
-    fingerprint = _fingerprint(base, plan)
+    out_dir = Path(config.out) / session.benchmark / (system + session.selection.key)
+    fingerprint = _fingerprint(session.base, plan)
     finished = _finished(out_dir, fingerprint)
     if finished is not None:
         if dist.rank == 0:
-            log(f"{out_dir}: kept the results of an identical finished run (delete the folder to run it again)")
+            session.log(f"{out_dir}: kept the results of an identical finished run (delete the folder to run it "
+                        "again)")
         return finished if dist.rank == 0 else None
-    refuse_other_item_set(out_dir, items["id"], replace=config.replace)  # every rank: none starts separating
+    refuse_other_item_set(out_dir, session.items["id"], replace=config.replace)  # every rank: none starts separating
     partial = out_dir / PARTIAL_DIR
     if dist.rank == 0:  # temp files a run killed with SIGKILL left (those of live writers are kept)
         sweep_stale_temps(out_dir)
@@ -225,56 +193,37 @@ def _run_variant(model, plan: VariantPlan, items: pd.DataFrame, config: RunConfi
             # a new run, not a resume: estimates another run left must not sit beside this run's
             shutil.rmtree(out_dir / "estimates", ignore_errors=True)
     barrier(dist)
-    reader = BatchReader(data_dir, list(items["id"]), plan, config.batch_size, shapes)
-    workers = default_workers() if config.workers is None else config.workers
-    failure = None
-    try:
-        run_shard(model, reader, partial, fingerprint, shard=Shard(dist.rank, dist.world), metrics=rules.metrics,
-                  workers=workers, device=device, desc=f"separate {system}",
-                  estimates_dir=out_dir / "estimates" if config.save_audio else None, clap=clap,
-                  convention=rules.convention, fad=fad)
-    except (LassbenchError, OSError) as exc:
-        failure = exc
-    if not all_ranks_ok(failure is None, dist, device):
-        if failure is not None:
-            raise failure
-        raise LassbenchError(f"another process failed while separating {system}; see its message above")
+    reader = BatchReader(session.data_dir, list(session.items["id"]), plan, config.batch_size, session.shapes)
+    run_shards(session.model, reader, partial, fingerprint, dist=dist, system=system,
+               metrics=session.rules.metrics, workers=default_workers() if config.workers is None else config.workers,
+               device=session.device, estimates_dir=out_dir / "estimates" if config.save_audio else None,
+               clap=session.clap, convention=session.rules.convention, fad=session.fad)
     if dist.rank != 0:
         barrier(dist)
         return None
     rows = merge_partials(partial, fingerprint, len(reader), order=reader.ids)
-    fad_stats = fad.score_rows(rows) if fad is not None and not plan.scores_false_separation else None
-    per_item = _per_item(rows, items, plan)
-    clap_names = [clap.score_name, clap.improvement_name] if clap is not None else []
-    names = [c for c in (*rules.metrics, *FALSE_SEPARATION_METRICS, *clap_names) if c in per_item.columns]
-    summary = summarize(per_item, names, aggregate=rules.aggregate, convention=rules.convention)
-    summary["aggregate_from"] = rules.source
-    summary["headline"] = headline_of(rules, names)
-    summary["definitions"].update({k: v for k, v in FALSE_SEPARATION_DEFINITIONS.items() if k in names})
-    if clap is not None:
-        summary["definitions"].update(clap.info["definitions"])
-        summary["clap"] = clap.info
-    if fad_stats is not None:
-        add_fad(summary, fad, fad_stats)
-    summary["breakdowns"] = breakdowns(per_item, names)
-    summary.update(benchmark=benchmark, protocol=dataset.get("protocol"), exact=dataset.get("exact"),
-                   lassbench_version=__version__)
-    if selection.subset is not None:
-        summary["subset"] = selection.subset
-    info = _run_info(config, query_type, model, checkpoint, dataset, benchmark, plan.variant,
-                     time.time() - started, len(per_item))
-    info.update(scored_against=plan.reference, world_size=dist.world, fingerprint=fingerprint)
-    if selection.subset is not None:
-        info["subset"] = selection.subset
-    if clap is not None:
-        info["clap"] = clap.info
-    if fad_stats is not None:
-        info["fad"] = fad.info
+    # before the per-item table: score_rows takes the FAD embeddings out of the rows
+    fad_stats = session.fad.score_rows(rows) if session.fad is not None and not plan.scores_false_separation else None
+    per_item = _per_item(rows, session.items, plan)
+    summary = _summary(session, per_item, fad_stats)
+    info = _run_info(session, plan, time.time() - started, len(per_item), fingerprint, fad_stats is not None)
     write_results(per_item, summary, out_dir)
     write_text_atomic(out_dir / "run.json", json.dumps(info, indent=2) + "\n")  # last: marks the variant finished
     remove_partials(partial)
     barrier(dist)
     return RunOutcome(plan.variant, out_dir, summary, info)
+
+
+def _summary(session: _Session, per_item: pd.DataFrame, fad_stats: dict | None) -> dict:
+    """summary.json of one variant: the protocol's metrics (or the false-separation level), then CLAPScore."""
+    clap = session.clap
+    names = [c for c in (*session.rules.metrics, *FALSE_SEPARATION_METRICS) if c in per_item.columns]
+    clap_names = [c for c in (clap.score_name, clap.improvement_name) if c in per_item.columns] if clap else []
+    return benchmark_summary(
+        per_item, names, session.rules, session.dataset, benchmark=session.benchmark, reference_free=clap_names,
+        definitions={k: v for k, v in FALSE_SEPARATION_DEFINITIONS.items() if k in names},
+        clap=clap.info if clap is not None else None, fad=(session.fad, fad_stats) if fad_stats is not None else None,
+        subset=session.selection.subset)
 
 
 def _scoring_rules(dataset: dict, items: pd.DataFrame) -> ProtocolRules:
@@ -321,6 +270,21 @@ def _base_fingerprint(config: RunConfig, checkpoint: Path | None, data_dir: Path
         "lassbench_version": __version__, "torch_version": torch.__version__, "save_audio": config.save_audio,
         "text_encoder": str(Path(config.text_encoder).resolve()) if config.text_encoder else None,
     }
+
+
+def _scoring_fingerprint(rules: ProtocolRules, model, clap, fad) -> dict:
+    """What besides the options changes the rows: the protocol's scoring, the model's rate, the extra scorers. Each
+    optional entry is there only when it applies, so runs without it keep their fingerprint."""
+    extra: dict = {"si_sdr_convention": rules.convention, "batches": "equal-length"}  # padded batches: never reused
+    if rules.sdr != "sdr":
+        extra["headline_sdr"] = rules.sdr
+    if _resampled(model):  # not reused from before the rate fix
+        extra["resampled"] = [int(model.input_rate), int(model.sample_rate)]
+    if clap is not None:
+        extra["clap_sha256"] = clap.sha256
+    if fad is not None:  # the rows then carry FAD embeddings
+        extra["fad_sha256"] = fad.sha256
+    return extra
 
 
 def _fingerprint(base: dict, plan: VariantPlan) -> str:
@@ -377,125 +341,6 @@ def check_out(out: str | Path) -> None:
             pass
     except OSError as exc:
         raise LassbenchError(f"{path}: cannot write results there ({exc.strerror or exc})") from None
-
-
-# --- variants -------------------------------------------------------------------------------------------------
-
-
-def _plans(items: pd.DataFrame, manifest: pd.DataFrame, variants: list[str], dataset: dict, data_dir: Path,
-           seed: int, log) -> list[VariantPlan]:
-    """The plan of every variant the benchmark can provide; the others are skipped with a note."""
-    needs_sources = {"paraphrase", "absent", "interferer", "negative"} & set(variants)
-    sources = read_sources_of(dataset, data_dir) if needs_sources else None
-    clips = clip_lookup(_with_list_columns(manifest), sources) if needs_sources else {}
-    paraphrases = _paraphrases(sources) if "paraphrase" in variants else {}
-    plans = []
-    for variant in variants:
-        try:
-            plans.append(_plan(items, variant, clips, paraphrases, data_dir, seed))
-        except SkipVariant as exc:
-            log(f"skipped variant {exc}")
-    return plans
-
-
-def _askable(model, plan: VariantPlan, log) -> bool:
-    """A class-conditioned model can only be asked for a class it knows: check every item now, not mid-run."""
-    known = getattr(model, "class_index", None)
-    if known is None:
-        return True
-    unknown = sorted({labels[0] if labels else "(none)" for labels in plan.labels} - set(known))
-    if unknown and plan.variant == "default":  # the main run cannot be skipped
-        raise LassbenchError(f"the class-conditioned model does not know class(es) {', '.join(unknown[:5])}; "
-                             f"it knows {', '.join(sorted(known))}")
-    if unknown:
-        log(f"skipped variant {plan.variant}: the class-conditioned model does not know class(es) "
-            f"{', '.join(unknown[:5])}")
-    return not unknown
-
-
-def _plan(items: pd.DataFrame, variant: str, clips: dict, paraphrases: dict, data_dir: Path,
-          seed: int) -> VariantPlan:
-    if variant == "absent":
-        return absent_plan(items, clips, seed)
-    if variant == "interferer":
-        return interferer_plan(items, clips, data_dir)
-    if variant == "negative":
-        return negative_plan(items, clips, data_dir)
-    queries = variant_queries(items, variant, paraphrases=paraphrases, seed=seed)
-    if queries is None:
-        raise SkipVariant(f"{variant}: the benchmark cannot provide it (no such captions, tags or paraphrases)")
-    return target_plan(items, variant, queries)
-
-
-def variant_queries(items: pd.DataFrame, variant: str, *, paraphrases: dict | None = None,
-                    seed: int = 0) -> list[str] | None:
-    """The query of every item under ``variant``; None when the benchmark cannot provide that variant."""
-    if variant in ("wrong-query", "paraphrase") and "target_id" not in items:
-        return None  # an `id,query` manifest (real mixtures): no target clip to tell items apart by
-    if variant in ("default", "caption"):
-        return list(items["query"])
-    if variant == "tags":
-        return [", ".join(labels) if labels else "" for labels in items["labels"]] if _all_labelled(items) else None
-    if variant == "wrong-query":
-        return list(items["query"].iloc[_wrong_query_permutation(items["target_id"].tolist(), seed)])
-    if variant.startswith("caption-"):
-        k = int(variant.removeprefix("caption-")) - 1
-        return _other_caption(items, k)
-    if variant == "paraphrase":
-        lookup = paraphrases or {}
-        if not all(lookup.get(t) for t in items["target_id"]):
-            return None
-        return [lookup[t][i % len(lookup[t])] for i, t in enumerate(items["target_id"])]
-    raise LassbenchError(f"unknown query variant '{variant}'")
-
-
-def _variants(query_type: str, config: RunConfig, controls: list[str]) -> list[str]:
-    if config.queries not in ("caption", "all"):
-        raise LassbenchError(f"--queries must be 'caption' or 'all', not '{config.queries}'")
-    if config.queries == "all" and query_type != "caption":
-        raise LassbenchError("--queries all needs a text-queried model (e.g. lassnet)")
-    if "wrong-query" in controls and query_type != "caption":
-        raise LassbenchError("--control wrong-query needs a text-queried model (e.g. lassnet)")
-    variants = ["default"]
-    if config.queries == "all":
-        variants += [*[f"caption-{k}" for k in range(2, 6)], "tags", "paraphrase", "wrong-query"]
-    return variants + [c for c in controls if c not in variants]
-
-
-def _other_caption(items: pd.DataFrame, k: int) -> list[str] | None:
-    """The k-th caption of the clip other than the query (k=1: the first other one)."""
-    queries = []
-    for query, captions in zip(items["query"], items["captions"], strict=True):
-        others = [c for c in captions if c != query]
-        if k < 1 or len(others) < k:
-            return None
-        queries.append(others[k - 1])
-    return queries
-
-
-def _wrong_query_permutation(target_ids: list[str], seed: int) -> np.ndarray:
-    """A permutation sending every item to an item with a different target clip.
-
-    Items are shuffled, grouped by target, then rotated by the largest group's size: no item lands in its own group
-    as long as no target holds more than half of the items (otherwise as few as possible do).
-    """
-    n = len(target_ids)
-    shuffled = np.random.default_rng(seed).permutation(n)
-    order = sorted(shuffled, key=lambda i: target_ids[i])  # stable: random order within a target
-    shift = max(pd.Series(target_ids).value_counts().max(), 1) if n else 0
-    perm = np.empty(n, dtype=int)
-    for position, item in enumerate(order):
-        perm[item] = order[(position + shift) % n]
-    return perm
-
-
-def _all_labelled(items: pd.DataFrame) -> bool:
-    return "labels" in items and all(bool(labels) for labels in items["labels"])
-
-
-def queries_by_id(items: pd.DataFrame, queries: list[str], ids) -> list[str]:
-    lookup = dict(zip(items["id"], queries, strict=True))
-    return [lookup[i] for i in ids]
 
 
 def _benchmark_rate(dataset: dict, items: pd.DataFrame, data_dir: Path) -> int:
@@ -565,38 +410,37 @@ def read_sources_of(dataset: dict, data_dir: Path) -> pd.DataFrame | None:
     return resolve_sources(origin).frame if origin else None
 
 
-def _paraphrases(sources: pd.DataFrame | None) -> dict[str, list[str]]:
-    """target source_id -> paraphrases, from the sources the benchmark was built from (if they have them)."""
-    if sources is None or "paraphrases" not in sources:
-        return {}
-    return {sid: decode_list(p) for sid, p in zip(sources["source_id"], sources["paraphrases"], strict=True)}
-
-
-def _run_info(config: RunConfig, query_type: str, model, checkpoint: Path | None, dataset: dict, benchmark: str,
-              variant: str, wall: float, n_items: int) -> dict:
-    text_encoder = getattr(getattr(model, "config", None), "text_encoder", None) if query_type in (
+def _run_info(session: _Session, plan: VariantPlan, wall: float, n_items: int, fingerprint: str,
+              with_fad: bool) -> dict:
+    """run.json: the system, its checkpoint and text encoder, the benchmark, how it ran (written last)."""
+    config, model, checkpoint, variant = session.config, session.model, session.checkpoint, plan.variant
+    text_encoder = getattr(getattr(model, "config", None), "text_encoder", None) if session.query_type in (
         "caption", "tags") else None
     text_encoder = text_encoder or getattr(model, "tokenizer_source", None)
-    return {
+    info = {
         "model": config.model,
         "system": config.model if variant == "default" else f"{config.model}@{variant}",
         "variant": variant,
-        "query_type": "tags" if variant == "tags" else query_type,
+        "query_type": "tags" if variant == "tags" else session.query_type,
         "params": count_parameters(model),
         "checkpoint": _checkpoint_label(checkpoint),
         "checkpoint_sha256": sha256_file(checkpoint) if checkpoint else None,
         "checkpoint_bytes": Path(checkpoint).stat().st_size if checkpoint else None,
         "text_encoder": text_encoder,
-        "benchmark": benchmark,
+        "benchmark": session.benchmark,
         "split": config.split,
-        "protocol": dataset.get("protocol"),
+        "protocol": session.dataset.get("protocol"),
         "lassbench_version": __version__,
         "wall_time_s": round(wall, 2),
         "date": date.today().isoformat(),
         "n_items": n_items,
         "device": config.device,
         **({"model_sample_rate": int(model.sample_rate)} if _resampled(model) else {}),
+        "scored_against": plan.reference, "world_size": session.dist.world, "fingerprint": fingerprint,
     }
+    extras = {"subset": session.selection.subset, "clap": session.clap.info if session.clap is not None else None,
+              "fad": session.fad.info if with_fad else None}
+    return {**info, **{key: value for key, value in extras.items() if value is not None}}
 
 
 def _checkpoint_label(checkpoint: Path | None) -> str | None:
@@ -608,29 +452,3 @@ def _checkpoint_label(checkpoint: Path | None) -> str | None:
     if Path(checkpoint).resolve().parent == CHECKPOINT_DIR:
         return f"shipped:{Path(checkpoint).name}"
     return str(checkpoint)
-
-
-def print_outcomes(outcomes: list[RunOutcome]) -> str:
-    """Main table per variant, then each variant against the main run: the SDRi drop, the SDRi of the
-    interferer-scored controls, the false-separation level of ``absent``."""
-    lines = []
-    for outcome in outcomes:
-        lines.append(f"== {outcome.run_info['system']} on {outcome.run_info['benchmark']} "
-                     f"({outcome.run_info['n_items']} items) -> {outcome.out_dir}")
-        lines.append(format_table(outcome.summary))
-    if len(outcomes) > 1:
-        sdri = outcomes[0].summary.get("headline", {}).get("sdri", "sdri")  # CLAPSep's: bss_sdri
-        base = outcomes[0].summary["metrics"].get(sdri, {}).get("mean", math.nan)
-        lines.append("By query variant (SDRi drop vs. the benchmark's query):")
-        for outcome in outcomes:
-            metrics = outcome.summary["metrics"]
-            if "false_separation_db" in metrics:
-                level, share = metrics["false_separation_db"]["mean"], metrics["below_-20db"]["mean"]
-                lines.append(f"  {outcome.variant:<12} false-separation level {level:7.2f} dB, "
-                             f"{100 * share:.0f}% of items below {QUIET_THRESHOLD_DB:g} dB")
-                continue
-            value = metrics[sdri]["mean"]
-            against = outcome.run_info.get("scored_against", "target")
-            note = "   (scored against the interferer)" if against == "interferer" else f"   ({value - base:+.2f})"
-            lines.append(f"  {outcome.variant:<12} {value:7.2f} dB{note}")
-    return "\n".join(lines)

@@ -32,12 +32,30 @@ from tqdm import tqdm
 
 from lassbench.audio import audio_info, read_audio, write_audio
 from lassbench.controls import QUIET_THRESHOLD_DB, VariantPlan, false_separation
+from lassbench.distributed import Distributed, all_ranks_ok
 from lassbench.errors import LassbenchError
 from lassbench.evaluate import evaluate_arrays
 from lassbench.models.lassnet import QueryBatch
 
 PARTIAL_DIR = ".partial"
 Separator = Callable[[torch.Tensor, QueryBatch], torch.Tensor]
+
+
+SMALL_SEPARATOR = 5_000_000  # parameters (text encoder excluded): the shipped tiny models have 1.3 M
+
+
+def default_batch_size(device: str, parameters: int = 0) -> int:
+    """Items separated together: 8 on an accelerator, where a batch keeps the device busy; on CPU, 8 for a small
+    separator (a batch shares each layer's fixed cost: faster per item, docs/benchmarks.md) and 1 for a
+    full-size one, whose peak memory then stays at one item's. Batches only ever hold items of one length."""
+    if torch.device(device).type != "cpu" or parameters < SMALL_SEPARATOR:
+        return 8
+    return 1
+
+
+def default_workers() -> int:
+    """Reader processes: enough to keep one separator busy on a small machine, none on a single core."""
+    return min(2, max(0, (os.cpu_count() or 1) - 1))
 
 
 @dataclass(frozen=True)
@@ -111,6 +129,22 @@ def _fit(audio: np.ndarray, length: int) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------------------------ one shard
+
+
+def run_shards(separate: Separator, reader: BatchReader, partial_dir: Path, fingerprint: str, *, dist: Distributed,
+               system: str, **options) -> None:
+    """:func:`run_shard` over this rank's share of the batches (``options``: its keywords); then every rank raises
+    when any rank failed (its own error, or a line saying another process failed), so none waits on the others."""
+    failure = None
+    try:
+        run_shard(separate, reader, partial_dir, fingerprint, shard=Shard(dist.rank, dist.world),
+                  desc=f"separate {system}", **options)
+    except (LassbenchError, OSError) as exc:
+        failure = exc
+    if not all_ranks_ok(failure is None, dist, options["device"]):
+        if failure is not None:
+            raise failure
+        raise LassbenchError(f"another process failed while separating {system}; see its message above")
 
 
 def run_shard(separate: Separator, reader: BatchReader, partial_dir: Path, fingerprint: str, *, shard: Shard,

@@ -18,9 +18,10 @@ from lassbench import metrics
 from lassbench.audio import read_audio, write_audio
 from lassbench.cli import main
 from lassbench.errors import LassbenchError
-from lassbench.evaluate import evaluate_manifest, protocol_rules, summarize
+from lassbench.evaluate import evaluate_manifest
 from lassbench.leaderboard import read_result_folder
 from lassbench.manifests import ITEM_COLUMNS, write_manifest_csv
+from lassbench.summary import protocol_rules, summarize
 
 RATE = 8000
 
@@ -78,6 +79,21 @@ def test_summary_records_the_si_sdr_convention_and_its_definition():
 def test_the_protocol_prescribes_the_si_sdr_convention_and_the_aggregate(dataset, expected):
     rules = protocol_rules(dataset)
     assert (rules.convention, rules.aggregate, rules.source) == expected
+
+
+def test_every_protocol_declares_the_si_sdr_convention_of_its_evaluator():
+    from lassbench.protocols import get_protocol, protocol_names
+
+    declared = {name: get_protocol(name).SI_SDR_CONVENTION for name in protocol_names()}
+    assert declared == {"lassbench": "zero-mean", "lassnet": "zero-mean", "audiosep": "audiosep",
+                        "dcase2024": "audiosep", "clapsep": "audiosep"}
+
+
+def test_the_si_sdr_convention_dataset_json_records_comes_before_the_protocols_declared_one():
+    recorded = protocol_rules({"protocol": "lassbench", "parameters": {"si_sdr_convention": "audiosep"}})
+    assert (recorded.convention, recorded.aggregate, recorded.source) == ("audiosep", "mean", "default")
+    with pytest.raises(LassbenchError, match="dataset.json: unknown si_sdr_convention 'nope'"):
+        protocol_rules({"protocol": "audiosep", "parameters": {"si_sdr_convention": "nope"}})
 
 
 # --- through a built benchmark and the CLI ---------------------------------------------------------------------
@@ -145,6 +161,18 @@ def test_a_lassbench_benchmark_keeps_the_zero_mean_si_sdr_and_the_item_mean(tmp_
     reference, _ = read_audio(tmp_path / "bench" / "target" / "i0.wav")
     estimate, _ = read_audio(estimates / "i0.wav")
     assert per_item["si_sdr"][0] == pytest.approx(float(metrics.si_sdr(reference, estimate)), abs=1e-9)
+
+
+def test_evaluate_scores_with_the_si_sdr_convention_dataset_json_records(tmp_path):
+    dataset = {"protocol": "lassbench", "parameters": {"si_sdr_convention": "audiosep"}}
+    manifest, estimates = write_benchmark(tmp_path, dataset, [["x"], ["y"]])
+    per_item, summary = evaluate_manifest(manifest, estimates, out=None)
+    assert summary["si_sdr_convention"] == "audiosep" and "calculate_sisdr" in summary["definitions"]["si_sdr"]
+    reference, _ = read_audio(tmp_path / "bench" / "target" / "i0.wav")
+    estimate, _ = read_audio(estimates / "i0.wav")
+    expected = metrics.si_sdr(reference, estimate, convention="audiosep")
+    assert per_item["si_sdr"][0] == pytest.approx(float(expected), abs=1e-9)
+    assert abs(expected - metrics.si_sdr(reference, estimate)) > 0.01  # the estimate's DC offset tells them apart
 
 
 def test_cli_refuses_a_class_aggregate_on_unlabelled_items_in_one_line_before_scoring(tmp_path, capsys):

@@ -15,11 +15,12 @@ from lassbench.build import BuildConfig, build_dataset
 from lassbench.cli import main
 from lassbench.corpora.audiocaps_sources import GEO_BLOCKED, TRANSIENT, UNAVAILABLE, classify_message
 from lassbench.corpora.synth import synth_classes, synth_corpus
-from lassbench.evaluate import evaluate_manifest, item_set_digest
+from lassbench.evaluate import evaluate_manifest
 from lassbench.leaderboard import write_leaderboards
 from lassbench.manifests import read_item_manifest, read_manifest, read_source_manifest, write_manifest_csv
 from lassbench.models.lassnet import SeparatorConfig
 from lassbench.models.registry import MODELS, build_model, count_parameters, read_checkpoint
+from lassbench.summary import item_set_digest
 
 
 @pytest.fixture(scope="module")

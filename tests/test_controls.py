@@ -164,13 +164,12 @@ def test_without_the_source_manifest_controls_fall_back_to_the_benchmarks_own_cl
 def test_a_control_asking_a_class_model_for_an_unknown_class_is_skipped_before_separating():
     from types import SimpleNamespace
 
-    from lassbench.controls import VariantPlan
-    from lassbench.run import _askable
+    from lassbench.controls import VariantPlan, askable
 
     model = SimpleNamespace(class_index={"Dog": 0, "Bird": 1})
     notes: list[str] = []
-    assert _askable(model, VariantPlan("absent", ["q", "q"], [["Dog"], ["Bird"]], [None, None]), notes.append)
-    assert not _askable(model, VariantPlan("absent", ["q"], [["Piano"]], [None]), notes.append)
+    assert askable(model, VariantPlan("absent", ["q", "q"], [["Dog"], ["Bird"]], [None, None]), notes.append)
+    assert not askable(model, VariantPlan("absent", ["q"], [["Piano"]], [None]), notes.append)
     assert notes == ["skipped variant absent: the class-conditioned model does not know class(es) Piano"]
     with pytest.raises(LassbenchError, match="Piano"):
-        _askable(model, VariantPlan("default", ["q"], [["Piano"]], ["target/x.wav"]), notes.append)
+        askable(model, VariantPlan("default", ["q"], [["Piano"]], ["target/x.wav"]), notes.append)

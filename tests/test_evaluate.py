@@ -15,14 +15,9 @@ from lassbench import metrics
 from lassbench.audio import write_audio
 from lassbench.cli import main
 from lassbench.errors import LassbenchError
-from lassbench.evaluate import (
-    evaluate_arrays,
-    evaluate_folders,
-    format_table,
-    score_arrays,
-    summarize,
-)
+from lassbench.evaluate import evaluate_arrays, evaluate_folders, score_arrays
 from lassbench.manifests import ITEM_COLUMNS, write_manifest_csv
+from lassbench.summary import format_table, summarize
 
 RATE = 8000
 

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from scipy.signal import butter, lfilter
 
 from lassbench import metrics
+from lassbench.summary import declared_si_sdr_convention
 
 
 def reference_sdr(s: np.ndarray, e: np.ndarray) -> float:
@@ -147,7 +148,8 @@ def test_the_si_sdr_columns_follow_the_convention_and_si_sdr_zm_stays_zero_mean(
         assert values["si_sdr_zm"] == pytest.approx(reference_si_sdr(s, e), abs=1e-6)
         assert values["si_sdri_zm"] == pytest.approx(reference_si_sdr(s, e) - reference_si_sdr(s, x), abs=1e-6)
     assert abs(audiosep["si_sdr"] - zm["si_sdr"]) > 0.01
-    assert metrics.si_sdr_convention("dcase2024") == "audiosep" and metrics.si_sdr_convention("lassnet") == "zero-mean"
+    assert declared_si_sdr_convention("dcase2024") == "audiosep"
+    assert declared_si_sdr_convention("lassnet") == "zero-mean"
     with pytest.raises(ValueError, match="unknown SI-SDR convention"):
         metrics.si_sdr(s, e, "nope")
 

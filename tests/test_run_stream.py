@@ -23,6 +23,7 @@ from lassbench.errors import LassbenchError
 from lassbench.evaluate import score_arrays
 from lassbench.run import RunConfig, run_model
 from lassbench.run_stream import BatchReader, Shard, merge_partials, run_shard
+from lassbench.summary import declared_si_sdr_convention
 
 METRICS = ("sdr", "sdri", "si_sdr", "si_sdri")
 _SEPARATE = run_stream._separate
@@ -252,6 +253,11 @@ def test_save_audio_writes_every_estimate_even_after_a_run_without_it(bench, tmp
     assert all(audio_info(p).num_samples == audio_info(bench / "mixture" / p.name).num_samples for p in saved)
 
 
+def test_the_build_records_its_protocols_si_sdr_convention_in_dataset_json(bench):
+    parameters = json.loads((bench / "dataset.json").read_text())["parameters"]
+    assert parameters["si_sdr_convention"] == declared_si_sdr_convention("lassbench") == "zero-mean"
+
+
 def _as_protocol(bench: Path, tmp_path: Path, protocol: str, aggregation: str | None) -> Path:
     """A copy of the tiny benchmark whose dataset.json names another protocol (the audio stays the same)."""
     copy = tmp_path / bench.name
@@ -259,6 +265,7 @@ def _as_protocol(bench: Path, tmp_path: Path, protocol: str, aggregation: str | 
     dataset = json.loads((copy / "dataset.json").read_text())
     dataset["protocol"] = protocol
     dataset.setdefault("parameters", {})["aggregation"] = aggregation
+    dataset["parameters"]["si_sdr_convention"] = declared_si_sdr_convention(protocol)  # as its build writes it
     if aggregation is None:
         del dataset["parameters"]["aggregation"]
     (copy / "dataset.json").write_text(json.dumps(dataset))
@@ -406,7 +413,7 @@ def test_the_default_batch_size_is_eight_except_for_a_full_size_separator_on_cpu
     from click.testing import CliRunner
 
     from lassbench.cli.run import command
-    from lassbench.run import default_batch_size
+    from lassbench.run_stream import default_batch_size
 
     assert default_batch_size("cpu", 1_338_883) == 8  # the shipped tiny lassnet
     assert default_batch_size("cpu", 29_000_000) == 1

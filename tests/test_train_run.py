@@ -175,7 +175,7 @@ def test_oracle_irm_beats_the_mixture_by_a_wide_margin(tiny_benchmark, tmp_path)
 
 
 def test_wrong_query_permutation_never_keeps_an_items_own_target():
-    from lassbench.run import _wrong_query_permutation
+    from lassbench.controls import _wrong_query_permutation
 
     targets = [f"t{i % 5}" for i in range(40)]
     perm = _wrong_query_permutation(targets, seed=0)

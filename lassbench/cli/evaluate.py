@@ -70,7 +70,8 @@ docs/evaluation.md.
 def command(manifest, references, estimates, mixtures, out, metric_names, align, aggregate, si_sdr, clap, fad,
             split, ids_file, limit) -> None:
     """Score separated estimates: SDR, SDRi, SI-SDR(i), BSS-Eval SDR, FAD, with bootstrap 95% CIs."""
-    from lassbench.evaluate import evaluate_folders, evaluate_manifest, format_table
+    from lassbench.evaluate import evaluate_folders, evaluate_manifest
+    from lassbench.summary import format_table
 
     metric_names = _without_fad(metric_names, fad)
 

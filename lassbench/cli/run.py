@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
+
+if TYPE_CHECKING:
+    from lassbench.run import RunOutcome
 
 
 @click.command("run")
@@ -60,7 +65,7 @@ def command(model: str, data: str | None, split: str, checkpoint: str | None, ou
     is refused); a run over other items (--limit, --split) gets its own result folder.
     """
     announced = _announce_first_use(data)  # before the heavy imports below: a first run says what it waits for
-    from lassbench.run import RunConfig, print_outcomes, run_model
+    from lassbench.run import RunConfig, run_model
 
     try:
         outcomes = run_model(RunConfig(model=model, data=data, split=split, checkpoint=checkpoint, out=out,
@@ -74,7 +79,36 @@ def command(model: str, data: str | None, split: str, checkpoint: str | None, ou
         raise Interrupted(f"the batches already scored are kept under {Path(out)}/<benchmark>/<system>/.partial; "
                           "rerun the same command to resume") from exc
     if outcomes:  # under torchrun only the first process reports
-        click.echo(print_outcomes(outcomes))
+        click.echo(outcome_report(outcomes))
+
+
+def outcome_report(outcomes: list[RunOutcome]) -> str:
+    """Main table per variant, then each variant against the main run: the SDRi drop, the SDRi of the
+    interferer-scored controls, the false-separation level of ``absent``."""
+    from lassbench.controls import QUIET_THRESHOLD_DB
+    from lassbench.summary import format_table
+
+    lines = []
+    for outcome in outcomes:
+        lines.append(f"== {outcome.run_info['system']} on {outcome.run_info['benchmark']} "
+                     f"({outcome.run_info['n_items']} items) -> {outcome.out_dir}")
+        lines.append(format_table(outcome.summary))
+    if len(outcomes) > 1:
+        sdri = outcomes[0].summary.get("headline", {}).get("sdri", "sdri")  # CLAPSep's: bss_sdri
+        base = outcomes[0].summary["metrics"].get(sdri, {}).get("mean", math.nan)
+        lines.append("By query variant (SDRi drop vs. the benchmark's query):")
+        for outcome in outcomes:
+            metrics = outcome.summary["metrics"]
+            if "false_separation_db" in metrics:
+                level, share = metrics["false_separation_db"]["mean"], metrics["below_-20db"]["mean"]
+                lines.append(f"  {outcome.variant:<12} false-separation level {level:7.2f} dB, "
+                             f"{100 * share:.0f}% of items below {QUIET_THRESHOLD_DB:g} dB")
+                continue
+            value = metrics[sdri]["mean"]
+            against = outcome.run_info.get("scored_against", "target")
+            note = "   (scored against the interferer)" if against == "interferer" else f"   ({value - base:+.2f})"
+            lines.append(f"  {outcome.variant:<12} {value:7.2f} dB{note}")
+    return "\n".join(lines)
 
 
 FIRST_USE_NOTE = "building the embedded synth benchmark (first use; later runs reuse it)..."

@@ -158,7 +158,7 @@ def _subset_label(subset) -> str:
 
 def _item_set_from_per_item(folder: Path) -> str:
     """The item-set digest of a summary written before summaries recorded it, from its per_item.csv."""
-    from lassbench.evaluate import item_set_digest
+    from lassbench.summary import item_set_digest
 
     path = folder / "per_item.csv"
     if not path.is_file():

@@ -47,6 +47,7 @@ from lassbench.protocols import BuildRequest, Prepared, index, item_rng
 
 NAME = "audiosep"
 SAMPLE_RATE = 32000
+SI_SDR_CONVENTION = "audiosep"  # its evaluator scores SI-SDR with utils.calculate_sisdr
 GAIN_DB = (-10, 10)
 SETS = ("audiocaps", "clotho", "esc50", "music", "audioset", "vggsound")
 AGGREGATION = {"audioset": "class-median-mean", "music": "class-mean"}  # every other set: "mean"

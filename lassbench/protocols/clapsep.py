@@ -47,6 +47,7 @@ from lassbench.protocols import BuildRequest, Prepared, index
 
 NAME = "clapsep"
 SAMPLE_RATE = 32000
+SI_SDR_CONVENTION = "audiosep"  # torchmetrics SI-SDR with zero_mean=False: calculate_sisdr's formula
 SECONDS = 10  # load_wav's max_length = sr * 10
 SNR_DB = 0.0
 COLUMNS = ("source_file", "positive_caption", "noise_file", "negative_caption")

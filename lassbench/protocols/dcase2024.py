@@ -21,6 +21,7 @@ from lassbench.protocols import BuildRequest, Prepared, index
 
 NAME = "dcase2024"
 SAMPLE_RATE = 16000
+SI_SDR_CONVENTION = "audiosep"  # dcase_evaluator.py scores SI-SDR with AudioSep's calculate_sisdr
 COLUMNS = ("source", "noise", "snr", "caption")
 
 

@@ -61,6 +61,7 @@ __all__ = [
 ]
 
 NAME = "lassbench"
+SI_SDR_CONVENTION = "zero-mean"  # lassbench's own (zero-mean, capped at ±100 dB: lassbench.metrics)
 SYNTH_ITEMS = {"train": 2000, "val": 200, "test": 300}
 DEFAULT_SPLITS = ("val", "test", "test-unseen")  # those the sources have
 SCENE_PARAMETERS = ("scenes", "background_snr_min", "background_snr_max", "background_labels")

@@ -28,6 +28,7 @@ from lassbench.protocols import BuildRequest, Prepared, index
 
 NAME = "lassnet"
 SAMPLE_RATE = 32000
+SI_SDR_CONVENTION = "zero-mean"  # lassbench's own (zero-mean, capped at ±100 dB: lassbench.metrics)
 PAD_SECONDS = 10  # load_wav's max_length = 32000 * 10
 COLUMNS = ("target_wav", "noise_wav")
 
