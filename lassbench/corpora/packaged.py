@@ -54,7 +54,11 @@ RESERVED_PACKAGES = (
 FREE_LICENCE = re.compile(r"^(?!.*-(NC|ND)\b)(L?GPL|CC-BY|CC0|Public[ -]?Domain|Expat|MIT|BSD|Apache|Zlib|Artistic)",
                           re.I)
 LANGUAGES = {"fr": "French", "ru": "Russian", "ro": "Romanian", "ca": "Catalan", "bg": "Bulgarian", "es": "Spanish",
-             "be": "Belarusian", "el": "Greek", "da": "Danish", "lt": "Lithuanian", "nl": "Dutch"}
+             "be": "Belarusian", "el": "Greek", "da": "Danish", "lt": "Lithuanian", "nl": "Dutch", "ar": "Arabic",
+             "cs": "Czech", "de": "German", "en": "English", "en_GB": "English", "he": "Hebrew", "hu": "Hungarian",
+             "it": "Italian", "ja": "Japanese", "ko": "Korean", "ml": "Malayalam", "nb": "Norwegian", "nn": "Norwegian",
+             "nds": "Low German", "pt": "Portuguese", "pt_BR": "Portuguese", "sl": "Slovenian", "sv": "Swedish",
+             "tn": "Setswana", "uk": "Ukrainian", "zh_tw": "Chinese"}
 CLIP_SECONDS = 10.0
 REPEAT_BELOW_S = 3.0  # events shorter than this are repeated 1-3 times, as events in real 10 s clips often are
 SPLIT_SHARES = (("test", 0.15), ("val", 0.15))  # the rest is train; every class gets at least one group of each
