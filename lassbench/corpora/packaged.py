@@ -540,7 +540,7 @@ def real_benchmark(log=print, *, mirror: str | None = None) -> Path:
         return out
     corpus = cache_dir() / "corpora" / "packaged"
     if not (corpus / "manifest.csv").is_file():
-        log(f"downloading the real-recordings corpus to {corpus} (first use; ~420 MB of pinned Debian packages)...")
+        log(f"downloading the real-recordings corpus to {corpus} (first use; ~1.0 GB of pinned Debian packages)...")
         download_packaged(PackagedConfig(out_dir=corpus, mirror=mirror, use_apt=mirror is None))
     log(f"building the real benchmark in {out} (first use; later runs reuse it)...")
     present = set(pd.read_csv(corpus / "manifest.csv", usecols=["split"], dtype=str)["split"].dropna())
