@@ -117,7 +117,7 @@ def real_benchmark(log=print, *, mirror: str | None = None) -> Path:
     first use, reused afterwards."""
     corpus = _cached_real_corpus()
     if not _is_built(_benchmark_folder_of(corpus)) and not (corpus / "manifest.csv").is_file():
-        log(f"downloading the real-recordings corpus to {corpus} (first use; ~420 MB of pinned Debian packages)...")
+        log(f"downloading the real-recordings corpus to {corpus} (first use; ~1.0 GB of pinned Debian packages)...")
         download_packaged(PackagedConfig(out_dir=corpus, mirror=mirror, use_apt=mirror is None))
     return corpus_benchmark(corpus, log)
 

@@ -18,7 +18,11 @@ import numpy as np
 from lassbench.mixing import integrated_loudness
 
 LANGUAGES = {"fr": "French", "ru": "Russian", "ro": "Romanian", "ca": "Catalan", "bg": "Bulgarian", "es": "Spanish",
-             "be": "Belarusian", "el": "Greek", "da": "Danish", "lt": "Lithuanian", "nl": "Dutch"}
+             "be": "Belarusian", "el": "Greek", "da": "Danish", "lt": "Lithuanian", "nl": "Dutch", "ar": "Arabic",
+             "cs": "Czech", "de": "German", "en": "English", "en_GB": "English", "he": "Hebrew", "hu": "Hungarian",
+             "it": "Italian", "ja": "Japanese", "ko": "Korean", "ml": "Malayalam", "nb": "Norwegian", "nn": "Norwegian",
+             "nds": "Low German", "pt": "Portuguese", "pt_BR": "Portuguese", "sl": "Slovenian", "sv": "Swedish",
+             "tn": "Setswana", "uk": "Ukrainian", "zh_tw": "Chinese"}
 CLIP_SECONDS = 10.0
 REPEAT_BELOW_S = 3.0  # events shorter than this are repeated 1-3 times, as events in real 10 s clips often are
 ACTIVE_FLOOR_DB = -40.0  # a 50 ms frame counts as active within 40 dB of the clip's loudest frame

@@ -6,7 +6,7 @@
 #   MIRROR=http://<debian mirror> bash recipes/real/run.sh   # no apt-get: fetch the .debs over HTTP
 #   bash recipes/real/run.sh --stage 2 --stop-stage 3 --ship   # retrain, ship, run every model on the real test split
 #
-# Stages: 0 download (lassbench download packaged: ~420 MB of .debs, pinned by SHA-256; a changed package is
+# Stages: 0 download (lassbench download packaged: ~1.0 GB of .debs, pinned by SHA-256; a changed package is
 # refused; then every file is checked against recipes/real/corpus.sha256), 1 build (lassbench protocol, val + test +
 # test-unseen, one item per source clip, seed 0; and $DATA-scenes: the same as soundscapes, --scenes), 2 train: the
 # three tiny models fine-tuned from their synth-only checkpoints (recipes/real/init/, what recipes/synth stage 2
