@@ -178,6 +178,22 @@ def select_members(names: list[str], package: str, rules: list[Rule]) -> list[Se
     return chosen
 
 
+def drop_identical(selected: list[Selected], digests: dict[str, str]) -> tuple[list[Selected], list[tuple[str, str]]]:
+    """Keep one file of each set of byte-identical files (the first by package/member): one recording under two
+    names would otherwise be split by name into train and test. Returns (kept, [(dropped key, reason)])."""
+    first: dict[str, str] = {}
+    kept, dropped = [], []
+    for item in sorted(selected, key=key):
+        digest = digests.get(key(item))
+        if digest is not None and digest in first:
+            dropped.append((key(item), f"byte-identical to {first[digest]}"))
+            continue
+        if digest is not None:
+            first[digest] = key(item)
+        kept.append(item)
+    return kept, dropped
+
+
 def unseen_classes(clips: dict[str, int], classes: dict[str, dict]) -> tuple[str, ...]:
     """The classes held out whole as ``test-unseen``: in SHA-256 order of the class name, the first
     ``ceil(UNSEEN_SHARE * classes)`` (at least two: an unseen target's interferers are unseen sounds too) of those
@@ -270,17 +286,20 @@ def download_packaged(config: PackagedConfig) -> PackagedResult:
         (out / sub).mkdir(parents=True, exist_ok=True)
         sweep_stale_temps(out / sub)
     used = sorted({rule.package for rule in table.rules})
-    debs, selected = {}, []
+    debs, selected, digests = {}, [], {}
     with _bar(len(used), "fetching packages", "package", config.progress) as bar:
         for name in used:  # all fetched, verified and listed before any cutting starts
             bar.set_postfix_str(name, refresh=False)
             debs[name] = fetch_deb(table.pins[name], out / "debs", mirror=config.mirror, use_apt=config.use_apt)
-            # a listing pass: names only, so the split can see every class across packages
-            names = [member for member, _ in iter_deb_files(debs[name], lambda n, p=name: _ruled(table, p, n))]
-            selected += select_members(names, name, table.rules)
+            # a listing pass: names and content digests, so the split can see every class across packages
+            members = {member: hashlib.sha256(payload).hexdigest()
+                       for member, payload in iter_deb_files(debs[name], lambda n, p=name: _ruled(table, p, n))}
+            digests.update({f"{name}/{member}": digest for member, digest in members.items()})
+            selected += select_members(list(members), name, table.rules)
             bar.update()
+    selected, skipped = drop_identical(selected, digests)
     splits = cap_and_split(selected, table.classes)
-    rows, skipped = [], []
+    rows = []
     with _bar(len(splits), "cutting clips", "clip", config.progress) as bar:
         for name in used:
             wanted = {s.member: s for s in selected if s.package == name and key(s) in splits}
