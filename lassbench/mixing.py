@@ -36,8 +36,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-import pyloudnorm
-from scipy import signal
 
 from lassbench.errors import LassbenchError
 from lassbench.scenes import Scene, placed_sources
@@ -119,6 +117,8 @@ def integrated_loudness(x: np.ndarray, sample_rate: int) -> float:
     if x.shape[0] < block:
         raise LassbenchError(f"audio of {x.shape[0] / sample_rate:.3f} s is shorter than the 0.4 s loudness gate")
     sos, gain = _k_weighting(sample_rate)
+    from scipy import signal  # imported on use: scipy.signal costs ~0.5 s of every start-up
+
     y = signal.sosfilt(sos.astype(x.dtype), x)
     y *= y.dtype.type(gain)
     # block bounds exactly as pyloudnorm computes them (400 ms blocks, 75 % overlap)
@@ -147,6 +147,9 @@ def integrated_loudness(x: np.ndarray, sample_rate: int) -> float:
 @functools.lru_cache(maxsize=16)
 def _k_weighting(sample_rate: int) -> tuple[np.ndarray, float]:
     """pyloudnorm's K-weighting filters at ``sample_rate`` as one ``sos`` cascade, and their pass-band gain."""
+    import pyloudnorm
+    from scipy import signal
+
     stages = list(pyloudnorm.Meter(sample_rate)._filters.values())
     sos = np.vstack([signal.tf2sos(stage.b, stage.a) for stage in stages])
     return sos, math.prod(stage.passband_gain for stage in stages)
