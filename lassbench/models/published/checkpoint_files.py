@@ -43,6 +43,15 @@ def read_checkpoint_file(path: Path) -> dict:
     return payload
 
 
+def match_and_count(net: nn.Module, state: dict[str, torch.Tensor], rules: list[DropRule], path: Path,
+                    computed: dict[str, int]) -> dict[str, int]:
+    """:func:`match_state`, then the keys a loader merged or computed itself counted under their reasons
+    (``computed``: reason -> number; zero counts are left out)."""
+    dropped = match_state(net, state, rules, path)
+    dropped.update({reason: count for reason, count in computed.items() if count})
+    return dropped
+
+
 def match_state(net: nn.Module, state: dict[str, torch.Tensor], rules: list[DropRule], path: Path) -> dict[str, int]:
     """Load ``state`` into ``net`` strictly; returns {reason: number of keys dropped for it}."""
     dropped: dict[str, int] = {}

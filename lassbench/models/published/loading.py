@@ -22,6 +22,7 @@ from lassbench.models.published.checkpoint_files import (
     DropRule,
     check_vocabulary,
     load_tokenizer,
+    match_and_count,
     match_state,
     read_checkpoint_file,
     refuse_lassbench,
@@ -123,11 +124,7 @@ def _load_clapsep(spec: PublishedSpec, payload: dict, path: Path, folder: str | 
     with no_init_weights():
         net = clapsep.CLAPSepSystem(_text_model(state, CLAPSEP_TEXT_PREFIX, "roberta", path), encoder, decoder)
     check_vocabulary(spec, folder, tokenizer, net.clap_model.model.text_branch.config.vocab_size)
-    dropped = match_state(net, state, DROPPED["clapsep"], path)
-    if lora:
-        dropped[LORA_MERGED] = lora
-    if kernels:
-        dropped[KERNELS_COMPUTED] = len(kernels)
+    dropped = match_and_count(net, state, DROPPED["clapsep"], path, {LORA_MERGED: lora, KERNELS_COMPUTED: len(kernels)})
     report = {"model": spec.name, "keys_loaded": len(net.state_dict()), "keys_dropped": dropped, "encoder": encoder,
               "decoder": decoder}
     return PublishedSeparator(spec, net, tokenizer, str(folder)).to(device).eval(), report

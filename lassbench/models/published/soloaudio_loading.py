@@ -15,7 +15,7 @@ from lassbench.models.published import soloaudio
 from lassbench.models.published.checkpoint_files import (
     DropRule,
     check_vocabulary,
-    match_state,
+    match_and_count,
     read_checkpoint_file,
     refuse_lassbench,
     tensors_of,
@@ -51,11 +51,7 @@ def load_soloaudio(spec: PublishedSpec, payload: dict, path: Path, folder: str |
     made = {k: v for k, v in net.state_dict().items()
             if k.startswith("clap.") and k.endswith(("position_ids", "token_type_ids")) and k not in state}
     state.update(made)
-    dropped = match_state(net, state, DROPPED, path)
-    if training_only:
-        dropped[VAE_TRAINING_ONLY] = training_only
-    if made:
-        dropped[INDEX_BUFFERS] = len(made)
+    dropped = match_and_count(net, state, DROPPED, path, {VAE_TRAINING_ONLY: training_only, INDEX_BUFFERS: len(made)})
     report = {"model": spec.name, "keys_loaded": len(net.state_dict()), "keys_dropped": dropped, "udit": udit_shape,
               "vae": vae_shape}
     return PublishedSeparator(spec, net, tokenizer, str(folder)).to(device).eval(), report
