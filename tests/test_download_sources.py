@@ -209,14 +209,14 @@ METADATA = b"audiocap_id,youtube_id,start_time,caption\n1,abcdefghijk,20,one\n"
 
 
 def test_the_default_metadata_is_one_commit_of_the_official_repository_with_a_hash_per_split():
-    from lassbench.corpora import audiocaps
+    from lassbench.corpora import audiocaps_metadata as audiocaps
 
     assert f"/cdjkim/audiocaps/{audiocaps.METADATA_COMMIT}/dataset/" in audiocaps.METADATA_URL_TEMPLATE
     assert len(audiocaps.METADATA_COMMIT) == 40 and set(audiocaps.METADATA_SHA256) == set(audiocaps.SPLITS)
 
 
 def test_the_pinned_metadata_url_is_refused_when_its_bytes_are_not_the_pinned_ones(tmp_path, monkeypatch):
-    from lassbench.corpora import audiocaps
+    from lassbench.corpora import audiocaps_metadata as audiocaps
 
     monkeypatch.setenv("LASSBENCH_CACHE", str(tmp_path / "cache"))
     with MediaServer() as server:
