@@ -330,7 +330,9 @@ def main():
         runpy.run_path(str(work / "lass_inference.py"), run_name="__main__")
     layout = {"state": layout_of(state), "t5_config": t5_config(len(tokenizer)).to_dict()}
     (out / "flowsep-layout.json").write_text(json.dumps(layout))
-    golden = {}
+    filters = [v for k, v in state.items() if k.endswith(".filter")]
+    assert all(torch.equal(f, filters[0]) for f in filters)  # every anti-aliasing filter: cutoff 1/4, 12 taps
+    golden = {"vocoder_filter": filters[0].numpy()}
     for k in range(len(mixtures)):
         golden[f"context{k}"] = captured["context"][k].numpy()[0]
         golden[f"mixture_mel{k}_every{STRIDE}"] = captured["mixture_mel"][k].numpy()[::STRIDE]
