@@ -52,4 +52,7 @@ ZOO: dict[str, ZooEntry] = {entry.name: entry for entry in [
     ZooEntry("soloaudio", "caption",
              "SoloAudio (WangHelin1997/SoloAudio): CLAP text + latent diffusion transformer (DDIM) in a VAE, 24 kHz",
              False, True),
+    ZooEntry("flowsep", "caption",
+             "FlowSep (Audio-AGI/FlowSep): FLAN-T5 + rectified flow in a mel VAE latent + BigVGAN, 16 kHz", False,
+             True),
 ]}

@@ -87,6 +87,10 @@ def load_published(name: str, path: str | Path, *, text_encoder: str | None = No
         from lassbench.models.published.soloaudio_loading import load_soloaudio
 
         return load_soloaudio(spec, payload, path, text_encoder, tokenizer, device)
+    if spec.family == "flowsep":
+        from lassbench.models.published.flowsep_loading import load_flowsep
+
+        return load_flowsep(spec, payload, path, text_encoder, tokenizer, device)
     if spec.family == "lassnet-release":
         state = _lassnet_state(payload, path)
     else:

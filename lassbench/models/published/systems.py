@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 import torch
 from torch import nn
 
-from lassbench.models.published import clap_text, clapsep, lassnet_release, soloaudio
+from lassbench.models.published import clap_text, clapsep, flowsep, lassnet_release, soloaudio
 from lassbench.models.published.resunet30 import ResUNet30
 from lassbench.models.rate import fit_length as _fit
 from lassbench.models.rate import resample_batch as _resample
@@ -17,7 +17,7 @@ from lassbench.models.rate import resample_batch as _resample
 @dataclass(frozen=True)
 class PublishedSpec:
     name: str
-    family: str  # "lassnet-release" | "resunet30" | "clapsep" | "soloaudio"
+    family: str  # "lassnet-release" | "resunet30" | "clapsep" | "soloaudio" | "flowsep"
     sample_rate: int
     n_fft: int
     hop: int
@@ -76,6 +76,14 @@ PUBLISHED: dict[str, PublishedSpec] = {
         "https://huggingface.co/westbrook/SoloAudio (soloaudio_v2.pt, with audio-vae.pt beside it; linked from the "
         "README of github.com/WangHelin1997/SoloAudio)",
         "github.com/WangHelin1997/SoloAudio tse_languageTSE.py + model/udit.py + vae_modules/stable_vae",
+    ),
+    "flowsep": PublishedSpec(
+        "flowsep", "flowsep", 16000, 1024, 160, False,
+        "google/flan-t5-large folder (config.json + tokenizer), as transformers saves it",
+        "Yuan et al., FlowSep: Language-Queried Sound Separation with Rectified Flow Matching, ICASSP 2025, "
+        "arXiv:2409.07614",
+        "https://zenodo.org/records/13869712 (v2_100k.ckpt; linked from the README of github.com/Audio-AGI/FlowSep)",
+        "github.com/Audio-AGI/FlowSep lass_inference.py + src/latent_diffusion/models/ddpm_flow.py",
     ),
 }
 
@@ -139,8 +147,8 @@ class PublishedSeparator(nn.Module):
         if self.spec.family == "clapsep":
             estimate = self.net.separate(wav, self._clapsep_embedding(batch, mixture.device))
         else:
-            tokenize = {"lassnet-release": lassnet_release.tokenize,
-                        "soloaudio": soloaudio.tokenize}.get(self.spec.family, clap_text.tokenize)
+            tokenize = {"lassnet-release": lassnet_release.tokenize, "soloaudio": soloaudio.tokenize,
+                        "flowsep": flowsep.tokenize}.get(self.spec.family, clap_text.tokenize)
             input_ids, attention_mask = tokenize(self.tokenizer, list(batch.queries))
             estimate = self.net.separate(wav, input_ids.to(mixture.device), attention_mask.to(mixture.device))
         return _fit(_resample(estimate[..., :length], self.sample_rate, self.input_rate), mixture.shape[-1])
@@ -157,7 +165,7 @@ def separator_parameters(spec: PublishedSpec) -> int:
     """Parameters of the separator (text encoder excluded), counted on the meta device: nothing is allocated.
     CLAPSep's: its LoRA-tuned HTSAT copy and its decoder.
     AudioSep-DP's DPRNN is counted at the released size (6 layers, hidden 256: TQ-SED config/edit_config_yaml.py).
-    SoloAudio's: its UDiT and its VAE."""
+    SoloAudio's: its UDiT and its VAE. FlowSep's: its UNet, its mel VAE and its vocoder."""
     with torch.device("meta"):
         if spec.family == "lassnet-release":
             net = lassnet_release.UNetRes_FiLM(cond_dim=256)
@@ -167,6 +175,9 @@ def separator_parameters(spec: PublishedSpec) -> int:
         elif spec.family == "soloaudio":
             net = nn.ModuleList([soloaudio.UDiT(**soloaudio.RELEASED_UDIT),
                                  soloaudio.OobleckVAE(**soloaudio.RELEASED_VAE)])
+        elif spec.family == "flowsep":
+            net = nn.ModuleList([flowsep.UNetModel(**flowsep.RELEASED_UNET), flowsep.MelVAE(**flowsep.RELEASED_VAE),
+                                 flowsep.BigVGAN(**flowsep.RELEASED_VOCODER)])
         else:
             net = ResUNet30(spec.n_fft, spec.hop, dprnn=(6, 256) if spec.dprnn else None)
     return sum(p.numel() for p in net.parameters())
