@@ -13,13 +13,15 @@ import torch
 
 from lassbench.errors import LassbenchError
 from lassbench.models.published import flowsep
-from lassbench.models.published.loading import (
+from lassbench.models.published.checkpoint_files import (
     DropRule,
-    _check_vocabulary,
-    _refuse_lassbench,
-    _tensors,
+    check_vocabulary,
     match_state,
+    refuse_lassbench,
+    tensors_of,
 )
+from lassbench.models.published.flowsep_unet import unet_shape
+from lassbench.models.published.flowsep_vocoder import vocoder_shape
 from lassbench.models.published.systems import PublishedSeparator, PublishedSpec
 
 SCHEDULE = ("betas", "alphas_cumprod", "alphas_cumprod_prev", "sqrt_alphas_cumprod", "sqrt_one_minus_alphas_cumprod",
@@ -48,15 +50,15 @@ def load_flowsep(spec: PublishedSpec, payload: dict, path: Path, folder: str | N
     state = _renamed(_lightning_state(payload, path))
     try:
         # the training copy has the EMA's shapes under dotted names
-        shapes = {"unet": flowsep.unet_shape(state, TRAINING), "vae": flowsep.vae_shape(state),
-                  "vocoder": flowsep.vocoder_shape(state)}
+        shapes = {"unet": unet_shape(state, TRAINING), "vae": flowsep.vae_shape(state),
+                  "vocoder": vocoder_shape(state)}
     except (KeyError, IndexError) as exc:
         raise LassbenchError(f"{path}: weight {exc} missing (FlowSep's UNet, VAE or vocoder cannot be rebuilt)") \
             from exc
     config = _t5_config(folder)
     with no_init_weights():
         net = flowsep.FlowSepSystem(T5EncoderModel(config).eval(), **shapes)
-    _check_vocabulary(spec, folder, tokenizer, config.vocab_size)
+    check_vocabulary(spec, folder, tokenizer, config.vocab_size)
     ema = _ema_keys(net, state, path)
     for key, name in ema.items():
         state[name] = state.pop(key)
@@ -66,8 +68,8 @@ def load_flowsep(spec: PublishedSpec, payload: dict, path: Path, folder: str | N
 
 
 def _lightning_state(payload: dict, path: Path) -> dict[str, torch.Tensor]:
-    _refuse_lassbench(payload, path)
-    state = _tensors(payload["state_dict"] if isinstance(payload.get("state_dict"), dict) else payload)
+    refuse_lassbench(payload, path)
+    state = tensors_of(payload["state_dict"] if isinstance(payload.get("state_dict"), dict) else payload)
     if not any(k.startswith(TRAINING) for k in state):
         raise LassbenchError(f"{path}: no FlowSep weights (model.diffusion_model.*, model_ema.*) in this file")
     if not any(k.startswith(EMA) for k in state):

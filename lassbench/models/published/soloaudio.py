@@ -32,6 +32,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lassbench.models.published.activations import SnakeBeta
+
 SAMPLE_RATE = 24000
 STEPS = 50  # tse_languageTSE.py --num_infer_steps
 SEED = 2024  # tse_languageTSE.py --random-seed: the generator of the initial noise
@@ -69,20 +71,6 @@ class WNConv1d(nn.Module):
 
 class WNConvTranspose1d(WNConv1d):
     transpose = True
-
-
-class SnakeBeta(nn.Module):
-    """``x + 1 / (e^beta + 1e-9) * sin(e^alpha x)^2`` (log-scale alpha and beta, per channel)."""
-
-    def __init__(self, channels: int) -> None:
-        super().__init__()
-        self.alpha = nn.Parameter(torch.zeros(channels))
-        self.beta = nn.Parameter(torch.zeros(channels))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        alpha = torch.exp(self.alpha.unsqueeze(0).unsqueeze(-1))
-        beta = torch.exp(self.beta.unsqueeze(0).unsqueeze(-1))
-        return x + (1.0 / (beta + 0.000000001)) * torch.pow(torch.sin(x * alpha), 2)
 
 
 class ResidualUnit(nn.Module):
