@@ -63,7 +63,7 @@ def test_readme_real_recordings_table_matches_the_committed_summaries():
         assert float(si_sdri) == pytest.approx(summary["si_sdri"]["mean"], abs=0.005), name
 
 
-@pytest.mark.parametrize("page, logs", [("benchmarks.md", LOGS),
+@pytest.mark.parametrize("page, logs", [("performance.md", LOGS),
                                         ("real-corpus.md", ROOT / "recipes" / "real" / "logs")])
 def test_training_curves_match_the_committed_logs(page, logs):
     if not logs.is_dir():

@@ -116,7 +116,7 @@ class StubAudio(torch.nn.Module):
 
 def official_audiosep_modules(name: str, out: Path, text_size: dict | None = None, root: Path | None = None):
     """The release's CLAP_Encoder and ResUNet30 (unseeded), imported from its checkout with the stand-ins named in
-    the module docstring; ``text_size`` overrides the tiny RoBERTa (benchmarks/official_evaluator.py: full size)."""
+    the module docstring; ``text_size`` overrides the tiny RoBERTa (perf/official_evaluator.py: full size)."""
     import transformers
 
     repo = {"audiosep": "Audio-AGI+AudioSep", "dcase2024-baseline": "Audio-AGI+dcase2024_task9_baseline",

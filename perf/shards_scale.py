@@ -1,10 +1,10 @@
 """Scale simulation of training sources: WebDataset shards (``lassbench shard``) beside a folder of files, as the
 corpus grows from 10k to 1M clips.
 
-    python benchmarks/shards.py --workdir /work/scratch/shards-bench                  # 10k, 100k, 1M (files to 100k)
-    python benchmarks/shards.py --sizes 2000,8000 --folder-max 8000 --workdir /tmp/s  # a smoke test
-    python benchmarks/shards.py ... --keep                                            # keep the generated corpora
-    python benchmarks/shards.py --draw-pools 1000,100000          # the protocol's draw alone, against the pool size
+    python perf/shards_scale.py --workdir /work/scratch/shards-bench                  # 10k, 100k, 1M (files to 100k)
+    python perf/shards_scale.py --sizes 2000,8000 --folder-max 8000 --workdir /tmp/s  # a smoke test
+    python perf/shards_scale.py ... --keep                                            # keep the generated corpora
+    python perf/shards_scale.py --draw-pools 1000,100000          # the protocol's draw alone, against the pool size
 
 The corpus: ``--pool`` (256) distinct synth clips of 0.5 s at 16 kHz (the shortest a BS.1770 loudness is defined
 for), measured by a real ``build-dataset`` (which also builds the small val split every corpus shares), then

@@ -1,6 +1,6 @@
 """What `lassbench run` costs beside the model: the whole command against the model's own separation of the same items.
 
-    python benchmarks/harness.py [--model lassnet] [--data DIR] [--split test] [--limit N]
+    python perf/harness.py [--model lassnet] [--data DIR] [--split test] [--limit N]
 
 Default: the embedded synth benchmark's test split (300 items of 4 s at 16 kHz) with the shipped tiny LASS-Net, cache
 warm (the script builds the benchmark first if needed and does not time that). Three measurements, one after the other

@@ -1,7 +1,7 @@
 """Level of the mixtures the shipped models saw, and how ``separate`` behaves when the input is louder.
 
-    python benchmarks/separate_level.py                  # 40 synth test items, 12 of them separated at 3 gains
-    python benchmarks/separate_level.py --items 100 --separate 20
+    python perf/separate_level.py                  # 40 synth test items, 12 of them separated at 3 gains
+    python perf/separate_level.py --items 100 --separate 20
 
 Builds a small synth benchmark with the lassbench protocol (the rule the shipped checkpoints were trained on), prints
 the median and 10th/90th percentile RMS of its mixtures (the origin of ``lassbench.separator.TRAINING_RMS_DB``), then

@@ -1,7 +1,7 @@
 """How far ``lassbench separate``'s long-input path for a published system is from one pass over the whole file.
 
-    python benchmarks/published_long_input.py                 # a 36 s input
-    python benchmarks/published_long_input.py --seconds 60
+    python perf/published_long_input.py                 # a 36 s input
+    python perf/published_long_input.py --seconds 60
 
 Published systems separate a file of up to ``lassbench.separator.WHOLE_FILE_SECONDS`` in one pass, as their official
 inference does. Past that, ``lassnet-release`` (whose release has no long-audio inference) is separated in lassbench's

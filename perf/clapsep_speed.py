@@ -1,6 +1,6 @@
 """CLAPSep at its released size on this machine's CPU: seconds per 10 s item and peak memory, beside AudioSep.
 
-    python benchmarks/clapsep.py [--threads 1] [--repeat 2]
+    python perf/clapsep_speed.py [--threads 1] [--repeat 2]
 
 Random weights in the released shapes (experiments/CLAPSep_base/config.json on HTSAT-base, roberta-base's text
 branch): the speed and memory of a model do not depend on its weight values. Each system is timed in its own child

@@ -1,14 +1,14 @@
 """Peak memory of ``build-dataset --export hf`` against the benchmark's size: the export streams, so it stays flat.
 
-    python benchmarks/export_hf.py                     # 500 and 2,000 items, lassbench and the reference
-    python benchmarks/export_hf.py --sizes 100,400     # a quicker look
+    python perf/export_hf_memory.py                     # 500 and 2,000 items, lassbench and the reference
+    python perf/export_hf_memory.py --sizes 100,400     # a quicker look
 
 The reference saves the same rows through ``datasets`` itself: ``Dataset.from_generator`` (16 rows per write, the
 WAV bytes read as each row is written) then ``DatasetDict.save_to_disk``.
 
 A real build of 20 items (synth corpus at 16 kHz, 4 s clips, float32 WAVs: 256 kB per file) is replicated to N
 items (hard links: the disk holds one copy of the audio, the export still reads every file). Each export runs in its
-own process; its wall time and peak RSS (``wait4``) are measured as in ``benchmarks/scale.py``, and its peak
+own process; its wall time and peak RSS (``wait4``) are measured as in ``perf/scale.py``, and its peak
 anonymous RSS (``RssAnon`` sampled from /proc every 0.1 s): the memory the export allocates. Total RSS also counts
 the pages of memory-mapped files that were read (file-backed: reclaimed by the kernel under memory pressure), which
 grow with the size when an export reads what it wrote back through a memory map, as ``Dataset.save_to_disk`` does

@@ -1,9 +1,9 @@
 """FAD of the mixture and of the oracle IRM against the references on the synth benchmark's test split.
 
-    python benchmarks/fad_synth.py --clap DIR [--out results-fad] [--limit N]
-    python benchmarks/fad_synth.py --vggish FILE [--out results-fad] [--limit N]
-    python benchmarks/fad_synth.py --seeded-clap [--out results-fad] [--limit N]
-    python benchmarks/fad_synth.py --seeded-vggish [--out results-fad] [--limit N]
+    python perf/fad_synth.py --clap DIR [--out results-fad] [--limit N]
+    python perf/fad_synth.py --vggish FILE [--out results-fad] [--limit N]
+    python perf/fad_synth.py --seeded-clap [--out results-fad] [--limit N]
+    python perf/fad_synth.py --seeded-vggish [--out results-fad] [--limit N]
 
 Runs ``lassbench run mixture`` and ``lassbench run oracle-irm`` with ``--fad`` on the embedded synth benchmark
 (built on first use) and prints one table: SDRi, FAD with its bootstrap 95% CI, the embedding model's SHA-256, and

@@ -1,6 +1,6 @@
 """Model speed on this machine: real-time factor of separation, training steps/s, and time to first result.
 
-    python benchmarks/models.py [--threads 2] [--skip-first-run]
+    python perf/models_speed.py [--threads 2] [--skip-first-run]
 
 Prints one table. The reference of each ratio is named in its row and measured in the same process:
 real-time factor = seconds of compute / seconds of audio (lower is faster; 1.0 = real time).

@@ -1,6 +1,6 @@
 """Speed of lassbench.metrics against named references, all measured in one process, interleaved.
 
-    python benchmarks/metrics.py [--items 200] [--seconds 10] [--sample-rate 32000] [--reference-items 10]
+    python perf/metrics_speed.py [--items 200] [--seconds 10] [--sample-rate 32000] [--reference-items 10]
                                  [--repeats 5]
 
 Scores ``--items`` synthetic items (filtered noise + a tone as the reference, a filtered, noisy copy as the

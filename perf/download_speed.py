@@ -4,7 +4,7 @@ The server (tests/media_server.py) serves one 30 s source under every id, so thi
 clip (yt-dlp extraction, ffmpeg range read + decode + resample, validation, atomic write, manifest) with a network
 that costs nothing. Real YouTube adds latency and bandwidth per clip and rate limits; treat these numbers as a floor.
 
-    python benchmarks/download.py --clips 120 --workers 1,2,4,8 --format mp4
+    python perf/download_speed.py --clips 120 --workers 1,2,4,8 --format mp4
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """``lassbench run audiosep`` against AudioSep's own evaluator, on the same items and the same full-size weights.
 
-    python benchmarks/official_evaluator.py                                   # lassbench's side alone
-    python benchmarks/official_evaluator.py --official /work/official/Audio-AGI+AudioSep --items 3
+    python perf/official_evaluator.py                                   # lassbench's side alone
+    python perf/official_evaluator.py --official /work/official/Audio-AGI+AudioSep --items 3
 
 Writes ``--items`` rendered items in AudioSep's AudioCaps layout (``evaluation/data/audiocaps/segment-{idx}.wav`` +
 ``mixture-{idx}.wav``, 10 s at 32 kHz, synthetic audio; ``evaluation/metadata/audiocaps_eval.csv``) and one

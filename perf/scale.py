@@ -1,8 +1,8 @@
 """AudioCaps-scale simulation: peak memory and wall time of each phase against the number of clips / items.
 
-    python benchmarks/scale.py                    # N = 500 and 2,000 (about an hour on 2 busy cores)
-    python benchmarks/scale.py --quick            # N = 40 and 80, a smoke test (a few minutes)
-    python benchmarks/scale.py --sizes 400,1600 --workdir /tmp/scale --keep
+    python perf/scale.py                    # N = 500 and 2,000 (about an hour on 2 busy cores)
+    python perf/scale.py --quick            # N = 40 and 80, a smoke test (a few minutes)
+    python perf/scale.py --sizes 400,1600 --workdir /tmp/scale --keep
 
 For each N: N training clips and N/4 test clips (10 s, 32 kHz, synth generator, PCM_16 WAV named like YouTube ids)
 with AudioCaps-style metadata (one caption per train clip, five per test clip), then, each phase a separate process
@@ -335,7 +335,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.startup:
         counts = sorted(int(s) for s in args.startup_clips.split(","))
         with tempfile.TemporaryDirectory(prefix="lassbench-startup-") as tmp:
-            print(f"`python benchmarks/scale.py {' '.join(argv if argv is not None else sys.argv[1:])}` "
+            print(f"`python perf/scale.py {' '.join(argv if argv is not None else sys.argv[1:])}` "
                   f"({datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, load average "
                   f"{os.getloadavg()[0]:.1f})\n")
             print(startup_at(Path(args.startup), counts, Path(tmp)))
@@ -364,7 +364,7 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         if not args.keep and not args.workdir:
             shutil.rmtree(root, ignore_errors=True)
-    print(f"`python benchmarks/scale.py {' '.join(argv if argv is not None else sys.argv[1:])}`  ({env_note}, "
+    print(f"`python perf/scale.py {' '.join(argv if argv is not None else sys.argv[1:])}`  ({env_note}, "
           f"load average at end {os.getloadavg()[0]:.1f})\n")
     print(report(sizes, results, speeds))
 

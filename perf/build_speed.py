@@ -1,7 +1,7 @@
 """Build speed: mixtures per second of ``build-dataset`` next to the I/O floor (a plain read + write copy).
 
-    python benchmarks/build.py                       # 500 items, 32 kHz, 10 s clips, 1 and 2 workers
-    python benchmarks/build.py --items 100 --workers 1
+    python perf/build_speed.py                       # 500 items, 32 kHz, 10 s clips, 1 and 2 workers
+    python perf/build_speed.py --items 100 --workers 1
 
 Sources: ``--clips`` synth clips rendered at 32 kHz / 10 s and stored as PCM_16 WAV (as downloads are), each item
 one target + 2 interferers (3 reads, 4 writes). The floor reads the same 3 sources per item and writes them back
