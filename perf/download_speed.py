@@ -1,7 +1,7 @@
 """How long `lassbench download audiocaps` takes per 1000 clips at N workers — against a LOOPBACK server.
 
-The server (tests/media_server.py) serves one 30 s source under every id, so this measures lassbench's own cost per
-clip (yt-dlp extraction, ffmpeg range read + decode + resample, validation, atomic write, manifest) with a network
+The server (tests/support/media_server.py) serves one 30 s source under every id, so this measures lassbench's own cost
+per clip (yt-dlp extraction, ffmpeg range read + decode + resample, validation, atomic write, manifest) with a network
 that costs nothing. Real YouTube adds latency and bandwidth per clip and rate limits; treat these numbers as a floor.
 
     python perf/download_speed.py --clips 120 --workers 1,2,4,8 --format mp4
@@ -19,9 +19,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # reuse the tests' loopback server
 
-from media_server import MediaServer, encode_media, synth_signal  # noqa: E402
-
 from lassbench.corpora.audiocaps import AudiocapsDownloadConfig, download_audiocaps  # noqa: E402
+
+from support.media_server import MediaServer, encode_media, synth_signal  # noqa: E402
 
 
 def main() -> None:

@@ -32,7 +32,7 @@ SYSTEMS = ("mixture", "oracle-irm")
 
 def seeded_clap(out: Path) -> Path:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-    from test_clapscore import make_tiny_clap  # the tests' seeded model, made the same way
+    from support.tiny_clap import make_tiny_clap  # the tests' seeded model, made the same way
 
     folder = out / "seeded-tiny-clap"
     return folder if (folder / "config.json").is_file() else make_tiny_clap(folder, seed=0)

@@ -50,7 +50,7 @@ def prepare(work: Path, items: int) -> None:
     from lassbench.models.published.systems import PUBLISHED, AudioSepSystem
 
     sys.path.insert(0, str(REPO / "tests"))
-    import published_fixtures as fx
+    from support import published_fixtures as fx
 
     data = work / "evaluation" / "data" / "audiocaps"
     data.mkdir(parents=True, exist_ok=True)

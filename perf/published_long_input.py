@@ -8,7 +8,7 @@ inference does. Past that, ``lassnet-release`` (whose release has no long-audio 
 10 s chunks cross-faded over 1 s, and the AudioSep family in its release's ``chunk_inference``. This script runs both
 paths and the single pass on the same input (the AudioSep family measured with its 16 kHz member, half the memory of
 a 32 kHz pass), with the seeded checkpoints of the test suite (the released layout,
-weights drawn from a seed, tiny text encoders: tests/published_fixtures.py), and prints the largest difference
+weights drawn from a seed, tiny text encoders: tests/support/published_fixtures.py), and prints the largest difference
 relative to the single pass's peak and the signal-to-difference ratio.
 """
 
@@ -29,9 +29,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=36.0)
     args = parser.parse_args()
     sys.path.insert(0, str(REPO / "tests"))
-    import published_fixtures as fx
-
     from lassbench.separator import Separator, load_separator
+
+    from support import published_fixtures as fx
 
     print(f"{'model':<17} {'long-input path':<34} {'max |diff| / peak':>18} {'SDR vs one pass':>16}")
     with tempfile.TemporaryDirectory() as folder:
