@@ -14,7 +14,7 @@ Determinism (LAION-CLAP#166 and msclap#24 report batch-dependent and random-crop
   extractor never crops at random nor fuses random crops; a short last window is repeat-padded as the checkpoint was
   trained; an item's embedding is the window embeddings' length-weighted mean, renormalised;
 * each distinct query is embedded alone, once (cache), so its embedding does not depend on the other queries;
-* an item scores the same alone and in a batch (tests/test_clapscore.py).
+* an item scores the same alone and in a batch (tests/evaluation/test_clapscore.py).
 
 Numbers from different checkpoints are different metrics: the metric names carry the first 8 hex digits of the
 SHA-256 of the weights (``clap_score@1a2b3c4d``), so they never share a leaderboard column; :attr:`ClapScorer.info`

@@ -10,7 +10,7 @@
 The shards are written here, a few rows at a time, straight from the built WAV files. ``datasets`` itself would
 first write a cache file and then copy it through a memory map (``save_to_disk``), and every page of a mapped file
 that is read counts in the process's memory until the map closes: memory would grow with the benchmark's size
-(``benchmarks/export_hf.py``).
+(``perf/export_hf_memory.py``).
 
 Audio columns are ``Audio(decode=False)`` holding the WAV bytes: ``datasets`` 5.x encodes and decodes audio only
 through ``torchcodec``, which does not load beside the CPU torch build, so rows are written as the plain

@@ -15,8 +15,8 @@ level and fadtk pins ``numpy<2`` (docs/metrics.md). ``tr sqrt(C_e C_r)`` is take
 ``L_e^T L_r`` for factors ``C = L L^T`` (``L = X^T / sqrt(n - 1)`` of the centred embeddings when a set has fewer
 items than dimensions, else the Cholesky factor of ``C``): the eigenvalues of ``C_e C_r`` are the squared
 singular values of ``L_e^T L_r``, so no matrix square root is taken (the libraries' ``sqrtm`` of a singular
-``C_e C_r`` loses digits). tests/test_fad.py pins the libraries' own functions and a 40-digit value on the same
-embeddings (docs/metrics.md has the measured differences).
+``C_e C_r`` loses digits). tests/evaluation/test_fad.py pins the libraries' own functions and a 40-digit value on the
+same embeddings (docs/metrics.md has the measured differences).
 
 The interval is a paired bootstrap (resample items, the same indices in both sets), its percentiles shifted by the
 resampling's own bias (:func:`bootstrap_interval`). FAD itself is biased upwards for small sets (fadtk's FAD-inf
@@ -89,7 +89,7 @@ def bootstrap_interval(estimates: Sequence[np.ndarray], references: Sequence[np.
     row (CLAP) or several (VGGish: one per example), which go together. The (2.5, 97.5) percentiles are shifted by
     the resampling's bias (mean of the resamples minus the value): a resample repeats items, which lowers its
     covariances' rank and raises its FAD, so with fewer items than dimensions the raw percentiles can lie wholly
-    above the value (tests/test_fad.py); the shift keeps the interval about the set's own FAD."""
+    above the value (tests/evaluation/test_fad.py); the shift keeps the interval about the set's own FAD."""
     a, b = _items(estimates), _items(references)
     if len(a) != len(b):
         raise LassbenchError(f"paired FAD bootstrap needs one estimate per reference ({len(a)} vs {len(b)})")

@@ -93,8 +93,8 @@ def bss_sdr(reference, estimate, filter_length: int = DEFAULT_FILTER_LENGTH):
     with FFTs, no circular wrap). ``SDR = 10·log10(‖P ŝ‖² / (‖ŝ‖² − ‖P ŝ‖²))``, clipped to ``±CAP_DB``.
 
     Equals ``mir_eval.separation.bss_eval_sources`` (one source) and torchmetrics'
-    ``signal_distortion_ratio(filter_length=512)`` — checked to 0.01 dB in tests/test_metrics.py. The Toeplitz
-    systems are solved by Levinson's recursion (scipy.linalg.solve_toeplitz), estimate and mixture together.
+    ``signal_distortion_ratio(filter_length=512)`` — checked to 0.01 dB in tests/evaluation/test_metrics.py. The
+    Toeplitz systems are solved by Levinson's recursion (scipy.linalg.solve_toeplitz), estimate and mixture together.
     """
     s, e = _as_pair(reference, estimate)
     return _shape_out(_bss_sdr_rows(_rows(s), [_rows(e)], filter_length)[0], s.shape[:-1])

@@ -46,7 +46,7 @@ SMALL_SEPARATOR = 5_000_000  # parameters (text encoder excluded): the shipped t
 
 def default_batch_size(device: str, parameters: int = 0) -> int:
     """Items separated together: 8 on an accelerator, where a batch keeps the device busy; on CPU, 8 for a small
-    separator (a batch shares each layer's fixed cost: faster per item, docs/benchmarks.md) and 1 for a
+    separator (a batch shares each layer's fixed cost: faster per item, docs/performance.md) and 1 for a
     full-size one, whose peak memory then stays at one item's. Batches only ever hold items of one length."""
     if torch.device(device).type != "cpu" or parameters < SMALL_SEPARATOR:
         return 8
@@ -192,7 +192,7 @@ def give_freed_memory_back() -> None:
     glibc keeps freed buffers for reuse and raises its mmap threshold as large buffers are freed, so without a trim
     a long run's heap keeps batch-sized holes. Serving every buffer over 128 KiB by mmap instead returns each one at
     once, but then every intermediate tensor of every layer is fresh memory to fault in (about twice the page faults
-    of the whole run: docs/benchmarks.md). One trim per batch keeps the reuse inside a batch and returns the rest
+    of the whole run: docs/performance.md). One trim per batch keeps the reuse inside a batch and returns the rest
     between batches. No-op where there is no glibc.
     """
     trim = _malloc_trim()

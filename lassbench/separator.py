@@ -35,11 +35,11 @@ TRAINING_RMS_DB = -20.0
 SILENCE_RMS = 1e-9  # below this the input is treated as silence and not scaled
 # Published systems separate a file this long or shorter in one pass, as their official inference does: the longest
 # clip of their evaluation sets (Clotho, 30 s). A pass holds every layer's activations for the whole file, so longer
-# files go through the release's own chunked inference where it has one (benchmarks/published_long_input.py).
+# files go through the release's own chunked inference where it has one (perf/published_long_input.py).
 WHOLE_FILE_SECONDS = 30.0
 DEFAULT_CHUNK_SECONDS = 10.0
 DEFAULT_OVERLAP_SECONDS = 1.0
-# How far lassbench's chunks put lassnet-release from one pass: `python benchmarks/published_long_input.py` (36 s,
+# How far lassbench's chunks put lassnet-release from one pass: `python perf/published_long_input.py` (36 s,
 # seeded weights), quoted in the note a long input gets and in docs/models.md
 LONG_INPUT_EXAMPLE = "0.9 dB SDR, 0.77 of the peak at worst, 36 s with seeded weights"
 MAX_CHUNK_SECONDS = 600.0  # memory stays flat only while chunks stay bounded

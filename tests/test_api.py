@@ -5,14 +5,15 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 import lassbench
 
-DOC = Path(__file__).resolve().parent.parent / "docs" / "python-api.md"
+from support.paths import REPO
+
+DOC = REPO / "docs" / "python-api.md"
 
 
 def test_import_lassbench_loads_no_torch_and_no_model_code():

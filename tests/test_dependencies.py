@@ -4,13 +4,13 @@ bounds where the code relies on an API its next release removes or never promise
 import ast
 import importlib.metadata as metadata
 import sys
-from pathlib import Path
 
 import pytest
 from packaging.requirements import Requirement
 from packaging.version import Version
 
-REPO = Path(__file__).resolve().parents[1]
+from support.paths import REPO
+
 tomllib = pytest.importorskip("tomllib")  # Python 3.11+
 
 

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tiny_benchmark import build_tiny_benchmark
 
 from lassbench.audio import TEMP_MARK, write_audio
 from lassbench.cli import main as cli_main
+
+from support.tiny_benchmark import build_tiny_benchmark
 
 
 @pytest.fixture(scope="module")

@@ -20,9 +20,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "leaderboards" / "results" / "synth"
-LOGS = ROOT / "recipes" / "synth" / "logs"
+from support.paths import REPO
+
+RESULTS = REPO / "leaderboards" / "results" / "synth"
+LOGS = REPO / "recipes" / "synth" / "logs"
 
 
 def _markdown_table(text: str, header_start: str) -> list[list[str]]:
@@ -44,7 +45,7 @@ def _mean(system: str, metric: str) -> float:
 
 @pytest.mark.skipif(not RESULTS.is_dir(), reason="no committed synth results")
 def test_readme_results_table_matches_the_committed_summaries():
-    rows = _markdown_table((ROOT / "README.md").read_text(), "| system | query | SDRi")
+    rows = _markdown_table((REPO / "README.md").read_text(), "| system | query | SDRi")
     assert len(rows) >= 5
     for system, _query, sdri, si_sdri in rows:
         name = re.sub(r"\s*\(reference\)$", "", system)
@@ -54,7 +55,7 @@ def test_readme_results_table_matches_the_committed_summaries():
 
 @pytest.mark.skipif(not (RESULTS.parent / "real").is_dir(), reason="no committed real-recordings results")
 def test_readme_real_recordings_table_matches_the_committed_summaries():
-    rows = _markdown_table((ROOT / "README.md").read_text(), "| system on real recordings | query | SDRi")
+    rows = _markdown_table((REPO / "README.md").read_text(), "| system on real recordings | query | SDRi")
     assert len(rows) >= 4
     for system, _query, sdri, si_sdri in rows:
         name = re.sub(r"\s*\(reference\)$", "", system)
@@ -63,12 +64,12 @@ def test_readme_real_recordings_table_matches_the_committed_summaries():
         assert float(si_sdri) == pytest.approx(summary["si_sdri"]["mean"], abs=0.005), name
 
 
-@pytest.mark.parametrize("page, logs", [("benchmarks.md", LOGS),
-                                        ("real-corpus.md", ROOT / "recipes" / "real" / "logs")])
+@pytest.mark.parametrize("page, logs", [("performance.md", LOGS),
+                                        ("real-corpus.md", REPO / "recipes" / "real" / "logs")])
 def test_training_curves_match_the_committed_logs(page, logs):
     if not logs.is_dir():
         pytest.skip("no committed training logs")
-    rows = _markdown_table((ROOT / "docs" / page).read_text(), "| step | lassnet | tag-queried")
+    rows = _markdown_table((REPO / "docs" / page).read_text(), "| step | lassnet | tag-queried")
     models = ["lassnet", "tag-queried", "class-conditioned"]
     curves = {m: pd.read_csv(logs / f"{m}.csv").dropna(subset=["val_sdri"]).set_index("step")["val_sdri"]
               for m in models}
@@ -78,11 +79,11 @@ def test_training_curves_match_the_committed_logs(page, logs):
             assert float(value) == pytest.approx(curves[model][int(step)], abs=0.005), (model, step)
 
 
-USER_PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+USER_PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 
 
 def _worked_example():
-    spec = importlib.util.spec_from_file_location("worked_example", ROOT / "docs" / "figures" / "worked_example.py")
+    spec = importlib.util.spec_from_file_location("worked_example", REPO / "docs" / "figures" / "worked_example.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -116,9 +117,9 @@ def test_the_worked_example_figures_are_what_its_commands_print(tmp_path):
     """The README's way to find the benchmark honours LASSBENCH_CACHE; on that benchmark the worked example's
     commands print the committed figures (all but the time, which is the machine's)."""
     module = _worked_example()
-    line = next(row for row in (ROOT / "README.md").read_text().splitlines() if row.startswith("BENCH=$("))
+    line = next(row for row in (REPO / "README.md").read_text().splitlines() if row.startswith("BENCH=$("))
     printed = subprocess.run(["bash", "-c", f'{line}\necho "$BENCH"'], capture_output=True, text=True, check=True,
-                             env={**os.environ, "PYTHONPATH": str(ROOT)}).stdout.strip()
+                             env={**os.environ, "PYTHONPATH": str(REPO)}).stdout.strip()
     assert Path(printed).is_relative_to(os.environ["LASSBENCH_CACHE"]) and (Path(printed) / "manifest.csv").is_file()
     fresh = module.measure(tmp_path, printed)
     committed = json.loads(module.FIGURES.read_text())

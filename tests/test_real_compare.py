@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-ROOT = Path(__file__).resolve().parents[1]
+from support.paths import REPO
 
 
 def _results(root: Path, system: str, scores: list[float], classes: list[str]) -> None:
@@ -22,7 +22,7 @@ def test_paired_differences_and_per_class_means(tmp_path):
     classes = ["Speech", "Speech", "Drum", "Drum"]
     _results(tmp_path, "a", [3.0, 5.0, 1.0, 7.0], classes)
     _results(tmp_path, "b", [1.0, 1.0, 1.0, 1.0], classes)
-    out = subprocess.run([sys.executable, str(ROOT / "recipes" / "real" / "compare.py"), "--results", str(tmp_path),
+    out = subprocess.run([sys.executable, str(REPO / "recipes" / "real" / "compare.py"), "--results", str(tmp_path),
                           "a", "b"], capture_output=True, text=True, check=True).stdout
     row = next(line for line in out.splitlines() if line.startswith("| b |")).split("|")
     assert row[2].strip() == "3.00"  # (2 + 4 + 0 + 6) / 4
@@ -35,6 +35,6 @@ def test_paired_differences_and_per_class_means(tmp_path):
 def test_systems_scored_on_different_items_are_refused_in_one_line(tmp_path):
     _results(tmp_path, "a", [1.0, 2.0], ["Speech", "Drum"])
     _results(tmp_path, "b", [1.0], ["Speech"])
-    done = subprocess.run([sys.executable, str(ROOT / "recipes" / "real" / "compare.py"), "--results", str(tmp_path),
+    done = subprocess.run([sys.executable, str(REPO / "recipes" / "real" / "compare.py"), "--results", str(tmp_path),
                            "a", "b"], capture_output=True, text=True)
     assert done.returncode != 0 and done.stderr.strip().startswith("error: ") and "different items" in done.stderr

@@ -22,7 +22,8 @@ from lassbench.corpora.synth import cache, corpus_key, generator_digest, synth_c
 from lassbench.manifests import read_item_manifest, read_manifest
 from lassbench.ready import _drop_stale_synth_build, render_digest
 
-REPO = Path(__file__).resolve().parents[1]
+from support.paths import REPO
+
 COMMITTED = REPO / "leaderboards" / "results"
 
 

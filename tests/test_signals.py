@@ -17,6 +17,8 @@ import pytest
 from lassbench.audio import TEMP_MARK, atomic_path, sweep_stale_temps, temp_prefix, write_audio
 from lassbench.cli import ON_INTERRUPT, VERBS
 
+from support.paths import REPO, TESTS
+
 RATE = 16000
 
 # `lassbench separate` through the real CLI entry point, with the network replaced by a slow identity so the test
@@ -186,7 +188,7 @@ def test_sigterm_during_a_parallel_build_leaves_no_temp_or_worker_and_the_rerun_
 
 @pytest.mark.slow
 def test_sigterm_during_download_keeps_finished_clips_in_the_manifest_like_ctrl_c(tmp_path):
-    from test_download import download_interrupted_by
+    from support.audiocaps_download import download_interrupted_by
 
     names = [f"termClip{i:03d}" for i in range(8)]
     with download_interrupted_by(signal.SIGTERM, tmp_path, names) as (process, stderr, out, command):
@@ -220,12 +222,14 @@ def test_resumed_training_removes_the_checkpoint_temp_a_killed_run_left(tmp_path
 
 
 def test_every_test_the_guarantees_page_names_exists():
-    root = Path(__file__).resolve().parent
-    page = (root.parent / "docs" / "guarantees.md").read_text(encoding="utf-8")
-    defined = {name for path in root.glob("test_*.py")
+    page = (REPO / "docs" / "guarantees.md").read_text(encoding="utf-8")
+    files = sorted(TESTS.rglob("test_*.py"))
+    defined = {name for path in files
                for name in re.findall(r"^def (test_\w+)", path.read_text(encoding="utf-8"), re.M)}
-    named = set(re.findall(r"\b(test_\w+)", page)) - {path.stem for path in root.glob("test_*.py")}
+    named = set(re.findall(r"\b(test_\w+)", page)) - {path.stem for path in files}
     assert named and sorted(named - defined) == []
+    paths = set(re.findall(r"`(tests/[\w/]+\.py)", page))
+    assert paths and sorted(path for path in paths if not (REPO / path).is_file()) == []
 
 
 @pytest.mark.slow

@@ -54,7 +54,7 @@ class SeparatorConfig:
 
 
 SIZES: dict[str, dict] = {
-    # CPU-sized: ~0.3 M backbone parameters, trains at a useful rate on 2 cores (see docs/benchmarks.md)
+    # CPU-sized: ~0.3 M backbone parameters, trains at a useful rate on 2 cores (see docs/performance.md)
     "tiny": {"backbone": BackboneConfig(n_fft=512, hop=256, channels=[8, 16, 32, 64, 128]), "text_encoder": "minilm"},
     # the release's sizes (32 kHz, STFT 1024/512, 6 levels 32..384, bias-only FiLM) in lassbench's own architecture:
     # not weight-compatible with the released checkpoint (that is `lassnet-release`, models/published/)

@@ -11,7 +11,7 @@
 # Stage 2 never touches lassbench/checkpoints/ unless --ship is given: without it, a stage 3 in the same invocation
 # runs the checkpoints stage 2 just trained in $RUNS; a stage 3 on its own runs the shipped checkpoints.
 # STEPS, BATCH, THREADS, SEED and PARALLEL (1: train the models side by side) may be set in the environment. The wall time of each stage is printed; the
-# shipped checkpoints were made with the defaults below (see docs/benchmarks.md for the measured times).
+# shipped checkpoints were made with the defaults below (see docs/performance.md for the measured times).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 

@@ -7,9 +7,9 @@ installed packages' source files, unchanged, and run with numpy + scipy in a thr
     /tmp/fadvenv/bin/pip install --no-deps fadtk==1.1.0 frechet-audio-distance==0.3.4
     /tmp/fadvenv/bin/python tests/golden/fad/make_fad_goldens.py
 
-The embeddings are regenerated in tests/test_fad.py from the same seeds (``embedding_sets``). ``exact`` is the
-same formula in 40-digit arithmetic (mpmath): the nuclear norm of the centred cross-product for ``tr sqrt(C_e C_r)``,
-which needs no matrix square root, to tell the libraries' rounding from lassbench's.
+The embeddings are regenerated in tests/evaluation/test_fad.py from the same seeds (``embedding_sets``). ``exact`` is
+the same formula in 40-digit arithmetic (mpmath): the nuclear norm of the centred cross-product for
+``tr sqrt(C_e C_r)``, which needs no matrix square root, to tell the libraries' rounding from lassbench's.
 """
 
 from __future__ import annotations

@@ -4,8 +4,8 @@
     python tests/golden/fad/make_vggish_goldens.py /work/official/torchvggish
 
 Runs torchvggish's ``VGGish(pretrained=False, postprocess=False)`` with the last ReLU removed, as fadtk and
-frechet-audio-distance use it, on seeded weights (:func:`seeded_state_dict`, saved as a state dict and loaded
-strictly, so tests/test_fad.py rebuilds the same file) and seeded 16 kHz signals. The inputs are at VGGish's rate, so
+frechet-audio-distance use it, on seeded weights (:func:`seeded_state_dict`, saved as a state dict and loaded strictly,
+so tests/evaluation/test_fad.py rebuilds the same file) and seeded 16 kHz signals. The inputs are at VGGish's rate, so
 torchvggish's resampy is never called; its import is satisfied by an empty module (resampy needs numba, which this
 environment does not install).
 """

@@ -10,8 +10,8 @@ as ``transforms.Resample`` calls them). What runs is the official code: ``model/
 (LoRA via ``process_model``, the forward hooks, ``test_step``) and ``model/CLAPSep_decoder.py`` ``HTSAT_Decoder``,
 laion-clap's ``HTSAT_Swin_Transformer``, ``CLAP`` (``clap_module/model.py``) and ``CLAP_Module.get_text_embedding``
 (``hook.py``). Stand-ins, and why: roberta-base and its tokenizer (hub downloads) become a 1-layer RoBERTa and the
-tokenizer of tests/published_fixtures.py; HTSAT is built at a tiny width (16 channels, depths 2-2-1-1) instead of
-HTSAT-base's 128 / 2-2-12-2 (same code, same 10 s input geometry); imports the test path never calls (torchvision's
+tokenizer of tests/support/published_fixtures.py; HTSAT is built at a tiny width (16 channels, depths 2-2-1-1) instead
+of HTSAT-base's 128 / 2-2-12-2 (same code, same 10 s input geometry); imports the test path never calls (torchvision's
 FrozenBatchNorm2d, h5py, wget, laion-clap's training data module, timm / PANN models, librosa in CLAPSep.py) are empty
 modules. ``test_step``'s estimate is captured at ``wav_reconstruct``'s return.
 """
@@ -32,13 +32,14 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-import published_fixtures as fx  # noqa: E402
 from make_goldens import _stub_package, layout_of, seed_into  # noqa: E402
+
+from support import published_fixtures as fx  # noqa: E402
 
 OFFICIAL = Path(os.environ.get("LASSBENCH_OFFICIAL", "/work/official")) / "Aisaka0v0+CLAPSep"
 FUNCTIONAL = Path(os.environ.get("TORCHAUDIO_FUNCTIONAL",
                                  "/work/official/torchaudio-2.11.1/torchaudio/functional/functional.py"))
-# the tiny configuration (tests/test_clapsep_model.py builds the same)
+# the tiny configuration (tests/models/test_clapsep_model.py builds the same)
 HTSAT = {"embed_dim": 16, "depths": [2, 2, 1, 1], "num_heads": [1, 2, 4, 8], "class_num": 4}
 DECODER = {"lan_embed_dim": 1024, "depths": [2, 2, 1, 1], "embed_dim": 16, "encoder_embed_dim": 16, "phase": False,
            "spec_factor": 8, "d_attn": 64, "n_masker_layer": 1, "conv": False}

@@ -4,16 +4,17 @@ usage: python make_goldens.py SYSTEM OUT_DIR
        (SYSTEM: lassnet-release | audiosep | dcase2024-baseline | audiosep-dp | audiosep-dp-32k)
 
 Two goldens per system: ``SYSTEM-golden.npz``, the network on a fixed 0.2 s batch (module against module), and
-``SYSTEM-inference.npz``, the release's own inference on WAV files of unequal length (tests/published_fixtures.py
-``inference_inputs``): LASS-Net ``inference.py`` (``load_wav`` pads to 10 s, STFT, mask, ISTFT), AudioSep
-``pipeline.separate_audio`` (the separated waveform captured before it is written as int16), the DCASE baseline's
-and TQ-SED's evaluators (``librosa.load`` at the model's rate, ``get_query_embed``, ``ss_model`` on the whole file).
+``SYSTEM-inference.npz``, the release's own inference on WAV files of unequal length
+(tests/support/published_fixtures.py ``inference_inputs``): LASS-Net ``inference.py`` (``load_wav`` pads to 10 s, STFT,
+mask, ISTFT), AudioSep ``pipeline.separate_audio`` (the separated waveform captured before it is written as int16), the
+DCASE baseline's and TQ-SED's evaluators (``librosa.load`` at the model's rate, ``get_query_embed``, ``ss_model`` on the
+whole file).
 
 The official code is never part of lassbench: check the repositories out under $LASSBENCH_OFFICIAL (default
 /work/official) as liuxubo717+LASS, Audio-AGI+AudioSep, Audio-AGI+dcase2024_task9_baseline and TQ-SED (the
 apple-yinhan/TQ-SED repository), and run this in a separate environment with torch, transformers, torchlibrosa and
-librosa (docs/models.md). Stand-ins, and why: the hub downloads (bert-mini, roberta-base, their tokenizers) become
-tiny configs + the tokenizers of tests/published_fixtures.py; CLAP's HTSAT audio branch (torchvision/timm) becomes a
+librosa (docs/models.md). Stand-ins, and why: the hub downloads (bert-mini, roberta-base, their tokenizers) become tiny
+configs + the tokenizers of tests/support/published_fixtures.py; CLAP's HTSAT audio branch (torchvision/timm) becomes a
 one-layer stub, since a text query never reaches it and lassbench drops its keys; librosa >= 0.10 needs pad_center's
 size as a keyword, which the 2022 LASS code passes positionally.
 """
@@ -29,7 +30,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-import published_fixtures as fx  # noqa: E402
+from support import published_fixtures as fx  # noqa: E402
 
 OFFICIAL = Path(os.environ.get("LASSBENCH_OFFICIAL", "/work/official"))
 torch.set_num_threads(1)
@@ -116,7 +117,7 @@ class StubAudio(torch.nn.Module):
 
 def official_audiosep_modules(name: str, out: Path, text_size: dict | None = None, root: Path | None = None):
     """The release's CLAP_Encoder and ResUNet30 (unseeded), imported from its checkout with the stand-ins named in
-    the module docstring; ``text_size`` overrides the tiny RoBERTa (benchmarks/official_evaluator.py: full size)."""
+    the module docstring; ``text_size`` overrides the tiny RoBERTa (perf/official_evaluator.py: full size)."""
     import transformers
 
     repo = {"audiosep": "Audio-AGI+AudioSep", "dcase2024-baseline": "Audio-AGI+dcase2024_task9_baseline",

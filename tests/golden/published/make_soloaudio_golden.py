@@ -10,7 +10,7 @@ load at 24 kHz, ``Autoencoder(..., 'stable_vae', quantization_first=True)`` buil
 the ``config.json`` beside it, the CLAP processor and ``get_text_features``, ``UDiT`` from the YAML, diffusers'
 ``DDIMScheduler``, ``sample_diffusion``), once per input file. Stand-ins, and why:
 - laion/larger_clap_general (a hub download) becomes a tiny ``ClapModel`` with the RoBERTa tokenizer of
-  tests/published_fixtures.py; transformers 5's ``get_text_features`` returns an output object where 4.44 (the
+  tests/support/published_fixtures.py; transformers 5's ``get_text_features`` returns an output object where 4.44 (the
   release's environment) returned the tensor: the stand-in returns its ``pooler_output``, which is that tensor;
 - the VAE and the UDiT are built at a tiny width (VAE 4 channels, latent 8; UDiT hidden 32, depth 2, 2 heads, CLAP
   projection 16) with the released strides, so a latent frame is 480 samples as in the release;
@@ -33,8 +33,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-import published_fixtures as fx  # noqa: E402
 from make_goldens import layout_of, seed_into  # noqa: E402
+
+from support import published_fixtures as fx  # noqa: E402
 
 OFFICIAL = Path(os.environ.get("LASSBENCH_OFFICIAL", "/work/official")) / "WangHelin1997+SoloAudio"
 RATE = 24000
