@@ -8,7 +8,6 @@ import json
 import sys
 
 import numpy as np
-import published_fixtures as fx
 import pytest
 import soundfile as sf
 import torch
@@ -21,6 +20,8 @@ from lassbench.models.published import flowsep
 from lassbench.models.published.flowsep_loading import DROPPED
 from lassbench.models.published.loading import load_published
 from lassbench.models.registry import MODELS, check_published_checkpoint
+
+from support import published_fixtures as fx
 
 sys.path.insert(0, str(fx.GOLDEN))
 from make_flowsep_golden import (  # noqa: E402
