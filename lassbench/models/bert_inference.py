@@ -28,7 +28,7 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_ma
 # transformers' BertConfig defaults, for keys a config.json leaves out
 CONFIG_DEFAULTS = {"vocab_size": 30522, "hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12,
                    "intermediate_size": 3072, "hidden_act": "gelu", "max_position_embeddings": 512,
-                   "type_vocab_size": 2, "layer_norm_eps": 1e-12, "pad_token_id": 0}
+                   "type_vocab_size": 2, "layer_norm_eps": 1e-12}
 ACTIVATIONS = {"gelu": F.gelu, "relu": F.relu}  # transformers' ACT2FN for these two calls exactly these
 SPECIAL_TOKEN_DEFAULTS = {"unk_token": "[UNK]", "sep_token": "[SEP]", "pad_token": "[PAD]", "cls_token": "[CLS]",
                           "mask_token": "[MASK]"}
@@ -57,7 +57,6 @@ class BertShape:
     max_position_embeddings: int
     type_vocab_size: int
     layer_norm_eps: float
-    pad_token_id: int
 
     @classmethod
     def from_config(cls, config: dict) -> BertShape:
@@ -228,15 +227,49 @@ class BertTokenizerJson:
 
 
 # --- encoder ---------------------------------------------------------------------------------------------------------
-# Module and attribute names follow transformers' BertModel so that weight files load key for key.
+# Module and attribute names follow transformers' BertModel so that weight files load key for key. The parameters
+# start uninitialised and the weight file's tensors become them (load_state_dict(assign=True), every key checked):
+# initialising ~23 M values at random and then copying over them cost a few tenths of a second of start-up.
+
+class _Linear(nn.Module):
+    def __init__(self, width_in: int, width_out: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(width_out, width_in))
+        self.bias = nn.Parameter(torch.empty(width_out))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x, self.weight, self.bias)
+
+
+class _Embedding(nn.Module):
+    """No padding_idx: it only keeps the pad row out of gradients, and inference takes none."""
+
+    def __init__(self, rows: int, width: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(rows, width))
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return F.embedding(ids, self.weight)
+
+
+class _LayerNorm(nn.Module):
+    def __init__(self, width: int, eps: float) -> None:
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.empty(width))
+        self.bias = nn.Parameter(torch.empty(width))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.layer_norm(x, self.weight.shape, self.weight, self.bias, self.eps)
+
 
 class _Embeddings(nn.Module):
     def __init__(self, shape: BertShape) -> None:
         super().__init__()
-        self.word_embeddings = nn.Embedding(shape.vocab_size, shape.hidden_size, padding_idx=shape.pad_token_id)
-        self.position_embeddings = nn.Embedding(shape.max_position_embeddings, shape.hidden_size)
-        self.token_type_embeddings = nn.Embedding(shape.type_vocab_size, shape.hidden_size)
-        self.LayerNorm = nn.LayerNorm(shape.hidden_size, eps=shape.layer_norm_eps)
+        self.word_embeddings = _Embedding(shape.vocab_size, shape.hidden_size)
+        self.position_embeddings = _Embedding(shape.max_position_embeddings, shape.hidden_size)
+        self.token_type_embeddings = _Embedding(shape.type_vocab_size, shape.hidden_size)
+        self.LayerNorm = _LayerNorm(shape.hidden_size, shape.layer_norm_eps)
 
     def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor) -> torch.Tensor:
         positions = torch.arange(input_ids.shape[1], device=input_ids.device)[None]
@@ -248,9 +281,9 @@ class _SelfAttention(nn.Module):
     def __init__(self, shape: BertShape) -> None:
         super().__init__()
         self.heads = shape.num_attention_heads
-        self.query = nn.Linear(shape.hidden_size, shape.hidden_size)
-        self.key = nn.Linear(shape.hidden_size, shape.hidden_size)
-        self.value = nn.Linear(shape.hidden_size, shape.hidden_size)
+        self.query = _Linear(shape.hidden_size, shape.hidden_size)
+        self.key = _Linear(shape.hidden_size, shape.hidden_size)
+        self.value = _Linear(shape.hidden_size, shape.hidden_size)
 
     def forward(self, hidden: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         batch, length, width = hidden.shape
@@ -270,8 +303,8 @@ class _DenseAddNorm(nn.Module):
 
     def __init__(self, width_in: int, shape: BertShape) -> None:
         super().__init__()
-        self.dense = nn.Linear(width_in, shape.hidden_size)
-        self.LayerNorm = nn.LayerNorm(shape.hidden_size, eps=shape.layer_norm_eps)
+        self.dense = _Linear(width_in, shape.hidden_size)
+        self.LayerNorm = _LayerNorm(shape.hidden_size, shape.layer_norm_eps)
 
     def forward(self, hidden: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
         return self.LayerNorm(self.dense(hidden) + residual)
@@ -290,7 +323,7 @@ class _Attention(nn.Module):
 class _Intermediate(nn.Module):
     def __init__(self, shape: BertShape) -> None:
         super().__init__()
-        self.dense = nn.Linear(shape.hidden_size, shape.intermediate_size)
+        self.dense = _Linear(shape.hidden_size, shape.intermediate_size)
         self.activation = ACTIVATIONS[shape.hidden_act]
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
@@ -389,7 +422,7 @@ def _load_strictly(model: BertEncoder, state: dict[str, torch.Tensor], folder: P
                  for label, keys in (("missing", missing), ("unexpected", unexpected), ("mis-shaped", misshaped))
                  if keys]
         raise LassbenchError(f"text encoder folder {folder}: weights do not fit its config.json ({'; '.join(parts)})")
-    model.load_state_dict(kept, strict=True)
+    model.load_state_dict(kept, strict=True, assign=True)  # the file's tensors become the parameters
 
 
 def _encoder_keys(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
