@@ -32,6 +32,7 @@ CONFIG_DEFAULTS = {"vocab_size": 30522, "hidden_size": 768, "num_hidden_layers":
 ACTIVATIONS = {"gelu": F.gelu, "relu": F.relu}  # transformers' ACT2FN for these two calls exactly these
 SPECIAL_TOKEN_DEFAULTS = {"unk_token": "[UNK]", "sep_token": "[SEP]", "pad_token": "[PAD]", "cls_token": "[CLS]",
                           "mask_token": "[MASK]"}
+PLAIN_SPECIAL = {"special": True, "single_word": False, "lstrip": False, "rstrip": False, "normalized": False}
 VERY_LARGE_INTEGER = int(1e30)  # transformers' model_max_length when tokenizer_config.json names none
 # Keys in a BERT weight file that the encoder does not use, each with why
 DROPPED_KEYS = {
@@ -40,7 +41,6 @@ DROPPED_KEYS = {
     "pooler.dense.weight": "BERT's pooler (tanh on [CLS]); lassbench pools the last hidden state",
     "pooler.dense.bias": "BERT's pooler (tanh on [CLS]); lassbench pools the last hidden state",
 }
-HEAD_REASON = "a BertFor* checkpoint's task or pre-training head (outside its bert. encoder)"
 LEGACY_NAMES = {".LayerNorm.gamma": ".LayerNorm.weight", ".LayerNorm.beta": ".LayerNorm.bias"}  # old TF exports
 
 
@@ -94,6 +94,9 @@ def _model_problem(config: dict, folder: Path) -> str | None:
     set_ones = [key for key, value in unsupported.items() if value]
     if set_ones:
         return f"config sets {', '.join(set_ones)}"
+    shape = BertShape.from_config(config)
+    if shape.hidden_size % shape.num_attention_heads:
+        return f"hidden_size {shape.hidden_size} not a multiple of {shape.num_attention_heads} heads"
     if config.get("position_embedding_type", "absolute") != "absolute":
         return f"position_embedding_type {config['position_embedding_type']!r}"
     if config.get("hidden_act", "gelu") not in ACTIVATIONS:
@@ -138,16 +141,19 @@ def _tokenizer_problem(folder: Path) -> str | None:
 def _added_tokens_problem(added: list[dict], settings: dict) -> str | None:
     """Only the five special tokens, each as transformers adds them (special, no stripping, not normalised), and
     tokenizer_config.json's list of added tokens, where it has one, the same."""
-    plain = {"special": True, "single_word": False, "lstrip": False, "rstrip": False, "normalized": False}
-    in_file = {(t.get("content"), t.get("id")) for t in added if {k: t.get(k) for k in plain} == plain}
-    if len(in_file) != len(added) or {content for content, _ in in_file} != \
-            {_special(settings, key) for key in SPECIAL_TOKEN_DEFAULTS} or len(added) != len(SPECIAL_TOKEN_DEFAULTS):
+    specials = sorted({_special(settings, key) for key in SPECIAL_TOKEN_DEFAULTS})
+    if sorted(t.get("content") for t in added) != specials or not all(map(_is_plain_special, added)):
         return "added tokens other than the five plain special ones"
-    declared = settings.get("added_tokens_decoder")
-    if declared and {(t.get("content"), int(i)) for i, t in declared.items()
-                     if {k: t.get(k) for k in plain} == plain} != in_file:
+    declared = settings.get("added_tokens_decoder") or {}
+    if declared and ({(t.get("content"), int(i)) for i, t in declared.items()} != {(t["content"], t["id"])
+                                                                                   for t in added}
+                     or not all(map(_is_plain_special, declared.values()))):
         return "tokenizer_config.json's added tokens differ from tokenizer.json's"
     return None
+
+
+def _is_plain_special(token: dict) -> bool:
+    return {key: token.get(key) for key in PLAIN_SPECIAL} == PLAIN_SPECIAL
 
 
 def _tokenizer_settings(folder: Path) -> dict:
@@ -426,9 +432,9 @@ def _load_strictly(model: BertEncoder, state: dict[str, torch.Tensor], folder: P
 
 
 def _encoder_keys(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """A BertFor* checkpoint keeps the encoder under ``bert.`` and its heads beside it: the heads are dropped
-    (:data:`HEAD_REASON`); old TF conversions name LayerNorm's weight and bias gamma and beta (as transformers,
-    :data:`LEGACY_NAMES` renames them)."""
+    """A BertFor* checkpoint keeps the encoder under ``bert.`` and its task or pre-training heads beside it: the
+    heads are dropped, as AutoModel drops them. Old TF conversions name LayerNorm's weight and bias gamma and beta:
+    renamed (:data:`LEGACY_NAMES`), as transformers renames them."""
     if any(k.startswith("bert.") for k in state):
         state = {k.removeprefix("bert."): v for k, v in state.items() if k.startswith("bert.")}
     return {_modern_name(key): value for key, value in state.items()}
