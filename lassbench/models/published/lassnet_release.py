@@ -13,7 +13,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn.functional as F
-from scipy.signal import get_window
 from torch import nn
 
 SAMPLE_RATE = 32000
@@ -117,6 +116,8 @@ class ReleaseSTFT(nn.Module):
     """``utils/stft.py``: conv-based STFT with a pseudo-inverse synthesis basis and window-sum normalisation."""
 
     def __init__(self, n_fft: int = N_FFT, hop: int = HOP) -> None:
+        from scipy.signal import get_window  # on use: scipy.signal costs every `lassbench run` ~0.8 s of start-up
+
         super().__init__()
         self.n_fft, self.hop = n_fft, hop
         basis = np.fft.fft(np.eye(n_fft))
