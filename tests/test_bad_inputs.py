@@ -289,7 +289,7 @@ def test_an_unreachable_hub_is_one_line_and_fast(tmp_path):
 def test_models_shows_the_shipped_class_conditioned_checkpoint_as_it_is(capsys):
     config = read_checkpoint(MODELS["class-conditioned"].shipped_checkpoint("tiny"))["config"]
     # fine-tuned on synth + the real train split: the union of their classes (docs/models.md)
-    assert set(synth_classes()) < set(config["classes"]) and len(config["classes"]) == 32
+    assert set(synth_classes()) < set(config["classes"]) and len(config["classes"]) == 50
     shipped = count_parameters(build_model("class-conditioned", SeparatorConfig.from_dict(config),
                                            attach_encoder=False))
     twelve = SeparatorConfig.from_dict({**config, "classes": config["classes"][:12]})
