@@ -121,3 +121,21 @@ def test_default_benchmark_builds_the_synth_benchmark_once(tmp_path, monkeypatch
     stamp = (out / "manifest.csv").stat().st_mtime_ns
     assert default_benchmark(("test",)) == out
     assert (out / "manifest.csv").stat().st_mtime_ns == stamp
+
+
+def test_checking_the_cached_default_benchmark_does_not_import_the_synth_filters(tmp_path):
+    """Every `run` on the default benchmark checks its cache against the synth generator's digest; scipy.signal
+    (a second to import) is only needed to generate clips, so the check must not load it."""
+    import subprocess
+    import sys
+
+    state = tmp_path / "bench" / ready.STATE_DIR
+    state.mkdir(parents=True)
+    (state / "build.json").write_text(json.dumps({"sources": "elsewhere/manifest.csv"}))
+    code = ("import sys; from pathlib import Path; import lassbench.ready as r\n"
+            f"r._drop_stale_synth_build(Path({str(tmp_path / 'bench')!r}))\n"
+            "print('scipy.signal' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "False"
+    assert not (tmp_path / "bench").exists()  # the stale build was dropped: the digest was computed

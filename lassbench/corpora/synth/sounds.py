@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-from scipy import signal
 
 Generator = Callable[[np.random.Generator, dict, int, int], np.ndarray]
 
@@ -62,16 +61,23 @@ def _biquad(kind: str, freq: float, q: float, sr: int) -> np.ndarray:
     return np.array([[*(np.array(b) / a[0]), 1.0, a[1] / a[0], a[2] / a[0]]])
 
 
+def _sosfilt(sos: np.ndarray, x: np.ndarray) -> np.ndarray:
+    # scipy.signal takes a second to import; a warm cache (every `run` on the default benchmark) never filters
+    from scipy import signal
+
+    return signal.sosfilt(sos, x)
+
+
 def _bandpass(x: np.ndarray, lo: float, hi: float, sr: int, order: int = 2) -> np.ndarray:
     """Band-pass between ``lo`` and ``hi`` Hz: ``order`` cascaded biquads centred on their geometric mean."""
     hi = min(hi, 0.45 * sr)
     centre = np.sqrt(max(lo, 20.0) * hi)
     sos = np.repeat(_biquad("bandpass", centre, centre / max(hi - lo, 1.0), sr), order, axis=0)
-    return signal.sosfilt(sos, x)
+    return _sosfilt(sos, x)
 
 
 def _lowpass(x: np.ndarray, cutoff: float, sr: int, order: int = 2) -> np.ndarray:
-    return signal.sosfilt(np.repeat(_biquad("lowpass", cutoff, 0.7071, sr), order, axis=0), x)
+    return _sosfilt(np.repeat(_biquad("lowpass", cutoff, 0.7071, sr), order, axis=0), x)
 
 
 def _smooth_random(rng: np.random.Generator, n: int, sr: int, rate: float) -> np.ndarray:
@@ -245,7 +251,7 @@ def speech(rng: np.random.Generator, a: dict, sr: int, n: int) -> np.ndarray:
             continue
         stretch = glottal[start:start + syllable]
         vowel = filters[int(rng.integers(len(_VOWELS)))]
-        voiced = sum(w * signal.sosfilt(sos, stretch) for sos, w in zip(vowel, (1.0, 0.5, 0.25), strict=True))
+        voiced = sum(w * _sosfilt(sos, stretch) for sos, w in zip(vowel, (1.0, 0.5, 0.25), strict=True))
         out[start:start + len(stretch)] = voiced * envelope[:len(stretch)]
     return out
 
