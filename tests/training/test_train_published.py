@@ -63,11 +63,12 @@ def assert_official_layout(path: Path, name: str = "audiosep") -> None:
 
 def test_the_segment_mixer_port_reproduces_the_official_mixtures():
     """Golden values from the official SegmentMixer (AudioSep 944583f) after random.seed(5); by hand on 50 random
-    batches of 2-6 clips (some clipping, some silent) the port was identical to the last bit."""
+    batches of 2-6 clips (some clipping, some silent) the port was identical to the last bit. Another CPU rounds the
+    float32 loudness scaling differently (measured: up to 2.4e-7 apart), hence the tolerance."""
     golden = np.load(GOLDEN_MIXER)
     mixture, segment = segment_mix(torch.from_numpy(golden["waveforms"]), random.Random(int(golden["seed"])))
-    np.testing.assert_array_equal(mixture.numpy(), golden["mixture"])
-    np.testing.assert_array_equal(segment.numpy(), golden["segment"])
+    np.testing.assert_allclose(mixture.numpy(), golden["mixture"], rtol=0, atol=1e-6)
+    np.testing.assert_allclose(segment.numpy(), golden["segment"], rtol=0, atol=1e-6)
     other, _ = segment_mix(torch.from_numpy(golden["waveforms"]), random.Random(int(golden["seed"]) + 1))
     assert not np.array_equal(other.numpy(), golden["mixture"])
 
