@@ -191,12 +191,13 @@ def test_sigterm_during_download_keeps_finished_clips_in_the_manifest_like_ctrl_
     from support.audiocaps_download import download_interrupted_by
 
     names = [f"termClip{i:03d}" for i in range(8)]
-    with download_interrupted_by(signal.SIGTERM, tmp_path, names) as (process, stderr, out, command):
-        assert process.returncode == 143 and "Traceback" not in stderr
-        assert stderr.strip().splitlines()[-1] == f"terminated (SIGTERM): {ON_INTERRUPT['download']}"
+    with download_interrupted_by(signal.SIGTERM, tmp_path, names) as killed:
+        out = killed.out
+        assert killed.process.returncode == 143 and "Traceback" not in killed.stderr
+        assert killed.stderr.strip().splitlines()[-1] == f"terminated (SIGTERM): {ON_INTERRUPT['download']}"
         on_disk = sorted(p.name for p in (out / "audio").iterdir())
         assert 2 <= len(on_disk) < len(names) and all(not name.startswith(".") for name in on_disk)
-        rerun = subprocess.run(command, capture_output=True, text=True, timeout=120)
+        rerun = subprocess.run(killed.command, capture_output=True, text=True, timeout=120)
     assert rerun.returncode == 0, rerun.stderr
     assert sorted(p.name for p in (out / "audio").iterdir()) == sorted(f"{n}.wav" for n in names)
 

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -160,24 +157,12 @@ def test_missing_ffmpeg_is_an_error_before_any_clip(tmp_path):
 
 def test_killed_run_resumes_without_partial_files_or_downloading_a_clip_twice(tmp_path):
     names = [f"killClip{i:03d}" for i in range(8)]
-    with MediaServer(delay=0.15) as server:
-        payload = encode_media(synth_signal(11, SERVED_SR, 7), SERVED_SR, "wav", tmp_path)
-        for name in names:
-            server.add(name, payload, "wav")
-        metadata = write_metadata(tmp_path / "meta.csv", [(n, 0, ["a"]) for n in names])
-        out = tmp_path / "out"
-        command = [sys.executable, "-m", "lassbench", "download", "audiocaps", "--split", "test", "--out", str(out),
-                   "--metadata", str(metadata), "--url-template", server.url_template, "--workers", "2"]
-        first = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 60
-        while len(list((out / "audio").glob("*.wav"))) < 2 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        os.kill(first.pid, signal.SIGKILL)
-        first.wait()
+    with download_interrupted_by(signal.SIGKILL, tmp_path, names) as killed:
+        out, server = killed.out, killed.server
         survivors = {p.name: p.stat().st_ino for p in (out / "audio").iterdir()}
         assert 2 <= len(survivors) < len(names), "the kill came too late to test anything"
         server.requests.clear()
-        second = subprocess.run(command, capture_output=True, text=True, timeout=120)
+        second = subprocess.run(killed.command, capture_output=True, text=True, timeout=120)
         assert second.returncode == 0, second.stderr
         refetched = {name for name in names if server.requests[name] and f"{name}.wav" in survivors}
     assert refetched == set()
@@ -191,8 +176,8 @@ def test_killed_run_resumes_without_partial_files_or_downloading_a_clip_twice(tm
 
 def test_ctrl_c_leaves_a_manifest_of_exactly_the_clips_on_disk(tmp_path):
     names = [f"intClip{i:04d}" for i in range(8)]
-    with download_interrupted_by(signal.SIGINT, tmp_path, names) as (run, err, out, _):
-        pass
+    with download_interrupted_by(signal.SIGINT, tmp_path, names) as interrupted:
+        run, err, out = interrupted.process, interrupted.stderr, interrupted.out
     assert run.returncode == 130 and "Traceback" not in err
     on_disk = sorted(p.stem for p in (out / "audio").iterdir())
     assert 2 <= len(on_disk) < len(names)

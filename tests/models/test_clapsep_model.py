@@ -21,6 +21,7 @@ from lassbench.models.published.loading import KERNELS_COMPUTED, LORA_MERGED, lo
 from lassbench.models.registry import MODELS, takes_negative_query
 
 from support import published_fixtures as fx
+from support.command_helpers import cli_exit_code
 
 sys.path.insert(0, str(fx.GOLDEN))
 from make_clapsep_golden import NEGATIVE, POSITIVE, clapsep_input, keep  # noqa: E402
@@ -210,19 +211,12 @@ def test_run_on_a_clapsep_benchmark_sends_its_negative_captions_and_the_negative
     assert json.loads((main_run.out_dir / "run.json").read_text())["model"] == "clapsep"
 
 
-def _cli(args: list[str]) -> int:
-    with pytest.raises(SystemExit) as exit_info:
-        main(args)
-        raise SystemExit(0)
-    return exit_info.value.code
-
-
 def test_separate_cli_takes_a_negative_query_for_clapsep_and_it_changes_the_output(tmp_path, files):
     sf.write(tmp_path / "mix.wav", clapsep_input()[0][:64000], 32000, subtype="FLOAT")
     common = ["separate", "--model", "clapsep", "--checkpoint", str(files["ckpt"]), "--text-encoder",
               str(files["roberta"]), "--input", str(tmp_path / "mix.wav"), "--query", "a dog barks", "--no-progress"]
-    assert _cli([*common, "--output", str(tmp_path / "plain.wav")]) == 0
-    assert _cli([*common, "--negative-query", "a man speaks", "--output", str(tmp_path / "negative.wav")]) == 0
+    assert cli_exit_code([*common, "--output", str(tmp_path / "plain.wav")]) == 0
+    assert cli_exit_code([*common, "--negative-query", "a man speaks", "--output", str(tmp_path / "negative.wav")]) == 0
     plain, negative = sf.read(tmp_path / "plain.wav")[0], sf.read(tmp_path / "negative.wav")[0]
     assert plain.shape == negative.shape == (64000,)
     assert np.abs(plain - negative).max() > 1e-4 * np.abs(plain).max()

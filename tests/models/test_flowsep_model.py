@@ -13,7 +13,6 @@ import soundfile as sf
 import torch
 import torch.nn.functional as F
 
-from lassbench.cli import main
 from lassbench.errors import LassbenchError
 from lassbench.models.lassnet import QueryBatch
 from lassbench.models.published import flowsep
@@ -22,6 +21,7 @@ from lassbench.models.published.loading import load_published
 from lassbench.models.registry import MODELS, check_published_checkpoint
 
 from support import published_fixtures as fx
+from support.command_helpers import cli_exit_code
 
 sys.path.insert(0, str(fx.GOLDEN))
 from make_flowsep_golden import (  # noqa: E402
@@ -177,19 +177,12 @@ def test_flowsep_is_listed_and_refuses_to_run_without_its_weights():
         check_published_checkpoint("flowsep", None)
 
 
-def _cli(args: list[str]) -> int:
-    with pytest.raises(SystemExit) as exit_info:
-        main(args)
-        raise SystemExit(0)
-    return exit_info.value.code
-
-
 def test_separate_cli_runs_flowsep_from_a_checkpoint_at_another_rate(tmp_path, release):
     checkpoint, t5 = release
     mixture = flowsep_inputs()[0][::2].copy()
     sf.write(tmp_path / "mix.wav", mixture, 8000, subtype="FLOAT")
-    code = _cli(["separate", "--model", "flowsep", "--checkpoint", str(checkpoint), "--text-encoder", str(t5),
-                 "--input", str(tmp_path / "mix.wav"), "--query", QUERIES[0], "--output", str(tmp_path / "out.wav"),
-                 "--no-progress"])
+    code = cli_exit_code(["separate", "--model", "flowsep", "--checkpoint", str(checkpoint), "--text-encoder",
+                          str(t5), "--input", str(tmp_path / "mix.wav"), "--query", QUERIES[0], "--output",
+                          str(tmp_path / "out.wav"), "--no-progress"])
     estimate, rate = sf.read(tmp_path / "out.wav")
     assert code == 0 and rate == 8000 and estimate.shape == mixture.shape and np.abs(estimate).max() > 0

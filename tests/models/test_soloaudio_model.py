@@ -12,7 +12,6 @@ import pytest
 import soundfile as sf
 import torch
 
-from lassbench.cli import main
 from lassbench.errors import LassbenchError
 from lassbench.models.lassnet import QueryBatch
 from lassbench.models.published import soloaudio
@@ -21,6 +20,7 @@ from lassbench.models.published.soloaudio_loading import INDEX_BUFFERS, VAE_FILE
 from lassbench.models.registry import MODELS, check_published_checkpoint
 
 from support import published_fixtures as fx
+from support.command_helpers import cli_exit_code
 
 sys.path.insert(0, str(fx.GOLDEN))
 from make_soloaudio_golden import QUERIES, STEPS, soloaudio_inputs  # noqa: E402
@@ -155,19 +155,12 @@ def test_soloaudio_is_listed_and_refuses_to_run_without_its_weights():
         check_published_checkpoint("soloaudio", None)
 
 
-def _cli(args: list[str]) -> int:
-    with pytest.raises(SystemExit) as exit_info:
-        main(args)
-        raise SystemExit(0)
-    return exit_info.value.code
-
-
 def test_separate_cli_runs_soloaudio_from_a_checkpoint_at_another_rate(tmp_path, release):
     checkpoint, clap = release
     mixture = soloaudio_inputs()[0]
     sf.write(tmp_path / "mix.wav", mixture[::3].copy(), 8000, subtype="FLOAT")
-    code = _cli(["separate", "--model", "soloaudio", "--checkpoint", str(checkpoint), "--text-encoder", str(clap),
-                 "--input", str(tmp_path / "mix.wav"), "--query", QUERIES[0], "--output", str(tmp_path / "out.wav"),
-                 "--no-progress"])
+    code = cli_exit_code(["separate", "--model", "soloaudio", "--checkpoint", str(checkpoint), "--text-encoder",
+                          str(clap), "--input", str(tmp_path / "mix.wav"), "--query", QUERIES[0], "--output",
+                          str(tmp_path / "out.wav"), "--no-progress"])
     estimate, rate = sf.read(tmp_path / "out.wav")
     assert code == 0 and rate == 8000 and estimate.shape == (len(mixture[::3]),) and np.abs(estimate).max() > 0

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from .media_server import MediaServer, encode_media, synth_signal
@@ -27,10 +28,19 @@ def write_metadata(path: Path, clips: list[tuple[str, float, list[str]]]) -> Pat
     return path
 
 
+@dataclass
+class InterruptedDownload:
+    process: subprocess.Popen
+    stderr: str
+    out: Path
+    command: list[str]
+    server: MediaServer  # still serving: a test can rerun the command and see what it fetched again
+
+
 @contextmanager
 def download_interrupted_by(signum: int, tmp_path, names: list[str]):
     """A 2-worker download of ``names`` from a slow loopback server, sent ``signum`` once two clips are on disk.
-    Yields (process, stderr, out, command) while the server still serves, so a test can rerun the command."""
+    Yields an :class:`InterruptedDownload` while the server still serves, so a test can rerun the command."""
     with MediaServer(delay=0.15) as server:
         payload = encode_media(synth_signal(11, SERVED_SR, 8), SERVED_SR, "wav", tmp_path)
         for name in names:
@@ -45,4 +55,4 @@ def download_interrupted_by(signum: int, tmp_path, names: list[str]):
             time.sleep(0.05)
         process.send_signal(signum)
         _, err = process.communicate(timeout=60)
-        yield process, err, out, command
+        yield InterruptedDownload(process, err, out, command, server)

@@ -48,3 +48,14 @@ def train_cli(args, capsys) -> tuple[int, str]:
     except SystemExit as exc:
         code = exc.code
     return code, capsys.readouterr().err
+
+
+def cli_exit_code(args: list[str]) -> int:
+    """``lassbench ARGS`` in this process: its exit code (0 when it returns without exiting)."""
+    from lassbench.cli import main
+
+    try:
+        main(args)
+    except SystemExit as exc:
+        return exc.code or 0
+    return 0
