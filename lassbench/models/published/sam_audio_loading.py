@@ -49,12 +49,13 @@ def load_sam_audio(spec: PublishedSpec, path: Path, folder: str | None, tokenize
 
     weights, config_file = _files(path)
     shape = shape_of(_read_config(config_file))
+    t5_config = _t5_config(folder, shape.text_dim)  # before reading a checkpoint of up to 12 GB
+    check_vocabulary(spec, folder, tokenizer, t5_config.vocab_size)
     state = _state(weights)
     with no_init_weights():
         net = sam_audio.SAMAudioSystem(shape, None)
     dropped = match_state(net, state, DROPPED, weights)
-    net.text = _t5_encoder(folder, shape.text_dim)
-    check_vocabulary(spec, folder, tokenizer, net.text.config.vocab_size)
+    net.text = _t5_encoder(folder)
     report = {"model": spec.name, "weights": str(weights), "keys_loaded": len(state) - sum(dropped.values()),
               "keys_dropped": dropped, "transformer": dataclasses.asdict(shape.transformer), "codec": shape.codec}
     return PublishedSeparator(spec, net, tokenizer, str(folder)).to(device).eval(), report
@@ -126,31 +127,41 @@ def _state(path: Path) -> dict[str, torch.Tensor]:
     return state
 
 
-def _t5_encoder(folder: str | None, dim: int):
-    """T5's encoder from the folder (config.json + weights, as transformers saves t5-base); strictly: every
-    encoder weight present, the width the checkpoint's ``memory_proj`` reads."""
-    from transformers import T5Config, T5EncoderModel
+T5_HINT = "SAM Audio needs its T5 folder (t5-base: config.json + weights + tokenizer) as --text-encoder"
 
-    hint = "SAM Audio needs its T5 folder (t5-base: config.json + weights + tokenizer) as --text-encoder"
+
+def _t5_config(folder: str | None, dim: int):
+    """The folder's T5 configuration, of the width the checkpoint's ``memory_proj`` reads, with weights beside it."""
+    from transformers import T5Config
+
     where = Path(folder) if folder else None
     if where is None or not (where / "config.json").is_file():
-        raise LassbenchError(f"--text-encoder {folder}: no T5 config.json; {hint}")
+        raise LassbenchError(f"--text-encoder {folder}: no T5 config.json; {T5_HINT}")
     try:
         config = T5Config.from_pretrained(where, local_files_only=True)
     except Exception as exc:  # transformers raises OSError, ValueError... for a config it cannot read
-        raise LassbenchError(f"--text-encoder {folder}: config.json is not a T5 configuration; {hint}") from exc
+        raise LassbenchError(f"--text-encoder {folder}: config.json is not a T5 configuration; {T5_HINT}") from exc
     if config.model_type != "t5" or config.d_model != dim:
         raise LassbenchError(f"--text-encoder {folder}: a {config.model_type} model of width {config.d_model}; the "
-                             f"checkpoint's text projection reads T5 features of width {dim}; {hint}")
+                             f"checkpoint's text projection reads T5 features of width {dim}; {T5_HINT}")
     if not any((where / name).is_file() for name in ("model.safetensors", "pytorch_model.bin",
                                                       "model.safetensors.index.json")):
-        raise LassbenchError(f"--text-encoder {folder}: no T5 weights (model.safetensors or pytorch_model.bin); {hint}")
+        raise LassbenchError(f"--text-encoder {folder}: no T5 weights (model.safetensors or pytorch_model.bin); "
+                             f"{T5_HINT}")
+    return config
+
+
+def _t5_encoder(folder: str):
+    """T5's encoder, strictly: every encoder weight in the folder (a full T5's decoder weights are not read)."""
+    from transformers import T5EncoderModel
+
     try:
-        model, info = T5EncoderModel.from_pretrained(where, local_files_only=True, output_loading_info=True)
+        model, info = T5EncoderModel.from_pretrained(folder, local_files_only=True, output_loading_info=True)
     except Exception as exc:
-        raise LassbenchError(f"--text-encoder {folder}: cannot load T5's encoder ({first_line(exc)}); {hint}") from exc
+        raise LassbenchError(f"--text-encoder {folder}: cannot load T5's encoder ({first_line(exc)}); "
+                             f"{T5_HINT}") from exc
     missing = [k for k in info.get("missing_keys", ()) if "embed_tokens" not in k]  # tied to `shared`
     if missing:
         raise LassbenchError(f"--text-encoder {folder}: {len(missing)} T5 encoder weight(s) missing, e.g. "
-                             f"{missing[0]}; {hint}")
+                             f"{missing[0]}; {T5_HINT}")
     return model.float().eval()
