@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 import torch
 from torch import nn
 
-from lassbench.models.published import clap_text, clapsep, flowsep, lassnet_release, sam_audio, soloaudio
+from lassbench.models.published import clap_text, clapsep, flowsep, lassnet_release, soloaudio
 from lassbench.models.published.resunet30 import ResUNet30
 from lassbench.models.rate import fit_length as _fit
 from lassbench.models.rate import resample_batch as _resample
@@ -197,9 +197,10 @@ def separator_parameters(spec: PublishedSpec) -> int:
             net = nn.ModuleList([flowsep.UNetModel(**flowsep.RELEASED_UNET), flowsep.MelVAE(**flowsep.RELEASED_VAE),
                                  flowsep.BigVGAN(**flowsep.RELEASED_VOCODER)])
         elif spec.family == "sam-audio":
+            from lassbench.models.published.sam_audio import SAMAudioSystem
             from lassbench.models.published.sam_audio_loading import shape_of
 
-            net = sam_audio.SAMAudioSystem(shape_of({}), None)
+            net = SAMAudioSystem(shape_of({}), None)
         else:
             net = ResUNet30(spec.n_fft, spec.hop, dprnn=(6, 256) if spec.dprnn else None)
     return sum(p.numel() for p in net.parameters())
