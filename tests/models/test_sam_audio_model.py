@@ -139,6 +139,7 @@ def test_every_tensor_is_loaded_or_dropped_with_its_reason(loaded, tmp_path):
     assert report["keys_dropped"] == {vision: 2}
     assert report["transformer"]["dim"] == 32 and report["transformer"]["n_layers"] == 2
     assert report["keys_loaded"] == len(LAYOUT["checkpoint"]) - 2
+    assert (loaded[0].sample_rate, loaded[0].spec.hop) == (48000, 320)  # the codec of the folder's config.json
 
 
 def test_a_safetensors_checkpoint_with_ranker_and_span_predictor_tensors_loads(release, tmp_path):

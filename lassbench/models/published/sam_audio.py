@@ -111,7 +111,7 @@ class SAMAudioSystem(nn.Module):
     """``audio_codec``, ``transformer``, ``proj``, ``align_masked_video``, ``embed_anchors``, ``memory_proj`` under
     the release's names, and T5's encoder (``text``, from the --text-encoder folder, not the checkpoint)."""
 
-    def __init__(self, shape: SAMAudioShape, text: nn.Module) -> None:
+    def __init__(self, shape: SAMAudioShape, text: nn.Module | None) -> None:
         super().__init__()
         dim = shape.transformer.dim
         self.shape = shape

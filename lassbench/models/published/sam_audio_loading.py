@@ -56,6 +56,8 @@ def load_sam_audio(spec: PublishedSpec, path: Path, folder: str | None, tokenize
         net = sam_audio.SAMAudioSystem(shape, None)
     dropped = match_state(net, state, DROPPED, weights)
     net.text = _t5_encoder(folder)
+    hop = net.audio_codec.hop_length  # the rate and frame the config.json's codec sets
+    spec = dataclasses.replace(spec, sample_rate=int(shape.codec["sample_rate"]), n_fft=hop, hop=hop)
     report = {"model": spec.name, "weights": str(weights), "keys_loaded": len(state) - sum(dropped.values()),
               "keys_dropped": dropped, "transformer": dataclasses.asdict(shape.transformer), "codec": shape.codec}
     return PublishedSeparator(spec, net, tokenizer, str(folder)).to(device).eval(), report
