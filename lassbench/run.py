@@ -282,6 +282,8 @@ def _scoring_fingerprint(rules: ProtocolRules, model, clap, fad) -> dict:
         extra["resampled"] = [int(model.input_rate), int(model.sample_rate)]
     if clap is not None:
         extra["clap_sha256"] = clap.sha256
+    if getattr(model, "sampler", None):  # a sampling system's steps and seed change every estimate
+        extra["sampler"] = model.sampler
     if fad is not None:  # the rows then carry FAD embeddings
         extra["fad_sha256"] = fad.sha256
     return extra
@@ -368,8 +370,9 @@ def _load_system(name: str, checkpoint: str | None, device: str, text_encoder: s
             f"no checkpoint ships for '{name}': train one (`lassbench train {name} --data DIR --out RUN`) "
             f"and pass --checkpoint RUN/model.pt"
         )
-    model, _ = load_model(path, expected=name, device=device, text_encoder=text_encoder)
-    return model, path
+    model, info = load_model(path, expected=name, device=device, text_encoder=text_encoder)
+    # a checkpoint folder (SAM Audio's) is hashed and sized by the weights file read from it
+    return model, Path(info.get("weights", path))
 
 
 def _split_size(manifest: pd.DataFrame, split: str) -> int:
@@ -436,6 +439,7 @@ def _run_info(session: _Session, plan: VariantPlan, wall: float, n_items: int, f
         "n_items": n_items,
         "device": config.device,
         **({"model_sample_rate": int(model.sample_rate)} if _resampled(model) else {}),
+        **({"sampler": model.sampler} if getattr(model, "sampler", None) else {}),
         "scored_against": plan.reference, "world_size": session.dist.world, "fingerprint": fingerprint,
     }
     extras = {"subset": session.selection.subset, "clap": session.clap.info if session.clap is not None else None,

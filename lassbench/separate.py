@@ -178,7 +178,7 @@ def separate_file(config: SeparateConfig, *, log: Callable[[str], None] = to_std
     check_input(config.input)
     check_chunking(config.chunk_seconds, config.overlap_seconds)
     check_query(config.query)
-    if config.checkpoint is not None and not Path(config.checkpoint).is_file():
+    if config.checkpoint is not None and not Path(config.checkpoint).exists():  # SAM Audio's: a folder
         raise LassbenchError(f"{config.checkpoint}: checkpoint not found")
     text_model_entry(config.model)
     from lassbench.models.registry import check_published_checkpoint, takes_negative_query

@@ -55,4 +55,7 @@ ZOO: dict[str, ZooEntry] = {entry.name: entry for entry in [
     ZooEntry("flowsep", "caption",
              "FlowSep (Audio-AGI/FlowSep): FLAN-T5 + rectified flow in a mel VAE latent + BigVGAN, 16 kHz", False,
              True),
+    ZooEntry("sam-audio", "caption",
+             "SAM Audio (facebookresearch/sam-audio), text prompts: T5 + flow-matching DiT over DAC-VAE latents, "
+             "48 kHz; any size (small, base, large) from its config.json", False, True),
 ]}

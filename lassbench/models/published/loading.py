@@ -80,6 +80,10 @@ def load_published(name: str, path: str | Path, *, text_encoder: str | None = No
     spec = PUBLISHED[name]
     path = Path(path)
     tokenizer = load_tokenizer(spec, text_encoder)  # before reading a checkpoint of up to 1.5 GB
+    if spec.family == "sam-audio":  # a folder (config.json + checkpoint.pt) or its checkpoint file
+        from lassbench.models.published.sam_audio_loading import load_sam_audio
+
+        return load_sam_audio(spec, path, text_encoder, tokenizer, device)
     payload = read_checkpoint_file(path)
     if spec.family == "clapsep":
         return _load_clapsep(spec, payload, path, text_encoder, tokenizer, device)

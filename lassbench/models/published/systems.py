@@ -17,7 +17,7 @@ from lassbench.models.rate import resample_batch as _resample
 @dataclass(frozen=True)
 class PublishedSpec:
     name: str
-    family: str  # "lassnet-release" | "resunet30" | "clapsep" | "soloaudio" | "flowsep"
+    family: str  # "lassnet-release" | "resunet30" | "clapsep" | "soloaudio" | "flowsep" | "sam-audio"
     sample_rate: int
     n_fft: int
     hop: int
@@ -85,6 +85,15 @@ PUBLISHED: dict[str, PublishedSpec] = {
         "https://zenodo.org/records/13869712 (v2_100k.ckpt; linked from the README of github.com/Audio-AGI/FlowSep)",
         "github.com/Audio-AGI/FlowSep lass_inference.py + src/latent_diffusion/models/ddpm_flow.py",
     ),
+    "sam-audio": PublishedSpec(
+        "sam-audio", "sam-audio", 48000, 1920, 1920, False,  # n_fft, hop: a codec frame of the release (40 ms)
+        "T5 folder named by the checkpoint's config.json (t5-base: config.json + weights + tokenizer), as "
+        "transformers saves it",
+        "Shi et al., SAM Audio: Segment Anything in Audio, arXiv:2512.18099",
+        "https://huggingface.co/facebook/sam-audio-large (or -small, -base, and the -tv variants: the folder "
+        "with config.json + checkpoint.pt; gated, linked from the README of github.com/facebookresearch/sam-audio)",
+        "github.com/facebookresearch/sam-audio sam_audio/model/model.py + transformer.py + codec.py (dacvae)",
+    ),
 }
 
 # Systems released at more than one rate: the checkpoint's STFT size (bn0's bins) picks the variant when it loads.
@@ -148,10 +157,17 @@ class PublishedSeparator(nn.Module):
             estimate = self.net.separate(wav, self._clapsep_embedding(batch, mixture.device))
         else:
             tokenize = {"lassnet-release": lassnet_release.tokenize, "soloaudio": soloaudio.tokenize,
-                        "flowsep": flowsep.tokenize}.get(self.spec.family, clap_text.tokenize)
+                        "flowsep": flowsep.tokenize, "sam-audio": getattr(self.net, "tokenize", None),
+                        }.get(self.spec.family) or clap_text.tokenize
             input_ids, attention_mask = tokenize(self.tokenizer, list(batch.queries))
             estimate = self.net.separate(wav, input_ids.to(mixture.device), attention_mask.to(mixture.device))
         return _fit(_resample(estimate[..., :length], self.sample_rate, self.input_rate), mixture.shape[-1])
+
+    @property
+    def sampler(self) -> dict | None:
+        """A sampling system's settings (SAM Audio: solver, steps, seed), recorded in run.json; None for the
+        others."""
+        return getattr(self.net, "sampler", None)
 
     def _clapsep_embedding(self, batch, device) -> torch.Tensor:
         negatives = list(getattr(batch, "negatives", None) or [""] * len(batch.queries))
@@ -165,7 +181,9 @@ def separator_parameters(spec: PublishedSpec) -> int:
     """Parameters of the separator (text encoder excluded), counted on the meta device: nothing is allocated.
     CLAPSep's: its LoRA-tuned HTSAT copy and its decoder.
     AudioSep-DP's DPRNN is counted at the released size (6 layers, hidden 256: TQ-SED config/edit_config_yaml.py).
-    SoloAudio's: its UDiT and its VAE. FlowSep's: its UNet, its mel VAE and its vocoder."""
+    SoloAudio's: its UDiT and its VAE. FlowSep's: its UNet, its mel VAE and its vocoder.
+    SAM Audio's: its DAC-VAE codec and its transformer with their projections, at the official code's default
+    configuration (``SAMAudioConfig()``); a released size's own config.json sets its real size."""
     with torch.device("meta"):
         if spec.family == "lassnet-release":
             net = lassnet_release.UNetRes_FiLM(cond_dim=256)
@@ -178,6 +196,11 @@ def separator_parameters(spec: PublishedSpec) -> int:
         elif spec.family == "flowsep":
             net = nn.ModuleList([flowsep.UNetModel(**flowsep.RELEASED_UNET), flowsep.MelVAE(**flowsep.RELEASED_VAE),
                                  flowsep.BigVGAN(**flowsep.RELEASED_VOCODER)])
+        elif spec.family == "sam-audio":
+            from lassbench.models.published.sam_audio import SAMAudioSystem
+            from lassbench.models.published.sam_audio_loading import shape_of
+
+            net = SAMAudioSystem(shape_of({}), None)
         else:
             net = ResUNet30(spec.n_fft, spec.hop, dprnn=(6, 256) if spec.dprnn else None)
     return sum(p.numel() for p in net.parameters())
