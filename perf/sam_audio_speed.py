@@ -23,7 +23,7 @@ import torch
 from transformers import T5Config, T5EncoderModel
 from lassbench.models.lassnet import QueryBatch
 from lassbench.models.published import sam_audio
-from lassbench.models.published.sam_audio_loading import shape_of
+from lassbench.models.published.sam_audio_config import shape_of
 from lassbench.models.published.systems import PUBLISHED, PublishedSeparator
 
 threads, repeat = int(sys.argv[1]), int(sys.argv[2])

@@ -24,8 +24,7 @@ from lassbench.models.published.checkpoint_files import (
     refuse_lassbench,
     tensors_of,
 )
-from lassbench.models.published.dacvae import check_decoder_width
-from lassbench.models.published.sam_audio_dit import DiTShape
+from lassbench.models.published.sam_audio_config import shape_of
 from lassbench.models.published.systems import PublishedSeparator, PublishedSpec
 
 CHECKPOINT_FILES = ("checkpoint.pt", "model.safetensors")  # BaseModel._from_pretrained reads checkpoint.pt
@@ -35,11 +34,7 @@ DROPPED = [
     DropRule(r"span_predictor(_transform)?\..*", "the span predictor (PE-A-Frame): predict_spans is off"),
     DropRule(r"(visual_ranker|text_ranker)\..*", "the re-ranking models: reranking_candidates is 1"),
 ]
-CODEC_DEFAULTS = {"encoder_dim": 64, "encoder_rates": [2, 8, 10, 12], "latent_dim": 1024, "decoder_dim": 1536,
-                  "decoder_rates": [12, 10, 8, 2], "codebook_dim": 128, "sample_rate": 48000}  # DACVAEConfig
-CODEC_UNUSED = ("n_codebooks", "codebook_size", "quantizer_dropout", "mean", "std")  # never read by SAM Audio
-TRANSFORMER_UNUSED = ("dropout", "context_embedder_dropout")  # inactive at inference
-TEXT_DEFAULTS = {"name": "t5-base", "max_length": 512, "pad_mode": "longest", "dim": 768}  # T5EncoderConfig
+
 
 
 def load_sam_audio(spec: PublishedSpec, path: Path, folder: str | None, tokenizer,
@@ -84,31 +79,6 @@ def _read_config(file: Path) -> dict:
     if not isinstance(config, dict) or not isinstance(config.get("transformer", {}), dict):
         raise LassbenchError(f"{file}: not a SAM Audio config.json (no transformer settings)")
     return config
-
-
-def shape_of(config: dict) -> sam_audio.SAMAudioShape:
-    """``SAMAudioConfig(**config)`` as far as text-prompted inference reads it, the release's defaults filling
-    what the file leaves out."""
-    codec = {**CODEC_DEFAULTS, **_known(config.get("audio_codec") or {}, CODEC_DEFAULTS, CODEC_UNUSED, "audio_codec")}
-    problem = check_decoder_width(codec["decoder_dim"], codec["decoder_rates"])
-    if problem:
-        raise LassbenchError(f"config.json audio_codec: {problem}")
-    fields = {f.name for f in dataclasses.fields(DiTShape)}
-    transformer = _known(config.get("transformer") or {}, dict.fromkeys(fields), TRANSFORMER_UNUSED, "transformer")
-    text = {**TEXT_DEFAULTS, **_known(config.get("text_encoder") or {}, TEXT_DEFAULTS, (), "text_encoder")}
-    vision = config.get("vision_encoder") or {}
-    return sam_audio.SAMAudioShape(
-        in_channels=int(config.get("in_channels", 768)), codec=codec, text_dim=int(text["dim"]),
-        text_max_length=text["max_length"], text_pad_mode=text["pad_mode"],
-        vision_dim=int(vision.get("dim", 1024)), num_anchors=int(config.get("num_anchors", 3)),
-        anchor_embedding_dim=int(config.get("anchor_embedding_dim", 128)), transformer=DiTShape(**transformer))
-
-
-def _known(section: dict, known, unused: tuple[str, ...], name: str) -> dict:
-    unknown = [k for k in section if k not in known and k not in unused]
-    if unknown:
-        raise LassbenchError(f"config.json {name}: {', '.join(unknown)} not understood (not a SAM Audio setting)")
-    return {k: v for k, v in section.items() if k in known}
 
 
 def _state(path: Path) -> dict[str, torch.Tensor]:

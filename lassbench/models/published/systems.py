@@ -198,7 +198,7 @@ def separator_parameters(spec: PublishedSpec) -> int:
                                  flowsep.BigVGAN(**flowsep.RELEASED_VOCODER)])
         elif spec.family == "sam-audio":
             from lassbench.models.published.sam_audio import SAMAudioSystem
-            from lassbench.models.published.sam_audio_loading import shape_of
+            from lassbench.models.published.sam_audio_config import shape_of
 
             net = SAMAudioSystem(shape_of({}), None)
         else:
