@@ -23,10 +23,10 @@ def command(with_params: bool, size: str | None) -> None:
 
     size = size or "tiny"
     counts = _parameter_counts(size) if with_params or size != "tiny" else None
-    params = f" {'params':>11}" if counts else ""
+    params = f" {'params':>13}" if counts else ""
     click.echo(f"{'model':<19} {'query':<9}{params}  {'weights':<10} description")
     for entry in ZOO.values():
-        params = f" {counts[entry.name]:>11,}" if counts else ""
+        params = f" {counts[entry.name]:>13,}" if counts else ""
         click.echo(f"{entry.name:<19} {entry.query_type:<9}{params}  {entry.weights(size):<10} {entry.description}")
 
 
