@@ -257,7 +257,9 @@ def test_a_file_that_is_not_vggish_weights_is_one_clear_error(tmp_path):
 @pytest.mark.slow
 def test_vggish_embeddings_equal_torchvggish_and_every_example_joins_the_fad(tmp_path):
     """torchvggish's VGGish without its last ReLU and PCA (fadtk's and frechet-audio-distance's default) on seeded
-    weights (a 290 MB state dict written here): equal to 0 difference measured, held here to 1e-5."""
+    weights (a 290 MB state dict written here): equal to 0 difference measured on the CPU that made the goldens;
+    another CPU rounds differently (measured 1.5e-5 on embeddings of peak 12.8, 1.2e-6 of it), held here to 1e-5 of
+    the peak."""
     import torch
     from make_vggish_goldens import seeded_signals, seeded_state_dict
 
@@ -266,7 +268,8 @@ def test_vggish_embeddings_equal_torchvggish_and_every_example_joins_the_fad(tmp
     golden = np.load(FAD_GOLDENS / "vggish-golden.npz")
     signals = seeded_signals()
     for k, rows in enumerate(scorer.embed(signals, [16000] * len(signals))):
-        assert np.allclose(rows, golden[f"embedding{k}"], atol=1e-5, rtol=0)
+        expected = golden[f"embedding{k}"]
+        assert np.abs(rows - expected).max() <= 1e-5 * np.abs(expected).max()
     stats = scorer.score_pairs((s, 16000, s[::-1].copy(), 16000) for s in signals)
     assert stats["n"] == 3 and stats["n_embeddings"] == 6
     assert scorer.info["embedding_model"].startswith("VGGish") and scorer.info["sample_rate"] == 16000
