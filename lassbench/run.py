@@ -50,6 +50,7 @@ from lassbench.models.lassnet import sized_config
 from lassbench.models.registry import (
     build_model,
     check_published_checkpoint,
+    check_sampler_options,
     count_parameters,
     get_model_entry,
     load_model,
@@ -89,6 +90,8 @@ class RunConfig:
     text_encoder: str | None = None  # published systems: the tokenizer folder (docs/models.md)
     clap: str | None = None  # CLAP checkpoint folder or hub name: adds reference-free CLAPScore (lassbench.clapscore)
     fad: str | None = None  # local CLAP folder or VGGish file: adds the set-level FAD (lassbench.fad)
+    steps: int | None = None  # generative systems: sampler steps; None: the official default
+    sampler_seed: int | None = None  # generative systems: the sampler's noise seed; None: the official default
 
 
 @dataclass
@@ -106,6 +109,7 @@ def run_model(config: RunConfig, *, log=None) -> list[RunOutcome]:
     log = log or _stderr
     entry = get_model_entry(config.model)
     check_published_checkpoint(config.model, config.checkpoint)
+    check_sampler_options(config.model, config.steps, config.sampler_seed)
     controls = check_config(config)
     if entry.query_type == "class-id" and config.split == UNSEEN_SPLIT:
         raise LassbenchError(f"{config.model}: not applicable on {UNSEEN_SPLIT}, whose classes are none it was "
@@ -149,6 +153,8 @@ def _run_locked(config: RunConfig, query_type: str, variants: list[str], log) ->
     dist = init_distributed(config.device)
     device = process_device(config.device, dist)
     model, checkpoint = _load_system(config.model, config.checkpoint, device, config.text_encoder)
+    if config.steps is not None or config.sampler_seed is not None:
+        model.set_sampler(config.steps, config.sampler_seed)
     if config.batch_size is None:
         config = replace(config, batch_size=default_batch_size(device, count_parameters(model)))
     from lassbench.clapscore import clap_scorer
@@ -435,6 +441,7 @@ def _run_info(session: _Session, plan: VariantPlan, wall: float, n_items: int, f
         "protocol": session.dataset.get("protocol"),
         "lassbench_version": __version__,
         "wall_time_s": round(wall, 2),
+        "seconds_per_item": round(wall / max(n_items, 1), 3),
         "date": date.today().isoformat(),
         "n_items": n_items,
         "device": config.device,

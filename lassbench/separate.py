@@ -73,6 +73,8 @@ class SeparateConfig:
     progress: bool = True
     text_encoder: str | None = None  # published systems: the tokenizer folder (docs/models.md)
     negative_query: str | None = None  # what not to separate: models that take one (clapsep) only
+    steps: int | None = None  # generative systems: sampler steps; None: the official default
+    sampler_seed: int | None = None  # generative systems: seed of the sampler's noise; None: the official default
 
 
 @dataclass(frozen=True)
@@ -181,14 +183,16 @@ def separate_file(config: SeparateConfig, *, log: Callable[[str], None] = to_std
     if config.checkpoint is not None and not Path(config.checkpoint).exists():  # SAM Audio's: a folder
         raise LassbenchError(f"{config.checkpoint}: checkpoint not found")
     text_model_entry(config.model)
-    from lassbench.models.registry import check_published_checkpoint, takes_negative_query
+    from lassbench.models.registry import check_published_checkpoint, check_sampler_options, takes_negative_query
 
     check_negative_query(config.model, config.negative_query, takes_negative_query(config.model))
+    check_sampler_options(config.model, config.steps, config.sampler_seed)
     check_published_checkpoint(config.model, config.checkpoint)
     check_device(config.device)
     scan = scan_input(config.input, progress=config.progress)
     load = loaded or (lambda: load_separator(config.model, config.checkpoint, device=config.device,
-                                             text_encoder=config.text_encoder))
+                                             text_encoder=config.text_encoder, steps=config.steps,
+                                             sampler_seed=config.sampler_seed))
     if scan.channels > 1:  # the models are mono: each channel is separated, so the output keeps the input's channels
         return _channel_by_channel(config, scan.channels, output_format, functools.cache(load), log)
     return stream_separate(config.input, config.output, scan, output_format, load, config, log=log)

@@ -22,7 +22,7 @@ from lassbench.separate import SeparateConfig, check_input, separate_file
 from lassbench.separator import load_separator, to_stderr
 
 RECORD = "separated.csv"
-RECORD_COLUMNS = ["output", "input", "query", "model", "checkpoint"]
+RECORD_COLUMNS = ["output", "input", "query", "model", "checkpoint", "sampler"]
 
 
 @dataclass(frozen=True)
@@ -105,7 +105,8 @@ def separate_folder(jobs: list[FolderJob], config: SeparateConfig, *, progress: 
     output_dir = jobs[0].output.parent
     done = _read_record(output_dir / RECORD)
     load = functools.cache(lambda: load_separator(config.model, config.checkpoint, device=config.device,
-                                                  text_encoder=config.text_encoder))
+                                                  text_encoder=config.text_encoder, steps=config.steps,
+                                                  sampler_seed=config.sampler_seed))
     written, skipped = [], []
     for job in _bar(jobs, progress):
         row = _record_row(job, config)
@@ -122,7 +123,16 @@ def separate_folder(jobs: list[FolderJob], config: SeparateConfig, *, progress: 
 
 def _record_row(job: FolderJob, config: SeparateConfig) -> dict[str, str]:
     return {"output": job.output.name, "input": str(job.source.resolve()), "query": job.query,
-            "model": config.model, "checkpoint": str(Path(config.checkpoint).resolve()) if config.checkpoint else ""}
+            "model": config.model, "checkpoint": str(Path(config.checkpoint).resolve()) if config.checkpoint else "",
+            "sampler": _sampler_label(config)}
+
+
+def _sampler_label(config: SeparateConfig) -> str:
+    """A generative system's --steps / --sampler-seed ("" for the defaults, as records written before it hold)."""
+    if config.steps is None and config.sampler_seed is None:
+        return ""
+    return f"steps={config.steps if config.steps is not None else 'default'},seed=" + (
+        str(config.sampler_seed) if config.sampler_seed is not None else "default")
 
 
 def _read_record(path: Path) -> dict[str, dict[str, str]]:

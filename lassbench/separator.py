@@ -256,10 +256,15 @@ def _checked_shape(audio: np.ndarray, sample_rate: int) -> np.ndarray:
 
 
 def load_separator(model: str = "lassnet", checkpoint: str | Path | None = None, *, device: str = "cpu",
-                   text_encoder: str | None = None) -> Separator:
-    """A text-queried model ready to separate: ``checkpoint`` or the one shipped for ``model``."""
+                   text_encoder: str | None = None, steps: int | None = None,
+                   sampler_seed: int | None = None) -> Separator:
+    """A text-queried model ready to separate: ``checkpoint`` or the one shipped for ``model``. ``steps`` and
+    ``sampler_seed`` replace a generative system's official sampler defaults (refused by the other models)."""
+    from lassbench.models.registry import check_sampler_options
+
     entry = text_model_entry(model)
     check_device(device)
+    check_sampler_options(model, steps, sampler_seed)
     path = Path(checkpoint) if checkpoint else entry.shipped_checkpoint()
     if path is None:
         raise LassbenchError(f"no checkpoint ships for '{model}': pass --checkpoint")
@@ -267,6 +272,8 @@ def load_separator(model: str = "lassnet", checkpoint: str | Path | None = None,
         from lassbench.models.registry import load_model
 
         loaded, payload = load_model(path, expected=model, device=device, text_encoder=text_encoder)
+    if steps is not None or sampler_seed is not None:
+        loaded.set_sampler(steps, sampler_seed)
     if entry.query_type == "tags" and payload.get("tags") is None:  # checkpoints trained before tags were recorded
         to_stderr(f"note: {path.name} does not record the tags it was trained on, so tag queries are not checked")
     return Separator(loaded, model, entry.query_type, device, tags=payload.get("tags"))

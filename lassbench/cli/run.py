@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 
 import click
 
+from lassbench.cli.sampler_options import sampler_options
+
 if TYPE_CHECKING:
     from lassbench.run import RunOutcome
 
@@ -53,9 +55,11 @@ if TYPE_CHECKING:
               "docs/metrics.md.")
 @click.option("--text-encoder", default=None, type=click.Path(),
               help="Published systems (lassnet-release, audiosep, ...): their tokenizer folder (docs/models.md).")
+@sampler_options
 def command(model: str, data: str | None, split: str, checkpoint: str | None, out: str, device: str,
             batch_size: int | None, workers: int | None, controls: tuple[str, ...], queries: str, save_audio: bool,
-            limit: int | None, replace: bool, clap: str | None, fad: str | None, text_encoder: str | None) -> None:
+            limit: int | None, replace: bool, clap: str | None, fad: str | None, text_encoder: str | None,
+            steps: int | None, sampler_seed: int | None) -> None:
     """Separate a benchmark with MODEL, score it (SDR, SDRi, SI-SDR, SI-SDRi with 95% CIs), write results.
 
     MODEL is one of `lassbench models`: lassnet, tag-queried, class-conditioned, or the references mixture,
@@ -71,7 +75,8 @@ def command(model: str, data: str | None, split: str, checkpoint: str | None, ou
         outcomes = run_model(RunConfig(model=model, data=data, split=split, checkpoint=checkpoint, out=out,
                                        device=device, batch_size=batch_size, control=list(controls),
                                        queries=queries, save_audio=save_audio, limit=limit, replace=replace,
-                                       workers=workers, text_encoder=text_encoder, clap=clap, fad=fad),
+                                       workers=workers, text_encoder=text_encoder, clap=clap, fad=fad,
+                                       steps=steps, sampler_seed=sampler_seed),
                              log=lambda line: line == announced or click.echo(line, err=True))
     except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: the entry point prints which and exits 128 + signal
         from lassbench.cli import Interrupted

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from lassbench.cli.sampler_options import sampler_options
+
 EXTENSIONS = ".wav (32-bit float, default), .flac, .ogg, .aiff, .mp3"
 
 
@@ -32,9 +34,11 @@ EXTENSIONS = ".wav (32-bit float, default), .flac, .ogg, .aiff, .mp3"
               help='What NOT to extract, e.g. "a man speaks": models that take one (clapsep); others refuse it.')
 @click.option("--text-encoder", default=None, type=click.Path(),
               help="Published systems (lassnet-release, audiosep, ...): their tokenizer folder (docs/models.md).")
+@sampler_options
 def command(input_path: str, query: str | None, queries_csv: str | None, output: str, model: str,
             checkpoint: str | None, device: str, chunk_seconds: float | None, overlap_seconds: float | None,
-            progress: bool, negative_query: str | None, text_encoder: str | None) -> None:
+            progress: bool, negative_query: str | None, text_encoder: str | None, steps: int | None,
+            sampler_seed: int | None) -> None:
     """Extract the sound described by --query from --input; streams, so any length works.
 
     Multi-channel input gives multi-channel output: each channel is separated on its own.
@@ -60,7 +64,8 @@ def command(input_path: str, query: str | None, queries_csv: str | None, output:
 
     config = SeparateConfig(input=input_path, output=output, query=query or "", model=model, checkpoint=checkpoint,
                             device=device, chunk_seconds=chunk_seconds, overlap_seconds=overlap_seconds,
-                            progress=progress, text_encoder=text_encoder, negative_query=negative_query)
+                            progress=progress, text_encoder=text_encoder, negative_query=negative_query,
+                            steps=steps, sampler_seed=sampler_seed)
     if Path(input_path).is_dir():
         _separate_folder(config, query, queries_csv)
         return

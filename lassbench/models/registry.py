@@ -22,7 +22,7 @@ from lassbench.errors import LassbenchError
 from lassbench.models.baselines import ClassConditionedSeparator, MixturePassThrough, TagQueriedSeparator
 from lassbench.models.lassnet import SeparatorConfig, TextQueriedSeparator, sized_config
 from lassbench.models.oracle import OracleMask
-from lassbench.models.published.systems import PUBLISHED, PublishedSpec
+from lassbench.models.published.systems import PUBLISHED, SAMPLING_FAMILIES, PublishedSpec
 from lassbench.models.text_encoders import TEXT_ENCODERS, load_text_encoder, resolve_text_encoder
 from lassbench.models.zoo import CHECKPOINT_DIR, ZOO, ZooEntry  # noqa: F401  (CHECKPOINT_DIR: re-exported for run.py)
 from lassbench.progress import ticking
@@ -83,6 +83,23 @@ def takes_negative_query(name: str) -> bool:
     """Whether model ``name`` also takes what *not* to separate (``separate --negative-query``)."""
     entry = get_model_entry(name)
     return entry.published is not None and entry.published.family == "clapsep"
+
+
+def samples(name: str) -> bool:
+    """Whether model ``name`` is generative: its estimate depends on its sampler's steps and seed."""
+    entry = get_model_entry(name)
+    return entry.published is not None and entry.published.family in SAMPLING_FAMILIES
+
+
+def check_sampler_options(name: str, steps: int | None, seed: int | None) -> None:
+    """``--steps`` / ``--sampler-seed`` before anything is loaded: only for a generative system, steps >= 1."""
+    if steps is None and seed is None:
+        return
+    if not samples(name):
+        raise LassbenchError(f"{name} does not sample: --steps / --sampler-seed are for the generative systems "
+                             f"({', '.join(SAMPLING_FAMILIES)})")
+    if steps is not None and steps < 1:
+        raise LassbenchError(f"--steps {steps}: the sampler needs at least one step")
 
 
 def get_model_entry(name: str) -> ModelEntry:

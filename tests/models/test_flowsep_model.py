@@ -186,3 +186,39 @@ def test_separate_cli_runs_flowsep_from_a_checkpoint_at_another_rate(tmp_path, r
                           str(tmp_path / "out.wav"), "--no-progress"])
     estimate, rate = sf.read(tmp_path / "out.wav")
     assert code == 0 and rate == 8000 and estimate.shape == mixture.shape and np.abs(estimate).max() > 0
+
+
+def test_steps_and_sampler_seed_replace_the_official_defaults_and_change_the_estimate(tmp_path, release):
+    from lassbench.separator import load_separator
+
+    checkpoint, t5 = release
+    mixture = flowsep_inputs()[0]
+    default = load_separator("flowsep", checkpoint, text_encoder=str(t5))
+    assert default.model.sampler == {"solver": "euler", "steps": flowsep.STEPS, "seed": flowsep.SEED,
+                                     "encode_seed": flowsep.ENCODE_SEED}
+    chosen = load_separator("flowsep", checkpoint, text_encoder=str(t5), steps=3, sampler_seed=7)
+    assert chosen.model.sampler["steps"] == 3 and chosen.model.sampler["seed"] == 7
+    same = load_separator("flowsep", checkpoint, text_encoder=str(t5), steps=3, sampler_seed=7)
+    first, again = (s.separate(mixture, 16000, QUERIES[0]) for s in (chosen, same))
+    assert np.array_equal(first, again)  # a seed reproduces
+    assert np.abs(first - default.separate(mixture, 16000, QUERIES[0])).max() > 1e-3
+
+    sf.write(tmp_path / "mix.wav", mixture, 16000, subtype="FLOAT")
+    common = ["separate", "--model", "flowsep", "--checkpoint", str(checkpoint), "--text-encoder", str(t5),
+              "--input", str(tmp_path / "mix.wav"), "--query", QUERIES[0], "--no-progress"]
+    assert cli_exit_code([*common, "--steps", "3", "--sampler-seed", "7", "--output", str(tmp_path / "a.wav")]) == 0
+    assert np.allclose(sf.read(tmp_path / "a.wav", dtype="float32")[0], first, atol=1e-6)
+
+
+@pytest.mark.parametrize("verb", ["separate", "run"])
+def test_models_that_do_not_sample_refuse_steps_in_one_line_before_loading(tmp_path, capsys, verb):
+    if verb == "separate":
+        sf.write(tmp_path / "mix.wav", np.zeros(16000, dtype=np.float32) + 0.1, 16000)
+        args = ["separate", "--input", str(tmp_path / "mix.wav"), "--query", "a dog", "--output",
+                str(tmp_path / "o.wav"), "--steps", "4"]
+    else:
+        args = ["run", "lassnet", "--out", str(tmp_path / "r"), "--sampler-seed", "3"]
+    assert cli_exit_code(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("error: lassnet does not sample: --steps / --sampler-seed are for the generative")
+    assert not (tmp_path / "o.wav").exists() and not (tmp_path / "r").exists()

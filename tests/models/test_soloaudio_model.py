@@ -164,3 +164,13 @@ def test_separate_cli_runs_soloaudio_from_a_checkpoint_at_another_rate(tmp_path,
                           str(tmp_path / "out.wav"), "--no-progress"])
     estimate, rate = sf.read(tmp_path / "out.wav")
     assert code == 0 and rate == 8000 and estimate.shape == (len(mixture[::3]),) and np.abs(estimate).max() > 0
+
+
+def test_the_sampler_settings_are_the_official_defaults_until_replaced(loaded):
+    model, _ = loaded
+    assert model.sampler == {"solver": "ddim", "steps": 50, "seed": 2024, "encode_seed": soloaudio.ENCODE_SEED}
+    model.set_sampler(steps=5)
+    try:
+        assert model.sampler["steps"] == 5 and model.sampler["seed"] == 2024
+    finally:
+        model.set_sampler(steps=soloaudio.STEPS)

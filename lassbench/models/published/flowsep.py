@@ -265,6 +265,11 @@ class FlowSepSystem(nn.Module):
         self.register_buffer("mel_basis", mel_basis(), persistent=False)
         self.steps, self.seed, self.encode_seed = STEPS, SEED, ENCODE_SEED
 
+    @property
+    def sampler(self) -> dict:
+        """The sampling settings an estimate depends on (run.json's ``sampler``)."""
+        return {"solver": "euler", "steps": self.steps, "seed": self.seed, "encode_seed": self.encode_seed}
+
     def context(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """``FlanT5HiddenState.encode_text``: the encoder's last hidden state."""
         return self.text(input_ids=input_ids, attention_mask=attention_mask)[0]

@@ -344,6 +344,11 @@ class SoloAudioSystem(nn.Module):
         self.vae = OobleckVAE(**vae)
         self.steps, self.seed, self.encode_seed = STEPS, SEED, ENCODE_SEED
 
+    @property
+    def sampler(self) -> dict:
+        """The sampling settings an estimate depends on (run.json's ``sampler``)."""
+        return {"solver": "ddim", "steps": self.steps, "seed": self.seed, "encode_seed": self.encode_seed}
+
     def timbre(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """``ClapModel.get_text_features``: the projected pooled output, L2-normalised."""
         embeds = self.clap(input_ids=input_ids, attention_mask=attention_mask).text_embeds

@@ -8,10 +8,13 @@ from dataclasses import dataclass, replace
 import torch
 from torch import nn
 
+from lassbench.errors import LassbenchError
 from lassbench.models.published import clap_text, clapsep, flowsep, lassnet_release, soloaudio
 from lassbench.models.published.resunet30 import ResUNet30
 from lassbench.models.rate import fit_length as _fit
 from lassbench.models.rate import resample_batch as _resample
+
+SAMPLING_FAMILIES = ("soloaudio", "flowsep", "sam-audio")  # generative: an estimate depends on steps and seed
 
 
 @dataclass(frozen=True)
@@ -165,9 +168,18 @@ class PublishedSeparator(nn.Module):
 
     @property
     def sampler(self) -> dict | None:
-        """A sampling system's settings (SAM Audio: solver, steps, seed), recorded in run.json; None for the
-        others."""
+        """A sampling system's settings (solver, steps, seed), recorded in run.json; None for the others."""
         return getattr(self.net, "sampler", None)
+
+    def set_sampler(self, steps: int | None = None, seed: int | None = None) -> None:
+        """``--steps`` / ``--sampler-seed``: replace the official defaults (None keeps them)."""
+        if self.sampler is None:
+            raise LassbenchError(f"{self.spec.name} does not sample: --steps / --sampler-seed are for the "
+                                 f"generative systems ({', '.join(SAMPLING_FAMILIES)})")
+        if steps is not None:
+            self.net.steps = steps
+        if seed is not None:
+            self.net.seed = seed
 
     def _clapsep_embedding(self, batch, device) -> torch.Tensor:
         negatives = list(getattr(batch, "negatives", None) or [""] * len(batch.queries))
