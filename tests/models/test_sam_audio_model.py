@@ -29,7 +29,10 @@ from make_sam_audio_golden import QUERIES, SEED, initial_noise, sam_audio_inputs
 
 GOLDEN = np.load(fx.GOLDEN / "sam-audio-golden.npz")
 LAYOUT = json.loads((fx.GOLDEN / "sam-audio-layout.json").read_text())
-TOLERANCE = 1e-5  # of each stage's peak; measured on the development CPU: 0.0 everywhere
+# Of each stage's peak. 0.0 measured with the goldens' CPU and kernels; with torch held to AVX2 kernels (what
+# another CPU runs) features and vector-field calls moved by up to 3e-6 and the decoded waveforms by up to 7e-4.
+TOLERANCE = 1e-4
+WAVEFORM_TOLERANCE = 5e-3
 
 
 def write_t5(folder):
@@ -64,9 +67,9 @@ def loaded(release):
     return load_published("sam-audio", folder, text_encoder=str(t5))
 
 
-def _within(actual, golden) -> bool:
+def _within(actual, golden, tolerance: float = TOLERANCE) -> bool:
     actual, golden = np.asarray(actual), np.asarray(golden)
-    return actual.shape == golden.shape and float(np.abs(actual - golden).max()) <= TOLERANCE * np.abs(golden).max()
+    return actual.shape == golden.shape and float(np.abs(actual - golden).max()) <= tolerance * np.abs(golden).max()
 
 
 @pytest.mark.parametrize("k", [0, 1])
@@ -90,7 +93,8 @@ def test_sam_audio_reproduces_the_official_separation_stage_by_stage(loaded, k):
     assert _within(cond.features[0], GOLDEN[f"features{k}"])
     assert [float(GOLDEN[f"call{k}_{j}_time"][0]) for j in range(2)] == [0.0, 1 / 32]  # t0 and t0 + dt / 2
     assert all(_within(call[0], GOLDEN[f"call{k}_{j}_output"]) for j, call in enumerate(calls))
-    assert _within(target[0], GOLDEN[f"target{k}"]) and _within(residual[0], GOLDEN[f"residual{k}"])
+    assert _within(target[0], GOLDEN[f"target{k}"], WAVEFORM_TOLERANCE)
+    assert _within(residual[0], GOLDEN[f"residual{k}"], WAVEFORM_TOLERANCE)
 
 
 def test_the_seed_draws_the_official_noise_and_watermark_messages():
@@ -117,7 +121,7 @@ def test_the_separator_returns_the_official_target_cut_to_the_mixture_length(loa
         estimate = model(torch.from_numpy(mixture)[None], QueryBatch(QUERIES[:1])).numpy()[0]
     golden = GOLDEN["target0"]
     assert estimate.shape == mixture.shape and len(golden) > len(mixture)  # the release pads to whole frames
-    assert _within(estimate, golden[: len(mixture)])
+    assert _within(estimate, golden[: len(mixture)], WAVEFORM_TOLERANCE)
     assert model.sampler == {"solver": "midpoint", "steps": 16, "seed": 0, "reranking_candidates": 1,
                              "initial_noise": False}
 
