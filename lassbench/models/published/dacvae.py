@@ -6,7 +6,8 @@ Official code: facebookresearch/dacvae (``dacvae/model/dacvae.py``, ``dacvae/nn/
 * ``encode``: the waveform reflect-padded to a whole number of frames (``_pad``), the convolutional encoder (Snake
   residual units, strided convolutions), then the VAE bottleneck's ``in_proj`` and its *mean* half only — the codec
   features are deterministic (the posterior is never sampled);
-* ``decode``: the bottleneck's ``out_proj`` and the decoder. The decoder ends in the release's audio watermark: the
+* ``decode``: the bottleneck's ``out_proj`` and the decoder (:class:`DACVAE`; the SAM Audio judge holds the codec
+  without it, :class:`DACVAEEncoder`). The decoder ends in the release's audio watermark: the
   decoded signal is ``tanh(conv(snake(x)))`` plus a quarter of a watermark residual computed from a 16-bit message
   by a small LSTM network running at 1/320 of the sample rate. When no message is given the official decoder draws
   one with ``torch.randint`` from torch's global generator; :meth:`DACVAE.decode` takes it as an argument (SAM Audio's
@@ -282,15 +283,15 @@ class Bottleneck(nn.Module):
         self.out_proj = NormConv1d(codebook_dim, latent, 1)
 
 
-class DACVAE(nn.Module):
-    """SAM Audio's ``audio_codec``: ``encoder``, ``quantizer`` (the bottleneck), ``decoder``."""
+class DACVAEEncoder(nn.Module):
+    """``DACVAEEncoder`` of ``sam_audio/model/codec.py``: the codec's ``encoder`` and ``quantizer`` (the bottleneck)
+    without the decoder, as the SAM Audio judge holds it."""
 
-    def __init__(self, encoder_dim: int, encoder_rates: list[int], latent_dim: int, decoder_dim: int,
-                 decoder_rates: list[int], codebook_dim: int, sample_rate: int) -> None:
+    def __init__(self, encoder_dim: int, encoder_rates: list[int], latent_dim: int, codebook_dim: int,
+                 sample_rate: int) -> None:
         super().__init__()
         self.encoder = Encoder(encoder_dim, encoder_rates, latent_dim)
         self.quantizer = Bottleneck(latent_dim, codebook_dim)
-        self.decoder = Decoder(latent_dim, decoder_dim, decoder_rates)
         self.hop_length = math.prod(encoder_rates)
         self.sample_rate = sample_rate
 
@@ -301,6 +302,15 @@ class DACVAE(nn.Module):
             wav = F.pad(wav, (0, self.hop_length - length % self.hop_length), "reflect")
         mean, _ = self.quantizer.in_proj(self.encoder(wav)).chunk(2, dim=1)
         return mean
+
+
+class DACVAE(DACVAEEncoder):
+    """SAM Audio's ``audio_codec``: ``encoder``, ``quantizer`` (the bottleneck), ``decoder``."""
+
+    def __init__(self, encoder_dim: int, encoder_rates: list[int], latent_dim: int, decoder_dim: int,
+                 decoder_rates: list[int], codebook_dim: int, sample_rate: int) -> None:
+        super().__init__(encoder_dim, encoder_rates, latent_dim, codebook_dim, sample_rate)
+        self.decoder = Decoder(latent_dim, decoder_dim, decoder_rates)
 
     def decode(self, features: torch.Tensor, message: torch.Tensor) -> torch.Tensor:
         """[B, codebook_dim, frames] -> [B, 1, frames x hop], watermarked with ``message`` [B, 16]."""

@@ -22,13 +22,15 @@ TEXT_DEFAULTS = {"name": "t5-base", "max_length": 512, "pad_mode": "longest", "d
 def shape_of(config: dict) -> sam_audio.SAMAudioShape:
     """``SAMAudioConfig(**config)`` as far as text-prompted inference reads it, the release's defaults filling
     what the file leaves out."""
-    codec = {**CODEC_DEFAULTS, **_known(config.get("audio_codec") or {}, CODEC_DEFAULTS, CODEC_UNUSED, "audio_codec")}
+    codec = {**CODEC_DEFAULTS,
+             **known_settings(config.get("audio_codec") or {}, CODEC_DEFAULTS, CODEC_UNUSED, "audio_codec")}
     problem = check_decoder_width(codec["decoder_dim"], codec["decoder_rates"])
     if problem:
         raise LassbenchError(f"config.json audio_codec: {problem}")
     fields = {f.name for f in dataclasses.fields(DiTShape)}
-    transformer = _known(config.get("transformer") or {}, dict.fromkeys(fields), TRANSFORMER_UNUSED, "transformer")
-    text = {**TEXT_DEFAULTS, **_known(config.get("text_encoder") or {}, TEXT_DEFAULTS, (), "text_encoder")}
+    transformer = known_settings(config.get("transformer") or {}, dict.fromkeys(fields), TRANSFORMER_UNUSED,
+                                 "transformer")
+    text = {**TEXT_DEFAULTS, **known_settings(config.get("text_encoder") or {}, TEXT_DEFAULTS, (), "text_encoder")}
     vision = config.get("vision_encoder") or {}
     return sam_audio.SAMAudioShape(
         in_channels=int(config.get("in_channels", 768)), codec=codec, text_dim=int(text["dim"]),
@@ -37,7 +39,8 @@ def shape_of(config: dict) -> sam_audio.SAMAudioShape:
         anchor_embedding_dim=int(config.get("anchor_embedding_dim", 128)), transformer=DiTShape(**transformer))
 
 
-def _known(section: dict, known, unused: tuple[str, ...], name: str) -> dict:
+def known_settings(section: dict, known, unused: tuple[str, ...], name: str) -> dict:
+    """The settings of ``section`` in ``known``; those in ``unused`` are dropped, any other key is refused."""
     unknown = [k for k in section if k not in known and k not in unused]
     if unknown:
         raise LassbenchError(f"config.json {name}: {', '.join(unknown)} not understood (not a SAM Audio setting)")
