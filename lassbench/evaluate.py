@@ -213,7 +213,7 @@ def evaluate_manifest(manifest: str | Path, estimates: str | Path, *, out: str |
                       metrics: Iterable[str] | str | None = None, align: str | None = None,
                       aggregate: str | None = None, progress: bool = False, clap=None, split: str | None = None,
                       convention: str | None = None, ids: str | Path | None = None, limit: int | None = None,
-                      fad=None) -> tuple[pd.DataFrame, dict]:
+                      fad=None, judge=None) -> tuple[pd.DataFrame, dict]:
     """Score ``<estimates>/<id>.wav`` against a built benchmark's ``target/<id>.wav`` (mixtures
     ``mixture/<id>.wav``), adding the protocol columns ``snr_db, labels, condition, query`` and the breakdowns by
     SNR bucket, label and condition. ``benchmark``/``protocol`` come from ``dataset.json`` beside the manifest.
@@ -224,7 +224,9 @@ def evaluate_manifest(manifest: str | Path, estimates: str | Path, *, out: str |
     ``clap_score_i@<digest>`` for every item, and ``summary["clap"]`` (checkpoint, SHA-256, preprocessing).
     ``fad`` (a local embedding model path or a :class:`~lassbench.fad.FadScorer`) adds the set-level
     ``fad@<digest>`` of the estimates against the targets, with its bootstrap CI, and ``summary["fad"]`` (the
-    embedding model).
+    embedding model). ``judge`` (a local SAM Audio judge folder or a :class:`~lassbench.judge.JudgeScorer`) adds
+    the reference-free ``judge_overall``, ``judge_recall``, ``judge_precision`` and ``judge_faithfulness`` for every
+    item, and ``summary["judge"]`` (the judge's folder, weights' SHA-256, preprocessing).
 
     ``split`` scores only the manifest's items of that split (estimates are needed for those only), so a system
     run on the test split is scored on the same items as ``lassbench run`` scores; duplicate ids are refused.
@@ -249,17 +251,21 @@ def evaluate_manifest(manifest: str | Path, estimates: str | Path, *, out: str |
         raise LassbenchError(f"{estimates}: estimates folder not found")
     ids = [str(i) for i in frame["id"]]
     targeted = _ids_with_target(frame, ids, base)
+    reference_free_only = clap is not None or judge is not None
     if rules.aggregate != "mean":  # before the scoring: every summarised item needs its class
-        summarised = set(ids if clap is not None else targeted)
+        summarised = set(ids if reference_free_only else targeted)
         item_classes(frame[frame["id"].astype(str).isin(summarised)].rename(columns={"id": "item"}), rules.aggregate)
-    if not targeted and clap is None:
+    if not targeted and not reference_free_only:
         raise LassbenchError(f"{manifest}: no item has a target (empty target_id), so only reference-free scores "
-                             "apply: pass --clap CHECKPOINT (a CLAP folder or hub name)")
+                             "apply: pass --clap CHECKPOINT (a CLAP folder or hub name) or --judge DIR (the SAM "
+                             "Audio judge)")
     expected = {i: estimates / f"{i}.wav" for i in ids}
     _check_audio_present(manifest, estimates, expected, targeted)
     from lassbench.clapscore import clap_scorer
+    from lassbench.judge import judge_scorer
 
     scorer = clap_scorer(clap)  # after the cheap file checks, before the long work: a bad checkpoint fails first
+    judged = judge_scorer(judge)
     fad_scorer = _fad_scorer(fad, len(targeted))
 
     def describe(item: str, role: str) -> str:
@@ -271,18 +277,21 @@ def evaluate_manifest(manifest: str | Path, estimates: str | Path, *, out: str |
     per_item = evaluate_arrays(items, names, align=align, describe=describe, progress=progress,
                                total=len(targeted), convention=rules.convention)
     per_item = per_item.set_index("item").reindex(ids).rename_axis("item").reset_index()  # target-less: NaN
-    if scorer is not None:
-        queries = dict(zip(ids, frame["query"], strict=True))
-        clap_items = ((i, queries[i], *_estimate_and_mixture(expected[i], base / "mixture" / f"{i}.wav"))
-                      for i in ids)
-        per_item = per_item.merge(scorer.score_items(clap_items), on="item", how="left", validate="one_to_one")
+    queries = dict(zip(ids, frame["query"], strict=True))
+    reference_free: list[str] = []
+    for extra in (scorer, judged):
+        if extra is not None:
+            items = ((i, queries[i], *_estimate_and_mixture(expected[i], base / "mixture" / f"{i}.wav")) for i in ids)
+            scored = extra.score_items(items)
+            per_item = per_item.merge(scored, on="item", how="left", validate="one_to_one")
+            reference_free += [c for c in scored.columns if c != "item"]
     for column in PROTOCOL_COLUMNS:
         default = [[] for _ in ids] if column == "labels" else ([math.nan] * len(ids) if column == "snr_db" else "")
         per_item[column] = frame[column].tolist() if column in frame else default
     summary = benchmark_summary(
         per_item, names, rules, dataset, benchmark=dataset.get("name"), with_reference=targeted,
-        reference_free=[scorer.score_name, scorer.improvement_name] if scorer is not None else (),
-        clap=scorer.info if scorer is not None else None,
+        reference_free=reference_free, clap=scorer.info if scorer is not None else None,
+        judge=judged.info if judged is not None else None,
         fad=_fad_of(fad_scorer, ((expected[i], base / "target" / f"{i}.wav") for i in targeted)),
         not_scored=_not_scored(ids, targeted, names), split=split, subset=subset)
     if out is not None:
@@ -328,7 +337,8 @@ def _fad_of(scorer, paths: Iterable[tuple[Path, Path]]) -> tuple | None:
 
 
 def _estimate_and_mixture(estimate_path: Path, mixture_path: Path) -> tuple:
-    """(estimate, mixture, rate) for CLAPScore; the two rates must agree (CLAP resamples both the same way)."""
+    """(estimate, mixture, rate) for the reference-free scores (CLAPScore, the judge); the two rates must agree
+    (both scorers resample the two the same way)."""
     estimate, rate = read_single_channel(estimate_path, role="the estimate")
     mixture, mixture_rate = read_audio(mixture_path)
     if mixture_rate != rate:

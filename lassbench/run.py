@@ -45,6 +45,7 @@ from lassbench.corpora.packaged import UNSEEN_SPLIT
 from lassbench.distributed import Distributed, barrier, init_distributed, process_device
 from lassbench.errors import LassbenchError
 from lassbench.fad import fad_scorer
+from lassbench.judge import METRICS as JUDGE_METRICS
 from lassbench.manifests import check_unique_ids, locate_sources, read_dataset_json, read_item_manifest
 from lassbench.models.lassnet import sized_config
 from lassbench.models.registry import (
@@ -92,6 +93,7 @@ class RunConfig:
     fad: str | None = None  # local CLAP folder or VGGish file: adds the set-level FAD (lassbench.fad)
     steps: int | None = None  # generative systems: sampler steps; None: the official default
     sampler_seed: int | None = None  # generative systems: the sampler's noise seed; None: the official default
+    judge: str | None = None  # local SAM Audio judge folder: adds the reference-free judge scores (lassbench.judge)
 
 
 @dataclass
@@ -141,6 +143,7 @@ class _Session:
     log: Callable[[str], None]
     clap: object = None  # lassbench.clapscore.ClapScorer
     fad: object = None  # lassbench.fad.FadScorer
+    judge: object = None  # lassbench.judge.JudgeScorer
 
 
 def _run_locked(config: RunConfig, query_type: str, variants: list[str], log) -> list[RunOutcome]:
@@ -158,8 +161,10 @@ def _run_locked(config: RunConfig, query_type: str, variants: list[str], log) ->
     if config.batch_size is None:
         config = replace(config, batch_size=default_batch_size(device, count_parameters(model)))
     from lassbench.clapscore import clap_scorer
+    from lassbench.judge import judge_scorer
 
     clap = clap_scorer(config.clap, device)  # loaded before any separation: a bad checkpoint fails first
+    judge = judge_scorer(config.judge, device)
     fad = fad_scorer(config.fad, device)
     if hasattr(model, "input_rate"):  # separators resample the benchmark's audio to their own rate
         model.input_rate = _benchmark_rate(dataset, items, data_dir)
@@ -171,9 +176,9 @@ def _run_locked(config: RunConfig, query_type: str, variants: list[str], log) ->
     if not getattr(model, "takes_negative_query", False):  # only then do negatives reach the model (and fingerprint)
         plans = [dataclasses.replace(plan, negatives=None) for plan in plans]
     base = _base_fingerprint(config, checkpoint, data_dir, device, selection)
-    base.update(_scoring_fingerprint(rules, model, clap, fad))
+    base.update(_scoring_fingerprint(rules, model, clap, fad, judge))
     session = _Session(config, query_type, model, checkpoint, data_dir, dataset, dataset.get("name") or data_dir.name,
-                       items, selection, shapes, rules, base, dist, device, log, clap, fad)
+                       items, selection, shapes, rules, base, dist, device, log, clap, fad, judge)
     outcomes = [_run_variant(session, plan) for plan in plans]
     return [outcome for outcome in outcomes if outcome is not None]
 
@@ -203,7 +208,7 @@ def _run_variant(session: _Session, plan: VariantPlan) -> RunOutcome | None:
     run_shards(session.model, reader, partial, fingerprint, dist=dist, system=system,
                metrics=session.rules.metrics, workers=default_workers() if config.workers is None else config.workers,
                device=session.device, estimates_dir=out_dir / "estimates" if config.save_audio else None,
-               clap=session.clap, convention=session.rules.convention, fad=session.fad)
+               clap=session.clap, convention=session.rules.convention, fad=session.fad, judge=session.judge)
     if dist.rank != 0:
         barrier(dist)
         return None
@@ -221,15 +226,17 @@ def _run_variant(session: _Session, plan: VariantPlan) -> RunOutcome | None:
 
 
 def _summary(session: _Session, per_item: pd.DataFrame, fad_stats: dict | None) -> dict:
-    """summary.json of one variant: the protocol's metrics (or the false-separation level), then CLAPScore."""
-    clap = session.clap
+    """summary.json of one variant: the protocol's metrics (or the false-separation level), then the reference-free
+    scores (CLAPScore, the judge's)."""
+    clap, judge = session.clap, session.judge
     names = [c for c in (*session.rules.metrics, *FALSE_SEPARATION_METRICS) if c in per_item.columns]
-    clap_names = [c for c in (clap.score_name, clap.improvement_name) if c in per_item.columns] if clap else []
+    free = [*((clap.score_name, clap.improvement_name) if clap else ()), *(JUDGE_METRICS if judge else ())]
     return benchmark_summary(
-        per_item, names, session.rules, session.dataset, benchmark=session.benchmark, reference_free=clap_names,
+        per_item, names, session.rules, session.dataset, benchmark=session.benchmark,
+        reference_free=[c for c in free if c in per_item.columns],
         definitions={k: v for k, v in FALSE_SEPARATION_DEFINITIONS.items() if k in names},
         clap=clap.info if clap is not None else None, fad=(session.fad, fad_stats) if fad_stats is not None else None,
-        subset=session.selection.subset)
+        subset=session.selection.subset, judge=judge.info if judge is not None else None)
 
 
 def _scoring_rules(dataset: dict, items: pd.DataFrame) -> ProtocolRules:
@@ -278,7 +285,7 @@ def _base_fingerprint(config: RunConfig, checkpoint: Path | None, data_dir: Path
     }
 
 
-def _scoring_fingerprint(rules: ProtocolRules, model, clap, fad) -> dict:
+def _scoring_fingerprint(rules: ProtocolRules, model, clap, fad, judge=None) -> dict:
     """What besides the options changes the rows: the protocol's scoring, the model's rate, the extra scorers. Each
     optional entry is there only when it applies, so runs without it keep their fingerprint."""
     extra: dict = {"si_sdr_convention": rules.convention, "batches": "equal-length"}  # padded batches: never reused
@@ -292,6 +299,8 @@ def _scoring_fingerprint(rules: ProtocolRules, model, clap, fad) -> dict:
         extra["sampler"] = model.sampler
     if fad is not None:  # the rows then carry FAD embeddings
         extra["fad_sha256"] = fad.sha256
+    if judge is not None:
+        extra["judge_sha256"] = judge.sha256
     return extra
 
 
@@ -450,7 +459,8 @@ def _run_info(session: _Session, plan: VariantPlan, wall: float, n_items: int, f
         "scored_against": plan.reference, "world_size": session.dist.world, "fingerprint": fingerprint,
     }
     extras = {"subset": session.selection.subset, "clap": session.clap.info if session.clap is not None else None,
-              "fad": session.fad.info if with_fad else None}
+              "fad": session.fad.info if with_fad else None,
+              "judge": session.judge.info if session.judge is not None else None}
     return {**info, **{key: value for key, value in extras.items() if value is not None}}
 
 

@@ -149,9 +149,10 @@ def run_shards(separate: Separator, reader: BatchReader, partial_dir: Path, fing
 
 def run_shard(separate: Separator, reader: BatchReader, partial_dir: Path, fingerprint: str, *, shard: Shard,
               metrics: tuple[str, ...], workers: int, device: str, estimates_dir: Path | None = None,
-              desc: str = "separate", clap=None, convention: str = "zero-mean", fad=None) -> None:
+              desc: str = "separate", clap=None, convention: str = "zero-mean", fad=None, judge=None) -> None:
     """Separate and score this rank's batches not yet in a partial file; append each batch's rows as it finishes.
-    ``clap`` (a :class:`lassbench.clapscore.ClapScorer`) adds the reference-free CLAPScore columns to every row;
+    ``clap`` (a :class:`lassbench.clapscore.ClapScorer`) adds the reference-free CLAPScore columns to every row,
+    ``judge`` (a :class:`lassbench.judge.JudgeScorer`) the SAM Audio judge's four scores;
     ``fad`` (a :class:`lassbench.fad.FadScorer`) the estimate's and reference's embeddings, for the run's FAD."""
     mine = shard.batches(len(reader))
     done = done_batches(partial_dir, fingerprint)
@@ -170,10 +171,11 @@ def run_shard(separate: Separator, reader: BatchReader, partial_dir: Path, finge
                 for item_id, estimate, rate in zip(batch["ids"], estimates, batch["rates"], strict=True):
                     write_audio(estimates_dir / f"{item_id}.wav", estimate, rate)
             rows = score_batch(batch, estimates, metrics, reader.plan.scores_false_separation, convention)
-            if clap is not None:
-                extra = clap.score_rows(batch["ids"], batch["queries"], estimates, list(batch["mixture"].numpy()),
-                                       batch["rates"])
-                rows = [{**row, **extra[row["item"]]} for row in rows]
+            for scorer in (clap, judge):  # reference-free: every variant's rows, with the variant's queries
+                if scorer is not None:
+                    extra = scorer.score_rows(batch["ids"], batch["queries"], estimates,
+                                              list(batch["mixture"].numpy()), batch["rates"])
+                    rows = [{**row, **extra[row["item"]]} for row in rows]
             if fad is not None and not reader.plan.scores_false_separation:
                 extra = fad.embed_rows(batch["ids"], estimates, list(batch["reference"].numpy()), batch["rates"])
                 rows = [{**row, **extra[row["item"]]} for row in rows]

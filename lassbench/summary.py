@@ -8,7 +8,8 @@ files a result is written to. ``evaluate`` and ``run`` both build their summarie
      "metrics": {name: {"mean", "median", "std", "ci95_low", "ci95_high", "n", ...}},
      "definitions": {name: text}, "breakdowns": {"snr_bucket": {}, "label": {}, "condition": {}},
      "benchmark", "protocol", "lassbench_version"}
-    (+ "aggregate_from", "headline", "clap", "fad", "not_scored", "exact", "split", "subset" for a benchmark)
+    (+ "aggregate_from", "headline", "clap", "judge", "fad", "not_scored", "exact", "split", "subset" for a
+    benchmark)
 
 ``metrics[name]["mean"]`` is the headline number under ``aggregate`` (see :func:`summarize`); ``ci95_*`` is its
 bootstrap interval; ``median``/``std`` are over items. A built benchmark's protocol chooses the SI-SDR convention,
@@ -245,13 +246,14 @@ def benchmark_summary(per_item: pd.DataFrame, metrics: Sequence[str], rules: Pro
                       benchmark: str | None, with_reference: Collection[str] | None = None,
                       reference_free: Sequence[str] = (), definitions: Mapping[str, str] | None = None,
                       clap: dict | None = None, fad: tuple | None = None, not_scored: dict | None = None,
-                      split: str | None = None, subset: dict | None = None) -> dict:
+                      split: str | None = None, subset: dict | None = None, judge: dict | None = None) -> dict:
     """summary.json of a result on a built benchmark (``dataset``: its dataset.json), under the protocol's ``rules``.
 
     ``metrics`` are summarised over the items ``with_reference`` (their ids; None: every item), the
-    ``reference_free`` ones (CLAPScore) over every item, and ``n_items`` counts every item. ``definitions`` adds
-    the texts of metrics lassbench.metrics does not define; ``clap`` is the CLAP scorer's info, ``fad`` a
-    ``(FadScorer, statistics)`` pair; ``not_scored``, ``split`` and ``subset`` are recorded as given.
+    ``reference_free`` ones (CLAPScore, the judge's) over every item, and ``n_items`` counts every item.
+    ``definitions`` adds the texts of metrics lassbench.metrics does not define; ``clap`` is the CLAP scorer's info,
+    ``judge`` the SAM Audio judge's (:attr:`lassbench.judge.JudgeScorer.info`), ``fad`` a ``(FadScorer, statistics)``
+    pair; ``not_scored``, ``split`` and ``subset`` are recorded as given.
     """
     scored = per_item if with_reference is None else per_item[per_item["item"].isin(set(with_reference))]
     summary = summarize(scored, metrics, aggregate=rules.aggregate, convention=rules.convention)
@@ -264,6 +266,9 @@ def benchmark_summary(per_item: pd.DataFrame, metrics: Sequence[str], rules: Pro
     if clap is not None:
         summary["definitions"].update(clap["definitions"])
         summary["clap"] = clap
+    if judge is not None:
+        summary["definitions"].update(judge["definitions"])
+        summary["judge"] = judge
     if fad is not None:
         add_fad(summary, *fad)
     if not_scored is not None:

@@ -28,6 +28,10 @@ are; without --mixtures or --manifest: sdr,si_sdr):
 With --clap CKPT (reference-free; needs --manifest; items with an empty target_id get only these):
   clap_score@<sha8>    cos(CLAP(estimate), CLAP(query)); <sha8>: the checkpoint weights' SHA-256 prefix
   clap_score_i@<sha8>  clap_score(estimate) - clap_score(mixture)
+With --judge DIR (reference-free; needs --manifest; the SAM Audio judge, higher is better):
+  judge_overall, judge_recall, judge_precision, judge_faithfulness
+            the judge network's ratings of the estimate given its mixture and query; DIR: the judge's
+            local folder (config.json, checkpoint.pt, tokenizer files), never downloaded
 With --fad DIR (or --metrics ...,fad with --fad DIR): one value per benchmark, not per item:
   fad@<sha8>  Fréchet Audio Distance between the embeddings of the estimates and of the references
               (lower is better), with a paired bootstrap 95% CI; DIR: a local CLAP checkpoint folder,
@@ -57,6 +61,10 @@ docs/evaluation.md.
 @click.option("--clap", help="Also score reference-free with CLAPScore (cos(CLAP(estimate), CLAP(query)) and its "
               "gain over the mixture): a CLAP checkpoint folder or hub name (e.g. laion/clap-htsat-unfused). "
               "Needs --manifest; items with an empty target_id get only these. See docs/evaluation.md.")
+@click.option("--judge", type=click.Path(path_type=Path), help="Also score reference-free with the SAM Audio judge "
+              "(overall, recall, precision, faithfulness of the estimate given the mixture and the query): its local "
+              "folder (config.json, checkpoint.pt and the tokenizer files); never downloaded. Needs --manifest. See "
+              "docs/metrics.md.")
 @click.option("--fad", type=click.Path(path_type=Path), help="Also compute FAD (Fréchet Audio Distance) of the "
               "estimates against the references, embedding with this local model: a CLAP checkpoint folder or a "
               "VGGish state-dict file (torchvggish layout); never downloaded. See docs/metrics.md.")
@@ -67,9 +75,9 @@ docs/evaluation.md.
               "the leaderboard row say it is a subset.")
 @click.option("--limit", type=int, help="With --manifest: score only the first N items (after --split and --ids); "
               "recorded as a subset like --ids.")
-def command(manifest, references, estimates, mixtures, out, metric_names, align, aggregate, si_sdr, clap, fad,
+def command(manifest, references, estimates, mixtures, out, metric_names, align, aggregate, si_sdr, clap, judge, fad,
             split, ids_file, limit) -> None:
-    """Score separated estimates: SDR, SDRi, SI-SDR(i), BSS-Eval SDR, FAD, with bootstrap 95% CIs."""
+    """Score separated estimates: SDR, SDRi, SI-SDR(i), BSS-Eval SDR, FAD, judge scores, with bootstrap 95% CIs."""
     from lassbench.evaluate import evaluate_folders, evaluate_manifest
     from lassbench.summary import format_table
 
@@ -82,7 +90,7 @@ def command(manifest, references, estimates, mixtures, out, metric_names, align,
             raise LassbenchError("--mixtures is read from the manifest's folder; drop it when using --manifest")
         _, summary = evaluate_manifest(manifest, estimates, out=out, metrics=metric_names, align=align,
                                        aggregate=aggregate, progress=True, clap=clap, split=split, convention=si_sdr,
-                                       ids=ids_file, limit=limit, fad=fad)
+                                       ids=ids_file, limit=limit, fad=fad, judge=judge)
         for name, skipped in summary.get("not_scored", {}).items():
             click.echo(f"not scored: {name} for {skipped['n']} item(s): {skipped['reason']}", err=True)
         if summary.get("subset"):
@@ -90,8 +98,9 @@ def command(manifest, references, estimates, mixtures, out, metric_names, align,
                        err=True)
     elif split is not None or ids_file is not None or limit is not None:
         raise LassbenchError("--split, --ids and --limit select rows of a manifest: use them with --manifest")
-    elif clap is not None:
-        raise LassbenchError("--clap needs the queries: score a benchmark with --manifest (a CSV with id,query)")
+    elif clap is not None or judge is not None:
+        option = "--clap" if clap is not None else "--judge"
+        raise LassbenchError(f"{option} needs the queries: score a benchmark with --manifest (a CSV with id,query)")
     else:
         _, summary = evaluate_folders(references, estimates, mixtures, out=out, metrics=metric_names, align=align,
                                       aggregate=aggregate or "mean", progress=True, convention=si_sdr, fad=fad)

@@ -49,6 +49,9 @@ if TYPE_CHECKING:
                    "benchmark was rebuilt); without it such a run is refused.")
 @click.option("--clap", default=None, help="Also score reference-free CLAPScore with this CLAP checkpoint (folder "
               "or hub name, e.g. laion/clap-htsat-unfused); see docs/evaluation.md.")
+@click.option("--judge", default=None, type=click.Path(), help="Also score reference-free with the SAM Audio judge "
+              "(overall, recall, precision, faithfulness of each estimate given its mixture and query): its local "
+              "folder (config.json, checkpoint.pt and the tokenizer files); never downloaded. See docs/metrics.md.")
 @click.option("--fad", default=None, type=click.Path(), help="Also compute FAD (Fréchet Audio Distance) of the "
               "estimates against the references, with its bootstrap CI, embedding with this local model: a CLAP "
               "checkpoint folder or a VGGish state-dict file (torchvggish layout); never downloaded. See "
@@ -58,8 +61,8 @@ if TYPE_CHECKING:
 @sampler_options
 def command(model: str, data: str | None, split: str, checkpoint: str | None, out: str, device: str,
             batch_size: int | None, workers: int | None, controls: tuple[str, ...], queries: str, save_audio: bool,
-            limit: int | None, replace: bool, clap: str | None, fad: str | None, text_encoder: str | None,
-            steps: int | None, sampler_seed: int | None) -> None:
+            limit: int | None, replace: bool, clap: str | None, judge: str | None, fad: str | None,
+            text_encoder: str | None, steps: int | None, sampler_seed: int | None) -> None:
     """Separate a benchmark with MODEL, score it (SDR, SDRi, SI-SDR, SI-SDRi with 95% CIs), write results.
 
     MODEL is one of `lassbench models`: lassnet, tag-queried, class-conditioned, or the references mixture,
@@ -76,7 +79,7 @@ def command(model: str, data: str | None, split: str, checkpoint: str | None, ou
                                        device=device, batch_size=batch_size, control=list(controls),
                                        queries=queries, save_audio=save_audio, limit=limit, replace=replace,
                                        workers=workers, text_encoder=text_encoder, clap=clap, fad=fad,
-                                       steps=steps, sampler_seed=sampler_seed),
+                                       judge=judge, steps=steps, sampler_seed=sampler_seed),
                              log=lambda line: line == announced or click.echo(line, err=True))
     except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: the entry point prints which and exits 128 + signal
         from lassbench.cli import Interrupted

@@ -109,10 +109,19 @@ def render_markdown(
         "have no rank. Intervals are bootstrap 95% CIs. A partial run (a subset of its split: `run --limit`,",
         "`evaluate --ids`) and a run over another item set than the table's other rows are listed unranked, with a",
         "note; the query-robustness ΔSDRi is taken over the items both runs scored.",
+        "",
+        "SDR compares an estimate with its reference sample by sample. A generative separator (SAM Audio, FlowSep,",
+        "SoloAudio) re-synthesises the queried sound, so an estimate that sounds right but differs from the",
+        "reference in phase or fine detail scores a low SDR, and such a system can rank below a masking one that",
+        "leaks the interferer. Where a table has them, read beside SDRi the SAM Audio judge's reference-free scores",
+        "(`judge_overall`; `judge_recall`: is all of the queried sound there, `judge_precision`: is nothing else,",
+        "`judge_faithfulness`: is it undistorted) and FAD against the references; compare generative systems on",
+        "those, not on SDR alone ([metrics](metrics.md)).",
     ]
     for name, board in boards.items():
         lines += ["", f"## {name}", "", *_markdown_main(board.main)]
         lines += _markdown_clap(board.main)
+        lines += _markdown_judge(board.main)
         lines += _markdown_fad(board.main)
         lines += _markdown_definitions(board.main)
         if plots and name in plots:
@@ -144,6 +153,27 @@ def _markdown_clap(frame: pd.DataFrame) -> list[str]:
     rows = [[r["system"], *[_with_ci(r, n) for n in names], r["clap_checkpoint"]] for r in records]
     return ["", "CLAPScore (reference-free, [docs/evaluation.md](evaluation.md); one column per CLAP checkpoint):",
             "", *_markdown_table(["system", *names, "CLAP checkpoint"], rows)]
+
+
+def _markdown_judge(frame: pd.DataFrame) -> list[str]:
+    """The SAM Audio judge's four scores of the rows that have them, beside their SDRi, and the judge of each."""
+    from lassbench.judge import METRICS as JUDGE_METRICS
+
+    if JUDGE_METRICS[0] not in frame.columns:
+        return []
+    records = [r for r in frame.to_dict("records") if r[JUDGE_METRICS[0]]]
+    if not records:
+        return []
+    rows = [[r["system"], _with_ci(r, "sdri"), *[_with_ci(r, n) for n in JUDGE_METRICS], r["judge_model"]]
+            for r in records]
+    judges = {r["judge_model"] for r in records}
+    caveat = " Rows scored by different judges (see the last column) do not compare." if len(judges) > 1 else ""
+    return ["", "SAM Audio judge (reference-free ratings of each estimate given its mixture and query; higher is "
+            "better; the mean over items with its 95% CI). It does not punish a generative separator for a waveform "
+            "that differs from the reference, which SDR does; read the two together "
+            f"([docs/metrics.md](metrics.md)).{caveat}",
+            "", *_markdown_table(["system", "SDRi (95% CI)", "overall", "recall", "precision", "faithfulness",
+                                  "judge"], rows)]
 
 
 def _markdown_fad(frame: pd.DataFrame) -> list[str]:

@@ -67,6 +67,7 @@ class SystemResult:
     headline_sdri: str = "sdri"  # the per_item.csv column of the sdri column (summary.json "headline")
     subset: str = ""  # summary.json "subset" label of a partial run (`run --limit`, `evaluate --ids/--limit`)
     fad: dict = field(default_factory=dict)  # summary.json "fad": the FAD's embedding model (lassbench.fad)
+    judge: dict = field(default_factory=dict)  # summary.json "judge": the SAM Audio judge's folder, SHA-256 (judge)
 
     @property
     def is_reference(self) -> bool:
@@ -131,6 +132,7 @@ def read_result_folder(folder: str | Path) -> SystemResult:
         headline_sdri=str(_headline(summary).get("sdri", "sdri")),
         subset=_subset_label(summary.get("subset")),
         fad=summary["fad"] if isinstance(summary.get("fad"), dict) else {},
+        judge=summary["judge"] if isinstance(summary.get("judge"), dict) else {},
     )
 
 

@@ -89,7 +89,8 @@ def main_table(systems: list[SystemResult]) -> pd.DataFrame:
         if id(result) in apart:
             record["notes"] = "; ".join(n for n in (record["notes"], apart[id(result)]) if n)
         records.append(record)
-    return _with_fad_columns(_with_clap_columns(pd.DataFrame(records, columns=MAIN_COLUMNS), rows), rows)
+    frame = _with_clap_columns(pd.DataFrame(records, columns=MAIN_COLUMNS), rows)
+    return _with_fad_columns(_with_judge_columns(frame, rows), rows)
 
 
 def _with_clap_columns(frame: pd.DataFrame, rows: list[SystemResult]) -> pd.DataFrame:
@@ -107,6 +108,21 @@ def _with_clap_columns(frame: pd.DataFrame, rows: list[SystemResult]) -> pd.Data
     frame["clap_checkpoint"] = [
         f"{r.clap.get('checkpoint')} sha256={r.clap.get('sha256')} {r.clap.get('sample_rate')} Hz "
         f"{r.clap.get('window_s')} s windows" if r.clap else "" for r in rows]
+    return frame
+
+
+def _with_judge_columns(frame: pd.DataFrame, rows: list[SystemResult]) -> pd.DataFrame:
+    """The SAM Audio judge's four reference-free scores where any row has them (``--judge``), and ``judge_model``
+    naming each row's judge (its folder and the SHA-256 of its weights): scores of different judges do not compare."""
+    from lassbench.judge import METRICS as JUDGE_METRICS
+
+    if not any(m in r.metrics for r in rows for m in JUDGE_METRICS):
+        return frame
+    for name in JUDGE_METRICS:
+        for stat, suffix in (("mean", ""), ("ci95_low", "_ci95_low"), ("ci95_high", "_ci95_high")):
+            frame[f"{name}{suffix}"] = [_fmt(r.value(name, stat)) for r in rows]
+    frame["judge_model"] = [f"SAM Audio judge {r.judge.get('checkpoint')} sha256={r.judge.get('sha256')}"
+                            if r.judge else "" for r in rows]
     return frame
 
 
