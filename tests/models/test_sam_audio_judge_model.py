@@ -23,8 +23,8 @@ sys.path.insert(0, str(fx.GOLDEN))
 from make_sam_audio_judge_golden import QUERIES, RATE, judge_inputs  # noqa: E402
 
 GOLDEN = np.load(fx.GOLDEN / "sam-audio-judge-golden.npz")
-# Of each stage's peak. Measured on the development CPU: scores 0.0, text features 0.0, codec features 9e-7 (the
-# official code encodes the mixture and the estimate in one batch); the goldens must also hold on other CPUs.
+# Of each stage's peak. Measured on the development CPU (`pytest -s` prints it): 0.0 at every stage; the goldens must
+# also hold on other CPUs and thread counts.
 TOLERANCE = 1e-4
 
 
@@ -55,12 +55,15 @@ def test_the_judge_reproduces_the_official_scores_stage_by_stage(scorer, k):
     tokens = scorer.tokenizer([QUERIES[k]], return_tensors="pt")
     with torch.no_grad():
         text = net.text_features(tokens["input_ids"], tokens["attention_mask"])[0]
-        features = [net.codec_features(_pad(x, net.hop_length))[0].T for x in (mixture, estimate)]
-    assert _within(text, GOLDEN[f"text{k}"])
-    assert _within(features[0], GOLDEN[f"mixture_features{k}"])
-    assert _within(features[1], GOLDEN[f"estimate_features{k}"])
+        # the mixture and the estimate in one codec call, as the official forward and the scorer encode them
+        features = [f.T for f in net.codec_features(torch.cat([_pad(x, net.hop_length) for x in (mixture, estimate)]))]
     scores = scorer.score([QUERIES[k]], [estimate], [mixture], [RATE])[0]
-    assert _within(scores, GOLDEN[f"scores{k}"])
+    stages = {"text": (text, f"text{k}"), "mixture codec": (features[0], f"mixture_features{k}"),
+              "estimate codec": (features[1], f"estimate_features{k}"), "scores": (scores, f"scores{k}")}
+    for stage, (actual, key) in stages.items():  # `pytest -s` prints what was measured
+        difference = float(np.abs(np.asarray(actual, dtype=np.float64) - GOLDEN[key]).max())
+        print(f"item {k} {stage}: max |lassbench - official| {difference:.3g} (peak {np.abs(GOLDEN[key]).max():.3g})")
+        assert _within(actual, GOLDEN[key]), stage
 
 
 def test_the_four_scores_are_named_in_the_heads_order():
@@ -75,10 +78,12 @@ def test_an_item_scores_as_alone_in_a_batch_of_unequal_lengths(scorer):
     together = scorer.score(QUERIES, [e for _, e in inputs], [m for m, _ in inputs], [RATE, RATE])
     for k, (mixture, estimate) in enumerate(inputs):
         alone = scorer.score([QUERIES[k]], [estimate], [mixture], [RATE])[0]
-        assert np.abs(together[k] - alone).max() <= 1e-5 * np.abs(alone).max()
+        shift = np.abs(together[k] - alone).max()
+        official_shift = np.abs(GOLDEN["scores_batched"][k] - GOLDEN[f"scores{k}"]).max()
+        print(f"item {k}: batched - alone, lassbench {shift:.3g}, official {official_shift:.3g}")  # `pytest -s`
+        assert shift <= 1e-5 * np.abs(alone).max()
         assert _within(together[k], GOLDEN[f"scores{k}"])
-    official_shift = np.abs(GOLDEN["scores_batched"][0] - GOLDEN["scores0"]).max()
-    assert official_shift > 1e-2
+    assert np.abs(GOLDEN["scores_batched"][0] - GOLDEN["scores0"]).max() > 1e-2  # the shorter item moves
 
 
 def test_other_rates_are_resampled_by_lassbench_to_the_judges(scorer):
