@@ -21,6 +21,7 @@ goes into every summary.json and run.json, and the leaderboard names it beside t
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from itertools import chain
 from pathlib import Path
 
 import numpy as np
@@ -101,7 +102,7 @@ class JudgeScorer:
         """``(item_id, query, estimate, mixture, sample_rate)`` tuples -> frame ``item`` + :data:`METRICS`."""
         rows: list[dict] = []
         pending: list[tuple] = []
-        for entry in [*items, None]:  # None: flush the last batch
+        for entry in chain(items, [None]):  # streamed (only a batch's audio is held); None: flush the last batch
             if entry is not None:
                 pending.append(entry)
             if pending and (entry is None or len(pending) >= batch_size):

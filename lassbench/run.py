@@ -155,16 +155,16 @@ def _run_locked(config: RunConfig, query_type: str, variants: list[str], log) ->
     rules = _scoring_rules(dataset, items)
     dist = init_distributed(config.device)
     device = process_device(config.device, dist)
+    from lassbench.clapscore import clap_scorer
+    from lassbench.judge import judge_scorer
+
+    judge = judge_scorer(config.judge, device)  # a wrong folder fails before the separator's checkpoint is read
     model, checkpoint = _load_system(config.model, config.checkpoint, device, config.text_encoder)
     if config.steps is not None or config.sampler_seed is not None:
         model.set_sampler(config.steps, config.sampler_seed)
     if config.batch_size is None:
         config = replace(config, batch_size=default_batch_size(device, count_parameters(model)))
-    from lassbench.clapscore import clap_scorer
-    from lassbench.judge import judge_scorer
-
     clap = clap_scorer(config.clap, device)  # loaded before any separation: a bad checkpoint fails first
-    judge = judge_scorer(config.judge, device)
     fad = fad_scorer(config.fad, device)
     if hasattr(model, "input_rate"):  # separators resample the benchmark's audio to their own rate
         model.input_rate = _benchmark_rate(dataset, items, data_dir)

@@ -168,3 +168,12 @@ def test_run_adds_the_judge_scores_batch_by_batch(tmp_path, judge_folder, scorer
         mixture, _ = read_audio(bench / "mixture" / f"{row['item']}.wav")
         expected = scorer.score([row["query"]], [estimate], [mixture[:estimate.size]], [rate])[0]
         assert [row[name] for name in METRICS] == pytest.approx(expected, abs=1e-5)
+
+
+def test_run_with_a_missing_judge_folder_fails_in_one_line_before_separating(tmp_path, capsys):
+    bench = fx.write_benchmark(tmp_path / "bench", tone_mixtures()[:1], RATE, ["a dog barks"])
+    code = cli_exit_code(["run", "mixture", "--data", str(bench), "--out", str(tmp_path / "out"), "--workers", "0",
+                          "--judge", str(tmp_path / "nowhere")])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err and "not a folder" in err.strip().splitlines()[-1]
+    assert not list((tmp_path / "out").rglob("per_item.csv"))

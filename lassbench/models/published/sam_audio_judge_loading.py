@@ -27,8 +27,8 @@ from lassbench.models.published.sam_audio_config import CODEC_DEFAULTS, CODEC_UN
 from lassbench.models.published.sam_audio_judge import JudgeShape, SAMAudioJudge
 
 CHECKPOINT_FILES = ("checkpoint.pt", "model.safetensors")
-HINT = ("pass the judge's folder (config.json, checkpoint.pt and the tokenizer files, as facebook/sam-audio-judge "
-        "ships them); nothing is downloaded")
+HINT = ("pass the SAM Audio judge's folder (config.json, checkpoint.pt and the tokenizer files, as "
+        "facebook/sam-audio-judge ships them); nothing is downloaded")
 SECTIONS = ("audio_codec", "transformer", "text_model", "finetune_transformer", "nth_text_layer", "bottleneck_dim")
 CODEC_READ = ("encoder_dim", "encoder_rates", "latent_dim", "codebook_dim", "sample_rate")  # DACVAEEncoder's
 CODEC_IGNORED = (*CODEC_UNUSED, "decoder_dim", "decoder_rates")  # the judge keeps no decoder
