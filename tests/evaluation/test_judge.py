@@ -6,6 +6,7 @@ tests/models/test_sam_audio_judge_model.py."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -141,6 +142,14 @@ def test_the_leaderboard_shows_the_scores_with_the_judge_named(tmp_path, scorer)
     table = page[page.index("SAM Audio judge (reference-free"):]
     assert table.splitlines()[2].startswith("| system | SDRi (95% CI) | overall |")
     assert "| judged |" in table and "| plain |" not in table.split("\n\n")[1]
+    assert "do not compare" not in table.splitlines()[0]
+    other = tmp_path / "results" / "toy" / "other-judge"  # the same scores, said to come from another judge
+    shutil.copytree(tmp_path / "results" / "toy" / "judged", other)
+    summary = json.loads((other / "summary.json").read_text())
+    summary["judge"]["sha256"] = "0" * 64
+    (other / "summary.json").write_text(json.dumps(summary))
+    page = render_markdown(build_leaderboards(collect_results(tmp_path / "results")))
+    assert "Rows scored by different judges" in page[page.index("SAM Audio judge (reference-free"):]
 
 
 def test_run_adds_the_judge_scores_batch_by_batch(tmp_path, judge_folder, scorer, capsys):
