@@ -1,10 +1,9 @@
 """SAM Audio judge scores: reference-free ratings of a separated estimate given its mixture and its text query.
 
-The SAM Audio judge (:mod:`lassbench.models.published.sam_audio_judge`) is a network trained on human ratings of
-separations; SAM Audio's benchmark reports it because its mixtures have no references. Per item it gives four scores,
+The SAM Audio judge (:mod:`lassbench.models.published.sam_audio_judge`) is a network that rates a separation's
+quality; SAM Audio's benchmark reports it because its mixtures have no references. Per item it gives four scores,
 ``judge_overall``, ``judge_recall`` (is all of the queried sound there?), ``judge_precision`` (is nothing else
-there?) and ``judge_faithfulness`` (is it undistorted?); higher is better, on the scale of the ratings it was trained
-on. It needs no reference, so it scores real mixtures, and it does not punish a generative separator for a waveform
+there?) and ``judge_faithfulness`` (is it undistorted?); higher is better, on the judge's own scale. It needs no reference, so it scores real mixtures, and it does not punish a generative separator for a waveform
 that differs sample by sample from a reference (docs/metrics.md).
 
 Inputs are prepared as ``SAMAudioJudgeProcessor`` prepares them, with lassbench's resampling in front: the mixture
