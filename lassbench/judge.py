@@ -3,8 +3,9 @@
 The SAM Audio judge (:mod:`lassbench.models.published.sam_audio_judge`) is a network that rates a separation's
 quality; SAM Audio's benchmark reports it because its mixtures have no references. Per item it gives four scores,
 ``judge_overall``, ``judge_recall`` (is all of the queried sound there?), ``judge_precision`` (is nothing else
-there?) and ``judge_faithfulness`` (is it undistorted?); higher is better, on the judge's own scale. It needs no reference, so it scores real mixtures, and it does not punish a generative separator for a waveform
-that differs sample by sample from a reference (docs/metrics.md).
+there?) and ``judge_faithfulness`` (is it undistorted?); higher is better, on the judge's own scale. It needs no
+reference, so it scores real mixtures, and it does not punish a generative separator for a waveform that differs
+sample by sample from a reference (docs/metrics.md).
 
 Inputs are prepared as ``SAMAudioJudgeProcessor`` prepares them, with lassbench's resampling in front: the mixture
 and the estimate are resampled (soxr, :func:`lassbench.audio.resample`) to the judge's rate (the config.json codec's
