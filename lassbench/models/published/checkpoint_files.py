@@ -77,6 +77,22 @@ def match_state(net: nn.Module, state: dict[str, torch.Tensor], rules: list[Drop
     return dropped
 
 
+def read_state_file(path: Path) -> dict[str, torch.Tensor]:
+    """A flat state dict from ``path``: a ``.safetensors`` file, or a torch file read without executing pickles
+    (a lassbench checkpoint refused); a truncated file is one error line."""
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        try:
+            return load_file(str(path))
+        except Exception as exc:  # safetensors raises its own error types for a truncated header or body
+            raise LassbenchError(f"{path}: truncated or not a safetensors file ({path.stat().st_size:,} bytes; "
+                                 f"{first_line(exc)}): download it again and compare its size") from exc
+    payload = read_checkpoint_file(path)
+    refuse_lassbench(payload, path)
+    return tensors_of(payload)
+
+
 def refuse_lassbench(payload: dict, path: Path) -> None:
     if isinstance(payload.get("model"), str) and "config" in payload:
         raise LassbenchError(f"{path}: a lassbench checkpoint of model '{payload['model']}': run it as that model")

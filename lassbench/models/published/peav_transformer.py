@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lassbench.errors import LassbenchError
+from lassbench.models.published.rms_norm import RMSNorm
 
 
 @dataclass(frozen=True)
@@ -48,20 +49,6 @@ class PeavShape:
     @property
     def rope_theta(self) -> float:
         return max(10_000, 2 * self.max_position_embeddings)  # Transformer.__init__, whatever rope_theta says
-
-
-class RMSNorm(nn.Module):
-    """``core.transformer.RMSNorm``: computed in float32, cast back."""
-
-    def __init__(self, dim: int, eps: float) -> None:
-        super().__init__()
-        self.eps = eps
-        self.weight = nn.Parameter(torch.ones(dim))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = x.float()
-        y = y * torch.rsqrt((y * y).mean(-1, keepdim=True) + self.eps)
-        return (y * self.weight.float()).type_as(x)
 
 
 class ConvBlock1d(nn.Module):

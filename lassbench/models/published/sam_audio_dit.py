@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lassbench.models.published.rms_norm import RMSNorm
+
 
 @dataclass(frozen=True)
 class DiTShape:
@@ -52,18 +54,6 @@ NONLINEARITIES = {"relu": F.relu, "gelu": F.gelu, "silu": F.silu, "srelu": lambd
 
 def _modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     return x * (1 + scale) + shift
-
-
-class RMSNorm(nn.Module):
-    def __init__(self, dim: int, eps: float) -> None:
-        super().__init__()
-        self.eps = eps
-        self.weight = nn.Parameter(torch.ones(dim))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = x.float()
-        y = y * torch.rsqrt(y.pow(2).mean(-1, keepdim=True) + self.eps)
-        return (y * self.weight).type_as(x)
 
 
 class Rotary(nn.Module):

@@ -18,9 +18,7 @@ from lassbench.errors import LassbenchError
 from lassbench.models.published.checkpoint_files import (
     first_line,
     match_state,
-    read_checkpoint_file,
-    refuse_lassbench,
-    tensors_of,
+    read_state_file,
 )
 from lassbench.models.published.peav_transformer import PeavShape
 from lassbench.models.published.sam_audio_config import CODEC_DEFAULTS, CODEC_UNUSED, known_settings
@@ -144,18 +142,7 @@ def _tokenizer(folder: Path, vocab_size: int):
 
 
 def _state(path: Path) -> dict[str, torch.Tensor]:
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        try:
-            state = load_file(str(path))
-        except Exception as exc:  # safetensors raises its own error types for a truncated header or body
-            raise LassbenchError(f"{path}: truncated or not a safetensors file ({path.stat().st_size:,} bytes; "
-                                 f"{first_line(exc)}): download it again and compare its size") from exc
-    else:
-        payload = read_checkpoint_file(path)
-        refuse_lassbench(payload, path)
-        state = tensors_of(payload)
+    state = read_state_file(path)
     if not any(k.startswith("finetune_transformer.") for k in state):
         raise LassbenchError(f"{path}: no SAM Audio judge weights (finetune_transformer.*, audio_codec.*) in this "
                              "file; the judge's checkpoint.pt is in the sam_audio revision of "

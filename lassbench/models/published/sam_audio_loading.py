@@ -20,9 +20,7 @@ from lassbench.models.published.checkpoint_files import (
     check_vocabulary,
     first_line,
     match_state,
-    read_checkpoint_file,
-    refuse_lassbench,
-    tensors_of,
+    read_state_file,
 )
 from lassbench.models.published.sam_audio_config import shape_of
 from lassbench.models.published.systems import PublishedSeparator, PublishedSpec
@@ -82,18 +80,7 @@ def _read_config(file: Path) -> dict:
 
 
 def _state(path: Path) -> dict[str, torch.Tensor]:
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        try:
-            state = load_file(str(path))
-        except Exception as exc:  # safetensors raises its own error types for a truncated header or body
-            raise LassbenchError(f"{path}: truncated or not a safetensors file ({path.stat().st_size:,} bytes; "
-                                 f"{first_line(exc)}): download it again and compare its size") from exc
-    else:
-        payload = read_checkpoint_file(path)
-        refuse_lassbench(payload, path)
-        state = tensors_of(payload)
+    state = read_state_file(path)
     if not any(k.startswith("transformer.") for k in state):
         raise LassbenchError(f"{path}: no SAM Audio weights (transformer.*, audio_codec.*) in this file")
     return state
