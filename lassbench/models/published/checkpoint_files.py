@@ -93,6 +93,23 @@ def read_state_file(path: Path) -> dict[str, torch.Tensor]:
     return tensors_of(payload)
 
 
+def read_t5_config(folder: str | None, hint: str):
+    """The T5 configuration in a --text-encoder folder (FlowSep's FLAN-T5, SAM Audio's T5), one error line with
+    ``hint`` when it has none or another model's."""
+    from transformers import T5Config
+
+    where = Path(folder) if folder else None
+    if where is None or not (where / "config.json").is_file():
+        raise LassbenchError(f"--text-encoder {folder}: no T5 config.json; {hint}")
+    try:
+        config = T5Config.from_pretrained(where, local_files_only=True)
+    except Exception as exc:  # transformers raises OSError, ValueError... for a config it cannot read
+        raise LassbenchError(f"--text-encoder {folder}: config.json is not a T5 configuration; {hint}") from exc
+    if config.model_type != "t5":
+        raise LassbenchError(f"--text-encoder {folder}: config.json describes a {config.model_type} model; {hint}")
+    return config
+
+
 def refuse_lassbench(payload: dict, path: Path) -> None:
     if isinstance(payload.get("model"), str) and "config" in payload:
         raise LassbenchError(f"{path}: a lassbench checkpoint of model '{payload['model']}': run it as that model")

@@ -17,6 +17,7 @@ from lassbench.models.published.checkpoint_files import (
     DropRule,
     check_vocabulary,
     match_state,
+    read_t5_config,
     refuse_lassbench,
     tensors_of,
 )
@@ -99,16 +100,5 @@ def _ema_keys(net: torch.nn.Module, state: dict[str, torch.Tensor], path: Path) 
 
 
 def _t5_config(folder: str | None):
-    from transformers import T5Config
-
-    hint = "FlowSep needs google/flan-t5-large's folder (config.json + tokenizer) as --text-encoder"
-    where = Path(folder) if folder else None
-    if where is None or not (where / "config.json").is_file():
-        raise LassbenchError(f"--text-encoder {folder}: no FLAN-T5 config.json; {hint}")
-    try:
-        config = T5Config.from_pretrained(where, local_files_only=True)
-    except Exception as exc:  # transformers raises OSError, ValueError... for a config it cannot read
-        raise LassbenchError(f"--text-encoder {folder}: config.json is not a T5 configuration; {hint}") from exc
-    if config.model_type != "t5":
-        raise LassbenchError(f"--text-encoder {folder}: config.json describes a {config.model_type} model; {hint}")
-    return config
+    return read_t5_config(folder, "FlowSep needs google/flan-t5-large's folder (config.json + tokenizer) as "
+                                  "--text-encoder")

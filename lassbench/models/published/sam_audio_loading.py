@@ -21,6 +21,7 @@ from lassbench.models.published.checkpoint_files import (
     first_line,
     match_state,
     read_state_file,
+    read_t5_config,
 )
 from lassbench.models.published.sam_audio_config import shape_of
 from lassbench.models.published.systems import PublishedSeparator, PublishedSpec
@@ -91,16 +92,9 @@ T5_HINT = "SAM Audio needs its T5 folder (t5-base: config.json + weights + token
 
 def _t5_config(folder: str | None, dim: int):
     """The folder's T5 configuration, of the width the checkpoint's ``memory_proj`` reads, with weights beside it."""
-    from transformers import T5Config
-
-    where = Path(folder) if folder else None
-    if where is None or not (where / "config.json").is_file():
-        raise LassbenchError(f"--text-encoder {folder}: no T5 config.json; {T5_HINT}")
-    try:
-        config = T5Config.from_pretrained(where, local_files_only=True)
-    except Exception as exc:  # transformers raises OSError, ValueError... for a config it cannot read
-        raise LassbenchError(f"--text-encoder {folder}: config.json is not a T5 configuration; {T5_HINT}") from exc
-    if config.model_type != "t5" or config.d_model != dim:
+    config = read_t5_config(folder, T5_HINT)
+    where = Path(folder)
+    if config.d_model != dim:
         raise LassbenchError(f"--text-encoder {folder}: a {config.model_type} model of width {config.d_model}; the "
                              f"checkpoint's text projection reads T5 features of width {dim}; {T5_HINT}")
     if not any((where / name).is_file() for name in ("model.safetensors", "pytorch_model.bin",
