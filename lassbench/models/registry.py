@@ -22,7 +22,12 @@ from lassbench.errors import LassbenchError
 from lassbench.models.baselines import ClassConditionedSeparator, MixturePassThrough, TagQueriedSeparator
 from lassbench.models.lassnet import SeparatorConfig, TextQueriedSeparator, sized_config
 from lassbench.models.oracle import OracleMask
-from lassbench.models.published.systems import PUBLISHED, SAMPLING_FAMILIES, PublishedSpec
+from lassbench.models.published.systems import (
+    PUBLISHED,
+    SAMPLING_FAMILIES,
+    PublishedSpec,
+    check_sampler_settings,
+)
 from lassbench.models.text_encoders import TEXT_ENCODERS, load_text_encoder, resolve_text_encoder
 from lassbench.models.zoo import CHECKPOINT_DIR, ZOO, ZooEntry  # noqa: F401  (CHECKPOINT_DIR: re-exported for run.py)
 from lassbench.progress import ticking
@@ -51,7 +56,7 @@ def _text_model(cls: type[TextQueriedSeparator]) -> Callable[[SeparatorConfig], 
 
 def _published_only(name: str) -> Callable[[SeparatorConfig], nn.Module]:
     def build(config: SeparatorConfig) -> nn.Module:
-        raise LassbenchError(f"'{name}' runs a published checkpoint: pass --checkpoint FILE (see docs/models.md)")
+        raise LassbenchError(f"'{name}' runs a published checkpoint: pass --checkpoint PATH (see docs/models.md)")
 
     return build
 
@@ -76,7 +81,7 @@ def check_published_checkpoint(name: str, checkpoint: str | Path | None) -> None
     entry = get_model_entry(name)
     if entry.published is not None and not checkpoint:
         raise LassbenchError(f"'{name}' runs its published checkpoint, never downloaded here: get it from "
-                             f"{entry.published.checkpoint} and pass --checkpoint FILE")
+                             f"{entry.published.checkpoint} and pass its path as --checkpoint")
 
 
 def takes_negative_query(name: str) -> bool:
@@ -92,14 +97,14 @@ def samples(name: str) -> bool:
 
 
 def check_sampler_options(name: str, steps: int | None, seed: int | None) -> None:
-    """``--steps`` / ``--sampler-seed`` before anything is loaded: only for a generative system, steps >= 1."""
+    """``--steps`` / ``--sampler-seed`` before anything is loaded: only for a generative system, and only settings
+    its sampler can run (:func:`~lassbench.models.published.systems.check_sampler_settings`)."""
     if steps is None and seed is None:
         return
     if not samples(name):
         raise LassbenchError(f"{name} does not sample: --steps / --sampler-seed are for the generative systems "
                              f"({', '.join(SAMPLING_FAMILIES)})")
-    if steps is not None and steps < 1:
-        raise LassbenchError(f"--steps {steps}: the sampler needs at least one step")
+    check_sampler_settings(get_model_entry(name).published.family, steps, seed)
 
 
 def get_model_entry(name: str) -> ModelEntry:

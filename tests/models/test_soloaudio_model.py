@@ -174,3 +174,27 @@ def test_the_sampler_settings_are_the_official_defaults_until_replaced(loaded):
         assert model.sampler["steps"] == 5 and model.sampler["seed"] == 2024
     finally:
         model.set_sampler(steps=soloaudio.STEPS)
+
+
+@pytest.mark.parametrize("option, value, needle", [
+    ("--steps", "1001", "soloaudio's sampler has 1000 steps at most"),
+    ("--steps", "0", "at least one step"),
+    ("--sampler-seed", str(2 ** 64), "a seed is from 0 to"),
+    ("--sampler-seed", "-1", "a seed is from 0 to"),
+])
+def test_settings_the_sampler_cannot_run_are_refused_in_one_line_before_loading(tmp_path, capsys, option, value,
+                                                                                 needle):
+    """More DDIM steps than the 1000 training steps would give a stride of 0 (diffusers refuses them); torch's
+    generator takes seeds from 0 to 2**64 - 1 only."""
+    sf.write(tmp_path / "mix.wav", np.full(8000, 0.1, dtype=np.float32), 8000)
+    code = cli_exit_code(["separate", "--model", "soloaudio", "--input", str(tmp_path / "mix.wav"), "--query", "a dog",
+                          "--output", str(tmp_path / "o.wav"), option, value])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and needle in err[0] and not (tmp_path / "o.wav").exists()
+
+
+def test_a_loaded_model_refuses_more_steps_than_its_schedule(loaded):
+    model, _ = loaded
+    with pytest.raises(LassbenchError, match="1000 steps at most"):
+        model.set_sampler(steps=soloaudio.TRAIN_STEPS + 1)
+    assert model.sampler["steps"] == soloaudio.STEPS

@@ -15,6 +15,21 @@ from lassbench.models.rate import fit_length as _fit
 from lassbench.models.rate import resample_batch as _resample
 
 SAMPLING_FAMILIES = ("soloaudio", "flowsep", "sam-audio")  # generative: an estimate depends on steps and seed
+# diffusers' DDIMScheduler refuses more inference steps than training steps (its stride would be 0)
+MAX_STEPS = {"soloaudio": soloaudio.TRAIN_STEPS}
+SEED_MAX = 2 ** 64 - 1  # torch.Generator.manual_seed takes 0 .. 2**64 - 1 (a negative seed wraps around)
+
+
+def check_sampler_settings(family: str, steps: int | None, seed: int | None) -> None:
+    """``--steps`` / ``--sampler-seed`` a generative system can run: one step at least, no more than its schedule
+    has, a seed torch's generator takes."""
+    if steps is not None and steps < 1:
+        raise LassbenchError(f"--steps {steps}: the sampler needs at least one step")
+    if steps is not None and steps > MAX_STEPS.get(family, steps):
+        raise LassbenchError(f"--steps {steps}: {family}'s sampler has {MAX_STEPS[family]} steps at most (its "
+                             "training schedule's)")
+    if seed is not None and not 0 <= seed <= SEED_MAX:
+        raise LassbenchError(f"--sampler-seed {seed}: a seed is from 0 to {SEED_MAX}")
 
 
 @dataclass(frozen=True)
@@ -176,6 +191,7 @@ class PublishedSeparator(nn.Module):
         if self.sampler is None:
             raise LassbenchError(f"{self.spec.name} does not sample: --steps / --sampler-seed are for the "
                                  f"generative systems ({', '.join(SAMPLING_FAMILIES)})")
+        check_sampler_settings(self.spec.family, steps, seed)
         if steps is not None:
             self.net.steps = steps
         if seed is not None:
