@@ -22,7 +22,9 @@ if TYPE_CHECKING:
                    "data/real or the cache, downloaded only when absent). Default: the embedded synth benchmark "
                    "(built on first use, offline).")
 @click.option("--split", default="test", show_default=True)
-@click.option("--checkpoint", default=None, type=click.Path(), help="Default: the checkpoint shipped for MODEL.")
+@click.option("--checkpoint", default=None, type=click.Path(),
+              help="Default: the checkpoint shipped for MODEL. Published systems: their released file (sam-audio: "
+                   "its folder with config.json), never downloaded (docs/models.md).")
 @click.option("--out", default="results", show_default=True, type=click.Path(),
               help="Results go to OUT/<benchmark>/<system>/.")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:N or mps.")

@@ -22,7 +22,9 @@ EXTENSIONS = ".wav (32-bit float, default), .flac, .ogg, .aiff, .mp3"
               help=f"Estimate file, at the input's rate and level; its extension picks the format: {EXTENSIONS}. "
                    "With a folder --input: the folder for the estimates (<input name>.wav).")
 @click.option("--model", default="lassnet", show_default=True)
-@click.option("--checkpoint", default=None, type=click.Path(), help="Default: the checkpoint shipped for MODEL.")
+@click.option("--checkpoint", default=None, type=click.Path(),
+              help="Default: the checkpoint shipped for MODEL. Published systems: their released file (sam-audio: "
+                   "its folder with config.json), never downloaded (docs/models.md).")
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--chunk", "chunk_seconds", type=float, default=None,
               help="Seconds per processed chunk (lassbench's models: 10). Published systems run the whole file as "
