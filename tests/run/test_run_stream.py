@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -421,3 +422,40 @@ def test_the_default_batch_size_is_eight_except_for_a_full_size_separator_on_cpu
     assert default_batch_size("cuda:1", 29_000_000) == default_batch_size("mps", 29_000_000) == 8
     help_text = " ".join(CliRunner().invoke(command, ["--help"]).output.split())
     assert "on CPU 8 for a small separator" in help_text and "1 for a full-size one" in help_text
+
+
+class _Sampling(torch.nn.Module):
+    """A generative system's stand-in: its estimate depends on the seed set through ``set_sampler``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.ones(1))
+        self.steps, self.seed = 4, 0
+
+    @property
+    def sampler(self) -> dict:
+        return {"solver": "stub", "steps": self.steps, "seed": self.seed}
+
+    def set_sampler(self, steps: int | None = None, seed: int | None = None) -> None:
+        self.steps = self.steps if steps is None else steps
+        self.seed = self.seed if seed is None else seed
+
+    def forward(self, mixture, batch):
+        return mixture / (2 + self.seed)
+
+
+def test_a_finished_run_with_other_sampler_settings_is_not_reused(bench, tmp_path, monkeypatch):
+    import lassbench.run as run_module
+
+    weights = tmp_path / "weights.pt"
+    weights.write_bytes(b"stub")
+    monkeypatch.setattr(run_module, "_load_system", lambda *args: (_Sampling(), weights))
+    config = RunConfig(model="flowsep", checkpoint=str(weights), data=str(bench), out=str(tmp_path / "out"),
+                       workers=0)
+    run_model(config)
+    calls = _counting(monkeypatch)
+    again = run_model(dataclasses.replace(config, sampler_seed=1))[0]
+    assert calls and again.run_info["sampler"] == {"solver": "stub", "steps": 4, "seed": 1}
+    calls.clear()
+    run_model(dataclasses.replace(config, sampler_seed=1))
+    assert not calls  # the same settings: the finished run is kept

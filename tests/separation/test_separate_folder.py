@@ -124,3 +124,17 @@ def test_cli_folder_without_a_query_is_one_error_line_and_writes_nothing(tmp_pat
                              "--output", str(tmp_path / "out")], capture_output=True, text=True)
     assert result.returncode == 2 and result.stderr.startswith("error: give --query")
     assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "out").exists()
+
+
+def test_a_rerun_with_other_sampler_settings_separates_every_file_again(tmp_path, mixtures, loads):
+    checkpoint = tmp_path / "flowsep.ckpt"  # never read: the loader is the stub
+    checkpoint.write_bytes(b"stub")
+    default = SeparateConfig(input="", output="", model="flowsep", checkpoint=str(checkpoint))
+    jobs = plan_folder(mixtures, tmp_path / "out", query="rain")
+    assert len(separate_folder(jobs, default, progress=False).written) == 3
+    chosen = SeparateConfig(input="", output="", model="flowsep", checkpoint=str(checkpoint), steps=3,
+                            sampler_seed=7)
+    assert len(separate_folder(jobs, chosen, progress=False).written) == 3
+    assert len(separate_folder(jobs, chosen, progress=False).skipped) == 3
+    rows = list(csv.DictReader(open(tmp_path / "out" / RECORD)))
+    assert {row["sampler"] for row in rows} == {"steps=3,seed=7"}
