@@ -13,7 +13,6 @@ import pytest
 import soundfile as sf
 import torch
 
-from lassbench.cli import main
 from lassbench.errors import LassbenchError
 from lassbench.models.lassnet import QueryBatch
 from lassbench.models.published.loading import load_published
@@ -22,6 +21,7 @@ from lassbench.models.published.sam_audio_loading import DROPPED
 from lassbench.models.registry import MODELS, check_published_checkpoint
 
 from support import published_fixtures as fx
+from support.command_helpers import cli_exit_code
 
 sys.path.insert(0, str(fx.GOLDEN))
 from make_flowsep_golden import write_t5_tokenizer  # noqa: E402
@@ -205,20 +205,13 @@ def test_sam_audio_is_listed_and_refuses_to_run_without_its_weights():
         check_published_checkpoint("sam-audio", None)
 
 
-def _cli(args: list[str]) -> int:
-    with pytest.raises(SystemExit) as exit_info:
-        main(args)
-        raise SystemExit(0)
-    return exit_info.value.code
-
-
 def test_separate_cli_runs_sam_audio_from_its_folder_at_another_rate(tmp_path, release):
     folder, t5 = release
     mixture = sam_audio_inputs()[1][::3].copy()  # 16 kHz
     sf.write(tmp_path / "mix.wav", mixture, 16000, subtype="FLOAT")
-    code = _cli(["separate", "--model", "sam-audio", "--checkpoint", str(folder), "--text-encoder", str(t5),
-                 "--input", str(tmp_path / "mix.wav"), "--query", QUERIES[0], "--output", str(tmp_path / "out.wav"),
-                 "--no-progress"])
+    code = cli_exit_code(["separate", "--model", "sam-audio", "--checkpoint", str(folder), "--text-encoder",
+                          str(t5), "--input", str(tmp_path / "mix.wav"), "--query", QUERIES[0], "--output",
+                          str(tmp_path / "out.wav"), "--no-progress"])
     estimate, rate = sf.read(tmp_path / "out.wav")
     assert code == 0 and rate == 16000 and estimate.shape == mixture.shape and np.abs(estimate).max() > 0
 
@@ -230,9 +223,9 @@ def test_a_truncated_checkpoint_is_one_line_on_the_command_line(tmp_path, releas
     (broken / "config.json").write_text((folder / "config.json").read_text())
     (broken / "checkpoint.pt").write_bytes((folder / "checkpoint.pt").read_bytes()[:100_000])
     sf.write(tmp_path / "mix.wav", sam_audio_inputs()[0], 48000, subtype="FLOAT")
-    code = _cli(["separate", "--model", "sam-audio", "--checkpoint", str(broken / "checkpoint.pt"),
-                 "--text-encoder", str(t5), "--input", str(tmp_path / "mix.wav"), "--query", "a dog barks",
-                 "--output", str(tmp_path / "out.wav"), "--no-progress"])
+    code = cli_exit_code(["separate", "--model", "sam-audio", "--checkpoint", str(broken / "checkpoint.pt"),
+                          "--text-encoder", str(t5), "--input", str(tmp_path / "mix.wav"), "--query", "a dog barks",
+                          "--output", str(tmp_path / "out.wav"), "--no-progress"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and "Traceback" not in "\n".join(err) and "truncated" in err[-1]
 
