@@ -50,13 +50,15 @@ def is_judge_metric(name: str) -> bool:
 class JudgeScorer:
     """Loads a judge folder once (never downloaded); scores (query, estimate, mixture) items."""
 
-    def __init__(self, folder: str | Path, device: str = "cpu"):
+    def __init__(self, folder: str | Path, device: str = "cpu") -> None:
         from lassbench.models.published.sam_audio_judge_loading import load_sam_audio_judge
 
         loaded = load_sam_audio_judge(folder)
         self.net = loaded.net.to(device)
         self.tokenizer = loaded.tokenizer
         self.sha256 = sha256_file(loaded.weights)
+        # config.json sets scores the weights do not (e.g. which text layer is read): part of the judge's identity
+        self.config_sha256 = sha256_file(Path(folder) / "config.json")
         self.name = str(folder)
         self.device = device
         self._text: dict[str, object] = {}
@@ -72,6 +74,7 @@ class JudgeScorer:
             "judge": "SAM Audio judge (facebookresearch/sam-audio SAMAudioJudgeModel)",
             "checkpoint": self.name,
             "sha256": self.sha256,
+            "config_sha256": self.config_sha256,
             "metrics": list(METRICS),
             "sample_rate": self.sample_rate,
             "frame_hop": self.net.hop_length,

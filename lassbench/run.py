@@ -205,6 +205,7 @@ def _run_variant(session: _Session, plan: VariantPlan) -> RunOutcome | None:
             shutil.rmtree(out_dir / "estimates", ignore_errors=True)
     barrier(dist)
     reader = BatchReader(session.data_dir, list(session.items["id"]), plan, config.batch_size, session.shapes)
+    resumed = sum(len(reader.batches[b]) for b in done_batches(partial, fingerprint))  # scored by an earlier run
     run_shards(session.model, reader, partial, fingerprint, dist=dist, system=system,
                metrics=session.rules.metrics, workers=default_workers() if config.workers is None else config.workers,
                device=session.device, estimates_dir=out_dir / "estimates" if config.save_audio else None,
@@ -217,7 +218,8 @@ def _run_variant(session: _Session, plan: VariantPlan) -> RunOutcome | None:
     fad_stats = session.fad.score_rows(rows) if session.fad is not None and not plan.scores_false_separation else None
     per_item = _per_item(rows, session.items, plan)
     summary = _summary(session, per_item, fad_stats)
-    info = _run_info(session, plan, time.time() - started, len(per_item), fingerprint, fad_stats is not None)
+    info = _run_info(session, plan, time.time() - started, len(per_item), fingerprint, fad_stats is not None,
+                     separated_now=len(per_item) - resumed)
     write_results(per_item, summary, out_dir)
     write_text_atomic(out_dir / "run.json", json.dumps(info, indent=2) + "\n")  # last: marks the variant finished
     remove_partials(partial)
@@ -301,6 +303,9 @@ def _scoring_fingerprint(rules: ProtocolRules, model, clap, fad, judge=None) -> 
         extra["fad_sha256"] = fad.sha256
     if judge is not None:
         extra["judge_sha256"] = judge.sha256
+        extra["judge_config_sha256"] = judge.config_sha256
+    if getattr(model, "config_sha256", None):  # SAM Audio: its config.json sets what the weights do not
+        extra["checkpoint_config_sha256"] = model.config_sha256
     return extra
 
 
@@ -429,7 +434,7 @@ def read_sources_of(dataset: dict, data_dir: Path) -> pd.DataFrame | None:
 
 
 def _run_info(session: _Session, plan: VariantPlan, wall: float, n_items: int, fingerprint: str,
-              with_fad: bool) -> dict:
+              with_fad: bool, separated_now: int) -> dict:
     """run.json: the system, its checkpoint and text encoder, the benchmark, how it ran (written last)."""
     config, model, checkpoint, variant = session.config, session.model, session.checkpoint, plan.variant
     text_encoder = getattr(getattr(model, "config", None), "text_encoder", None) if session.query_type in (
@@ -450,12 +455,14 @@ def _run_info(session: _Session, plan: VariantPlan, wall: float, n_items: int, f
         "protocol": session.dataset.get("protocol"),
         "lassbench_version": __version__,
         "wall_time_s": round(wall, 2),
-        "seconds_per_item": round(wall / max(n_items, 1), 3),
+        # this session's wall time over the items it separated (a resumed run's earlier items are not in `wall`)
+        "seconds_per_item": round(wall / separated_now, 3) if separated_now > 0 else None,
         "date": date.today().isoformat(),
         "n_items": n_items,
         "device": config.device,
         **({"model_sample_rate": int(model.sample_rate)} if _resampled(model) else {}),
         **({"sampler": model.sampler} if getattr(model, "sampler", None) else {}),
+        **({"checkpoint_config_sha256": model.config_sha256} if getattr(model, "config_sha256", None) else {}),
         "scored_against": plan.reference, "world_size": session.dist.world, "fingerprint": fingerprint,
     }
     extras = {"subset": session.selection.subset, "clap": session.clap.info if session.clap is not None else None,

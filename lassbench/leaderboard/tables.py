@@ -113,7 +113,8 @@ def _with_clap_columns(frame: pd.DataFrame, rows: list[SystemResult]) -> pd.Data
 
 def _with_judge_columns(frame: pd.DataFrame, rows: list[SystemResult]) -> pd.DataFrame:
     """The SAM Audio judge's four reference-free scores where any row has them (``--judge``), and ``judge_model``
-    naming each row's judge (its folder and the SHA-256 of its weights): scores of different judges do not compare."""
+    naming each row's judge (its folder, the SHA-256 of its weights and of its config.json): scores of different
+    judges do not compare."""
     from lassbench.judge import METRICS as JUDGE_METRICS
 
     if not any(m in r.metrics for r in rows for m in JUDGE_METRICS):
@@ -121,9 +122,14 @@ def _with_judge_columns(frame: pd.DataFrame, rows: list[SystemResult]) -> pd.Dat
     for name in JUDGE_METRICS:
         for stat, suffix in (("mean", ""), ("ci95_low", "_ci95_low"), ("ci95_high", "_ci95_high")):
             frame[f"{name}{suffix}"] = [_fmt(r.value(name, stat)) for r in rows]
-    frame["judge_model"] = [f"SAM Audio judge {r.judge.get('checkpoint')} sha256={r.judge.get('sha256')}"
-                            if r.judge else "" for r in rows]
+    frame["judge_model"] = [_judge_label(r.judge) if r.judge else "" for r in rows]
     return frame
+
+
+def _judge_label(judge: dict) -> str:
+    label = f"SAM Audio judge {judge.get('checkpoint')} sha256={judge.get('sha256')}"
+    config = judge.get("config_sha256")  # results scored before it was recorded have none
+    return f"{label} config={config[:12]}" if config else label
 
 
 def _with_fad_columns(frame: pd.DataFrame, rows: list[SystemResult]) -> pd.DataFrame:

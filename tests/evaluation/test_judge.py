@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lassbench.audio import read_audio, write_audio
+from lassbench.audio import read_audio, sha256_file, write_audio
 from lassbench.judge import METRICS, JudgeScorer
 
 from support import published_fixtures as fx
@@ -75,6 +75,7 @@ def test_evaluate_adds_the_four_scores_everywhere_and_sdr_where_there_is_a_targe
         assert stats["ci95_low"] <= stats["mean"] <= stats["ci95_high"]
         assert summary["definitions"][name].startswith("SAM Audio judge")
     assert summary["judge"]["sha256"] == scorer.sha256 and summary["judge"]["sample_rate"] == 48000
+    assert summary["judge"]["config_sha256"] == sha256_file(judge_folder / "config.json")
     assert "judge_overall" in out
     for row in per_item.to_dict("records"):  # the files' scores, as the scorer gives them
         estimate, rate = read_audio(estimates / f"{row['item']}.wav")
@@ -137,7 +138,8 @@ def test_the_leaderboard_shows_the_scores_with_the_judge_named(tmp_path, scorer)
     main = boards["bench"].main.set_index("system")
     assert main.loc["judged", "judge_overall"] != "" and main.loc["plain", "judge_overall"] == ""
     assert main.loc["judged", "judge_faithfulness_ci95_low"] != ""
-    assert f"sha256={scorer.sha256}" in main.loc["judged", "judge_model"] and main.loc["plain", "judge_model"] == ""
+    assert f"sha256={scorer.sha256} config={scorer.config_sha256[:12]}" in main.loc["judged", "judge_model"]
+    assert main.loc["plain", "judge_model"] == ""
     page = render_markdown(boards)
     table = page[page.index("SAM Audio judge (reference-free"):]
     assert table.splitlines()[2].startswith("| system | SDRi (95% CI) | overall |")

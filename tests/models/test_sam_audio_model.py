@@ -240,3 +240,9 @@ def test_run_records_the_sampler_and_hashes_the_weights_file(tmp_path, release):
     info = outcome.run_info
     assert info["sampler"]["seed"] == 0 and info["sampler"]["steps"] == 16
     assert info["checkpoint_bytes"] == (folder / "checkpoint.pt").stat().st_size
+
+
+def test_the_step_grid_is_torchdiffeqs_including_its_extra_near_zero_steps():
+    # torchdiffeq 0.2.5's _grid_constructor_from_step_size(1 / n) over [0, 1], compared for n = 1..200 (equal
+    # grids); these n get one more, near-zero step, as the official solver takes it
+    assert [n for n in range(1, 201) if len(midpoint_grid(n)) - 1 != n] == [61, 109, 115, 121, 122, 123]

@@ -459,3 +459,25 @@ def test_a_finished_run_with_other_sampler_settings_is_not_reused(bench, tmp_pat
     calls.clear()
     run_model(dataclasses.replace(config, sampler_seed=1))
     assert not calls  # the same settings: the finished run is kept
+
+
+def test_a_finished_run_of_a_release_with_another_config_json_is_not_reused(bench, tmp_path, monkeypatch):
+    """SAM Audio's config.json beside the weights sets what the weights do not (text length, codec rate)."""
+    import lassbench.run as run_module
+
+    weights = tmp_path / "weights.pt"
+    weights.write_bytes(b"stub")
+    model = _Sampling()
+    model.config_sha256 = "a" * 64
+    monkeypatch.setattr(run_module, "_load_system", lambda *args: (model, weights))
+    config = RunConfig(model="sam-audio", checkpoint=str(weights), data=str(bench), out=str(tmp_path / "out"),
+                       workers=0)
+    first = run_model(config)[0]
+    assert first.run_info["checkpoint_config_sha256"] == "a" * 64
+    calls = _counting(monkeypatch)
+    model.config_sha256 = "b" * 64
+    run_model(config)
+    assert calls  # another config.json: separated again
+    calls.clear()
+    run_model(config)
+    assert not calls

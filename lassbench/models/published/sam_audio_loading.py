@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from lassbench.audio import sha256_file
 from lassbench.errors import LassbenchError
 from lassbench.models.published import sam_audio
 from lassbench.models.published.checkpoint_files import (
@@ -54,7 +55,9 @@ def load_sam_audio(spec: PublishedSpec, path: Path, folder: str | None, tokenize
     spec = dataclasses.replace(spec, sample_rate=int(shape.codec["sample_rate"]), n_fft=hop, hop=hop)
     report = {"model": spec.name, "weights": str(weights), "keys_loaded": len(state) - sum(dropped.values()),
               "keys_dropped": dropped, "transformer": dataclasses.asdict(shape.transformer), "codec": shape.codec}
-    return PublishedSeparator(spec, net, tokenizer, str(folder)).to(device).eval(), report
+    separator = PublishedSeparator(spec, net, tokenizer, str(folder))
+    separator.config_sha256 = sha256_file(config_file)
+    return separator.to(device).eval(), report
 
 
 def _files(path: Path) -> tuple[Path, Path]:

@@ -161,6 +161,7 @@ class PublishedSeparator(nn.Module):
         self.net = net
         self.tokenizer = tokenizer
         self.tokenizer_source = tokenizer_source  # run.json's text_encoder
+        self.config_sha256: str | None = None  # a release whose config.json beside the weights sets the model
         self.sample_rate = spec.sample_rate
         self.n_fft = spec.n_fft
         self.input_rate = spec.sample_rate
