@@ -140,7 +140,8 @@ def test_a_safetensors_checkpoint_loads_the_same(folder, tmp_path):
     ("no-tokenizer", "no usable tokenizer"), ("truncated", "truncated"), ("missing", "missing"),
     ("unexpected", "unexpected weight"), ("misshaped", "has shape"), ("unknown-setting", "not understood"),
     ("not-the-judge", "no SAM Audio judge weights"), ("text-layer", "nth_text_layer 5"),
-    ("kv-heads", "num_key_value_heads"),
+    ("kv-heads", "num_key_value_heads"), ("layer-in-words", "wrong type or range"),
+    ("width-as-text", "wrong type or range"),
 ])
 def test_recognisable_mistakes_are_one_line_errors(tmp_path, change, needle):
     state, config = judge_state(), json.loads(json.dumps(LAYOUT["config"]))
@@ -158,6 +159,10 @@ def test_recognisable_mistakes_are_one_line_errors(tmp_path, change, needle):
         config["nth_text_layer"] = 5
     elif change == "kv-heads":
         config["transformer"]["num_key_value_heads"] = 1
+    elif change == "layer-in-words":
+        config["nth_text_layer"] = "two"
+    elif change == "width-as-text":
+        config["transformer"]["hidden_size"] = "32"
     folder = make_tiny_judge(tmp_path / "judge", state, config)
     if change == "not-a-folder":
         folder = tmp_path / "absent"

@@ -169,6 +169,7 @@ def seeded():
     ("truncated", "truncated"), ("missing", "missing"), ("unexpected", "unexpected weight"),
     ("misshaped", "has shape"), ("no-config", "config.json must sit beside"), ("t5-width", "width"),
     ("t5-weights", "no T5 weights"), ("not-sam-audio", "no SAM Audio weights"),
+    ("width-as-text", "config.json: a setting has a value of the wrong type"),
 ])
 def test_recognisable_mistakes_are_one_line_errors(tmp_path, release, seeded, change, needle):
     state = dict(seeded)
@@ -186,7 +187,7 @@ def test_recognisable_mistakes_are_one_line_errors(tmp_path, release, seeded, ch
         write_t5_tokenizer(t5)
         config = {**LAYOUT["t5_config"], "d_model": 24} if change == "t5-width" else LAYOUT["t5_config"]
         (t5 / "config.json").write_text(json.dumps(config))
-    if change in ("truncated", "no-config") or change.startswith("t5"):  # refused before the tensors are matched
+    if change in ("truncated", "no-config", "width-as-text") or change.startswith("t5"):  # refused before matching
         state = {"transformer.output.weight": torch.ones(2)}
     folder, _ = write_release(tmp_path, state, t5=t5)
     if change == "truncated":
@@ -194,6 +195,10 @@ def test_recognisable_mistakes_are_one_line_errors(tmp_path, release, seeded, ch
         file.write_bytes(file.read_bytes()[: file.stat().st_size // 2])
     elif change == "no-config":
         (folder / "config.json").unlink()
+    elif change == "width-as-text":
+        config = json.loads((folder / "config.json").read_text())
+        config["transformer"]["dim"] = "32"
+        (folder / "config.json").write_text(json.dumps(config))
     with pytest.raises(LassbenchError, match=needle) as error:
         load_published("sam-audio", folder, text_encoder=str(t5))
     assert "\n" not in str(error.value)

@@ -9,6 +9,8 @@ import pickle
 import re
 import zipfile
 from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -91,6 +93,16 @@ def read_state_file(path: Path) -> dict[str, torch.Tensor]:
     payload = read_checkpoint_file(path)
     refuse_lassbench(payload, path)
     return tensors_of(payload)
+
+
+@contextmanager
+def settings_of(file: Path) -> Iterator[None]:
+    """A release's config.json whose value has the wrong type or range (``"dim": "32"``, a layer index in words)
+    becomes one error line naming the file, not a traceback from deep inside a module's constructor."""
+    try:
+        yield
+    except (TypeError, ValueError, ZeroDivisionError) as exc:
+        raise LassbenchError(f"{file}: a setting has a value of the wrong type or range ({first_line(exc)})") from exc
 
 
 def read_t5_config(folder: str | None, hint: str):

@@ -19,6 +19,7 @@ from lassbench.models.published.checkpoint_files import (
     first_line,
     match_state,
     read_state_file,
+    settings_of,
 )
 from lassbench.models.published.peav_transformer import PeavShape
 from lassbench.models.published.sam_audio_config import CODEC_DEFAULTS, CODEC_UNUSED, known_settings
@@ -47,7 +48,10 @@ def load_sam_audio_judge(folder: str | Path) -> LoadedJudge:
     folder = Path(folder).expanduser()
     weights = _weights_file(folder)
     config = _read_config(folder / "config.json")
-    shape, text_config, ignored = judge_shape(config)
+    with settings_of(folder / "config.json"):
+        shape, text_config, ignored = judge_shape(config)
+        with torch.device("meta"):  # a value no module accepts fails here, before the checkpoint is read
+            SAMAudioJudge(shape, _text_model(text_config))
     tokenizer = _tokenizer(folder, text_config.vocab_size)
     state = _state(weights)
     with no_init_weights():

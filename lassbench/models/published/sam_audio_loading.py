@@ -23,6 +23,7 @@ from lassbench.models.published.checkpoint_files import (
     match_state,
     read_state_file,
     read_t5_config,
+    settings_of,
 )
 from lassbench.models.published.sam_audio_config import shape_of
 from lassbench.models.published.systems import PublishedSeparator, PublishedSpec
@@ -43,7 +44,10 @@ def load_sam_audio(spec: PublishedSpec, path: Path, folder: str | None, tokenize
     from transformers.initialization import no_init_weights
 
     weights, config_file = _files(path)
-    shape = shape_of(_read_config(config_file))
+    with settings_of(config_file):
+        shape = shape_of(_read_config(config_file))
+        with torch.device("meta"):  # a value no module accepts fails here, before a checkpoint of GBs is read
+            sam_audio.SAMAudioSystem(shape, None)
     t5_config = _t5_config(folder, shape.text_dim)  # before reading a checkpoint of up to 12 GB
     check_vocabulary(spec, folder, tokenizer, t5_config.vocab_size)
     state = _state(weights)
