@@ -22,7 +22,9 @@ from lassbench.separate import SeparateConfig, check_input, separate_file
 from lassbench.separator import load_separator, to_stderr
 
 RECORD = "separated.csv"
-RECORD_COLUMNS = ["output", "input", "query", "model", "checkpoint", "sampler"]
+# what an estimate depends on; a column added later reads "" in older records, which is also its default's value
+RECORD_COLUMNS = ["output", "input", "query", "model", "checkpoint", "sampler", "negative_query", "text_encoder",
+                  "chunking"]
 
 
 @dataclass(frozen=True)
@@ -124,7 +126,10 @@ def separate_folder(jobs: list[FolderJob], config: SeparateConfig, *, progress: 
 def _record_row(job: FolderJob, config: SeparateConfig) -> dict[str, str]:
     return {"output": job.output.name, "input": str(job.source.resolve()), "query": job.query,
             "model": config.model, "checkpoint": str(Path(config.checkpoint).resolve()) if config.checkpoint else "",
-            "sampler": _sampler_label(config)}
+            "sampler": _sampler_label(config), "negative_query": config.negative_query or "",
+            "text_encoder": str(Path(config.text_encoder).resolve()) if config.text_encoder else "",
+            "chunking": "" if config.chunk_seconds is None and config.overlap_seconds is None
+            else f"{config.chunk_seconds},{config.overlap_seconds}"}
 
 
 def _sampler_label(config: SeparateConfig) -> str:

@@ -59,7 +59,7 @@ def command(input_path: str, query: str | None, queries_csv: str | None, output:
     A folder: one query for every file, or a query per file from a CSV (columns file,query):
       lassbench separate --input mixtures/ --query "a dog barks" --output estimates/
       lassbench separate --input mixtures/ --queries queries.csv --output estimates/
-    Reruns skip the estimates already written from the same file, query and model (OUTPUT/separated.csv).
+    Reruns skip the estimates already written from the same file, query, model and settings (OUTPUT/separated.csv).
     """
     # torch-free: the checks run before torch loads
     from lassbench.separate import SeparateConfig, separate_file

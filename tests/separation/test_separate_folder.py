@@ -138,3 +138,19 @@ def test_a_rerun_with_other_sampler_settings_separates_every_file_again(tmp_path
     assert len(separate_folder(jobs, chosen, progress=False).skipped) == 3
     rows = list(csv.DictReader(open(tmp_path / "out" / RECORD)))
     assert {row["sampler"] for row in rows} == {"steps=3,seed=7"}
+
+
+def test_a_rerun_with_other_chunking_or_text_encoder_separates_every_file_again(tmp_path, mixtures, loads):
+    checkpoint = tmp_path / "flowsep.ckpt"  # never read: the loader is the stub
+    checkpoint.write_bytes(b"stub")
+    jobs = plan_folder(mixtures, tmp_path / "out", query="rain")
+    plain = SeparateConfig(input="", output="", model="flowsep", checkpoint=str(checkpoint))
+    assert len(separate_folder(jobs, plain, progress=False).written) == 3
+    chunked = SeparateConfig(input="", output="", model="flowsep", checkpoint=str(checkpoint), chunk_seconds=2.0)
+    assert len(separate_folder(jobs, chunked, progress=False).written) == 3
+    assert len(separate_folder(jobs, chunked, progress=False).skipped) == 3
+    other_encoder = SeparateConfig(input="", output="", model="flowsep", checkpoint=str(checkpoint),
+                                   chunk_seconds=2.0, text_encoder=str(tmp_path / "flan-t5"))
+    assert len(separate_folder(jobs, other_encoder, progress=False).written) == 3
+    rows = list(csv.DictReader(open(tmp_path / "out" / RECORD)))
+    assert {row["chunking"] for row in rows} == {"2.0,None"}
