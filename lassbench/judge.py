@@ -116,7 +116,7 @@ class JudgeScorer:
 
     # --- the official processor's steps ------------------------------------------------------------------------
 
-    def _waves(self, estimate, mixture, rate: int, item: str) -> tuple[np.ndarray, np.ndarray]:
+    def _waves(self, estimate: np.ndarray, mixture: np.ndarray, rate: int, item: str) -> tuple[np.ndarray, np.ndarray]:
         """(mixture, estimate) at the judge's rate, reflect-padded to whole codec frames."""
         signals = []
         for role, signal in (("mixture", mixture), ("estimate", estimate)):
@@ -174,7 +174,7 @@ class JudgeScorer:
         return scores.float().cpu().numpy().astype(np.float64)
 
 
-def judge_scorer(judge, device: str = "cpu") -> JudgeScorer | None:
+def judge_scorer(judge: str | Path | JudgeScorer | None, device: str = "cpu") -> JudgeScorer | None:
     """The scorer of ``--judge``: None (no judge scores), a judge folder, or a scorer already loaded. Loaded before
     any long work, so a missing or wrong folder fails first."""
     if not judge:

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import torch
@@ -44,7 +45,7 @@ from lassbench.controls import (
 from lassbench.corpora.packaged import UNSEEN_SPLIT
 from lassbench.distributed import Distributed, barrier, init_distributed, process_device
 from lassbench.errors import LassbenchError
-from lassbench.fad import fad_scorer
+from lassbench.fad import FadScorer, fad_scorer
 from lassbench.judge import METRICS as JUDGE_METRICS
 from lassbench.manifests import check_unique_ids, locate_sources, read_dataset_json, read_item_manifest
 from lassbench.models.lassnet import sized_config
@@ -70,6 +71,10 @@ from lassbench.run_stream import (
     run_shards,
 )
 from lassbench.summary import ProtocolRules, benchmark_summary, item_classes, protocol_rules, write_results
+
+if TYPE_CHECKING:  # loaded on use: CLAP and the judge pull in transformers
+    from lassbench.clapscore import ClapScorer
+    from lassbench.judge import JudgeScorer
 
 
 @dataclass
@@ -287,7 +292,8 @@ def _base_fingerprint(config: RunConfig, checkpoint: Path | None, data_dir: Path
     }
 
 
-def _scoring_fingerprint(rules: ProtocolRules, model, clap, fad, judge=None) -> dict:
+def _scoring_fingerprint(rules: ProtocolRules, model: torch.nn.Module, clap: ClapScorer | None,
+                         fad: FadScorer | None, judge: JudgeScorer | None = None) -> dict:
     """What besides the options changes the rows: the protocol's scoring, the model's rate, the extra scorers. Each
     optional entry is there only when it applies, so runs without it keep their fingerprint."""
     extra: dict = {"si_sdr_convention": rules.convention, "batches": "equal-length"}  # padded batches: never reused

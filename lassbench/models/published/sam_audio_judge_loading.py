@@ -11,8 +11,10 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
+from torch import nn
 
 from lassbench.errors import LassbenchError
 from lassbench.models.published.checkpoint_files import (
@@ -24,6 +26,9 @@ from lassbench.models.published.checkpoint_files import (
 from lassbench.models.published.peav_transformer import PeavShape
 from lassbench.models.published.sam_audio_config import CODEC_DEFAULTS, CODEC_UNUSED, known_settings
 from lassbench.models.published.sam_audio_judge import JudgeShape, SAMAudioJudge
+
+if TYPE_CHECKING:  # transformers loads on use: importing it costs seconds
+    from transformers import ModernBertConfig, PreTrainedTokenizerBase
 
 CHECKPOINT_FILES = ("checkpoint.pt", "model.safetensors")
 HINT = ("pass the SAM Audio judge's folder (config.json, checkpoint.pt and the tokenizer files, as "
@@ -90,7 +95,7 @@ def _read_config(file: Path) -> dict:
     return config
 
 
-def judge_shape(config: dict):
+def judge_shape(config: dict) -> tuple[JudgeShape, ModernBertConfig, dict[str, list[str]]]:
     """``SAMAudioJudgeConfig(**config)`` as far as inference reads it: (shape, ModernBertConfig, the settings that
     were named but are never read)."""
     from transformers import ModernBertConfig
@@ -130,7 +135,7 @@ def _peav_shape(section: dict, name: str) -> tuple[PeavShape, list[str]]:
     return shape, sorted(k for k in section if k not in fields)
 
 
-def _tokenizer(folder: Path, vocab_size: int):
+def _tokenizer(folder: Path, vocab_size: int) -> PreTrainedTokenizerBase:
     """``AutoTokenizer`` on the folder (never the hub), checked against the text model's vocabulary."""
     from transformers import AutoTokenizer
 
@@ -154,7 +159,7 @@ def _state(path: Path) -> dict[str, torch.Tensor]:
     return state
 
 
-def _text_model(config):
+def _text_model(config: ModernBertConfig) -> nn.Module:
     from transformers import AutoModel
 
     return AutoModel.from_config(config)

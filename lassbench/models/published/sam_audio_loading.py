@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -27,6 +28,9 @@ from lassbench.models.published.checkpoint_files import (
 )
 from lassbench.models.published.sam_audio_config import shape_of
 from lassbench.models.published.systems import PublishedSeparator, PublishedSpec
+
+if TYPE_CHECKING:  # transformers loads on use: importing it costs seconds
+    from transformers import T5Config, T5EncoderModel
 
 CHECKPOINT_FILES = ("checkpoint.pt", "model.safetensors")  # BaseModel._from_pretrained reads checkpoint.pt
 DROPPED = [
@@ -97,7 +101,7 @@ def _state(path: Path) -> dict[str, torch.Tensor]:
 T5_HINT = "SAM Audio needs its T5 folder (t5-base: config.json + weights + tokenizer) as --text-encoder"
 
 
-def _t5_config(folder: str | None, dim: int):
+def _t5_config(folder: str | None, dim: int) -> T5Config:
     """The folder's T5 configuration, of the width the checkpoint's ``memory_proj`` reads, with weights beside it."""
     config = read_t5_config(folder, T5_HINT)
     where = Path(folder)
@@ -111,7 +115,7 @@ def _t5_config(folder: str | None, dim: int):
     return config
 
 
-def _t5_encoder(folder: str):
+def _t5_encoder(folder: str) -> T5EncoderModel:
     """T5's encoder, strictly: every encoder weight in the folder (a full T5's decoder weights are not read)."""
     from transformers import T5EncoderModel
 
