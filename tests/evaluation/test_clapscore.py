@@ -253,18 +253,10 @@ def test_run_adds_clap_columns_batch_by_batch(tmp_path, tiny_clap, scorer, capsy
     import pandas as pd
 
     from lassbench.audio import read_audio
-    from lassbench.cli import main
 
-    from support.tiny_benchmark import build_tiny_benchmark
+    from support.command_helpers import run_oracle_on_a_tiny_benchmark
 
-    bench = build_tiny_benchmark(tmp_path / "bench", items=3)
-    args = ["run", "oracle-irm", "--data", bench, "--out", tmp_path / "out", "--workers", 0, "--batch-size", 2,
-            "--save-audio", "--clap", tiny_clap]
-    try:
-        main([str(a) for a in args])
-    except SystemExit as exc:
-        assert exc.code in (0, None), capsys.readouterr().err
-    folder = tmp_path / "out" / "synth-mini" / "oracle-irm"
+    folder, bench = run_oracle_on_a_tiny_benchmark(tmp_path, capsys, "--clap", tiny_clap)
     per_item = pd.read_csv(folder / "per_item.csv", dtype={"item": str})
     summary = json.loads((folder / "summary.json").read_text())
     info = json.loads((folder / "run.json").read_text())

@@ -157,18 +157,9 @@ def test_the_leaderboard_shows_the_scores_with_the_judge_named(tmp_path, scorer)
 def test_run_adds_the_judge_scores_batch_by_batch(tmp_path, judge_folder, scorer, capsys):
     """`lassbench run --judge`: every row gets the judge's scores from the per-batch hook, equal to scoring the
     saved estimates afterwards; summary.json and run.json name the judge."""
-    from lassbench.cli import main
+    from support.command_helpers import run_oracle_on_a_tiny_benchmark
 
-    from support.tiny_benchmark import build_tiny_benchmark
-
-    bench = build_tiny_benchmark(tmp_path / "bench", items=3)
-    args = ["run", "oracle-irm", "--data", bench, "--out", tmp_path / "out", "--workers", 0, "--batch-size", 2,
-            "--save-audio", "--judge", judge_folder]
-    try:
-        main([str(a) for a in args])
-    except SystemExit as exc:
-        assert exc.code in (0, None), capsys.readouterr().err
-    folder = tmp_path / "out" / "synth-mini" / "oracle-irm"
+    folder, bench = run_oracle_on_a_tiny_benchmark(tmp_path, capsys, "--judge", judge_folder)
     per_item = pd.read_csv(folder / "per_item.csv", dtype={"item": str})
     summary = json.loads((folder / "summary.json").read_text())
     info = json.loads((folder / "run.json").read_text())

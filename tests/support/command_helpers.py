@@ -59,3 +59,20 @@ def cli_exit_code(args: list[str]) -> int:
     except SystemExit as exc:
         return exc.code or 0
     return 0
+
+
+def run_oracle_on_a_tiny_benchmark(tmp_path: Path, capsys, *extra: object) -> tuple[Path, Path]:
+    """``lassbench run oracle-irm`` on a 3-item benchmark in batches of 2, estimates kept, with ``extra`` options
+    (a reference-free scorer's); (its result folder, the benchmark)."""
+    from lassbench.cli import main
+
+    from .tiny_benchmark import build_tiny_benchmark
+
+    bench = build_tiny_benchmark(tmp_path / "bench", items=3)
+    args = ["run", "oracle-irm", "--data", bench, "--out", tmp_path / "out", "--workers", 0, "--batch-size", 2,
+            "--save-audio", *extra]
+    try:
+        main([str(a) for a in args])
+    except SystemExit as exc:
+        assert exc.code in (0, None), capsys.readouterr().err
+    return tmp_path / "out" / "synth-mini" / "oracle-irm", bench

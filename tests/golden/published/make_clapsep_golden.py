@@ -32,7 +32,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from make_goldens import _stub_package, layout_of, seed_into  # noqa: E402
+from make_goldens import layout_of, seed_into, stub_module  # noqa: E402
 
 from support import published_fixtures as fx  # noqa: E402
 
@@ -84,25 +84,25 @@ def import_laion(root: Path, tokenizer):
                                      layer_norm_eps=1e-5)
     transformers.RobertaModel.from_pretrained = classmethod(lambda cls, n, **kw: transformers.RobertaModel(cfg))
     transformers.RobertaTokenizer.from_pretrained = classmethod(lambda cls, n, **kw: tokenizer)
-    _stub_package("torchvision")
-    _stub_package("torchvision.ops")
-    _stub_package("torchvision.ops.misc", FrozenBatchNorm2d=None)
-    _stub_package("h5py")
-    _stub_package("wget")
+    stub_module("torchvision")
+    stub_module("torchvision.ops")
+    stub_module("torchvision.ops.misc", FrozenBatchNorm2d=None)
+    stub_module("h5py")
+    stub_module("wget")
     if importlib.util.find_spec("librosa") is None:
-        _stub_package("librosa")
-    _stub_package("laion_clap", root)
-    _stub_package("laion_clap.clap_module", root / "clap_module")
-    _stub_package("laion_clap.clap_module.timm_model", TimmModel=None)
-    _stub_package("laion_clap.clap_module.pann_model", create_pann_model=None)
-    _stub_package("laion_clap.training", root / "training")
-    _stub_package("laion_clap.training.data", get_audio_features=None, int16_to_float32=None,
+        stub_module("librosa")
+    stub_module("laion_clap", root)
+    stub_module("laion_clap.clap_module", root / "clap_module")
+    stub_module("laion_clap.clap_module.timm_model", TimmModel=None)
+    stub_module("laion_clap.clap_module.pann_model", create_pann_model=None)
+    stub_module("laion_clap.training", root / "training")
+    stub_module("laion_clap.training.data", get_audio_features=None, int16_to_float32=None,
                   float32_to_int16=None)
     modules = {}
     for name in ("utils", "feature_fusion", "htsat", "model"):
         modules[name] = _load(f"laion_clap.clap_module.{name}", root / "clap_module" / f"{name}.py")
-    _stub_package("clap_module", create_model=None)
-    _stub_package("clap_module.factory", load_state_dict=None)
+    stub_module("clap_module", create_model=None)
+    stub_module("clap_module.factory", load_state_dict=None)
     modules["hook"] = _load("laion_clap.hook", root / "hook.py")
     return modules
 

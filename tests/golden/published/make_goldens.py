@@ -96,7 +96,9 @@ def lassnet(out: Path):
     return state, np.stack(estimates), np.stack(conds), {}, inference
 
 
-def _stub_package(name, path=None, **attrs):
+def stub_module(name: str, path=None, **attrs) -> types.ModuleType:
+    """An empty module (a package when ``path`` is given) under ``name`` in sys.modules, with ``attrs``: stands in
+    for an import the official code makes but the path under test never calls."""
     mod = types.ModuleType(name)
     if path is not None:
         mod.__path__ = [str(path)]
@@ -132,17 +134,17 @@ def official_audiosep_modules(name: str, out: Path, text_size: dict | None = Non
                                      bos_token_id=0, eos_token_id=2, layer_norm_eps=1e-5, **size)
     transformers.RobertaModel.from_pretrained = classmethod(lambda cls, n, **kw: transformers.RobertaModel(cfg))
     oc = root / "models" / "CLAP" / "open_clip"
-    _stub_package("models", root / "models")
-    _stub_package("models.CLAP", root / "models" / "CLAP")
-    _stub_package("models.CLAP.open_clip", oc, create_model=None)
-    _stub_package("models.CLAP.open_clip.timm_model", TimmModel=None)
-    _stub_package("models.CLAP.open_clip.utils", freeze_batch_norm_2d=None)
-    _stub_package("models.CLAP.open_clip.pann_model", create_pann_model=None)
-    _stub_package("models.CLAP.open_clip.htsat", create_htsat_model=lambda *a, **k: StubAudio())
-    _stub_package("models.CLAP.training", root / "models" / "CLAP" / "training")
-    _stub_package("models.CLAP.training.data", get_audio_features=None)
+    stub_module("models", root / "models")
+    stub_module("models.CLAP", root / "models" / "CLAP")
+    stub_module("models.CLAP.open_clip", oc, create_model=None)
+    stub_module("models.CLAP.open_clip.timm_model", TimmModel=None)
+    stub_module("models.CLAP.open_clip.utils", freeze_batch_norm_2d=None)
+    stub_module("models.CLAP.open_clip.pann_model", create_pann_model=None)
+    stub_module("models.CLAP.open_clip.htsat", create_htsat_model=lambda *a, **k: StubAudio())
+    stub_module("models.CLAP.training", root / "models" / "CLAP" / "training")
+    stub_module("models.CLAP.training.data", get_audio_features=None)
     if importlib.util.find_spec("torchaudio") is None:
-        _stub_package("torchaudio")
+        stub_module("torchaudio")
     spec = importlib.util.spec_from_file_location("models.CLAP.open_clip.model", oc / "model.py")
     clap_mod = importlib.util.module_from_spec(spec)
     sys.modules["models.CLAP.open_clip.model"] = clap_mod
@@ -201,7 +203,7 @@ def official_inference(name, root, encoder, ss_model, out):
     inputs = write_inference_inputs(name, out)
     inference = {}
     if name == "audiosep":  # pipeline.separate_audio, the float waveform taken before its int16 write
-        _stub_package("utils", ignore_warnings=lambda: None, parse_yaml=None, load_ss_model=None)
+        stub_module("utils", ignore_warnings=lambda: None, parse_yaml=None, load_ss_model=None)
         spec = importlib.util.spec_from_file_location("audiosep_pipeline", root / "pipeline.py")
         pipeline = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(pipeline)

@@ -43,7 +43,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from make_flowsep_golden import write_t5_tokenizer  # noqa: E402
-from make_goldens import layout_of, seed_into  # noqa: E402
+from make_goldens import layout_of, seed_into, stub_module  # noqa: E402
 
 OFFICIAL = Path(os.environ.get("LASSBENCH_OFFICIAL", "/work/official"))
 RATE = 48000
@@ -96,12 +96,6 @@ def stub_modules() -> None:
     import transformers  # noqa: F401  (imported before the stubs: it probes for torchvision and torchaudio)
     from transformers import AutoTokenizer, ModernBertConfig, T5EncoderModel  # noqa: F401
 
-    def module(name: str, **attrs):
-        made = types.ModuleType(name)
-        made.__dict__.update(attrs)
-        sys.modules[name] = made
-        return made
-
     class TinyCLIP:
         @staticmethod
         def from_config(name, *args, **kwargs):
@@ -111,18 +105,19 @@ def stub_modules() -> None:
         def __init__(self, *args, **kwargs):
             pass
 
-    core = module("core")
-    core.audio_visual_encoder = module("core.audio_visual_encoder", PEAudioFrame=Dummy, PEAudioFrameTransform=Dummy)
-    module("core.audio_visual_encoder.config", TransformerConfig=Dummy)
-    module("core.audio_visual_encoder.transformer", BaseModelOutputWithPooling=Dummy, Transformer=Dummy)
-    core.vision_encoder = module("core.vision_encoder", pe=types.SimpleNamespace(CLIP=TinyCLIP))
-    transforms = module("torchvision.transforms", InterpolationMode=types.SimpleNamespace(BICUBIC="bicubic"),
+    core = stub_module("core")
+    core.audio_visual_encoder = stub_module("core.audio_visual_encoder", PEAudioFrame=Dummy,
+                                            PEAudioFrameTransform=Dummy)
+    stub_module("core.audio_visual_encoder.config", TransformerConfig=Dummy)
+    stub_module("core.audio_visual_encoder.transformer", BaseModelOutputWithPooling=Dummy, Transformer=Dummy)
+    core.vision_encoder = stub_module("core.vision_encoder", pe=types.SimpleNamespace(CLIP=TinyCLIP))
+    transforms = stub_module("torchvision.transforms", InterpolationMode=types.SimpleNamespace(BICUBIC="bicubic"),
                         Resize=Dummy, Compose=Dummy, Lambda=Dummy, Normalize=Dummy)
-    module("torchvision", transforms=transforms)
-    module("torchaudio", functional=None)
-    codec = module("torchcodec")
-    codec.decoders = module("torchcodec.decoders", AudioDecoder=Dummy, VideoDecoder=Dummy)
-    codec.encoders = module("torchcodec.encoders", AudioEncoder=Dummy)
+    stub_module("torchvision", transforms=transforms)
+    stub_module("torchaudio", functional=None)
+    codec = stub_module("torchcodec")
+    codec.decoders = stub_module("torchcodec.decoders", AudioDecoder=Dummy, VideoDecoder=Dummy)
+    codec.encoders = stub_module("torchcodec.encoders", AudioEncoder=Dummy)
 
 
 def write_release(out: Path) -> tuple[Path, dict, dict]:

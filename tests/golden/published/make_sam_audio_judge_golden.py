@@ -44,7 +44,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from make_goldens import layout_of, seed_into  # noqa: E402
+from make_goldens import layout_of, seed_into, stub_module  # noqa: E402
 
 OFFICIAL = Path(os.environ.get("LASSBENCH_OFFICIAL", "/work/official"))
 RATE = 48000
@@ -111,31 +111,25 @@ def stub_modules() -> None:
     import transformers  # noqa: F401  (imported before the stubs: it probes for torchvision and torchaudio)
     from transformers import AutoModel, AutoTokenizer, ModernBertConfig  # noqa: F401
 
-    def module(name: str, **attrs):
-        made = types.ModuleType(name)
-        made.__dict__.update(attrs)
-        sys.modules[name] = made
-        return made
-
     class Dummy:
         def __init__(self, *args, **kwargs):
             pass
 
     # the package, not its __init__: its real submodules load from the export
     package = OFFICIAL / "perception_models" / "core"
-    core = module("core", __path__=[str(package)])
-    core.audio_visual_encoder = module("core.audio_visual_encoder", __path__=[str(package / "audio_visual_encoder")],
-                                       PEAudioFrame=Dummy, PEAudioFrameTransform=Dummy)
-    core.vision_encoder = module("core.vision_encoder", pe=types.SimpleNamespace(CLIP=Dummy))
-    module("xformers", __path__=[])
-    module("xformers.ops", AttentionBias=Dummy, fmha=types.SimpleNamespace())
-    transforms = module("torchvision.transforms", InterpolationMode=types.SimpleNamespace(BICUBIC="bicubic"),
+    core = stub_module("core", package)
+    core.audio_visual_encoder = stub_module("core.audio_visual_encoder", package / "audio_visual_encoder",
+                                            PEAudioFrame=Dummy, PEAudioFrameTransform=Dummy)
+    core.vision_encoder = stub_module("core.vision_encoder", pe=types.SimpleNamespace(CLIP=Dummy))
+    stub_module("xformers", __path__=[])
+    stub_module("xformers.ops", AttentionBias=Dummy, fmha=types.SimpleNamespace())
+    transforms = stub_module("torchvision.transforms", InterpolationMode=types.SimpleNamespace(BICUBIC="bicubic"),
                         Resize=Dummy, Compose=Dummy, Lambda=Dummy, Normalize=Dummy)
-    module("torchvision", transforms=transforms)
-    module("torchaudio", functional=None)
-    codec = module("torchcodec")
-    codec.decoders = module("torchcodec.decoders", AudioDecoder=Dummy, VideoDecoder=Dummy)
-    codec.encoders = module("torchcodec.encoders", AudioEncoder=Dummy)
+    stub_module("torchvision", transforms=transforms)
+    stub_module("torchaudio", functional=None)
+    codec = stub_module("torchcodec")
+    codec.decoders = stub_module("torchcodec.decoders", AudioDecoder=Dummy, VideoDecoder=Dummy)
+    codec.encoders = stub_module("torchcodec.encoders", AudioEncoder=Dummy)
 
 
 def write_release(out: Path) -> tuple[Path, dict]:
