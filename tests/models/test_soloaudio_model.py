@@ -87,6 +87,11 @@ def test_soloaudio_reproduces_the_official_script_latent_by_latent_and_sample_by
         # moves the latents by ~1e-5 and the decoded waveform by up to 1.1e-3 of its peak (docs/models.md).
         assert np.abs(latent[0].numpy() - GOLDEN[f"mixture_latent{k}"]).max() <= 1e-4 * np.abs(latent).max()
         peak = np.abs(GOLDEN[f"estimate{k}"]).max()
+        for stage, value in (("mixture_latent", latent[0]), ("final_latent", final[0]), ("estimate", estimate)):
+            golden = GOLDEN[f"{stage}{k}"]  # `pytest -s`: the figures docs/models.md quotes
+            if np.shape(value) == golden.shape:
+                print(f"input {k} {stage}: max |lassbench - official| / peak "
+                      f"{np.abs(np.asarray(value) - golden).max() / np.abs(golden).max():.3g}")
         assert estimate.shape == GOLDEN[f"estimate{k}"].shape  # whole 480-sample frames, as the script saves
         assert np.abs(final[0].numpy() - GOLDEN[f"final_latent{k}"]).max() <= 1e-4 * np.abs(final).max()
         assert np.abs(estimate - GOLDEN[f"estimate{k}"]).max() <= 5e-3 * peak
