@@ -239,8 +239,11 @@ def test_vggish_log_mel_examples_equal_torchvggish():
 
     from lassbench.vggish import log_mel_examples
 
-    golden = np.load(FAD_GOLDENS / "vggish-golden.npz")
-    assert np.array_equal(log_mel_examples(seeded_signals()[0]), golden["features0"])
+    golden = np.load(FAD_GOLDENS / "vggish-golden.npz")["features0"]
+    drift = np.abs(log_mel_examples(seeded_signals()[0]) - golden).max()
+    print(f"VGGish log mel features: max difference {drift:.2e} (peak {np.abs(golden).max():.2f})")
+    # float64 features: equal on the goldens' machine; another CPU's libm rounds some values one step apart (4.4e-16)
+    assert drift <= 1e-12 * np.abs(golden).max()
 
 
 def test_a_file_that_is_not_vggish_weights_is_one_clear_error(tmp_path):
