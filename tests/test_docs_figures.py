@@ -64,19 +64,35 @@ def test_readme_real_recordings_table_matches_the_committed_summaries():
         assert float(si_sdri) == pytest.approx(summary["si_sdri"]["mean"], abs=0.005), name
 
 
+CURVE_MODELS = ("lassnet", "tag-queried", "class-conditioned")
+
+
+def _curve_tables(text: str) -> list[tuple[list[str], list[list[str]]]]:
+    """(model columns, rows) of every table headed ``| step | MODEL | ...`` with only model columns."""
+    lines = text.splitlines()
+    tables = []
+    for index, line in enumerate(lines):
+        columns = [cell.strip() for cell in line.strip().strip("|").split("|")][1:]
+        if line.startswith("| step |") and set(columns) <= set(CURVE_MODELS):
+            tables.append((columns, _markdown_table("\n".join(lines[index:]), "| step |")))
+    return tables
+
+
 @pytest.mark.parametrize("page, logs", [("performance.md", LOGS),
                                         ("real-corpus.md", REPO / "recipes" / "real" / "logs")])
 def test_training_curves_match_the_committed_logs(page, logs):
     if not logs.is_dir():
         pytest.skip("no committed training logs")
-    rows = _markdown_table((REPO / "docs" / page).read_text(), "| step | lassnet | tag-queried")
-    models = ["lassnet", "tag-queried", "class-conditioned"]
-    curves = {m: pd.read_csv(logs / f"{m}.csv").dropna(subset=["val_sdri"]).set_index("step")["val_sdri"]
-              for m in models}
-    assert [int(row[0]) for row in rows] == list(curves["lassnet"].index)
-    for step, *values in rows:
-        for model, value in zip(models, values, strict=True):
-            assert float(value) == pytest.approx(curves[model][int(step)], abs=0.005), (model, step)
+    tables = _curve_tables((REPO / "docs" / page).read_text())
+    assert sorted(model for columns, _rows in tables for model in columns) == sorted(CURVE_MODELS)
+    for columns, rows in tables:
+        curves = {m: pd.read_csv(logs / f"{m}.csv").dropna(subset=["val_sdri"]).set_index("step")["val_sdri"]
+                  for m in columns}
+        for model in columns:  # every validation the log holds, in order
+            assert [int(row[0]) for row in rows] == list(curves[model].index), model
+        for step, *values in rows:
+            for model, value in zip(columns, values, strict=True):
+                assert float(value) == pytest.approx(curves[model][int(step)], abs=0.005), (model, step)
 
 
 USER_PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]

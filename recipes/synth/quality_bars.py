@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
+MODELS = ("lassnet", "tag-queried", "class-conditioned")
 
 def mean_sdri(folder: Path, condition: str | None = None, metric: str = "sdri") -> float | None:
     """Mean SDRi (or ``metric``) of a run, over all items or over one ``condition`` subset (from per_item.csv)."""
@@ -63,7 +64,24 @@ def bars(root: Path) -> list[tuple[str, str, bool | None]]:
     return rows
 
 
-def real_bars(root: Path) -> list[tuple[str, str, bool | None]]:
+def fine_tuning_steps(logs: Path) -> dict[str, int]:
+    """Each model's last logged step in the real-recordings fine-tuning logs (recipes/real/logs/MODEL.csv)."""
+    steps = {}
+    for model in MODELS:
+        log = logs / f"{model}.csv"
+        if log.is_file():
+            steps[model] = int(pd.read_csv(log, usecols=["step"])["step"].max())
+    return steps
+
+
+def budget_note(steps: dict[str, int]) -> str:
+    """'' when the three had the same fine-tuning; else a warning that a comparison between them is uneven."""
+    if len(set(steps.values())) <= 1:
+        return ""
+    return " (unequal fine-tuning: " + ", ".join(f"{m} {n} steps" for m, n in steps.items()) + ")"
+
+
+def real_bars(root: Path, note: str = "") -> list[tuple[str, str, bool | None]]:
     """The bars on the real-recordings test split (SI-SDRi: SDRi alone rewards a louder, distorted estimate)."""
     def get(system: str, metric: str = "si_sdri") -> float | None:
         return mean_sdri(root / system, metric=metric)
@@ -75,7 +93,7 @@ def real_bars(root: Path) -> list[tuple[str, str, bool | None]]:
     rows = [("LASS-Net SI-SDRi > 3 dB", fmt(lassnet), None if lassnet is None else lassnet > 3)]
     best = None if None in (tag, cls) else max(tag, cls)
     rows.append(("LASS-Net SI-SDRi above tag-queried and class-conditioned",
-                 f"{fmt(lassnet)} vs {fmt(tag)} / {fmt(cls)}",
+                 f"{fmt(lassnet)} vs {fmt(tag)} / {fmt(cls)}{note}",
                  None if lassnet is None or best is None else lassnet > best))
     drops = {m: None if None in (get("lassnet", m), get("lassnet@wrong-query", m))
              else get("lassnet", m) - get("lassnet@wrong-query", m) for m in ("sdri", "si_sdri")}
@@ -90,7 +108,7 @@ def real_bars(root: Path) -> list[tuple[str, str, bool | None]]:
     return rows
 
 
-def unseen_bars(root: Path, suffix: str = "+test-unseen") -> list[tuple[str, str, bool | None]]:
+def unseen_bars(root: Path, suffix: str = "+test-unseen", note: str = "") -> list[tuple[str, str, bool | None]]:
     """The bars on the unseen-class split: classes no training split has (LASS-Net must beat the mixture in SI-SDRi,
     reach 5 dB SDRi, beat tag-queried, and lose >= 2 dB with a wrong caption)."""
     def get(system: str, metric: str) -> float | None:
@@ -113,7 +131,7 @@ def unseen_bars(root: Path, suffix: str = "+test-unseen") -> list[tuple[str, str
         ("LASS-Net SI-SDRi > 0 dB", fmt(si_sdri), check(si_sdri, lambda v: v > 0)),
         ("LASS-Net SDRi >= 5 dB", fmt(sdri), check(sdri, lambda v: v >= 5)),
         ("LASS-Net above tag-queried (SDRi and SI-SDRi)",
-         f"{fmt(sdri)} / {fmt(si_sdri)} vs {fmt(tag['sdri'])} / {fmt(tag['si_sdri'])}", above),
+         f"{fmt(sdri)} / {fmt(si_sdri)} vs {fmt(tag['sdri'])} / {fmt(tag['si_sdri'])}{note}", above),
         ("a wrong caption costs LASS-Net >= 2 dB (SDRi and SI-SDRi)",
          f"SDRi drop {fmt(drop['sdri'])}, SI-SDRi drop {fmt(drop['si_sdri'])}",
          None if None in drop.values() else min(drop.values()) >= 2),
@@ -131,6 +149,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--results", default="leaderboards/results")
     parser.add_argument("--benchmark", default="synth")
+    parser.add_argument("--logs", default="recipes/real/logs", help="the real-recordings fine-tuning logs")
     args = parser.parse_args()
     root = Path(args.results) / args.benchmark
     print(f"# Quality bars on the {args.benchmark} test set\n")
@@ -145,14 +164,15 @@ def main() -> None:
         print(f"The real-recordings bars, from the results of `recipes/real/run.sh` (stage 3) on the {n} test "
               "mixtures of the real-recordings benchmark's seen-class test split ([real-corpus.md](real-corpus.md)); "
               "means over the test items.\n")
-        _table(real_bars(real))
+        note = budget_note(fine_tuning_steps(Path(args.logs)))
+        _table(real_bars(real, note))
         unseen = real / "lassnet+test-unseen" / "summary.json"
         if unseen.is_file():
             n = json.loads(unseen.read_text())["n_items"]
             print("\n## On the real-recordings unseen-class test set\n")
             print(f"The {n} mixtures of the `test-unseen` split, whose classes no training split has "
                   "([real-corpus.md](real-corpus.md)); means over the items.\n")
-            _table(unseen_bars(real))
+            _table(unseen_bars(real, note=note))
 
 
 if __name__ == "__main__":
