@@ -10,7 +10,6 @@ what the JSON holds, and a slow test reruns the commands.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
@@ -20,6 +19,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from support.command_helpers import load_script
 from support.paths import REPO
 
 RESULTS = REPO / "leaderboards" / "results" / "synth"
@@ -99,10 +99,7 @@ USER_PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 
 
 def _worked_example():
-    spec = importlib.util.spec_from_file_location("worked_example", REPO / "docs" / "figures" / "worked_example.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(REPO / "docs" / "figures" / "worked_example.py")
 
 
 @pytest.mark.parametrize("page", USER_PAGES, ids=[p.name for p in USER_PAGES])

@@ -15,7 +15,8 @@ from support.paths import REPO
 def _results(root: Path, system: str, scores: list[float], classes: list[str]) -> None:
     (root / system).mkdir(parents=True)
     pd.DataFrame({"item": [f"test-{i}" for i in range(len(scores))], "si_sdri": scores, "sdri": scores,
-                  "labels": [json.dumps([c]) for c in classes]}).to_csv(root / system / "per_item.csv", index=False)
+                  "si_sdr": scores, "labels": [json.dumps([c]) for c in classes]}).to_csv(
+        root / system / "per_item.csv", index=False)
 
 
 def test_paired_differences_and_per_class_means(tmp_path):
@@ -38,3 +39,14 @@ def test_systems_scored_on_different_items_are_refused_in_one_line(tmp_path):
     done = subprocess.run([sys.executable, str(REPO / "recipes" / "real" / "compare.py"), "--results", str(tmp_path),
                            "a", "b"], capture_output=True, text=True)
     assert done.returncode != 0 and done.stderr.strip().startswith("error: ") and "different items" in done.stderr
+
+
+def test_items_are_split_by_whether_the_target_dominates_the_mixture(tmp_path):
+    classes = ["Water"] * 4
+    _results(tmp_path, "model", [-6.0, 2.0, 4.0, -1.0], classes)
+    _results(tmp_path, "mix", [3.0, 1.0, -2.0, -4.0], classes)  # the target dominates items 0 and 1
+    out = subprocess.run([sys.executable, str(REPO / "recipes" / "real" / "compare.py"), "--results", str(tmp_path),
+                          "--mixture", "mix", "model"], capture_output=True, text=True, check=True).stdout
+    assert "| target dominates | 2 | -2.00 | -2.00 | 50% |" in out  # (-6 + 2) / 2; one of two improves
+    assert "| target does not | 2 | 1.50 | 1.50 | 50% |" in out
+    assert "| all items | 4 | -0.25 | -0.25 | 50% |" in out

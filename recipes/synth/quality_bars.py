@@ -18,6 +18,7 @@ import pandas as pd
 
 MODELS = ("lassnet", "tag-queried", "class-conditioned")
 
+
 def mean_sdri(folder: Path, condition: str | None = None, metric: str = "sdri") -> float | None:
     """Mean SDRi (or ``metric``) of a run, over all items or over one ``condition`` subset (from per_item.csv)."""
     if condition is None:

@@ -3,22 +3,15 @@ the shipped models were fine-tuned for different numbers of steps (a comparison 
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 
 import pytest
 
+from support.command_helpers import load_script
 from support.paths import REPO
 
 SCRIPT = REPO / "recipes" / "synth" / "quality_bars.py"
-
-
-def _script():
-    spec = importlib.util.spec_from_file_location("quality_bars", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.mark.skipif(not (REPO / "leaderboards" / "results" / "synth").is_dir(), reason="no committed results")
@@ -28,7 +21,7 @@ def test_the_committed_quality_bars_page_is_what_the_script_prints():
 
 
 def test_unequal_fine_tuning_is_named_and_equal_fine_tuning_is_silent(tmp_path):
-    script = _script()
+    script = load_script(SCRIPT)
     for model, steps in (("lassnet", 3000), ("tag-queried", 1300), ("class-conditioned", 1300)):
         rows = "".join(f"{step},0,\n" for step in range(1, steps + 1))
         (tmp_path / f"{model}.csv").write_text("step,loss,val_sdri\n" + rows)

@@ -4,12 +4,21 @@ stubbed (each logs its arguments; `lassbench train` leaves an empty model.pt and
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import subprocess
 from pathlib import Path
 
 from .paths import REPO
+
+
+def load_script(path: Path):
+    """A repository script (docs/figures/*.py, recipes/*/*.py) imported as a module, to call its functions."""
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def _stub(folder: Path, name: str, body: str) -> None:
